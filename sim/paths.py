@@ -1,0 +1,26 @@
+"""Where data lives: the repository's derived tables and the raw traces.
+
+Raw traces are looked up, in order, in an explicit ``data_dir`` argument, the
+``CARBON_DATA_DIR`` environment variable, and ``../shared/data`` beside the
+repository. When none exists the derived tables in ``data/derived`` are used.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DERIVED_DIR = REPO_ROOT / "data" / "derived"
+DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def raw_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The raw-data root to use, or None when no raw data is available."""
+    if data_dir is not None:
+        return Path(data_dir)
+    env = os.environ.get("CARBON_DATA_DIR")
+    if env:
+        return Path(env)
+    if DEFAULT_SHARED_DATA.is_dir():
+        return DEFAULT_SHARED_DATA
+    return None
