@@ -1,0 +1,340 @@
+"""Scenarios are data: a YAML file describing regions, the job, faults, forecasts, rewards and splits.
+
+``load_scenario(name_or_path)`` reads ``scenarios/<name>.yaml`` or any path, validates every field
+and returns a frozen :class:`Scenario`. Errors name the file and the field path, e.g.
+``scenarios/paper.yaml: job.gpus: must be an integer >= 1, got 0``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sim.errors import ConfigError
+from sim.paths import REPO_ROOT
+
+SCENARIO_DIR = REPO_ROOT / "scenarios"
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A cloud region: its grid zone, facility PUE and the GPU pool open to this tenant."""
+
+    name: str
+    zone: str
+    gpu: str
+    gpus: int
+    pue: float = 1.2
+
+
+@dataclass(frozen=True)
+class CapWindow:
+    """A demand-response window: between these UTC hours of the day the cap is ``cap_w``."""
+
+    start_hour_utc: int
+    end_hour_utc: int
+    cap_w: float
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One training job. Progress is counted in mini-batches; work per mini-batch varies by phases and noise."""
+
+    workload: str
+    params: float                      # parameter count
+    bytes_per_param: float = 16.0      # mixed-precision Adam: fp16 weights + fp32 master, m, v
+    gpus: int = 8
+    minibatches: int = 100_000
+    checkpoint_interval_minibatches: int = 1000
+    home: str = ""
+    deadline_hours: float | None = None
+    power_cap_w: float = math.inf
+    cap_windows: tuple[CapWindow, ...] = ()
+    work_scale: float = 1.0            # multiplies the per-mini-batch time of the GPU profile
+    noise_std: float = 0.0             # per-step lognormal noise on work per mini-batch
+    phase_hours: float = 0.0           # 0 = no phases
+    phase_multipliers: tuple[float, ...] = (1.0,)
+    storage_gbps: float = 10.0         # checkpoint write / restore bandwidth, Gbit/s
+    elastic: bool = True               # run on fewer GPUs than requested (else wait for all)
+
+    @property
+    def checkpoint_gb(self) -> float:
+        return self.params * self.bytes_per_param / 1e9
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    gpu_failure_per_gpu_hour: float = 0.0
+    outage_per_region_day: float = 0.0
+    outage_mean_hours: float = 2.0
+    transfer_failure_prob: float = 0.0
+    shortage_scale: float = 0.0        # 0 = full pools always free, 1 = calibrated spot availability
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    kind: str = "noisy"                # perfect | noisy | persistence | seasonal_naive
+    horizon_hours: int = 6
+    error_std_per_hour: float = 0.02   # relative error std grows with sqrt(lead hours)
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """Weights of the per-step reward (a cost, negated): see envs/carbon_migration.py."""
+
+    carbon_per_kg: float = 1.0
+    energy_per_kwh: float = 0.0
+    lateness_per_hour: float = 5.0
+    cap_violation_per_kj: float = 0.01
+    migration_per_count: float = 0.0
+    progress_per_job: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    regions: tuple[RegionSpec, ...]
+    job: JobSpec
+    splits: dict[str, tuple[np.datetime64, np.datetime64]]
+    faults: FaultSpec = FaultSpec()
+    forecast: ForecastSpec = ForecastSpec()
+    reward: RewardSpec = RewardSpec()
+    description: str = ""
+    step_minutes: float = 15.0
+    episode_hours: float = 48.0
+    clock_levels: int = 5
+    signal: str = "direct"
+    cap_enforcement: str = "measure"   # measure | throttle
+    transfer_kwh_per_gb: float = 0.06  # Aslan et al. 2018 (J. Ind. Ecol. 22(4)), 2015 estimate
+    data_dir: str | None = None
+    source: str = ""
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(r.zone for r in self.regions)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.regions)
+
+    @property
+    def home_index(self) -> int:
+        return self.region_names.index(self.job.home)
+
+    @property
+    def step_s(self) -> float:
+        return self.step_minutes * 60.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (YAML-serialisable), the inverse of parse_scenario."""
+        return _plain(self)
+
+
+def _plain(obj):
+    if is_dataclass(obj):
+        return {f.name: _plain(getattr(obj, f.name)) for f in fields(obj) if f.name != "source"}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.datetime64):
+        return str(np.datetime_as_string(obj, unit="D"))
+    if isinstance(obj, float) and math.isinf(obj):
+        return None
+    return obj
+
+
+# ---------------------------------------------------------------- validation
+
+class _Fields:
+    """Reads one mapping of the YAML, naming ``file: path.field`` in every error."""
+
+    def __init__(self, data: Any, where: str, path: str):
+        self.where, self.path = where, path
+        if not isinstance(data, dict):
+            raise self.error("", f"must be a mapping, got {type(data).__name__}")
+        self.data = dict(data)
+
+    def error(self, key: str, msg: str) -> ConfigError:
+        name = f"{self.path}.{key}" if self.path and key else (self.path or key)
+        return ConfigError(f"{self.where}: {name}: {msg}")
+
+    def get(self, key, kind, default=..., *, lo=None, hi=None, choices=None, lo_open=False):
+        if key not in self.data or self.data[key] is None and default is not ...:
+            if default is ...:
+                raise self.error(key, "is required")
+            self.data.pop(key, None)
+            return default
+        value = self.data.pop(key)
+        if kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
+                raise self.error(key, f"must be a finite number, got {value!r}")
+            value = float(value)
+        elif kind is int:
+            if isinstance(value, bool) or not (isinstance(value, int) or
+                                               (isinstance(value, float) and value.is_integer())):
+                raise self.error(key, f"must be an integer, got {value!r}")
+            value = int(value)
+        elif kind is bool:
+            if not isinstance(value, bool):
+                raise self.error(key, f"must be true or false, got {value!r}")
+        elif kind is str:
+            if not isinstance(value, str) or not value:
+                raise self.error(key, f"must be a non-empty string, got {value!r}")
+        if lo is not None and (value < lo or (lo_open and value == lo)):
+            raise self.error(key, f"must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+        if hi is not None and value > hi:
+            raise self.error(key, f"must be <= {hi}, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+
+    def sub(self, key, required=False) -> "_Fields":
+        if key not in self.data or self.data[key] is None:
+            if required:
+                raise self.error(key, "is required")
+            self.data.pop(key, None)
+            return _Fields({}, self.where, f"{self.path}.{key}" if self.path else key)
+        return _Fields(self.data.pop(key), self.where, f"{self.path}.{key}" if self.path else key)
+
+    def done(self):
+        if self.data:
+            raise self.error(next(iter(self.data)), "unknown field (misspelt?)")
+
+
+def _date(f: _Fields, key: str, value) -> np.datetime64:
+    try:
+        return np.datetime64(str(value), "h")
+    except ValueError:
+        raise f.error(key, f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
+    """Validate a scenario mapping; ``where`` names its file in errors."""
+    top = _Fields(data, where, "")
+    name = top.get("name", str)
+    description = top.get("description", str, "")
+    step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
+    episode_hours = top.get("episode_hours", float, 48.0, lo=step_minutes / 60.0, lo_open=False)
+    clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
+    signal = top.get("signal", str, "direct", choices=("direct", "lca"))
+    cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
+    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.06, lo=0.0)
+    data_dir = top.get("data_dir", str, None)
+
+    if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
+        raise top.error("regions", "must be a non-empty list of regions")
+    regions = []
+    for i, raw in enumerate(top.data.pop("regions")):
+        r = _Fields(raw, where, f"regions[{i}]")
+        regions.append(RegionSpec(name=r.get("name", str), zone=r.get("zone", str), gpu=r.get("gpu", str),
+                                  gpus=r.get("gpus", int, lo=1), pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0)))
+        r.done()
+    names = [r.name for r in regions]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise top.error(f"regions[{i}].name", f"duplicate region name {n!r}")
+
+    j = top.sub("job", required=True)
+    home = j.get("home", str, names[0])
+    if home not in names:
+        raise j.error("home", f"unknown region {home!r}; regions are {', '.join(names)}")
+    windows = []
+    raw_windows = j.data.pop("cap_windows", None) or []
+    if not isinstance(raw_windows, list):
+        raise j.error("cap_windows", "must be a list")
+    for i, raw in enumerate(raw_windows):
+        w = _Fields(raw, where, f"job.cap_windows[{i}]")
+        windows.append(CapWindow(w.get("start_hour_utc", int, lo=0, hi=23), w.get("end_hour_utc", int, lo=1, hi=24),
+                                 w.get("cap_w", float, lo=0.0, lo_open=True)))
+        w.done()
+    mult = j.data.pop("phase_multipliers", None) or [1.0]
+    if not isinstance(mult, list) or not all(isinstance(m, (int, float)) and m > 0 for m in mult):
+        raise j.error("phase_multipliers", f"must be a list of positive numbers, got {mult!r}")
+    job = JobSpec(
+        workload=j.get("workload", str),
+        params=j.get("params", float, lo=1.0),
+        bytes_per_param=j.get("bytes_per_param", float, 16.0, lo=0.0, lo_open=True),
+        gpus=j.get("gpus", int, 8, lo=1),
+        minibatches=j.get("minibatches", int, lo=1),
+        checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
+        home=home,
+        deadline_hours=j.get("deadline_hours", float, None, lo=0.0, lo_open=True),
+        power_cap_w=j.get("power_cap_w", float, math.inf, lo=0.0, lo_open=True),
+        cap_windows=tuple(windows),
+        work_scale=j.get("work_scale", float, 1.0, lo=0.0, lo_open=True),
+        noise_std=j.get("noise_std", float, 0.0, lo=0.0, hi=1.0),
+        phase_hours=j.get("phase_hours", float, 0.0, lo=0.0),
+        phase_multipliers=tuple(float(m) for m in mult),
+        storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
+        elastic=j.get("elastic", bool, True),
+    )
+    j.done()
+
+    fl = top.sub("faults")
+    faults = FaultSpec(
+        gpu_failure_per_gpu_hour=fl.get("gpu_failure_per_gpu_hour", float, 0.0, lo=0.0, hi=1.0),
+        outage_per_region_day=fl.get("outage_per_region_day", float, 0.0, lo=0.0, hi=24.0),
+        outage_mean_hours=fl.get("outage_mean_hours", float, 2.0, lo=0.0, lo_open=True),
+        transfer_failure_prob=fl.get("transfer_failure_prob", float, 0.0, lo=0.0, hi=1.0),
+        shortage_scale=fl.get("shortage_scale", float, 0.0, lo=0.0, hi=1.0),
+    )
+    fl.done()
+    fc = top.sub("forecast")
+    forecast = ForecastSpec(
+        kind=fc.get("kind", str, "noisy", choices=("perfect", "noisy", "persistence", "seasonal_naive")),
+        horizon_hours=fc.get("horizon_hours", int, 6, lo=1, hi=72),
+        error_std_per_hour=fc.get("error_std_per_hour", float, 0.02, lo=0.0, hi=1.0),
+    )
+    fc.done()
+    rw = top.sub("reward")
+    reward = RewardSpec(**{f.name: rw.get(f.name, float, f.default, lo=0.0) for f in fields(RewardSpec)})
+    rw.done()
+
+    sp = top.sub("splits", required=True)
+    splits = {}
+    for key in ("train", "validation", "test"):
+        raw = sp.data.pop(key, None)
+        if not (isinstance(raw, list) and len(raw) == 2):
+            raise sp.error(key, f"must be [start, end] dates (UTC, end exclusive), got {raw!r}")
+        start, end = _date(sp, key, raw[0]), _date(sp, key, raw[1])
+        if end <= start:
+            raise sp.error(key, f"end {raw[1]} must be after start {raw[0]}")
+        splits[key] = (start, end)
+    sp.done()
+    ordered = sorted(splits.items(), key=lambda kv: kv[1][0])
+    for (ka, (_, ea)), (kb, (sb, _)) in zip(ordered, ordered[1:]):
+        if sb < ea:
+            raise top.error("splits", f"{ka} and {kb} overlap; splits must be disjoint time ranges")
+    top.done()
+    return Scenario(name=name, regions=tuple(regions), job=job, splits=splits, faults=faults, forecast=forecast,
+                    reward=reward, description=description, step_minutes=step_minutes, episode_hours=episode_hours,
+                    clock_levels=clock_levels, signal=signal, cap_enforcement=cap_enforcement,
+                    transfer_kwh_per_gb=transfer_kwh_per_gb, data_dir=data_dir, source=where)
+
+
+def scenario_names() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
+    """A shipped scenario by name (``paper``, ``global``, ``llm``, ``faults``) or a YAML file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(f"unknown scenario {str(name_or_path)!r}; shipped: {', '.join(scenario_names())}, "
+                              "or give a path to a .yaml file")
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read scenario file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    return parse_scenario(data, where=str(path))

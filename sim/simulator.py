@@ -1,0 +1,447 @@
+"""One training job moving between regions: exact event-driven accounting inside each decision step.
+
+The job's progress is counted in mini-batches. Inside a decision step the simulator advances
+from event to event (a phase ending, the job completing, a mini-batch boundary before a
+checkpoint, a GPU failure, an outage, a failed transfer, an hour boundary where the grid
+intensity changes) and integrates energy, carbon and progress exactly over each piece, so
+nothing is rounded to step boundaries.
+
+Physics (units in names):
+- running on n of N requested GPUs at clock f: mini-batches/s = n / (N * w * t(f)),
+  IT power = n * P(f) (``sim.gpu.GpuModel``), w = work multiplier of the step (phases, noise);
+- writing / restoring a checkpoint: checkpoint_gb * 8 / storage_gbps seconds at n * idle_w;
+- WAN transfer: ``Network.transfer_s`` (bytes / throughput + RTT), no GPUs held, network energy
+  ``transfer_kwh_per_gb`` per GB spread evenly over the transfer, charged half to each end's grid;
+- facility energy = IT energy * PUE of the region; carbon = facility energy * intensity of the
+  hour (plus the transfer carbon above);
+- periodic checkpoints every K mini-batches are asynchronous (no stall); a fault rolls progress
+  back to the last durable checkpoint and reports the mini-batches lost.
+
+Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step arrays.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.availability import sample_free_gpus
+from sim.carbon import CarbonTable
+from sim.gpu import GpuModel
+from sim.network import Network
+from sim.scenario import Scenario
+from sim.states import N_STATES, State, check_transition
+
+_S_PER_H = 3600.0
+_J_PER_KWH = 3.6e6
+_EPS_S = 1e-9
+
+# Accounting slots: a flat list per step and per episode (cheap to update in the hot path).
+METRICS = (
+    "it_energy_kwh", "facility_energy_kwh", "operational_carbon_g", "transfer_energy_kwh", "transfer_carbon_g",
+    "gpu_hours", "minibatches_done", "lost_minibatches", "rollbacks", "migrations", "transfers",
+    "transfer_failures", "transfer_gb", "transfer_s", "egress_usd", "cap_violations", "cap_violation_s",
+    "cap_excess_j", "gpu_failures", "outage_faults", "preemptions", "lateness_h",
+) + tuple(f"time_{s.name.lower()}_s" for s in State)
+M = {name: i for i, name in enumerate(METRICS)}
+_IT, _FAC, _OPC, _TXE, _TXC, _GPUH, _DONE, _LOST, _RB, _MIG, _TX, _TXF, _TXGB, _TXS, _EGR, _CAPN, _CAPS, _CAPJ, \
+    _GPUF, _OUTF, _PRE, _LATE = range(22)
+_TIME0 = M["time_queued_s"]
+
+WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
+
+
+class Simulator:
+    """Simulates one job of ``scenario`` in its regions.
+
+    :param scenario: validated scenario (regions, job, faults).
+    :param carbon: hourly intensity with rows in the scenario's zone order.
+    :param network: zone-to-zone network in the scenario's zone order.
+    :param gpu_models: one per region (the region's GPU type running the job's workload).
+    """
+
+    def __init__(self, scenario: Scenario, carbon: CarbonTable, network: Network, gpu_models: list[GpuModel]):
+        self.scenario = scenario
+        job = scenario.job
+        self.n_regions = R = len(scenario.regions)
+        if carbon.zones != scenario.zones:
+            raise ValueError(f"carbon table zones {carbon.zones} != scenario zones {scenario.zones}")
+        self.carbon = carbon
+        self.network = network
+        self.gpu_models = gpu_models
+        self.step_s = scenario.step_s
+        self.horizon_s = scenario.episode_hours * _S_PER_H
+        self.n_steps = int(math.ceil(self.horizon_s / self.step_s - 1e-9))
+        self.n_hours = int(math.ceil(self.horizon_s / _S_PER_H)) + 1
+        self.total_mb = float(job.minibatches)
+        self.ckpt_interval_mb = float(job.checkpoint_interval_minibatches)
+        self.requested_gpus = job.gpus
+        self.home = scenario.home_index
+        self.pue = [r.pue for r in scenario.regions]
+        self.pool = [r.gpus for r in scenario.regions]
+        self.n_levels = scenario.clock_levels
+        self.clocks_mhz = np.array([m.clock_levels_mhz(self.n_levels) for m in gpu_models])  # (R, L)
+        # per region and clock level: seconds per mini-batch on all N GPUs, and busy watts per GPU
+        self.t_mb_s = [[job.work_scale * float(m.time_per_minibatch_s(f)) for f in self.clocks_mhz[r]]
+                       for r, m in enumerate(gpu_models)]
+        self.p_gpu_w = [[float(m.power_w(f)) for f in self.clocks_mhz[r]] for r, m in enumerate(gpu_models)]
+        self.idle_w = [float(m.idle_w) for m in gpu_models]
+        self.ckpt_gb = job.checkpoint_gb
+        self.io_s = self.ckpt_gb * 8.0 / job.storage_gbps  # one checkpoint write, or one restore
+        self.xfer_s = [[network.transfer_s(i, j, self.ckpt_gb) for j in range(R)] for i in range(R)]
+        self.egress_usd = (network.egress_usd_per_gb * self.ckpt_gb).tolist()
+        self.xfer_kwh = self.ckpt_gb * scenario.transfer_kwh_per_gb
+        self.deadline_s = math.inf if job.deadline_hours is None else job.deadline_hours * _S_PER_H
+        self.faults = scenario.faults
+        self.throttle = scenario.cap_enforcement == "throttle"
+        self.step_acc = [0.0] * len(METRICS)
+        self.episode_acc = [0.0] * len(METRICS)
+        self.transitions: list[tuple[float, int, int]] = []
+        self.record_transitions = False
+
+    # ------------------------------------------------------------------ episode set-up
+
+    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
+        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
+        sc, job, f = self.scenario, self.scenario.job, self.faults
+        if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
+            raise ValueError(f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
+                             f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})")
+        self.rng = rng
+        self.start_hour = start_hour
+        self.ci = self.carbon.intensity_g_per_kwh[:, start_hour:start_hour + self.n_hours].tolist()
+        hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
+        cap = [job.power_cap_w] * self.n_hours
+        for w in job.cap_windows:
+            for h in range(self.n_hours):
+                if w.start_hour_utc <= (hour_of_day0 + h) % 24 < w.end_hour_utc:
+                    cap[h] = min(cap[h], w.cap_w)
+        self.cap_w = cap
+        # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
+        steps = self.n_steps + 1
+        w = np.ones(steps)
+        if job.phase_hours > 0:
+            phase = (np.arange(steps) * self.step_s / (job.phase_hours * _S_PER_H)).astype(int)
+            w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
+        if job.noise_std > 0:
+            w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
+        self.work = w.tolist()
+        # GPUs free to this tenant per region and decision step (spot-calibrated process)
+        self.free = [sample_free_gpus(rng, p, steps, self.step_s, scale=f.shortage_scale).tolist()
+                     if f.shortage_scale > 0 else [p] * steps for p in self.pool]
+        # outages: Poisson arrivals per region, exponential durations
+        self.outages: list[list[tuple[float, float]]] = []
+        for _ in range(self.n_regions):
+            spans = []
+            if f.outage_per_region_day > 0:
+                n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
+                for s in np.sort(rng.uniform(0, self.horizon_s, n)):
+                    spans.append((float(s), float(s + rng.exponential(f.outage_mean_hours * _S_PER_H))))
+            self.outages.append(spans)
+        self.fail_left_gpu_h = self._draw_failure_gpu_h()
+
+        self.t_s = 0.0
+        self.k = 0
+        self.state = State.QUEUED
+        self.region = self.home
+        self.dest = self.home
+        self.n_gpus = 0
+        self.level = self.n_levels - 1
+        self.progress_mb = 0.0
+        self.ckpt_mb = 0.0
+        self.phase_end_s = math.inf
+        self.after_suspend = self.home   # where a suspending job goes next (WAIT = stay paused)
+        self.draining = False            # finishing the mini-batch in flight before a checkpoint
+        self.xfer_fail_at_s = math.inf
+        self.completed_at_s = math.inf
+        self.violating = False
+        self.power_w = 0.0
+        self.episode_acc = [0.0] * len(METRICS)
+        self.step_acc = [0.0] * len(METRICS)
+        self.transitions = []
+
+    def _draw_failure_gpu_h(self) -> float:
+        lam = self.faults.gpu_failure_per_gpu_hour
+        return self.rng.exponential(1.0 / lam) if lam > 0 else math.inf
+
+    # ------------------------------------------------------------------ queries
+
+    def region_down(self, r: int, t_s: float | None = None) -> bool:
+        t = self.t_s if t_s is None else t_s
+        for start, end in self.outages[r]:
+            if start <= t < end:
+                return True
+        return False
+
+    def free_gpus(self, r: int) -> int:
+        """GPUs open to this job in region ``r`` now (0 during an outage); includes those it holds."""
+        return 0 if self.region_down(r) else self.free[r][min(self.k, self.n_steps)]
+
+    def usable_gpus(self, r: int) -> int:
+        free = min(self.requested_gpus, self.free_gpus(r))
+        return free if (self.scenario.job.elastic or free >= self.requested_gpus) else 0
+
+    def intensity_now(self, r: int) -> float:
+        return self.ci[r][min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
+
+    @property
+    def done(self) -> bool:
+        return self.state == State.COMPLETED
+
+    @property
+    def truncated(self) -> bool:
+        return self.t_s >= self.horizon_s - _EPS_S and not self.done
+
+    def metrics(self, acc: list[float]) -> dict[str, float]:
+        out = dict(zip(METRICS, acc))
+        out["carbon_g"] = acc[_OPC] + acc[_TXC]
+        return out
+
+    # ------------------------------------------------------------------ transitions
+
+    def _go(self, new: State) -> None:
+        check_transition(self.state, new)
+        if self.record_transitions:
+            self.transitions.append((self.t_s, int(self.state), int(new)))
+        self.state = new
+
+    def _start_running(self) -> None:
+        """Allocate GPUs in the current region and restore the checkpoint (a timed Scaling), or wait."""
+        n = self.usable_gpus(self.region)
+        if n == 0:
+            if self.state != State.WAITING:
+                self._go(State.WAITING)
+            self.n_gpus = 0
+            return
+        self.n_gpus = n
+        self._go(State.SCALING)
+        self.phase_end_s = self.t_s + self.io_s
+
+    def _start_migration(self, dst: int) -> None:
+        self._go(State.MIGRATION)
+        self.n_gpus = 0
+        self.dest = dst
+        dur = self.xfer_s[self.region][dst]
+        self.phase_end_s = self.t_s + dur
+        self.xfer_fail_at_s = math.inf
+        p = self.faults.transfer_failure_prob
+        if p > 0 and self.rng.random() < p:
+            self.xfer_fail_at_s = self.t_s + self.rng.random() * dur
+        self.step_acc[_MIG] += 1
+        self.episode_acc[_MIG] += 1
+
+    def _suspend(self) -> None:
+        """Write the checkpoint that the move (or pause) needs; progress is integral here."""
+        self._go(State.SUSPEND)
+        self.draining = False
+        self.phase_end_s = self.t_s + self.io_s
+
+    def _fault(self, slot: int) -> None:
+        """Roll back to the last durable checkpoint and recover (or wait if the region cannot run)."""
+        for acc in (self.step_acc, self.episode_acc):
+            acc[slot] += 1
+        durable = max(self.ckpt_mb, math.floor(self.progress_mb / self.ckpt_interval_mb) * self.ckpt_interval_mb)
+        lost = self.progress_mb - durable
+        if lost > 0:
+            for acc in (self.step_acc, self.episode_acc):
+                acc[_LOST] += lost
+                acc[_RB] += 1
+        self.progress_mb = self.ckpt_mb = durable
+        self.draining = False
+        self._go(State.RECOVERING)
+        if slot == _GPUF:  # the failed GPU is replaced from the free pool if one is spare, else the job shrinks
+            spare = self.free_gpus(self.region) - self.n_gpus
+            self.n_gpus = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
+        else:
+            self.n_gpus = self.usable_gpus(self.region)
+        if self.n_gpus <= 0:
+            self.n_gpus = 0
+            self._go(State.WAITING)
+        else:
+            self.phase_end_s = self.t_s + self.io_s
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide(self, target: int, level: int) -> None:
+        s = self.state
+        if s == State.COMPLETED:
+            return
+        if s == State.TOLERANCE:
+            if target == self.region:
+                n = self.usable_gpus(self.region)
+                if n < self.n_gpus:            # GPUs reclaimed (spot) or outage: a fault
+                    self._fault(_PRE)
+                elif level != self.level or n != self.n_gpus:
+                    self._go(State.SCALING)    # re-set the clock / GPU count at a mini-batch boundary
+                    self.n_gpus, self.level = n, level
+                    self._go(State.TOLERANCE)
+                return
+            self.after_suspend = target
+            self.level = level
+            if self.progress_mb == math.floor(self.progress_mb):
+                self._suspend()
+            else:
+                self.draining = True
+            return
+        self.level = level
+        if s in (State.WAITING, State.QUEUED):
+            if target == WAIT:
+                if s == State.QUEUED:
+                    self._go(State.WAITING)
+            elif target == self.region:
+                self._start_running()
+            else:
+                self._start_migration(target)
+        # timed phases (Suspend, Migration, Scaling, Recovering) run to their end; only the clock is taken
+
+    # ------------------------------------------------------------------ time advance
+
+    def step(self, target: int, level: int) -> None:
+        """Apply a decision (region index, or ``WAIT``; clock level index) and advance one decision step."""
+        self.step_acc = acc = [0.0] * len(METRICS)
+        self._decide(target, level)
+        t_end = min(self.t_s + self.step_s, self.horizon_s)
+        ep = self.episode_acc
+        while self.t_s < t_end - _EPS_S and self.state != State.COMPLETED:
+            t = self.t_s
+            s = self.state
+            r = self.region
+            h = int(t // _S_PER_H)
+            dt = min(t_end, (h + 1) * _S_PER_H) - t
+            event = 0
+            power_w = 0.0
+            rate = 0.0
+            if s == State.TOLERANCE:
+                n = self.n_gpus
+                lvl = self.level
+                cap = self.cap_w[h]
+                if self.throttle:
+                    while lvl > 0 and n * self.p_gpu_w[r][lvl] > cap:
+                        lvl -= 1
+                power_w = n * self.p_gpu_w[r][lvl]
+                rate = n / (self.requested_gpus * self.work[self.k] * self.t_mb_s[r][lvl])
+                goal = math.floor(self.progress_mb) + 1.0 if self.draining else self.total_mb
+                if self.draining and self.progress_mb == math.floor(self.progress_mb):
+                    goal = self.progress_mb
+                d = (goal - self.progress_mb) / rate
+                if d <= dt:
+                    dt, event = d, 1
+                d = self.fail_left_gpu_h * _S_PER_H / n
+                if d < dt:
+                    dt, event = d, 2
+            elif s == State.SUSPEND or s == State.SCALING or s == State.RECOVERING:
+                power_w = self.n_gpus * self.idle_w[r]
+                d = self.phase_end_s - t
+                if d <= dt:
+                    dt, event = d, 1
+            elif s == State.MIGRATION:
+                d = self.phase_end_s - t
+                if d <= dt:
+                    dt, event = d, 1
+                d = self.xfer_fail_at_s - t
+                if d < dt:
+                    dt, event = d, 3
+            if self.n_gpus > 0:  # outage in the region holding the job's GPUs
+                for start, end in self.outages[r]:
+                    if t <= start < t + dt:
+                        dt, event = start - t, 4
+                        break
+            if dt < 0.0:
+                dt = 0.0
+
+            # ---- integrate this piece
+            ci = self.ci[r][h]
+            if power_w > 0.0:
+                it_kwh = power_w * dt / _J_PER_KWH
+                fac_kwh = it_kwh * self.pue[r]
+                c_g = fac_kwh * ci
+                gpu_h = self.n_gpus * dt / _S_PER_H
+                for a in (acc, ep):
+                    a[_IT] += it_kwh
+                    a[_FAC] += fac_kwh
+                    a[_OPC] += c_g
+                    a[_GPUH] += gpu_h
+                if s == State.TOLERANCE:
+                    done = rate * dt
+                    self.progress_mb += done
+                    self.fail_left_gpu_h -= gpu_h
+                    cap = self.cap_w[h]
+                    over = power_w > cap
+                    if over:
+                        excess_j = (power_w - cap) * dt
+                        for a in (acc, ep):
+                            a[_CAPS] += dt
+                            a[_CAPJ] += excess_j
+                            if not self.violating:
+                                a[_CAPN] += 1
+                    self.violating = over
+                    for a in (acc, ep):
+                        a[_DONE] += done
+            if s == State.MIGRATION:
+                tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][self.dest]
+                tx_c = tx_kwh * 0.5 * (ci + self.ci[self.dest][h])
+                for a in (acc, ep):
+                    a[_TXE] += tx_kwh
+                    a[_TXC] += tx_c
+                    a[_TXS] += dt
+            late = min(t + dt, self.completed_at_s) - max(t, self.deadline_s)
+            if late > 0:
+                for a in (acc, ep):
+                    a[_LATE] += late / _S_PER_H
+            for a in (acc, ep):
+                a[_TIME0 + s] += dt
+            self.power_w = power_w
+            self.t_s = t + dt
+            if event:
+                self._handle(event)
+        if self.state != State.TOLERANCE:
+            self.violating = False
+            if self.state != State.SUSPEND and self.state != State.SCALING and self.state != State.RECOVERING:
+                self.power_w = 0.0
+        self.k += 1
+
+    def _handle(self, event: int) -> None:
+        s = self.state
+        if event == 4:
+            self._fault(_OUTF)
+        elif event == 3:  # transfer failed mid-flight: the checkpoint is still at the source
+            for a in (self.step_acc, self.episode_acc):
+                a[_TXF] += 1
+            self._go(State.RECOVERING)
+            self.xfer_fail_at_s = math.inf
+            self.n_gpus = self.usable_gpus(self.region)
+            if self.n_gpus == 0:
+                self._go(State.WAITING)
+            else:
+                self.phase_end_s = self.t_s + self.io_s
+        elif event == 2:
+            self.fail_left_gpu_h = self._draw_failure_gpu_h()
+            self._fault(_GPUF)
+        elif s == State.TOLERANCE:
+            if self.draining:
+                self.progress_mb = float(round(self.progress_mb))
+                self._suspend()
+            else:
+                self.progress_mb = self.total_mb
+                self.completed_at_s = self.t_s
+                self._go(State.COMPLETED)
+                self.n_gpus = 0
+        elif s == State.SUSPEND:
+            self.ckpt_mb = self.progress_mb
+            self.n_gpus = 0
+            dst = self.after_suspend
+            if dst == WAIT or dst == self.region:
+                self._go(State.WAITING)
+            else:
+                self._start_migration(dst)
+        elif s == State.MIGRATION:
+            for a in (self.step_acc, self.episode_acc):
+                a[_TX] += 1
+                a[_TXGB] += self.ckpt_gb
+                a[_EGR] += self.egress_usd[self.region][self.dest]
+            self.region = self.dest
+            self._start_running()
+        elif s == State.SCALING or s == State.RECOVERING:
+            if s == State.RECOVERING:
+                self._go(State.SCALING)
+            self._go(State.TOLERANCE)
