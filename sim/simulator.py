@@ -97,7 +97,8 @@ class Simulator:
         self.step_acc = [0.0] * len(METRICS)
         self.episode_acc = [0.0] * len(METRICS)
         self.transitions: list[tuple[float, int, int]] = []
-        self.record_transitions = False
+        self.segments: list[tuple[float, float, int, int, float, int, int]] = []
+        self.record = False  # log transitions and (t_s, dt_s, region, state, power_w, n_gpus, dest) pieces
 
     # ------------------------------------------------------------------ episode set-up
 
@@ -159,6 +160,7 @@ class Simulator:
         self.episode_acc = [0.0] * len(METRICS)
         self.step_acc = [0.0] * len(METRICS)
         self.transitions = []
+        self.segments = []
 
     def _draw_failure_gpu_h(self) -> float:
         lam = self.faults.gpu_failure_per_gpu_hour
@@ -201,7 +203,7 @@ class Simulator:
 
     def _go(self, new: State) -> None:
         check_transition(self.state, new)
-        if self.record_transitions:
+        if self.record:
             self.transitions.append((self.t_s, int(self.state), int(new)))
         self.state = new
 
@@ -350,6 +352,8 @@ class Simulator:
                 dt = 0.0
 
             # ---- integrate this piece
+            if self.record:
+                self.segments.append((t, dt, r, int(s), power_w, self.n_gpus, self.dest))
             ci = self.ci[r][h]
             if power_w > 0.0:
                 it_kwh = power_w * dt / _J_PER_KWH
