@@ -1,0 +1,307 @@
+"""Read hourly grid carbon-intensity traces into a :class:`sim.carbon.CarbonTable`.
+
+Two file formats are recognised, as ``.csv`` or ``.csv.gz``, anywhere below a data folder:
+
+* **Electricity Maps** (data portal export; e.g. ``carbon_intensity/electricitymaps`` in the shared data):
+  columns ``Datetime (UTC)`` (naive, UTC), ``Zone Id``, ``Carbon Intensity gCO₂eq/kWh (direct)`` and
+  ``Carbon Intensity gCO₂eq/kWh (LCA)`` (gCO2eq/kWh). The zone is the ``Zone Id`` column, not the file name
+  (``DE-LU_2021-2023_hourly.csv.gz`` holds zone ``DE``). Licence: ODbL, attribution "Electricity Maps".
+* **EIA-930** as prepared by HewlettPackard/dc-rl (``carbon_intensity/eia_2022``): columns ``timestamp``
+  (ISO, ``+00:00``), hourly generation by fuel (MWh) and ``avg_CI`` (gCO2/kWh). There is no zone column:
+  the zone is ``EIA-<BA>``, BA being the file name up to the first ``_`` (``BPAT_2022_hourly.csv`` -> ``EIA-BPAT``).
+
+A zone may be spread over any number of files (e.g. one per year); they are joined in time order.
+
+Entry points: :func:`scan_carbon_files`, :func:`load_carbon` (strict, real traces only) and
+:func:`carbon_table` (real traces when present, else the synthetic month×hour fallback of
+:mod:`sim.carbon_synth`, with a warning). ``carbon_table`` lives here rather than in ``sim/`` so that the
+simulation core does not import the pandas-based readers.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sim import carbon_synth
+from sim.carbon import CarbonTable
+from sim.errors import ConfigError, DataError
+from sim.paths import raw_data_dir
+
+EM_TIME = "Datetime (UTC)"
+EM_ZONE = "Zone Id"
+EM_SIGNAL_COLUMNS = {
+    "direct": "Carbon Intensity gCO₂eq/kWh (direct)",
+    "lca": "Carbon Intensity gCO₂eq/kWh (LCA)",
+}
+EIA_TIME = "timestamp"
+EIA_CI = "avg_CI"
+EIA_FUELS = ("WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH")
+SIGNALS = ("direct", "lca")
+_MISSING_TEXT = {"", "nan", "NaN", "NA", "N/A", "null", "None"}
+_ONE_H = np.timedelta64(1, "h")
+
+
+def _open_text(path: Path):
+    opener = gzip.open if path.name.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _header_and_first_row(path: Path) -> tuple[list[str], list[str] | None] | None:
+    """The header and first data row, or None when the file is not readable text CSV."""
+    try:
+        with _open_text(path) as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            first = next(reader, None)
+    except (OSError, UnicodeDecodeError, csv.Error, EOFError):
+        return None
+    return (header, first) if header else None
+
+
+def _missing_columns_error(path: Path, missing: list[str], header: list[str]) -> DataError:
+    return DataError(f"{path}: missing required column(s) {missing}; the file has columns {header}")
+
+
+def _file_kind(path: Path, header: list[str]) -> str | None:
+    """``"em"``, ``"eia"`` or None (not a carbon-intensity file)."""
+    if any(c.startswith("Carbon Intensity") for c in header):
+        return "em"
+    fuels = sum(c in EIA_FUELS for c in header)
+    if EIA_CI in header or (EIA_TIME in header and fuels >= 2):
+        return "eia"
+    return None
+
+
+def _zone_of(path: Path) -> tuple[str, str] | None:
+    """(zone id, kind) of a carbon-intensity file, or None for any other CSV. Reads two lines only."""
+    head = _header_and_first_row(path)
+    if head is None:
+        return None
+    header, first = head
+    kind = _file_kind(path, header)
+    if kind is None:
+        return None
+    required = [EM_TIME, EM_ZONE] if kind == "em" else [EIA_TIME, EIA_CI]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise _missing_columns_error(path, missing, header)
+    if kind == "eia":
+        return "EIA-" + path.name.split("_", 1)[0].split(".", 1)[0], kind
+    if first is None:
+        raise DataError(f"{path}: Electricity Maps header but no data rows; expected hourly rows after line 1")
+    zone = first[header.index(EM_ZONE)].strip() if len(first) > header.index(EM_ZONE) else ""
+    if not zone:
+        raise DataError(f"{path}: line 2, column '{EM_ZONE}' is empty; expected a zone id such as 'DE'")
+    return zone, kind
+
+
+def _csv_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith((".csv", ".csv.gz")))
+
+
+def _check_dir(data_dir: str | os.PathLike) -> Path:
+    root = Path(data_dir).expanduser().resolve()
+    if not root.is_dir():
+        raise DataError(f"carbon data folder {root} does not exist (or is not a folder); "
+                        f"pass --data-dir or set CARBON_DATA_DIR to a folder holding carbon-intensity CSVs")
+    return root
+
+
+def scan_carbon_files(data_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """Zone id -> carbon-intensity files holding it, searching ``data_dir`` recursively.
+
+    Only the header and first data row of each ``*.csv`` / ``*.csv.gz`` are read. CSVs of any other kind are
+    ignored; a file that looks like a carbon file but lacks ``Zone Id`` / ``Datetime (UTC)`` (Electricity Maps)
+    or ``timestamp`` / ``avg_CI`` (EIA) raises :class:`DataError`.
+    """
+    root = _check_dir(data_dir)
+    found: dict[str, list[Path]] = {}
+    for path in _csv_files(root):
+        zone_kind = _zone_of(path)
+        if zone_kind is not None:
+            found.setdefault(zone_kind[0], []).append(path)
+    return found
+
+
+def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """(hours as datetime64[h], intensity in gCO2eq/kWh with NaN for empty cells, value column) of one file."""
+    header = _header_and_first_row(path)[0]
+    if _file_kind(path, header) == "eia":
+        time_col, value_col, cols = EIA_TIME, EIA_CI, [EIA_TIME, EIA_CI]
+    else:
+        time_col, value_col = EM_TIME, EM_SIGNAL_COLUMNS[signal]
+        cols = [EM_TIME, EM_ZONE, value_col]
+    missing = [c for c in cols if c not in header]
+    if missing:
+        raise _missing_columns_error(path, missing, header)
+    try:
+        df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+
+    def where(i: int) -> str:  # line 1 is the header
+        return f"{path}: line {i + 2}"
+
+    if time_col == EM_TIME:
+        other = np.flatnonzero(df[EM_ZONE].str.strip().to_numpy(dtype=object) != zone)
+        if other.size:
+            i = other[0]
+            raise DataError(f"{where(i)}, column '{EM_ZONE}': zone {df[EM_ZONE].iat[i]!r} in a file of zone "
+                            f"{zone!r}; expected one zone per file")
+
+    text = df[time_col].str.strip()
+    times = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    bad = np.flatnonzero(times.isna().to_numpy())
+    if bad.size:
+        i = bad[0]
+        raise DataError(f"{where(i)}, column '{time_col}': cannot parse timestamp {text.iat[i]!r}; "
+                        f"expected e.g. '2022-01-01 00:00:00' (UTC)")
+    ns = times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
+    hours = ns.astype("datetime64[h]")
+    off = np.flatnonzero(hours != ns)
+    if off.size:
+        i = off[0]
+        raise DataError(f"{where(i)}, column '{time_col}': timestamp {text.iat[i]!r} is not on the hour; "
+                        f"expected hourly data")
+
+    raw = df[value_col].str.strip()
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    junk = np.flatnonzero(np.isnan(values) & ~raw.isin(_MISSING_TEXT).to_numpy())
+    if junk.size:
+        i = junk[0]
+        raise DataError(f"{where(i)} ({hours[i]}), column '{value_col}': {raw.iat[i]!r} is not a number; "
+                        f"expected gCO2eq/kWh")
+    return hours, values, value_col
+
+
+def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) -> tuple[np.datetime64, np.ndarray]:
+    """Join a zone's files in time order and validate: (first hour, gap-free hourly values)."""
+    parts = [_read_file(p, zone, signal) for p in paths]
+    t = np.concatenate([h for h, _, _ in parts])
+    v = np.concatenate([x for _, x, _ in parts])
+    file_ix = np.concatenate([np.full(len(h), k) for k, (h, _, _) in enumerate(parts)])
+    line = np.concatenate([np.arange(2, len(h) + 2) for h, _, _ in parts])
+    order = np.argsort(t, kind="stable")
+    t, v, file_ix, line = t[order], v[order], file_ix[order], line[order]
+    if t.size == 0:
+        raise DataError(f"zone {zone!r}: no data rows in {[str(p) for p in paths]}")
+
+    def where(i: int) -> str:
+        return f"{paths[file_ix[i]]}: line {line[i]} ({t[i]})"
+
+    step = np.diff(t)
+    dup = np.flatnonzero(step == np.timedelta64(0, "h"))
+    if dup.size:
+        i = dup[0]
+        raise DataError(f"zone {zone!r}: duplicate timestamp {t[i]}: {where(i)} and {where(i + 1)}; "
+                        f"expected each hour once")
+    gap = np.flatnonzero(step > _ONE_H)
+    if gap.size:
+        i = gap[0]
+        n_missing = int(step[i] / _ONE_H) - 1
+        raise DataError(f"zone {zone!r}: missing hour(s) from {t[i] + _ONE_H} ({n_missing} h) between "
+                        f"{where(i)} and {where(i + 1)}; expected a gap-free hourly sequence")
+
+    column = parts[0][2]
+    nan = np.isnan(v)
+    if nan.any():
+        edges = np.diff(np.concatenate([[0], nan.astype(np.int8), [0]]))
+        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+            if b - a > fill_gaps_h or a == 0 or b == v.size:
+                raise DataError(f"zone {zone!r}: {where(a)}, column '{column}': empty or NaN intensity "
+                                f"({b - a} h run); expected a number (runs of <= fill_gaps_h={fill_gaps_h} h "
+                                f"inside the series are interpolated)")
+        idx = np.arange(v.size)
+        v[nan] = np.interp(idx[nan], idx[~nan], v[~nan])
+    neg = np.flatnonzero(v < 0)
+    if neg.size:
+        i = neg[0]
+        raise DataError(f"zone {zone!r}: {where(i)}, column '{column}': negative intensity {v[i]}; "
+                        f"expected >= 0 gCO2eq/kWh")
+    return t[0], v
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(root: Path, zones: tuple[str, ...], signal: str, fill_gaps_h: int) -> CarbonTable:
+    found = scan_carbon_files(root)
+    absent = [z for z in zones if z not in found]
+    if absent:
+        raise DataError(f"zone(s) {absent} not found in carbon files under {root}; zones found there: "
+                        f"{sorted(found)}")
+    series = {z: _zone_series(z, found[z], signal, fill_gaps_h) for z in zones}
+    start = max(s for s, _ in series.values())
+    end = min(s + np.timedelta64(len(v), "h") for s, v in series.values())
+    if start >= end:
+        ranges = ", ".join(f"{z}: {s} to {s + np.timedelta64(len(v) - 1, 'h')}" for z, (s, v) in series.items())
+        raise DataError(f"the time ranges of the zones under {root} do not overlap ({ranges}); "
+                        f"expected a common hourly range")
+    n = int((end - start) / _ONE_H)
+    data = np.stack([v[int((start - s) / _ONE_H):][:n] for s, v in series.values()])
+    data.setflags(write=False)  # shared by every caller of the cache
+    return CarbonTable(zones, start, data, signal, f"carbon-intensity files under {root}")
+
+
+def load_carbon(data_dir: str | os.PathLike, zones: list[str] | tuple[str, ...], signal: str = "direct",
+                fill_gaps_h: int = 0) -> CarbonTable:
+    """Hourly intensity of ``zones`` from the carbon files below ``data_dir``, on their common hourly range.
+
+    :param data_dir: folder searched recursively (see :func:`scan_carbon_files`).
+    :param zones: Electricity Maps ``Zone Id`` values or ``EIA-<BA>``; rows of the result follow this order.
+    :param signal: ``"direct"`` (operational) or ``"lca"`` (life-cycle) intensity. EIA-930 files carry a
+        single signal, ``avg_CI``, which is used for both.
+    :param fill_gaps_h: runs of empty/NaN intensity up to this many hours inside a series are linearly
+        interpolated; longer runs (or any, when 0) raise :class:`DataError`.
+    :returns: a :class:`CarbonTable` (``start_h`` datetime64[h] UTC, float64 (zones, hours) array, read-only),
+        cut to the intersection of the zones' ranges. Results are cached per process.
+    :raises DataError: naming the file, line, timestamp and column of the first problem.
+    """
+    if signal not in SIGNALS:
+        raise ConfigError(f"signal={signal!r}; expected one of {SIGNALS}")
+    if not zones:
+        raise ConfigError("zones is empty; expected at least one zone id")
+    if int(fill_gaps_h) < 0:
+        raise ConfigError(f"fill_gaps_h={fill_gaps_h}; expected >= 0 hours")
+    return _load_cached(_check_dir(data_dir), tuple(zones), signal, int(fill_gaps_h))
+
+
+def _window(table: CarbonTable, start_h: np.datetime64, end_h: np.datetime64) -> CarbonTable:
+    i, j = table.hour_index(start_h), table.hour_index(end_h)
+    if i < 0 or j > table.n_hours or i >= j:
+        raise DataError(f"requested [{start_h}, {end_h}) is not inside the data range "
+                        f"[{table.start_h}, {table.end_h}) of {table.source}")
+    return CarbonTable(table.zones, start_h, table.intensity_g_per_kwh[:, i:j], table.signal, table.source)
+
+
+def carbon_table(zones: list[str] | tuple[str, ...], start, end, signal: str = "direct",
+                 data_dir: str | os.PathLike | None = None, seed: int = 0) -> CarbonTable:
+    """Intensity of ``zones`` over ``[start, end)`` (UTC, floored to the hour): real traces when available.
+
+    Uses :func:`load_carbon` when ``sim.paths.raw_data_dir(data_dir)`` holds carbon files for every zone.
+    Otherwise falls back to :func:`sim.carbon_synth.synthesize_carbon` and says so with ``warnings.warn``.
+    An explicit ``data_dir`` is strict: a missing folder or zone raises :class:`DataError` instead.
+    Real traces that exist but do not cover ``[start, end)`` raise :class:`DataError` (no silent synthesis).
+    """
+    start_h, end_h = np.datetime64(start, "h"), np.datetime64(end, "h")
+    if end_h <= start_h:
+        raise ConfigError(f"end={end!r} is not after start={start!r}; expected start < end")
+    root = raw_data_dir(data_dir)
+    if data_dir is not None:
+        return _window(load_carbon(root, zones, signal), start_h, end_h)
+    if root is not None and root.is_dir():
+        found = scan_carbon_files(root)
+        absent = [z for z in zones if z not in found]
+        if not absent:
+            return _window(load_carbon(root, zones, signal), start_h, end_h)
+        reason = f"zone(s) {absent} have no carbon files under {root}"
+    else:
+        reason = f"no raw data folder ({root or 'CARBON_DATA_DIR unset and ../shared/data absent'})"
+    warnings.warn(f"{reason}: using synthetic carbon intensity from {carbon_synth.PROFILES_CSV.name} "
+                  f"(month×hour profiles + AR(1) noise, seed={seed})", stacklevel=2)
+    return carbon_synth.synthesize_carbon(zones, start_h, end_h, signal, seed)
