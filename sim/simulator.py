@@ -88,7 +88,7 @@ class Simulator:
         self.idle_w = [float(m.idle_w) for m in gpu_models]
         self.ckpt_gb = job.checkpoint_gb
         self.io_s = self.ckpt_gb * 8.0 / job.storage_gbps  # one checkpoint write, or one restore
-        self.xfer_s = [[network.transfer_s(i, j, self.ckpt_gb) for j in range(R)] for i in range(R)]
+        self.xfer_s = [[float(network.transfer_s(i, j, self.ckpt_gb)) for j in range(R)] for i in range(R)]
         self.egress_usd = (network.egress_usd_per_gb * self.ckpt_gb).tolist()
         self.xfer_kwh = self.ckpt_gb * scenario.transfer_kwh_per_gb
         self.deadline_s = math.inf if job.deadline_hours is None else job.deadline_hours * _S_PER_H

@@ -1,7 +1,6 @@
 """Assemble a scenario's world (carbon traces of one split, network, GPU models) and its episodes."""
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +54,15 @@ def build_world(scenario: Scenario, split: str = "train", data_dir: str | None =
         start, end = scenario.splits[split]
     else:
         start, end = np.datetime64(period[0], "h"), np.datetime64(period[1], "h")
-    return _build(scenario, split, data_dir or scenario.data_dir, str(start), str(end), seed)
+    key = (repr(scenario), split, data_dir or scenario.data_dir, str(start), str(end), seed)
+    if key not in _WORLDS:  # traces are loaded once per process
+        _WORLDS[key] = _build(scenario, split, data_dir or scenario.data_dir, str(start), str(end), seed)
+    return _WORLDS[key]
 
 
-@functools.lru_cache(maxsize=32)
+_WORLDS: dict[tuple, World] = {}
+
+
 def _build(scenario, split, data_dir, start, end, seed) -> World:
     carbon = carbon_table(scenario.zones, start, end, scenario.signal, data_dir=data_dir, seed=seed)
     models = []

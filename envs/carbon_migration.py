@@ -1,0 +1,338 @@
+"""CarbonMigration-v0: move one running training job between cloud regions by grid carbon intensity."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from sim.errors import ConfigError
+from sim.forecast import forecast_matrix
+from sim.scenario import RewardSpec, Scenario, load_scenario
+from sim.simulator import METRICS, WAIT
+from sim.states import N_STATES, State
+from sim.world import World, build_world
+
+CI_SCALE_G_PER_KWH = 1000.0   # intensities are divided by this (the dirtiest zone averages ~700)
+XFER_SCALE_S = 3600.0         # transfer times in hours
+N_TIME_FEATURES = 4
+N_JOB_FEATURES = 8
+
+
+class CarbonMigrationEnv(gym.Env):
+    """
+    ## Description
+
+    One deep-learning training job runs in one of several cloud regions whose grids have real hourly
+    carbon intensity (Electricity Maps / EIA traces). Every decision step (default 15 min) the policy
+    picks where the job should be (stay, migrate to another region, or pause) and the GPU clock. A
+    migration checkpoints at a mini-batch boundary, moves the training state over the measured WAN
+    (Skyplane), restores and resumes at that exact mini-batch; a region short of GPUs runs the job
+    elastically on fewer. GPU failures, outages and failed transfers roll back to the last checkpoint.
+    Energy and carbon are integrated exactly inside each step (``sim/simulator.py``). This implements
+    the setting of Park et al., *Carbon-Aware and Fault-Tolerant Migration of Deep Learning Workloads
+    in the Geo-distributed Cloud*, IEEE CLOUD 2024.
+
+    ## Action Space
+
+    ``MultiDiscrete([R + 1, L])``: ``action[0]`` is the target region ``0..R-1`` (the current region
+    means stay / run there) or ``R`` = wait (pause, holding no GPUs); ``action[1]`` is the clock level
+    ``0..L-1`` (evenly spaced supported SM clocks, lowest to highest). ``action_masks()`` returns the
+    ``R + 1 + L`` booleans MaskablePPO expects: a region is masked when it has no free GPUs or an
+    outage, and during a timed phase (checkpoint write, transfer, restore) only the phase's own
+    target is valid. A masked target is ignored (the job keeps its current course) and counted in
+    ``info["invalid_actions"]``, or raises when ``invalid_action="raise"``.
+
+    ## Observation Space
+
+    ``Box`` of float32, all features in ``[low, high]`` below; R regions, F forecast hours.
+
+    | index                | feature                                                  | min | max | unit |
+    |----------------------|----------------------------------------------------------|-----|-----|------|
+    | 0, 1                 | sin, cos of UTC hour of day                              | -1  | 1   | -    |
+    | 2, 3                 | sin, cos of day of week                                  | -1  | 1   | -    |
+    | 4 + r*(F+5) + 0      | region r intensity now / 1000                            | 0   | 5   | kg/kWh |
+    | 4 + r*(F+5) + 1..F   | region r forecast for the next F hours / 1000            | 0   | 5   | kg/kWh |
+    | 4 + r*(F+5) + F+1    | region r usable GPUs / GPUs requested                    | 0   | 1   | -    |
+    | 4 + r*(F+5) + F+2    | region r healthy (1) or in an outage (0)                 | 0   | 1   | -    |
+    | 4 + r*(F+5) + F+3    | transfer time from the job's region to r / 3600          | 0   | 24  | h    |
+    | 4 + r*(F+5) + F+4    | 1 if the job (or its checkpoint) is in region r          | 0   | 1   | -    |
+    | J + 0                | progress: mini-batches done / total                      | 0   | 1   | -    |
+    | J + 1                | time to deadline / episode length (negative when late)   | -1  | 1   | -    |
+    | J + 2                | elapsed time / episode length                            | 0   | 1   | -    |
+    | J + 3                | clock level / (L - 1)                                    | 0   | 1   | -    |
+    | J + 4                | job power / power cap (0 when uncapped)                  | 0   | 4   | -    |
+    | J + 5                | GPUs held / GPUs requested                               | 0   | 1   | -    |
+    | J + 6                | work per mini-batch multiplier (phases, noise)           | 0   | 4   | -    |
+    | J + 7                | lost mini-batches so far / total                         | 0   | 1   | -    |
+    | J + 8 .. J + 15      | one-hot scheduler state (QUEUED .. COMPLETED)            | 0   | 1   | -    |
+
+    with ``J = 4 + R*(F+5)``.
+
+    ## Rewards
+
+    ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
+    + w_m * migrations) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
+    section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 5 per hour late, 0.01 per kJ over
+    the cap). When the episode is truncated with work left, the hours that work would still take at
+    full speed count as late.
+
+    ## Starting State
+
+    The job is Queued in its home region with no progress, at an hour drawn uniformly (by the reset
+    seed) from the chosen split's time range, or at ``options={"start_hour": i}``.
+
+    ## Episode End
+
+    Terminated when the job completes; truncated after ``episode_hours`` of simulated time.
+
+    ## Arguments
+
+    ``gymnasium.make("CarbonMigration-v0", scenario="paper", split="train", data_dir=None,
+    period=None, render_mode=None, invalid_action="ignore", reward=None)``: ``scenario`` is a shipped
+    name, a YAML path or a :class:`Scenario`; ``split`` is ``train``/``validation``/``test``;
+    ``period=("2023-01-01", "2023-03-01")`` overrides the split's dates; ``data_dir`` points at a
+    folder of carbon-intensity files; ``reward`` overrides reward weights (a dict).
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, scenario: str | Scenario = "paper", split: str = "train", data_dir: str | None = None,
+                 period: tuple[str, str] | None = None, render_mode: str | None = None,
+                 invalid_action: str = "ignore", reward: dict | None = None, world: World | None = None):
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ConfigError(f"render_mode={render_mode!r}; expected one of {self.metadata['render_modes']} or None")
+        if invalid_action not in ("ignore", "raise"):
+            raise ConfigError(f"invalid_action={invalid_action!r}; expected 'ignore' or 'raise'")
+        sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.world = world or build_world(sc, split, data_dir=data_dir, period=period)
+        self.scenario = sc = self.world.scenario
+        self.sim = self.world.simulator()
+        self.render_mode = render_mode
+        self.invalid_action = invalid_action
+        w = RewardSpec(**{**sc.reward.__dict__, **(reward or {})})
+        self.reward_weights = w
+        self.R = R = len(sc.regions)
+        self.L = L = sc.clock_levels
+        self.F = F = sc.forecast.horizon_hours
+        self.action_space = spaces.MultiDiscrete([R + 1, L])
+        self.region_block = F + 5
+        self.job_at = N_TIME_FEATURES + R * self.region_block
+        n_obs = self.job_at + N_JOB_FEATURES + N_STATES
+        low = np.zeros(n_obs, dtype=np.float32)
+        high = np.ones(n_obs, dtype=np.float32)
+        low[:N_TIME_FEATURES] = -1.0
+        for r in range(R):
+            b = N_TIME_FEATURES + r * self.region_block
+            high[b:b + F + 1] = 5.0
+            high[b + F + 3] = 24.0
+        j = self.job_at
+        low[j + 1] = -1.0
+        high[j + 4] = 4.0
+        high[j + 6] = 4.0
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self._low, self._high = low, high
+        self._obs = np.zeros(n_obs, dtype=np.float32)
+        self._mask = np.ones(R + 1 + L, dtype=bool)
+        self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
+        self.total_mb = self.sim.total_mb
+        self.horizon_s = self.sim.horizon_s
+        self.invalid_actions = 0
+        self._hist = None
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        if options and "start_hour" in options:
+            start = int(options["start_hour"])
+        else:
+            start = int(rng.integers(0, self.world.n_start_hours))
+        self.start_hour = start
+        self.sim.reset(start, rng)
+        sim = self.sim
+        ci = self.world.carbon.intensity_g_per_kwh
+        fc = forecast_matrix(ci, start, sim.n_hours, self.scenario.forecast, rng)    # (R, hours, F)
+        now = ci[:, start:start + sim.n_hours, None]
+        # per hour, each region's [intensity now, forecasts...] block, pre-normalised
+        self._ci_block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
+        t0 = self.world.carbon.start_h + np.timedelta64(start, "h")
+        self._hour0 = int(t0.astype(np.int64) % 24)
+        self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)     # 1970-01-01 was a Thursday (3)
+        self.invalid_actions = 0
+        self.last_reward = 0.0
+        n = sim.n_steps + 1
+        self._hist = {"t_h": np.zeros(n), "region": np.zeros(n, dtype=int), "clock_mhz": np.zeros(n),
+                      "power_w": np.zeros(n), "cap_w": np.zeros(n), "state": np.zeros(n, dtype=int)}
+        self._record(0)
+        return self._observation(), self._info()
+
+    def step(self, action):
+        sim = self.sim
+        target, level = self._check_action(action)
+        mask = self.action_masks()
+        if not (mask[target] and mask[self.R + 1 + level]):
+            if self.invalid_action == "raise":
+                raise ValueError(f"action {list(map(int, action))} is masked now (state {State(sim.state).name}, "
+                                 f"valid targets {np.flatnonzero(mask[:self.R + 1]).tolist()})")
+            self.invalid_actions += 1
+            target = self._continue_target()
+        sim.step(WAIT if target == self.R else target, level)
+        acc = sim.step_acc
+        terminated = sim.done
+        truncated = sim.truncated
+        w = self.reward_weights
+        late_h = acc[_LATE]
+        if truncated:  # work left at the horizon: the hours it would still need at full speed count as late
+            late_h += (self.total_mb - sim.progress_mb) * sim.t_mb_s[sim.home][-1] / 3600.0
+        carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
+        reward = (w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
+                  - w.carbon_per_kg * carbon_kg - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
+                  - w.lateness_per_hour * late_h - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
+                  - w.migration_per_count * acc[_MIG])
+        self.last_reward = reward
+        self._record(sim.k)
+        return self._observation(), float(reward), terminated, truncated, self._info()
+
+    def action_masks(self) -> np.ndarray:
+        """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
+        sim, m, R = self.sim, self._mask, self.R
+        s = sim.state
+        m[:] = True
+        if s == State.SUSPEND or s == State.MIGRATION or s == State.SCALING or s == State.RECOVERING:
+            m[:R + 1] = False
+            m[self._continue_target()] = True
+            return m
+        for r in range(R):
+            if r != sim.region or s != State.TOLERANCE:
+                m[r] = sim.usable_gpus(r) > 0
+        return m
+
+    # ------------------------------------------------------------------ helpers
+
+    def _continue_target(self) -> int:
+        sim, s = self.sim, self.sim.state
+        if s == State.MIGRATION:
+            return sim.dest
+        if s == State.SUSPEND:
+            return self.R if sim.after_suspend == WAIT else sim.after_suspend
+        if s == State.WAITING or s == State.QUEUED:
+            return self.R
+        return sim.region
+
+    def _check_action(self, action) -> tuple[int, int]:
+        try:
+            a = np.asarray(action)
+        except Exception:
+            raise ValueError(f"action {action!r} is not array-like; expected 2 integers [target, level]") from None
+        if a.shape != (2,) or not np.issubdtype(a.dtype, np.integer) and not np.all(np.mod(a, 1) == 0):
+            raise ValueError(f"action {action!r} must be 2 integers [target 0..{self.R}, clock level 0..{self.L - 1}]"
+                             f", got shape {a.shape}")
+        target, level = int(a[0]), int(a[1])
+        if not (0 <= target <= self.R and 0 <= level < self.L):
+            raise ValueError(f"action {[target, level]} out of range: target must be 0..{self.R} "
+                             f"({self.R} = wait), clock level 0..{self.L - 1}")
+        return target, level
+
+    def _observation(self) -> np.ndarray:
+        sim, o, R, F = self.sim, self._obs, self.R, self.F
+        t = sim.t_s
+        h = min(int(t // 3600.0), sim.n_hours - 1)
+        hod = (self._hour0 + t / 3600.0) % 24.0
+        dow = (self._dow0 + (self._hour0 + t / 3600.0) / 24.0) % 7.0
+        o[0] = math.sin(2 * math.pi * hod / 24.0)
+        o[1] = math.cos(2 * math.pi * hod / 24.0)
+        o[2] = math.sin(2 * math.pi * dow / 7.0)
+        o[3] = math.cos(2 * math.pi * dow / 7.0)
+        blk = self.region_block
+        req = sim.requested_gpus
+        xfer = self._xfer_h[sim.region]
+        b = N_TIME_FEATURES
+        for r in range(R):
+            o[b:b + F + 1] = self._ci_block[r, h]
+            o[b + F + 1] = sim.usable_gpus(r) / req
+            o[b + F + 2] = 0.0 if sim.region_down(r) else 1.0
+            o[b + F + 3] = xfer[r]
+            o[b + F + 4] = 1.0 if r == sim.region else 0.0
+            b += blk
+        j = self.job_at
+        total = self.total_mb
+        o[j] = sim.progress_mb / total
+        dl = sim.deadline_s if sim.deadline_s < math.inf else self.horizon_s
+        o[j + 1] = max(-1.0, (dl - t) / self.horizon_s)
+        o[j + 2] = t / self.horizon_s
+        o[j + 3] = sim.level / max(self.L - 1, 1)
+        cap = sim.cap_w[h]
+        o[j + 4] = min(4.0, sim.power_w / cap) if cap < math.inf else 0.0
+        o[j + 5] = sim.n_gpus / req
+        o[j + 6] = min(4.0, sim.work[min(sim.k, sim.n_steps)])
+        o[j + 7] = min(1.0, sim.episode_acc[_LOST] / total)
+        s0 = j + N_JOB_FEATURES
+        o[s0:s0 + N_STATES] = 0.0
+        o[s0 + sim.state] = 1.0
+        return o.copy()
+
+    def _info(self) -> dict[str, Any]:
+        sim = self.sim
+        info = {
+            "t_s": sim.t_s,
+            "state": State(sim.state).name,
+            "region": self.scenario.regions[sim.region].name,
+            "region_index": sim.region,
+            "n_gpus": sim.n_gpus,
+            "clock_mhz": float(self.sim.clocks_mhz[sim.region, sim.level]),
+            "power_w": sim.power_w,
+            "progress_mb": sim.progress_mb,
+            "remaining_mb": self.total_mb - sim.progress_mb,
+            "invalid_actions": self.invalid_actions,
+            "deadline_met": sim.done and sim.completed_at_s <= sim.deadline_s,
+            "completed": sim.done,
+            "step": sim.metrics(sim.step_acc),
+            "episode": sim.metrics(sim.episode_acc),
+        }
+        if sim.done:
+            info["jct_h"] = sim.completed_at_s / 3600.0
+        return info
+
+    def _record(self, k: int) -> None:
+        hist, sim = self._hist, self.sim
+        if k >= len(hist["t_h"]):
+            return
+        hist["t_h"][k] = sim.t_s / 3600.0
+        hist["region"][k] = sim.region
+        hist["clock_mhz"][k] = sim.clocks_mhz[sim.region, sim.level]
+        hist["power_w"][k] = sim.power_w
+        cap = sim.cap_w[min(int(sim.t_s // 3600), sim.n_hours - 1)]
+        hist["cap_w"][k] = cap if cap < math.inf else np.nan
+        hist["state"][k] = sim.state
+
+    def history(self) -> dict[str, np.ndarray]:
+        """The episode so far, one entry per decision step: t_h, region, clock_mhz, power_w, cap_w, state."""
+        n = self.sim.k + 1
+        return {k: v[:n].copy() for k, v in self._hist.items()}
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self):
+        if self.render_mode == "ansi":
+            sim = self.sim
+            r = sim.region
+            return (f"t={sim.t_s / 3600:7.2f} h  {State(sim.state).name:<10} region={self.scenario.regions[r].name:<8}"
+                    f" CI={sim.intensity_now(r):6.1f} g/kWh  gpus={sim.n_gpus:>3}"
+                    f"  clock={sim.clocks_mhz[r, sim.level]:6.0f} MHz  power={sim.power_w:8.1f} W"
+                    f"  progress={100 * sim.progress_mb / self.total_mb:5.1f}%"
+                    f"  carbon={sim.metrics(sim.episode_acc)['carbon_g'] / 1000:8.3f} kg")
+        if self.render_mode == "rgb_array":
+            from envs.plotting import episode_figure, figure_to_rgb
+            fig = episode_figure(self)
+            return figure_to_rgb(fig)
+        return None
+
+
+_IDX = {name: i for i, name in enumerate(METRICS)}
+_LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
+    _IDX[k] for k in ("lateness_h", "operational_carbon_g", "transfer_carbon_g", "minibatches_done",
+                      "lost_minibatches", "facility_energy_kwh", "transfer_energy_kwh", "cap_excess_j", "migrations"))
