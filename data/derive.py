@@ -52,6 +52,19 @@ def derive_carbon_profiles(raw_dir: Path, out_path: Path = DERIVED_DIR / "carbon
     return out_path
 
 
+# --- GPU speed/power under DVFS (Perseus SOSP '24 + Zeus NSDI '23, Apache-2.0) --------------------------------
+def derive_gpu_models(raw_dir: Path, out_path: Path = DERIVED_DIR / "gpu_models.csv") -> Path:
+    """One row per (gpu, workload): t(f), P(f) coefficients, idle power, clock range and the fit's relative errors
+    (loaders/gpu_power.py build_gpu_model_table, sim/gpu_fit.py). Source: raw_dir/gpu_power."""
+    from loaders.gpu_power import build_gpu_model_table
+
+    table = build_gpu_model_table(raw_dir)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_path, index=False, float_format="%.10g")
+    print(f"wrote {out_path} ({len(table)} rows; worst median rel. error: time "
+          f"{table['time_median_rel_err'].max():.3f}, power {table['power_median_rel_err'].max():.3f})")
+    return out_path
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,6 +73,7 @@ def main() -> None:
     if raw_dir is None or not raw_dir.is_dir():
         sys.exit(f"raw data folder not found ({raw_dir}); pass --data-dir or set CARBON_DATA_DIR")
     derive_carbon_profiles(raw_dir)
+    derive_gpu_models(raw_dir)
 
 
 if __name__ == "__main__":

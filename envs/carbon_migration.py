@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +20,56 @@ CI_SCALE_G_PER_KWH = 1000.0   # intensities are divided by this (the dirtiest zo
 XFER_SCALE_S = 3600.0         # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """Public facts at a decision point (units in names). Arrays are per region unless noted.
+
+    ``t_mb_s`` / ``p_gpu_w`` are (regions, clock levels): seconds per mini-batch on all requested
+    GPUs and busy watts per GPU, from the calibrated GPU model (the profile a real scheduler measures).
+    """
+
+    t_s: float
+    hour_of_day: int
+    state: State
+    region: int
+    n_regions: int
+    n_levels: int
+    mask: np.ndarray
+    intensity_g_per_kwh: np.ndarray
+    forecast_g_per_kwh: np.ndarray        # (regions, forecast hours)
+    usable_gpus: np.ndarray
+    down: np.ndarray
+    transfer_s: np.ndarray                # WAN time from the job's region
+    io_s: float                           # one checkpoint write or restore
+    clocks_mhz: np.ndarray                # (regions, levels)
+    t_mb_s: np.ndarray
+    p_gpu_w: np.ndarray
+    idle_w: np.ndarray
+    pue: np.ndarray
+    level: int
+    n_gpus: int
+    requested_gpus: int
+    power_w: float
+    cap_w: float
+    progress_mb: float
+    total_mb: float
+    work: float                           # work multiplier of this step (1 = profile)
+    deadline_s: float
+    horizon_s: float
+    step_s: float
+    checkpoint_gb: float
+    transfer_kwh_per_gb: float
+
+    @property
+    def wait(self) -> int:
+        """The action index meaning 'pause'."""
+        return self.n_regions
+
+    @property
+    def remaining_mb(self) -> float:
+        return self.total_mb - self.progress_mb
 
 
 class CarbonMigrationEnv(gym.Env):
@@ -210,6 +261,27 @@ class CarbonMigrationEnv(gym.Env):
             if r != sim.region or s != State.TOLERANCE:
                 m[r] = sim.usable_gpus(r) > 0
         return m
+
+    def view(self) -> "PolicyView":
+        """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
+        sim = self.sim
+        h = min(int(sim.t_s // 3600.0), sim.n_hours - 1)
+        R = self.R
+        return PolicyView(
+            t_s=sim.t_s, hour_of_day=int((self._hour0 + sim.t_s / 3600.0) % 24), state=State(sim.state),
+            region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks().copy(),
+            intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
+            forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
+            usable_gpus=np.array([sim.usable_gpus(r) for r in range(R)]),
+            down=np.array([sim.region_down(r) for r in range(R)]),
+            transfer_s=np.array(sim.xfer_s[sim.region]), io_s=sim.io_s,
+            clocks_mhz=sim.clocks_mhz, t_mb_s=np.array(sim.t_mb_s), p_gpu_w=np.array(sim.p_gpu_w),
+            idle_w=np.array(sim.idle_w), pue=np.array(sim.pue), level=sim.level, n_gpus=sim.n_gpus,
+            requested_gpus=sim.requested_gpus, power_w=sim.power_w, cap_w=sim.cap_w[h],
+            progress_mb=sim.progress_mb, total_mb=self.total_mb, work=sim.work[min(sim.k, sim.n_steps)],
+            deadline_s=sim.deadline_s, horizon_s=self.horizon_s, step_s=sim.step_s,
+            checkpoint_gb=sim.ckpt_gb, transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
+        )
 
     # ------------------------------------------------------------------ helpers
 
