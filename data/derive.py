@@ -66,6 +66,38 @@ def derive_gpu_models(raw_dir: Path, out_path: Path = DERIVED_DIR / "gpu_models.
     return out_path
 
 
+# --- WAN: zone -> cloud region mapping and zone x zone network (Skyplane, Apache-2.0) ----------------------------
+def derive_zone_network(raw_dir: Path, out_dir: Path = DERIVED_DIR) -> Path:
+    """``zone_cloud_regions.csv`` (the mapping in loaders/network.py) and ``zone_network.csv`` (every ordered
+    zone pair: throughput_gbps, rtt_ms, egress_usd_per_gb, fallback rule). Source: raw_dir/network/skyplane."""
+    from loaders.network import zone_network_table, zone_regions_table
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    zone_regions_table().to_csv(out_dir / "zone_cloud_regions.csv", index=False)
+    table = zone_network_table(raw_dir)
+    table.to_csv(out_dir / "zone_network.csv", index=False, float_format="%.8g")
+    off_diag = table[table["src_zone"] != table["dst_zone"]]
+    print(f"wrote {out_dir / 'zone_network.csv'} ({len(table)} pairs; fallbacks off-diagonal: "
+          f"{(off_diag['fallback'] != 'none').sum()}, diagonal: {(table['src_zone'] == table['dst_zone']).sum()})")
+    return out_dir / "zone_network.csv"
+
+
+# --- spot availability: free-fraction process (Parcae p3, Bamboo p2/g4dn; MIT) ---------------------------------
+def derive_availability_process(raw_dir: Path, out_path: Path = DERIVED_DIR / "availability_process.json") -> Path:
+    """Gaussian-copula AR(1) of the free fraction of a spot GPU pool, fitted at 15-min steps (loaders/spot.py).
+    Source: raw_dir/spot_availability/{parcae,bamboo}."""
+    import json
+
+    from loaders.spot import fit_availability, load_spot_traces
+
+    params = fit_availability(load_spot_traces(raw_dir), step_s=900.0)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {out_path} (mean fraction {params['mean_fraction']}, "
+          f"latent autocorr/h {params['autocorr_per_hour_latent']})")
+    return out_path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="raw data root (default: CARBON_DATA_DIR or ../shared/data)")
@@ -73,6 +105,8 @@ def main() -> None:
     if raw_dir is None or not raw_dir.is_dir():
         sys.exit(f"raw data folder not found ({raw_dir}); pass --data-dir or set CARBON_DATA_DIR")
     derive_carbon_profiles(raw_dir)
+    derive_zone_network(raw_dir)
+    derive_availability_process(raw_dir)
     derive_gpu_models(raw_dir)
 
 

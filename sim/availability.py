@@ -1,0 +1,111 @@
+"""GPUs free for this tenant over time: a stochastic process calibrated on spot traces (SPEC W3).
+
+Model (fitted by ``loaders/spot.py`` on the Parcae p3 and Bamboo p2/g4dn AWS spot traces, written to
+``data/derived/availability_process.json`` by ``data/derive.py``): a latent standard-normal AR(1)
+
+    z[t+1] = phi * z[t] + sqrt(1 - phi**2) * eps[t],    eps ~ N(0, 1),  z[0] ~ N(0, 1) (stationary start)
+
+mapped through the empirical quantile function Q of the free fraction (monotone, piecewise linear), so the
+long-run mean and spread of the fraction are the measured ones. ``phi`` is fitted at ``fit_step_s`` and
+rescaled to any step as ``phi ** (step_s / fit_step_s)``. Free GPUs = round(fraction * pool_gpus).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from sim.errors import ConfigError, DataError
+from sim.paths import DERIVED_DIR
+
+AVAILABILITY_JSON = DERIVED_DIR / "availability_process.json"
+
+
+@dataclass(frozen=True)
+class AvailabilityParams:
+    """Calibrated free-fraction process.
+
+    :param phi: lag-1 autocorrelation of the latent AR(1) at ``fit_step_s``.
+    :param fit_step_s: step (s) the traces were averaged over for the fit.
+    :param quantile_z: standard-normal scores of the stored quantile probabilities (increasing).
+    :param quantile_fraction: free fraction of the pool at those quantiles (non-decreasing, in [0, 1]).
+    :param mean_fraction: measured long-run mean free fraction.
+    """
+
+    phi: float
+    fit_step_s: float
+    quantile_z: np.ndarray
+    quantile_fraction: np.ndarray
+    mean_fraction: float
+
+    def phi_at(self, step_s: float) -> float:
+        """Latent lag-1 autocorrelation for a step of ``step_s`` seconds."""
+        return self.phi ** (step_s / self.fit_step_s)
+
+
+@lru_cache(maxsize=4)
+def availability_params(path: Path = AVAILABILITY_JSON) -> AvailabilityParams:
+    """The calibrated parameters from ``availability_process.json`` (read once per process)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found; run `python data/derive.py` to build it")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    keys = ("lag1_autocorr_latent", "fit_step_s", "quantile_z", "quantile_fraction", "mean_fraction")
+    missing = [k for k in keys if k not in raw]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {missing}")
+    qz = np.asarray(raw["quantile_z"], dtype=float)
+    qf = np.asarray(raw["quantile_fraction"], dtype=float)
+    if qz.shape != qf.shape or np.any(np.diff(qz) <= 0) or np.any(np.diff(qf) < 0) or qf.min() < 0 or qf.max() > 1:
+        raise DataError(f"{path}: quantile_z must increase and quantile_fraction be non-decreasing in [0, 1], "
+                        "with equal lengths")
+    phi = float(raw["lag1_autocorr_latent"])
+    if not 0.0 <= phi < 1.0:
+        raise DataError(f"{path}: lag1_autocorr_latent = {phi}, expected in [0, 1)")
+    qz.flags.writeable = qf.flags.writeable = False
+    return AvailabilityParams(phi, float(raw["fit_step_s"]), qz, qf, float(raw["mean_fraction"]))
+
+
+def _ar1(phi: float, eps: np.ndarray) -> np.ndarray:
+    """Stationary unit-variance AR(1) driven by ``eps`` without a Python loop per step.
+
+    z[t] = phi**t * cumsum(u[k] / phi**k), in blocks short enough that phi**-k stays far from overflow.
+    """
+    u = eps * math.sqrt(1.0 - phi * phi)
+    u[0] = eps[0]
+    if phi < 1e-12:
+        return u
+    block = max(1, int(250.0 / -math.log10(phi)))
+    out = np.empty_like(u)
+    carry = 0.0
+    for s in range(0, len(u), block):
+        seg = u[s:s + block]
+        pw = phi ** np.arange(1, len(seg) + 1)  # phi**(k+1)
+        out[s:s + len(seg)] = np.cumsum(seg / pw) * pw + pw * carry
+        carry = out[s + len(seg) - 1]
+    return out
+
+
+def sample_free_gpus(rng: np.random.Generator, pool_gpus: int, n_steps: int, step_s: float,
+                     params: AvailabilityParams | None = None, scale: float = 1.0) -> np.ndarray:
+    """GPUs free for this tenant in each of ``n_steps`` steps of ``step_s`` seconds.
+
+    :param rng: source of randomness (same seed -> same path).
+    :param pool_gpus: GPUs in the regional pool (the most that can ever be free).
+    :param scale: shortage severity: 0 = the whole pool is always free, 1 = as calibrated; values above 1
+        deepen the shortage (the fraction is clipped to [0, 1]). Fraction = 1 - scale * (1 - calibrated).
+    :returns: int64 array of shape (n_steps,), values in [0, pool_gpus].
+    """
+    if pool_gpus < 0 or n_steps < 0 or step_s <= 0 or scale < 0:
+        raise ConfigError(f"sample_free_gpus: need pool_gpus >= 0, n_steps >= 0, step_s > 0, scale >= 0; got "
+                          f"pool_gpus={pool_gpus}, n_steps={n_steps}, step_s={step_s}, scale={scale}")
+    p = params or availability_params()
+    z = _ar1(p.phi_at(step_s), rng.standard_normal(n_steps))
+    frac = np.interp(z, p.quantile_z, p.quantile_fraction)
+    if scale != 1.0:
+        frac = np.clip(1.0 - scale * (1.0 - frac), 0.0, 1.0)
+    return np.rint(frac * pool_gpus).astype(np.int64)
