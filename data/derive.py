@@ -52,20 +52,6 @@ def derive_carbon_profiles(raw_dir: Path, out_path: Path = DERIVED_DIR / "carbon
     return out_path
 
 
-# --- GPU speed/power under DVFS (Perseus SOSP '24 + Zeus NSDI '23, Apache-2.0) --------------------------------
-def derive_gpu_models(raw_dir: Path, out_path: Path = DERIVED_DIR / "gpu_models.csv") -> Path:
-    """One row per (gpu, workload): t(f), P(f) coefficients, idle power, clock range and the fit's relative errors
-    (loaders/gpu_power.py build_gpu_model_table, sim/gpu_fit.py). Source: raw_dir/gpu_power."""
-    from loaders.gpu_power import build_gpu_model_table
-
-    table = build_gpu_model_table(raw_dir)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out_path, index=False, float_format="%.10g")
-    print(f"wrote {out_path} ({len(table)} rows; worst median rel. error: time "
-          f"{table['time_median_rel_err'].max():.3f}, power {table['power_median_rel_err'].max():.3f})")
-    return out_path
-
-
 # --- WAN: zone -> cloud region mapping and zone x zone network (Skyplane, Apache-2.0) ----------------------------
 def derive_zone_network(raw_dir: Path, out_dir: Path = DERIVED_DIR) -> Path:
     """``zone_cloud_regions.csv`` (the mapping in loaders/network.py) and ``zone_network.csv`` (every ordered
@@ -95,6 +81,20 @@ def derive_availability_process(raw_dir: Path, out_path: Path = DERIVED_DIR / "a
     out_path.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out_path} (mean fraction {params['mean_fraction']}, "
           f"latent autocorr/h {params['autocorr_per_hour_latent']})")
+    return out_path
+
+
+# --- GPU speed/power under DVFS (Perseus SOSP '24 + Zeus NSDI '23, Apache-2.0) --------------------------------
+def derive_gpu_models(raw_dir: Path, out_path: Path = DERIVED_DIR / "gpu_models.csv") -> Path:
+    """One row per (gpu, workload): t(f), P(f) coefficients, idle power, clock range and the fit's relative errors
+    (loaders/gpu_power.py build_gpu_model_table, sim/gpu_fit.py). Source: raw_dir/gpu_power."""
+    from loaders.gpu_power import build_gpu_model_table
+
+    table = build_gpu_model_table(raw_dir)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_path, index=False, float_format="%.10g")
+    print(f"wrote {out_path} ({len(table)} rows; worst median rel. error: time "
+          f"{table['time_median_rel_err'].max():.3f}, power {table['power_median_rel_err'].max():.3f})")
     return out_path
 
 
