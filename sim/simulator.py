@@ -270,6 +270,7 @@ class Simulator:
             return
         if s == State.TOLERANCE:
             if target == self.region:
+                self.draining = False          # a pending move that has not reached its mini-batch boundary is off
                 n = self.usable_gpus(self.region)
                 if n < self.n_gpus:            # GPUs reclaimed (spot) or outage: a fault
                     self._fault(_PRE)

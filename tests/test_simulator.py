@@ -219,3 +219,11 @@ def test_same_seed_same_trajectory():
             sim.step([0, 1, 2, WAIT][i % 7 % 4], i % 3)
         runs.append((sim.segments, sim.episode_acc))
     assert runs[0] == runs[1]
+
+
+def test_staying_cancels_a_move_still_waiting_for_its_minibatch_boundary():
+    sim = make_sim(job=dict(workload="toy", params=1e9, gpus=4, minibatches=20_000, home="A", storage_gbps=15.0))
+    sim.step(0, 2)
+    sim.draining, sim.after_suspend = True, 1   # as if a move was decided but the mini-batch had not finished
+    sim.step(0, 2)
+    assert sim.state == State.TOLERANCE and sim.region == 0 and not sim.draining
