@@ -1,0 +1,37 @@
+"""Policies: the known heuristics, CAFTM and the offline-optimal oracle, all behind one interface.
+
+``POLICIES`` maps a name to its class; ``make_policy(name, **kw)`` builds one. Run any policy with
+``baselines.runner.run_episode``.
+"""
+from __future__ import annotations
+
+from baselines.base import Policy
+from baselines.caftm import CaftmPolicy, FrequencyController
+from baselines.oracle import OraclePolicy, oracle_bound
+from baselines.rules import (DvfsOnlyPolicy, GreedyPolicy, RandomPolicy, StayPolicy, ThresholdPolicy,
+                             WaitAwhilePolicy)
+from sim.errors import ConfigError
+
+POLICIES: dict[str, type[Policy]] = {
+    "stay": StayPolicy,
+    "threshold": ThresholdPolicy,
+    "greedy": GreedyPolicy,
+    "caftm": CaftmPolicy,
+    "wait_awhile": WaitAwhilePolicy,
+    "dvfs_only": DvfsOnlyPolicy,
+    "random": RandomPolicy,
+    "oracle": OraclePolicy,
+}
+
+
+def make_policy(name: str, **kwargs) -> Policy:
+    """Build the policy registered as ``name`` with keyword arguments ``kwargs``."""
+    if name not in POLICIES:
+        raise ConfigError(f"unknown policy {name!r}; available: {', '.join(POLICIES)}")
+    try:
+        return POLICIES[name](**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"policy {name!r}: bad arguments {sorted(kwargs)}: {e}") from None
+
+
+__all__ = ["POLICIES", "make_policy", "Policy", "FrequencyController", "oracle_bound"]

@@ -1,0 +1,371 @@
+"""Offline optimum: a carbon lower bound for any deadline-meeting schedule, and a clairvoyant plan.
+
+Source: this project (spec B3), a Lagrangian-relaxed dynamic programme over
+(decision step x region) on the environment's own discretisation (steps, regions, clock levels).
+
+The bound
+---------
+A schedule must do ``M`` mini-batches before the deadline. Doing ``m`` mini-batches in region ``r``
+at clock level ``l`` during step ``k`` costs exactly ``m * e[k, r, l] * ci[r, h]`` grams (energy per
+mini-batch ``e = N * w_k * t(l) * P(l) * PUE / 3.6e6`` kWh does not depend on how many of the ``N``
+requested GPUs run: ``n`` GPUs draw ``n * P`` for ``N * w * t / n`` seconds). Everything else a real
+trajectory pays (checkpoint/restore idle power, work lost to faults and redone, transfer energy) is
+``>= 0``. The relaxation, each item only ever *lowers* the minimum carbon:
+
+* progress is continuous (any fraction of a step may be used, levels may be mixed within a step);
+* intensity of a step is the minimum over the hours it overlaps (exact for 15-min steps);
+* GPUs usable in step ``k`` are ``min(N, max free GPUs over steps k - m .. k)`` with ``m`` covering a
+  restore that straddles steps (the simulator sets the GPU count when a run starts), outages ignored;
+* every clock level is allowed, also those over the power cap (so the bound holds for capped policies
+  and for violators alike), and faults are ignored (they only add work and idle energy);
+* a migration ``r -> r'`` (shortest-path WAN time plus one restore, ``D``) takes away at most
+  ``min(D, step)`` seconds, charged at the *lower* of the two regions' Lagrangian gain rates, and in the step of
+  a move the job may work at the best region's rate; transfer carbon is charged at each end's minimum
+  intensity over the episode.
+
+For a price ``lam`` (g per mini-batch), ``L(lam) = lam * M - max_paths sum_k gain_k`` with per-second
+gain ``g[k, r] = max(0, max_l rate[k, r, l] * (lam - c[k, r, l]))``; any feasible schedule costs
+``>= L(lam)`` (weak duality), so ``max over evaluated lam`` of ``L`` is a valid lower bound. ``L`` is
+concave in ``lam``; it is maximised on a log grid refined twice, vectorised over ``lam`` (numpy).
+If even the relaxation cannot finish by the deadline, the deadline is moved to the earliest
+step by which the relaxation can finish (minimum lateness first, then carbon) and ``feasible`` is False.
+
+The plan
+--------
+The same DP without the relaxations (usable GPUs as the simulator will see them, outages, clock levels
+under the cap for the GPUs used, full migration time spent in the destination's step) gives a region,
+run/pause flag and clock per step; :class:`OraclePolicy` executes it and re-plans when a fault or
+overhead leaves it more than 1 % of the job behind the plan. The executed episode may emit more than
+the bound (report both).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from baselines.base import Policy
+from envs.carbon_migration import CarbonMigrationEnv, PolicyView
+from sim.states import State
+
+_J_PER_KWH = 3.6e6
+_TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
+
+
+@dataclass
+class EpisodeFacts:
+    """The clairvoyant episode data the oracle reads from the simulator (per step ``k``, region ``r``)."""
+
+    step_s: float
+    n_steps: int
+    total_mb: float
+    requested_gpus: int
+    home: int
+    deadline_s: float
+    horizon_s: float
+    work: np.ndarray          # (K,) work multiplier
+    t_mb_s: np.ndarray        # (R, L) seconds per mini-batch on all requested GPUs
+    p_gpu_w: np.ndarray       # (R, L)
+    pue: np.ndarray           # (R,)
+    ci_step: np.ndarray       # (K, R) minimum intensity over the hours step k overlaps
+    ci_min: np.ndarray        # (R,) minimum intensity over the episode
+    cap_step: np.ndarray      # (K,) minimum power cap over the step's hours (inf if uncapped)
+    u_relaxed: np.ndarray     # (K, R) GPUs a run can hold in step k, upper bound
+    u_plan: np.ndarray        # (K, R) GPUs usable at the start of step k (0 if an outage touches the step)
+    xfer_s: np.ndarray        # (R, R)
+    io_s: float
+    xfer_kwh: float
+
+    @classmethod
+    def from_env(cls, env: CarbonMigrationEnv) -> "EpisodeFacts":
+        sim = env.sim
+        K, s = sim.n_steps, sim.step_s
+        R = sim.n_regions
+        ci = np.asarray(sim.ci, dtype=float)                                   # (R, hours)
+        t0 = np.arange(K) * s
+        h0 = (t0 // 3600.0).astype(int)
+        h1 = np.minimum(((t0 + s - 1e-6) // 3600.0).astype(int), ci.shape[1] - 1)
+        ci_step = ci[:, h0].T.copy()
+        cap = np.asarray(sim.cap_w, dtype=float)
+        cap_step = cap[h0].copy()
+        for extra in range(1, int(np.max(h1 - h0)) + 1):                      # steps longer than an hour
+            hh = np.minimum(h0 + extra, h1)
+            ci_step = np.minimum(ci_step, ci[:, hh].T)
+            cap_step = np.minimum(cap_step, cap[hh])
+        N = sim.requested_gpus
+        free = np.asarray(sim.free, dtype=float)[:, :K].T                      # (K, R)
+        m = int(math.ceil(sim.io_s / s)) + 1
+        u_rel = free.copy()
+        for j in range(1, m + 1):
+            u_rel[j:] = np.maximum(u_rel[j:], free[:-j])
+        u_rel = np.minimum(u_rel, N)
+        elastic = sim.scenario.job.elastic
+        u_plan = np.minimum(free, N)
+        if not elastic:
+            u_plan = np.where(free >= N, N, 0.0)
+        for r, spans in enumerate(sim.outages):
+            for a, b in spans:
+                u_plan[(t0 + s > a) & (t0 < b), r] = 0.0
+        return cls(step_s=s, n_steps=K, total_mb=sim.total_mb, requested_gpus=N, home=sim.home,
+                   deadline_s=sim.deadline_s, horizon_s=sim.horizon_s, work=np.asarray(sim.work[:K], dtype=float),
+                   t_mb_s=np.asarray(sim.t_mb_s, dtype=float), p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
+                   pue=np.asarray(sim.pue, dtype=float), ci_step=ci_step, ci_min=ci.min(axis=1),
+                   cap_step=cap_step, u_relaxed=u_rel, u_plan=u_plan, xfer_s=np.asarray(sim.xfer_s, dtype=float),
+                   io_s=sim.io_s, xfer_kwh=sim.xfer_kwh)
+
+
+def _shortest_paths(d: np.ndarray) -> np.ndarray:
+    d = d.copy()
+    for k in range(d.shape[0]):  # Floyd-Warshall
+        d = np.minimum(d, d[:, k:k + 1] + d[k:k + 1, :])
+    return d
+
+
+class _Model:
+    """Per-step rates and costs of one DP model (relaxed bound or executable plan)."""
+
+    def __init__(self, f: EpisodeFacts, relaxed: bool, k0: int = 0, deadline_s: float | None = None):
+        K, s, N = f.n_steps, f.step_s, f.requested_gpus
+        self.k0 = k0
+        ks = np.arange(k0, K)
+        dl = min(f.deadline_s if deadline_s is None else deadline_s, f.horizon_s)
+        self.avail = np.clip(dl - ks * s, 0.0, s)                           # (K',) seconds usable before the deadline
+        nz = np.flatnonzero(self.avail > 0)
+        self.n = int(nz[-1]) + 1 if nz.size else 0                          # steps that matter
+        self.avail = self.avail[:self.n]
+        ks = ks[:self.n]
+        u = (f.u_relaxed if relaxed else f.u_plan)[ks]                       # (K', R)
+        w = f.work[ks]
+        t = f.t_mb_s[None] * w[:, None, None] * N                            # N*w*t: GPU-equivalent s per mini-batch
+        e_kwh = t * f.p_gpu_w[None] * f.pue[None, :, None] / _J_PER_KWH       # (K', R, L) kWh per mini-batch
+        self.cost = e_kwh * f.ci_step[ks][:, :, None]                         # g per mini-batch
+        self.rate = u[:, :, None] / t                                         # mini-batches per second
+        if not relaxed:  # only clock levels whose power for the GPUs used stays under the cap
+            over = u[:, :, None] * f.p_gpu_w[None] > f.cap_step[ks][:, None, None] + 1e-9
+            over[..., 0] = False                                              # lowest clock always allowed
+            self.rate = np.where(over, 0.0, self.rate)
+        R = f.pue.shape[0]
+        off = ~np.eye(R, dtype=bool)
+        if relaxed:
+            self.loss_s = np.where(off, _shortest_paths(f.xfer_s) + f.io_s, 0.0)
+            self.txc = np.where(off, f.xfer_kwh * 0.5 * (f.ci_min[:, None] + f.ci_min[None, :]), 0.0)
+        else:
+            self.loss_s = np.where(off, f.xfer_s + 2.0 * f.io_s, 0.0)
+            self.txc = np.where(off, f.xfer_kwh * 0.5 * (f.ci_step[k0][:, None] + f.ci_step[k0][None, :]), 0.0)
+        self.relaxed = relaxed
+        self.R = R
+
+    def gains(self, lam: np.ndarray):
+        """Per-second gain (lam, K', R), its level and the matching work rate."""
+        v = self.rate[None] * (lam[:, None, None, None] - self.cost[None])    # (Λ, K', R, L)
+        lvl = v.argmax(axis=3)
+        g = np.take_along_axis(v, lvl[..., None], axis=3)[..., 0]
+        run = g > 0
+        return np.where(run, g, 0.0), lvl, run
+
+    def dp(self, g: np.ndarray, start: int, keep_path: bool = False, running: np.ndarray | None = None):
+        """Maximise the summed gain over region paths; returns best value per lam (and the argmax table)."""
+        L_, R = g.shape[0], self.R
+        V = np.full((L_, R), -np.inf)
+        V[:, start] = 0.0
+        g_prev = None
+        eye = np.eye(R, dtype=bool)
+        back = np.empty((self.n, L_, R), dtype=np.int8) if keep_path else None
+        for i in range(self.n):
+            a = self.avail[i]
+            gk = g[:, i, :]
+            stay = V + a * gk
+            if self.relaxed:
+                lt = np.minimum(self.loss_s, a)
+                gp = gk if g_prev is None else g_prev
+                m = np.minimum(gp[:, :, None], gk[:, None, :])
+                move = (V[:, :, None] - lt[None] * m - self.txc[None]) + a * gk.max(axis=1)[:, None, None]
+            else:
+                left = np.maximum(a - self.loss_s, 0.0)                       # seconds left in the destination
+                move = V[:, :, None] - self.txc[None] + left[None] * gk[:, None, :]
+            move = np.where(eye[None], stay[:, :, None], move)
+            if keep_path:
+                arg = move.argmax(axis=1)
+                back[i] = arg
+                V = np.take_along_axis(move, arg[:, None, :], axis=1)[:, 0, :]
+            else:
+                V = move.max(axis=1)
+            g_prev = gk
+        return V, back
+
+
+def _lambda_grid(cost: np.ndarray, n: int = 40) -> np.ndarray:
+    pos = cost[cost > 0]
+    lo = max(float(pos.min()) * 0.5, 1e-12) if pos.size else 1e-9
+    hi = max(float(cost.max()), lo) * 1e3
+    return np.geomspace(lo, hi, n)
+
+
+def _max_work_end(model: _Model, f: EpisodeFacts, start: int, total: float) -> float:
+    """Max work by the end of each step (relaxation); returns work reachable overall."""
+    g = model.rate.max(axis=2)[None]                                         # gain = work, lam -> inf
+    V, _ = model.dp(g, start)
+    return float(V.max())
+
+
+def _earliest_feasible_deadline(f: EpisodeFacts, relaxed: bool, start: int, total: float, k0: int = 0) -> float:
+    """Smallest step end (s) by which the model can finish ``total`` mini-batches (horizon if never)."""
+    lo, hi = k0 + 1, f.n_steps
+    full = _Model(f, relaxed, k0, deadline_s=f.horizon_s)
+    if _max_work_end(full, f, start, total) < total:
+        return f.horizon_s
+    while lo < hi:  # bisection on the number of steps
+        mid = (lo + hi) // 2
+        if _max_work_end(_Model(f, relaxed, k0, deadline_s=mid * f.step_s), f, start, total) >= total:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo * f.step_s
+
+
+def oracle_bound(f: EpisodeFacts) -> dict:
+    """Lower bound on carbon (g) of any schedule finishing the job by the deadline (see module doc)."""
+    M = f.total_mb
+    model = _Model(f, relaxed=True)
+    feasible = model.n > 0 and _max_work_end(model, f, f.home, M) >= M
+    deadline = f.deadline_s
+    if not feasible:
+        deadline = _earliest_feasible_deadline(f, True, f.home, M)
+        model = _Model(f, relaxed=True, deadline_s=deadline)
+    lam = _lambda_grid(model.cost)
+    best, best_lam = 0.0, 0.0
+    for _ in range(3):
+        g, _, _ = model.gains(lam)
+        V, _ = model.dp(g, f.home)
+        Lv = lam * M - V.max(axis=1)
+        i = int(np.argmax(Lv))
+        if Lv[i] > best:
+            best, best_lam = float(Lv[i]), float(lam[i])
+        lo = lam[max(i - 1, 0)]
+        hi = lam[min(i + 1, len(lam) - 1)]
+        lam = np.linspace(lo, hi, 24)
+    return {"bound_carbon_g": best, "lambda_g_per_mb": best_lam, "feasible": bool(feasible),
+            "deadline_s": float(deadline)}
+
+
+@dataclass
+class Plan:
+    k0: int
+    region: np.ndarray
+    run: np.ndarray
+    level: np.ndarray
+    work_mb: np.ndarray     # planned mini-batches per step
+
+
+def make_plan(f: EpisodeFacts, k0: int, region0: int, remaining_mb: float, margin: float = 0.03) -> Plan:
+    """Executable plan from step ``k0`` in ``region0``: cheapest region/clock path doing ``remaining*(1+margin)``."""
+    target = remaining_mb * (1.0 + margin)
+    model = _Model(f, relaxed=False, k0=k0)
+    if model.n == 0 or _max_work_end(model, f, region0, target) < target:
+        dl = _earliest_feasible_deadline(f, False, region0, target, k0)
+        model = _Model(f, relaxed=False, k0=k0, deadline_s=dl)
+    if model.n == 0:
+        model = _Model(f, relaxed=False, k0=k0, deadline_s=f.horizon_s)
+    lam = _lambda_grid(model.cost)
+    chosen = lam[-1] * 1e6
+    for _ in range(3):  # smallest price whose plan does the target work
+        g, lvl, run = model.gains(lam)
+        work = _paths(model, g, lvl, run, region0)[3].sum(axis=1)
+        ok = np.flatnonzero(work >= target)
+        if ok.size == 0:
+            break
+        i = int(ok[0])
+        chosen = lam[i]
+        if i == 0:
+            break
+        lam = np.linspace(lam[i - 1], lam[i], 16)
+    return _extract(model, float(chosen), region0)
+
+
+def _paths(model: _Model, g, lvl, run, start) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best region path per lam (vectorised backtrack): region, run flag, level, work (each (Λ, n))."""
+    V, back = model.dp(g, start, keep_path=True)
+    L_, n = g.shape[0], model.n
+    lam_i = np.arange(L_)
+    region = np.empty((L_, n), dtype=int)
+    r = np.argmax(V, axis=1)
+    for i in range(n - 1, -1, -1):
+        region[:, i] = r
+        r = back[i, lam_i, r].astype(int)
+    prev = np.concatenate([np.full((L_, 1), start), region[:, :-1]], axis=1)
+    idx = np.arange(n)[None, :]
+    level = lvl[lam_i[:, None], idx, region]
+    runs = run[lam_i[:, None], idx, region]
+    rate = model.rate[idx, region, level]
+    secs = np.where(prev == region, model.avail[None], np.maximum(model.avail[None] - model.loss_s[prev, region], 0.0))
+    work = np.where(runs, rate * secs, 0.0)
+    return region, runs, level, work
+
+
+def _extract(model: _Model, lam: float, start: int) -> Plan:
+    g, lvl, run = model.gains(np.array([lam]))
+    region, runs, level, work = _paths(model, g, lvl, run, start)
+    return Plan(model.k0, region[0], runs[0], level[0], work[0])
+
+
+class OraclePolicy(Policy):
+    """Clairvoyant offline optimum (spec B3): computes the carbon lower bound and follows its plan.
+
+    Rule: at ``reset`` read the episode's future (intensity, work multipliers, free GPUs, outages) from
+    the simulator, compute :func:`oracle_bound` and an executable :func:`make_plan`; ``act`` follows the
+    plan (migrate to the planned region, run at the planned clock or pause), re-planning from the current
+    state when the job falls more than 1 % of its work behind the plan. Source: this project.
+
+    :param margin: extra work fraction the plan schedules to absorb checkpoint/restore overheads.
+    """
+
+    name = "oracle"
+    clairvoyant = True
+
+    def __init__(self, margin: float = 0.03, replan_tolerance: float = 0.01):
+        self.margin = margin
+        self.replan_tolerance = replan_tolerance
+        self.bound: dict = {}
+
+    def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
+        self.env = env
+        self.facts = EpisodeFacts.from_env(env)
+        self.bound = oracle_bound(self.facts)
+        self.plan = make_plan(self.facts, 0, self.facts.home, self.facts.total_mb, self.margin)
+        self.replans = 0
+
+    def extra_metrics(self) -> dict:
+        return {"oracle_bound_carbon_g": self.bound["bound_carbon_g"],
+                "oracle_feasible": self.bound["feasible"], "oracle_replans": self.replans}
+
+    def _planned_left(self, k: int) -> float:
+        i = k - self.plan.k0
+        return float(self.plan.work_mb[max(i, 0):].sum())
+
+    def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:
+        k = self.env.sim.k
+        f = self.facts
+        left = view.remaining_mb
+        if (view.state not in _TIMED and left > self._planned_left(k) + self.replan_tolerance * f.total_mb
+                and k < f.n_steps):
+            self.plan = make_plan(f, k, view.region, left, self.margin)
+            self.replans += 1
+        i = k - self.plan.k0
+        mask = view.mask
+        R = view.n_regions
+        if i >= len(self.plan.region):
+            rho, run, lvl = view.region, True, view.n_levels - 1
+        else:
+            rho, run, lvl = int(self.plan.region[i]), bool(self.plan.run[i]), int(self.plan.level[i])
+        if view.state in _TIMED:
+            target = int(np.flatnonzero(mask[:R + 1])[0])
+        elif run and mask[rho]:
+            target = rho
+        else:
+            target = view.wait
+        dest = view.region if target == view.wait else target
+        n = max(view.n_gpus, int(view.usable_gpus[dest]))
+        while lvl > 0 and n * view.p_gpu_w[dest, lvl] > view.cap_w:
+            lvl -= 1
+        return np.array([target, lvl])
