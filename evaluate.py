@@ -1,0 +1,234 @@
+"""Compare policies on held-out episodes: ``python evaluate.py``.
+
+Runs the chosen policies (default: every baseline and the oracle, plus any ``--agent``) on the same
+episodes of the scenario's test split, through the one evaluation loop ``baselines.runner.run_episode``,
+and writes into ``--out``:
+
+- ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
+  gap to the oracle on the same episode);
+- ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
+- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``.
+
+The table is printed at the end. Examples::
+
+    python evaluate.py
+    python evaluate.py --policies stay,caftm,oracle --episodes 50 --workers 2
+    python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from evaluation import plots
+from evaluation.episodes import COLUMNS, AGENT_PREFIX, EnvSpec, PolicySpec, plan_episodes, run_task
+from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
+from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
+from sim.errors import ConfigError, DataError
+from sim.scenario import load_scenario
+from sim.world import build_world
+
+
+class BadInput(Exception):
+    """Invalid command-line input; the message names the option and the problem."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, like every other bad-input error of this script
+        raise BadInput(f"{message} (see --help)")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(description="Evaluate policies on held-out episodes: tables, 95%% intervals, plots.",
+                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--policies", default="all",
+                   help="comma-separated baseline names (see baselines.POLICIES), 'all', or 'none' (agents only)")
+    p.add_argument("--agent", action="append", default=[], metavar="RUN_DIR_OR_MODEL",
+                   help="a trained agent (run directory or model .zip); repeatable; named after its run directory")
+    p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                   help="the scenario's date split to draw episodes from")
+    p.add_argument("--data-dir", default=None, help="folder searched for carbon-intensity files")
+    p.add_argument("--period", default=None, metavar="START:END",
+                   help="UTC dates, e.g. 2023-03-01:2023-04-01 (overrides --split)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per policy")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode starts and reset seeds)")
+    p.add_argument("--workers", type=int, default=1, help="episodes run in parallel processes")
+    p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted")
+    p.add_argument("--out", default=None, help="output folder (default results/<scenario>-<timestamp>)")
+    return p.parse_args(argv)
+
+
+def parse_period(text: str) -> tuple[str, str]:
+    """``"2023-03-01:2023-04-01"`` -> ``("2023-03-01", "2023-04-01")``, checked to be dates with START < END."""
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise BadInput(f"--period {text!r}: expected START:END as UTC dates, e.g. 2023-03-01:2023-04-01")
+    try:
+        start, end = (np.datetime64(p.strip(), "D") for p in parts)
+    except ValueError:
+        raise BadInput(f"--period {text!r}: {parts[0]!r} or {parts[1]!r} is not a date YYYY-MM-DD") from None
+    if not start < end:
+        raise BadInput(f"--period {text!r}: START must be before END")
+    return str(start), str(end)
+
+
+def choose_policies(text: str) -> list[str]:
+    from baselines import POLICIES
+    if text.strip() == "all":
+        return list(POLICIES)
+    if text.strip() == "none":
+        return []
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in POLICIES]
+    if unknown:
+        raise BadInput(f"--policies: unknown policy {', '.join(map(repr, unknown))}; "
+                       f"expected 'all' or some of {', '.join(POLICIES)}")
+    if not names:
+        raise BadInput(f"--policies {text!r}: no policy named")
+    return list(dict.fromkeys(names))
+
+
+def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
+    """Load the agent once here so a missing/corrupt model or a scenario mismatch fails before any episode."""
+    from agents.policy import load_agent
+    from envs.carbon_migration import CarbonMigrationEnv
+    try:
+        agent = load_agent(path)
+    except Exception as e:  # FileNotFoundError, AgentConfigError, ...: already name the file
+        raise BadInput(f"--agent {path}: {e}") from None
+    env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
+    want, got = env.observation_space.shape, getattr(agent.model.observation_space, "shape", None)
+    if got != want:
+        raise BadInput(f"--agent {path}: model observes shape {got} but scenario {env.scenario.name!r} "
+                       f"gives {want}; evaluate it on the scenario it was trained on")
+    name, k = agent.name, 2
+    while name in taken:
+        name, k = f"{agent.name}-{k}", k + 1
+    return PolicySpec(name, AGENT_PREFIX + str(path))
+
+
+def run_all(tasks, workers: int) -> list[dict]:
+    """Run every task (progress bar over episodes); results in task order whatever ``workers`` is."""
+    bar = tqdm(total=len(tasks), desc="episodes", unit="ep", file=sys.stderr)
+    if workers == 1:
+        results = []
+        for t in tasks:
+            results.append(run_task(t))
+            bar.update()
+    else:
+        # spawn when torch models are involved (forking a process that runs torch threads can hang)
+        import multiprocessing as mp
+        ctx = mp.get_context("spawn" if any(t.policy.is_agent for t in tasks) else None)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_task, t) for t in tasks]
+            for f in futures:  # in order; the bar still moves as each finishes
+                f.add_done_callback(lambda _: bar.update())
+            results = [f.result() for f in futures]
+    bar.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    t0 = time.perf_counter()
+    try:
+        return _main(argv, t0)
+    except BadInput as e:
+        print(f"evaluate.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None, t0: float) -> int:
+    args = parse_args(argv)
+    if args.episodes < 1:
+        raise BadInput(f"--episodes {args.episodes}: expected at least 1")
+    if args.workers < 1:
+        raise BadInput(f"--workers {args.workers}: expected at least 1")
+    if not 0 <= args.timeline_episode < args.episodes:
+        raise BadInput(f"--timeline-episode {args.timeline_episode}: expected 0..{args.episodes - 1}")
+    period = parse_period(args.period) if args.period else None
+
+    # ---- scenario and held-out data
+    try:
+        scenario = load_scenario(args.scenario)
+    except (ConfigError, DataError, OSError) as e:
+        raise BadInput(f"--scenario {args.scenario}: {e}") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            world = build_world(scenario, args.split, data_dir=args.data_dir, period=period)
+        except (ConfigError, DataError) as e:
+            where = f"--period {args.period}" if period else ("--data-dir" if args.data_dir else "data")
+            raise BadInput(f"{where}: {e}") from None
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    carbon = world.carbon
+    env_spec = EnvSpec(str(scenario.source), args.split, args.data_dir, period)
+
+    # ---- policies: baselines by name, agents loaded once to check them
+    specs = [PolicySpec(n, n) for n in choose_policies(args.policies)]
+    for path in args.agent:
+        specs.append(check_agent(path, env_spec, {s.name for s in specs}))
+    if not specs:
+        raise BadInput("nothing to evaluate: --policies none and no --agent")
+
+    out = Path(args.out or f"results/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+
+    # ---- the same episodes for every policy
+    tasks = plan_episodes(world, env_spec, specs, args.episodes, args.seed, args.timeline_episode)
+    results = run_all(tasks, args.workers)
+
+    # ---- per-episode rows, gap to the oracle, per-policy summary
+    episodes = add_oracle_gap(pd.DataFrame([r["row"] for r in results], columns=list(COLUMNS)))
+    if episodes["oracle_bound_kg"].isna().all():
+        episodes = episodes.drop(columns="oracle_bound_kg")
+    episodes.to_csv(out / "episodes.csv", index=False)
+    summary = summarize(episodes)
+    summary.to_csv(out / "summary.csv", index=False)
+
+    # ---- plots and report
+    label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes"
+    figs = {"Carbon per episode": "carbon.png", "Energy vs completion time": "energy_vs_jct.png"}
+    plots.carbon_bars(summary, out / "carbon.png", title=f"Carbon per episode, mean and 95% CI\n({label})")
+    plots.energy_vs_jct(summary, out / "energy_vs_jct.png", scenario.job.deadline_hours,
+                        title=f"Energy vs completion time, mean and 95% CI\n({label})")
+    ci = carbon.intensity_g_per_kwh
+    for t, r in zip(tasks, results):
+        if r["history"] is None:
+            continue
+        fname = f"timeline_{plots.safe_name(t.policy.name)}.png"
+        plots.timeline(r["history"], ci[:, t.start_hour:t.start_hour + world.episode_hours],
+                       scenario.region_names, out / fname,
+                       title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC")
+        figs[f"Timeline of episode {t.episode}: {t.policy.name}"] = fname
+    meta = {
+        "scenario": scenario.name, "description": scenario.description, "scenario_file": scenario.source,
+        "period": f"{carbon.start_h} to {carbon.end_h}",
+        "split": f"{args.split} split" if period is None else "explicit --period",
+        "data_source": carbon.source, "synthetic": carbon.source == SYNTHETIC_SOURCE,
+        "episodes": args.episodes, "seed": args.seed, "episode_hours": scenario.episode_hours,
+        "step_minutes": scenario.step_minutes,
+        "command": "python evaluate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+    }
+    write_report(out / "report.md", summary, meta, figs)
+
+    print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
+    if ORACLE not in set(episodes["policy"]):
+        print("(no oracle run: gap to oracle not computed)")
+    print(f"wrote {out}/ (episodes.csv, summary.csv, report.md, {len(figs)} PNGs) in "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

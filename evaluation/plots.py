@@ -1,0 +1,85 @@
+"""PNG figures of an evaluation: carbon per policy, energy vs completion time, one episode's timelines."""
+from __future__ import annotations
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from envs.plotting import timeline_figure  # noqa: E402
+
+DPI = 120
+MARKERS = "osD^vP*Xh<>p"
+
+
+def _colors(n: int):
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _err(series: pd.Series) -> np.ndarray:
+    return np.nan_to_num(series.to_numpy(dtype=float), nan=0.0)
+
+
+def carbon_bars(summary: pd.DataFrame, path, title: str = "") -> None:
+    """Mean carbon per episode and policy, with 95% interval error bars."""
+    n = len(summary)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n + 2.0), 4.5), constrained_layout=True)
+    x = np.arange(n)
+    ax.bar(x, summary["carbon_kg_mean"], yerr=_err(summary["carbon_kg_ci95"]), capsize=4,
+           color=_colors(n), edgecolor="black", linewidth=0.6)
+    ax.set_xticks(x, summary["policy"], rotation=30, ha="right")
+    ax.set_ylabel("carbon per episode (kg CO2eq)")
+    ax.set_xlabel("policy")
+    ax.set_title(title or "Carbon per episode (mean, 95% CI)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def energy_vs_jct(summary: pd.DataFrame, path, deadline_h: float | None = None, title: str = "") -> None:
+    """One marker per policy at (mean completion time, mean energy) with 95% interval error bars."""
+    fig, ax = plt.subplots(figsize=(8.0, 5.0), constrained_layout=True)
+    for i, (color, (_, r)) in enumerate(zip(_colors(len(summary)), summary.iterrows())):
+        if pd.isna(r["jct_h_mean"]):  # never completed: no completion time to plot
+            continue
+        ax.errorbar(r["jct_h_mean"], r["energy_kwh_mean"], xerr=_err(pd.Series([r["jct_h_ci95"]])),
+                    yerr=_err(pd.Series([r["energy_kwh_ci95"]])), fmt=MARKERS[i % len(MARKERS)], color=color,
+                    ms=8, capsize=3, label=r["policy"])
+    if deadline_h is not None and np.isfinite(deadline_h):
+        ax.axvline(deadline_h, ls="--", color="grey", lw=1, label=f"deadline ({deadline_h:g} h)")
+    ax.set_xlabel("job completion time (h, completed episodes)")
+    ax.set_ylabel("energy per episode (kWh, facility + transfer)")
+    ax.set_title(title or "Energy vs completion time (mean, 95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def timeline(history: dict, ci_g_per_kwh: np.ndarray, region_names, path, title: str = "") -> None:
+    """One episode of one policy: intensity of each region, the job's region, clock and power."""
+    t_h = np.asarray(history["t_h"], dtype=float)
+    n_h = int(np.ceil(t_h[-1])) + 1 if len(t_h) else 1
+    ci = ci_g_per_kwh[:, :min(n_h, ci_g_per_kwh.shape[1])]
+    cap = history.get("cap_w")
+    fig = timeline_figure(t_h, ci, list(region_names), np.asarray(history["region"]),
+                          np.asarray(history["clock_mhz"], dtype=float), np.asarray(history["power_w"], dtype=float),
+                          None if cap is None else np.asarray(cap, dtype=float), title=title)
+    # timeline_figure anchors the power panel's legend where the twin clock axis puts its label: move it right
+    power_ax = fig.axes[2]
+    legend = power_ax.get_legend()
+    if legend is not None:
+        legend.set_bbox_to_anchor((1.16, 1.0), transform=power_ax.transAxes)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a policy name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "policy"

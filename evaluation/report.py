@@ -1,0 +1,195 @@
+"""Per-policy aggregation with Student-t 95% intervals, the printed table and ``report.md``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONFIDENCE = 0.95
+ORACLE = "oracle"
+
+# summary.csv: metric -> (episodes.csv column, with a 95% interval?)
+MEANS = {
+    "carbon_kg": True,
+    "energy_kwh": True,
+    "jct_h": True,
+    "migrations": False,
+    "transfer_h": False,
+    "transfer_gb": False,
+    "egress_usd": False,
+    "cap_violations": False,
+    "cap_violation_s": False,
+    "lost_minibatches": False,
+    "oracle_gap_pct": True,
+    "oracle_bound_kg": False,    # only in the oracle's rows (its relaxed lower bound), when reported
+}
+
+# the printed / Markdown table: (header, summary column, its ci95 column or None, format, display scale)
+TABLE = (
+    ("carbon (kg)", "carbon_kg_mean", "carbon_kg_ci95", "{:.2f}", 1.0),
+    ("energy (kWh)", "energy_kwh_mean", "energy_kwh_ci95", "{:.1f}", 1.0),
+    ("JCT (h)", "jct_h_mean", "jct_h_ci95", "{:.1f}", 1.0),
+    ("deadline met", "deadline_met_rate", None, "{:.0%}", 1.0),
+    ("migrations", "migrations_mean", None, "{:.2f}", 1.0),
+    ("transfer (min)", "transfer_h_mean", None, "{:.1f}", 60.0),
+    ("transfer (GB)", "transfer_gb_mean", None, "{:.1f}", 1.0),
+    ("egress ($)", "egress_usd_mean", None, "{:.2f}", 1.0),
+    ("cap viol. (h)", "cap_violation_s_mean", None, "{:.1f}", 1.0 / 3600.0),
+    ("gap to oracle (%)", "oracle_gap_pct_mean", "oracle_gap_pct_ci95", "{:+.1f}", 1.0),
+)
+
+
+def ci95_half_width(values) -> float:
+    """Half-width of the two-sided 95% Student-t interval of the mean (NaNs dropped; NaN below 2 values).
+
+    ``t_{0.975, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation (ddof 1).
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n < 2:
+        return math.nan
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+
+
+def add_oracle_gap(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``oracle_gap_pct`` = 100 (carbon - oracle carbon) / oracle carbon, matched by episode."""
+    out = episodes.copy()
+    oracle = out[out["policy"] == ORACLE].set_index("episode")["carbon_kg"]
+    if oracle.empty:
+        out["oracle_gap_pct"] = math.nan
+        return out
+    ref = out["episode"].map(oracle)
+    out["oracle_gap_pct"] = 100.0 * (out["carbon_kg"] - ref) / ref
+    return out
+
+
+def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy (in first-appearance order): means, 95% half-widths and rates."""
+    rows = []
+    for policy, g in episodes.groupby("policy", sort=False):
+        row = {"policy": policy, "episodes": len(g)}
+        for col, with_ci in MEANS.items():
+            if col not in g:
+                continue
+            vals = g[col].astype(float)
+            row[f"{col}_mean"] = float(vals.mean()) if vals.notna().any() else math.nan
+            if with_ci:
+                row[f"{col}_ci95"] = ci95_half_width(vals)
+        row["deadline_met_rate"] = float(g["deadline_met"].astype(float).mean())
+        row["completed_rate"] = float(g["completed"].astype(float).mean())
+        rows.append(row)
+    first = ["policy", "episodes", "carbon_kg_mean", "carbon_kg_ci95", "energy_kwh_mean", "energy_kwh_ci95",
+             "jct_h_mean", "jct_h_ci95", "deadline_met_rate", "completed_rate"]
+    df = pd.DataFrame(rows)
+    return df[first + [c for c in df.columns if c not in first]]
+
+
+def _cell(row, mean_col, ci_col, fmt, scale) -> str:
+    v = row[mean_col]
+    if pd.isna(v):
+        return "-"
+    s = fmt.format(v * scale)
+    if ci_col is not None and not pd.isna(row[ci_col]):
+        s += " ± " + fmt.replace("+", "").format(row[ci_col] * scale)
+    return s
+
+
+def table_cells(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells (``mean ± 95% half-width``) of the comparison table."""
+    header = ["policy"] + [spec[0] for spec in TABLE]
+    body = [[str(r["policy"])] + [_cell(r, *spec) for _, *spec in TABLE] for _, r in summary.iterrows()]
+    return header, body
+
+
+def print_table(summary: pd.DataFrame, title: str = "") -> None:
+    """Print the comparison table (rich when it is installed, else aligned plain text)."""
+    header, body = table_cells(summary)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(x) for x in col) for col in zip(header, *body)]
+        if title:
+            print(title)
+        for line in [header] + body:
+            print("  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(line, widths))))
+        return
+    t = Table(title=title or None)
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    width = sum(w + 3 for w in widths) + 1   # cell padding and borders: never squeeze the numbers
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
+    for line in body:
+        t.add_row(*line)
+    Console(width=width).print(t)
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    header, body = table_cells(summary)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join([":---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines)
+
+
+def _bound_note(summary: pd.DataFrame) -> list[str]:
+    if "oracle_bound_kg_mean" not in summary or ORACLE not in set(summary["policy"]):
+        return []
+    r = summary.set_index("policy").loc[ORACLE]
+    if pd.isna(r["oracle_bound_kg_mean"]):
+        return []
+    return [f"The oracle's executed schedule emitted {r['carbon_kg_mean']:.2f} kg per episode on average; its "
+            f"relaxed lower bound (no deadline-meeting schedule can emit less) averaged "
+            f"{r['oracle_bound_kg_mean']:.2f} kg (`oracle_bound_kg` in `episodes.csv`).", ""]
+
+
+def write_report(path, summary: pd.DataFrame, meta: dict, plots: dict[str, str]) -> None:
+    """``report.md``: what was run on which data, how intervals are computed, the table and the plots.
+
+    :param meta: ``scenario, description, scenario_file, period, split, data_source, synthetic, episodes, seed,
+        episode_hours, step_minutes, command``.
+    :param plots: caption -> PNG file name (relative to the report).
+    """
+    n = meta["episodes"]
+    data = ("**synthetic** carbon intensity (no trace files found; month×hour profiles + noise)"
+            if meta["synthetic"] else "real hourly carbon-intensity traces")
+    lines = [
+        f"# Evaluation: {meta['scenario']}",
+        "",
+        f"- **Scenario:** `{meta['scenario']}` ({meta['scenario_file']}): {meta['description']}",
+        f"- **Period:** {meta['period']} UTC ({meta['split']}); {meta['episode_hours']:g} h episodes, "
+        f"{meta['step_minutes']:g}-minute decision steps",
+        f"- **Data source:** {data}: {meta['data_source']}",
+        f"- **Episodes:** {n} per policy, evaluation seed {meta['seed']}; every policy runs the same episodes "
+        "(same start hours, and the same reset seed per episode, hence the same faults, GPU availability, "
+        "work noise and forecast errors)",
+        f"- **Command:** `{meta['command']}`",
+        "",
+        "## Method",
+        "",
+        "Each cell is the mean over episodes; `±` is the half-width of the two-sided 95% confidence interval "
+        "of the mean from Student's t distribution over episodes: t(0.975, n−1) · s / √n with s the sample "
+        "standard deviation (ddof = 1, `scipy.stats.t`). Completion time (JCT) is averaged over the episodes "
+        "in which the job completed (n = those episodes). *Gap to oracle* is, per episode, "
+        "100 · (carbon − oracle carbon) / oracle carbon, the oracle being the clairvoyant planner run on the "
+        "same episode; a negative gap can only come from not finishing the work (see *deadline met*) or from "
+        "faults the oracle could not foresee. Carbon includes the network transfer's; energy is facility "
+        "energy (IT × PUE) plus transfer energy. *Cap viol.* is the time the job drew more than its power cap.",
+        "",
+        "## Results",
+        "",
+        markdown_table(summary),
+        "",
+        *_bound_note(summary),
+        "Per-episode rows are in `episodes.csv`, per-policy aggregates (incl. rates and all intervals) "
+        "in `summary.csv`.",
+        "",
+        "## Plots",
+        "",
+    ]
+    for caption, fname in plots.items():
+        lines += [f"### {caption}", "", f"![{caption}]({fname})", ""]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
