@@ -185,9 +185,11 @@ class CarbonMigrationEnv(gym.Env):
         high[j + 6] = 4.0
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self._low, self._high = low, high
-        self._obs = np.zeros(n_obs, dtype=np.float32)
-        self._mask = np.ones(R + 1 + L, dtype=bool)
+        self._bind_buffers(np.zeros(n_obs, dtype=np.float32), np.ones(R + 1 + L, dtype=bool))
         self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
+        self._xfer_h_list = self._xfer_h.tolist()
+        self._clocks_mhz = self.sim.clocks_mhz.tolist()          # (R, L) as lists: cheap scalar lookups
+        self._region_names = list(sc.region_names)
         self.total_mb = self.sim.total_mb
         self.horizon_s = self.sim.horizon_s
         self.invalid_actions = 0
@@ -196,6 +198,26 @@ class CarbonMigrationEnv(gym.Env):
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self._reset_core(seed, options)
+        return self._obs.copy(), self._info()
+
+    def step(self, action):
+        target, level = self._check_action(action)
+        reward, terminated, truncated = self._advance(target, level, action)
+        return self._obs.copy(), reward, terminated, truncated, self._info()
+
+    def action_masks(self) -> np.ndarray:
+        """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
+        return self._mask.copy()
+
+    # ------------------------------------------------------------------ hot path (shared with envs.vector)
+
+    def _bind_buffers(self, obs: np.ndarray, mask: np.ndarray) -> None:
+        """Write observations and masks into these arrays (rows of a batch in ``envs.vector``)."""
+        self._obs, self._mask = obs, mask
+        mask[:] = True
+
+    def _reset_core(self, seed: int | None, options: dict | None) -> None:
         super().reset(seed=seed)
         rng = self.np_random
         if options and "start_hour" in options:
@@ -210,6 +232,12 @@ class CarbonMigrationEnv(gym.Env):
         now = ci[:, start:start + sim.n_hours, None]
         # per hour, each region's [intensity now, forecasts...] block, pre-normalised
         self._ci_block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
+        # per hour, the observation with only the intensity and forecast features set (copied at every step)
+        tpl = np.zeros((sim.n_hours, self.observation_space.shape[0]), dtype=np.float32)
+        for r in range(self.R):
+            b = N_TIME_FEATURES + r * self.region_block
+            tpl[:, b:b + self.F + 1] = self._ci_block[r]
+        self._obs_template = tpl
         t0 = self.world.carbon.start_h + np.timedelta64(start, "h")
         self._hour0 = int(t0.astype(np.int64) % 24)
         self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)     # 1970-01-01 was a Thursday (3)
@@ -219,15 +247,15 @@ class CarbonMigrationEnv(gym.Env):
         self._hist = {"t_h": np.zeros(n), "region": np.zeros(n, dtype=int), "clock_mhz": np.zeros(n),
                       "power_w": np.zeros(n), "cap_w": np.zeros(n), "state": np.zeros(n, dtype=int)}
         self._record(0)
-        return self._observation(), self._info()
+        self._refresh()
 
-    def step(self, action):
+    def _advance(self, target: int, level: int, action=None) -> tuple[float, bool, bool]:
+        """Apply a checked action, advance one decision step, refresh obs and mask; return the reward and flags."""
         sim = self.sim
-        target, level = self._check_action(action)
-        mask = self.action_masks()
+        mask = self._mask
         if not (mask[target] and mask[self.R + 1 + level]):
             if self.invalid_action == "raise":
-                raise ValueError(f"action {list(map(int, action))} is masked now (state {State(sim.state).name}, "
+                raise ValueError(f"action {[target, level]} is masked now (state {State(sim.state).name}, "
                                  f"valid targets {np.flatnonzero(mask[:self.R + 1]).tolist()})")
             self.invalid_actions += 1
             target = self._continue_target()
@@ -244,23 +272,59 @@ class CarbonMigrationEnv(gym.Env):
                   - w.carbon_per_kg * carbon_kg - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
                   - w.lateness_per_hour * late_h - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
                   - w.migration_per_count * acc[_MIG])
-        self.last_reward = reward
+        self.last_reward = reward = float(reward)
         self._record(sim.k)
-        return self._observation(), float(reward), terminated, truncated, self._info()
+        self._refresh()
+        return reward, terminated, truncated
 
-    def action_masks(self) -> np.ndarray:
-        """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
-        sim, m, R = self.sim, self._mask, self.R
+    def _refresh(self) -> None:
+        """Rebuild the observation and the action mask in place from the simulator (once per step)."""
+        sim, o, m, R, F = self.sim, self._obs, self._mask, self.R, self.F
         s = sim.state
-        m[:] = True
-        if s == State.SUSPEND or s == State.MIGRATION or s == State.SCALING or s == State.RECOVERING:
+        here = sim.region
+        t = sim.t_s
+        h = min(int(t // 3600.0), sim.n_hours - 1)
+        usable = [sim.usable_gpus(r) for r in range(R)]
+        # mask: during a timed phase only the phase's own target; else regions with usable GPUs (a running
+        # job's own region stays valid: it holds its GPUs) and wait; clock levels are always valid
+        if s in _TIMED:
             m[:R + 1] = False
             m[self._continue_target()] = True
-            return m
+        else:
+            for r in range(R):
+                m[r] = usable[r] > 0 or (r == here and s == _TOLERANCE)
+            m[R] = True
+        # observation (layout in the class docstring): start from this hour's template (intensities and
+        # forecasts filled in at reset, everything else 0), then set the per-step scalars
+        o[:] = self._obs_template[h]
+        hod = (self._hour0 + t / 3600.0) % 24.0
+        dow = (self._dow0 + (self._hour0 + t / 3600.0) / 24.0) % 7.0
+        o[0] = math.sin(2 * math.pi * hod / 24.0)
+        o[1] = math.cos(2 * math.pi * hod / 24.0)
+        o[2] = math.sin(2 * math.pi * dow / 7.0)
+        o[3] = math.cos(2 * math.pi * dow / 7.0)
+        req = sim.requested_gpus
+        xfer = self._xfer_h_list[here]
+        b = N_TIME_FEATURES + F + 1
         for r in range(R):
-            if r != sim.region or s != State.TOLERANCE:
-                m[r] = sim.usable_gpus(r) > 0
-        return m
+            o[b] = usable[r] / req
+            o[b + 1] = 0.0 if sim.region_down(r) else 1.0
+            o[b + 2] = xfer[r]
+            b += self.region_block
+        o[N_TIME_FEATURES + here * self.region_block + F + 4] = 1.0
+        j = self.job_at
+        total = self.total_mb
+        o[j] = sim.progress_mb / total
+        dl = sim.deadline_s if sim.deadline_s < math.inf else self.horizon_s
+        o[j + 1] = max(-1.0, (dl - t) / self.horizon_s)
+        o[j + 2] = t / self.horizon_s
+        o[j + 3] = sim.level / max(self.L - 1, 1)
+        cap = sim.cap_w[h]
+        o[j + 4] = min(4.0, sim.power_w / cap) if cap < math.inf else 0.0
+        o[j + 5] = sim.n_gpus / req
+        o[j + 6] = min(4.0, sim.work[min(sim.k, sim.n_steps)])
+        o[j + 7] = min(1.0, sim.episode_acc[_LOST] / total)
+        o[j + N_JOB_FEATURES + s] = 1.0
 
     def view(self) -> "PolicyView":
         """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
@@ -269,7 +333,7 @@ class CarbonMigrationEnv(gym.Env):
         R = self.R
         return PolicyView(
             t_s=sim.t_s, hour_of_day=int((self._hour0 + sim.t_s / 3600.0) % 24), state=State(sim.state),
-            region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks().copy(),
+            region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks(),
             intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
             forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
             usable_gpus=np.array([sim.usable_gpus(r) for r in range(R)]),
@@ -296,74 +360,45 @@ class CarbonMigrationEnv(gym.Env):
         return sim.region
 
     def _check_action(self, action) -> tuple[int, int]:
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":   # fast path
+            target, level = action.tolist()
+            if 0 <= target <= self.R and 0 <= level < self.L:
+                return target, level
+        expected = f"expected 2 integers [target 0..{self.R} ({self.R} = wait), clock level 0..{self.L - 1}]"
         try:
             a = np.asarray(action)
         except Exception:
-            raise ValueError(f"action {action!r} is not array-like; expected 2 integers [target, level]") from None
-        if a.shape != (2,) or not np.issubdtype(a.dtype, np.integer) and not np.all(np.mod(a, 1) == 0):
-            raise ValueError(f"action {action!r} must be 2 integers [target 0..{self.R}, clock level 0..{self.L - 1}]"
-                             f", got shape {a.shape}")
+            raise ValueError(f"action {action!r} is not array-like; {expected}") from None
+        if a.shape != (2,):
+            raise ValueError(f"action {action!r} has shape {a.shape}; {expected}")
+        if not np.issubdtype(a.dtype, np.integer):
+            if not np.issubdtype(a.dtype, np.floating) or not np.all(np.mod(a, 1) == 0):
+                raise ValueError(f"action {action!r} (dtype {a.dtype}) is not integer-valued; {expected}")
         target, level = int(a[0]), int(a[1])
         if not (0 <= target <= self.R and 0 <= level < self.L):
-            raise ValueError(f"action {[target, level]} out of range: target must be 0..{self.R} "
-                             f"({self.R} = wait), clock level 0..{self.L - 1}")
+            raise ValueError(f"action {[target, level]} out of range; {expected}")
         return target, level
-
-    def _observation(self) -> np.ndarray:
-        sim, o, R, F = self.sim, self._obs, self.R, self.F
-        t = sim.t_s
-        h = min(int(t // 3600.0), sim.n_hours - 1)
-        hod = (self._hour0 + t / 3600.0) % 24.0
-        dow = (self._dow0 + (self._hour0 + t / 3600.0) / 24.0) % 7.0
-        o[0] = math.sin(2 * math.pi * hod / 24.0)
-        o[1] = math.cos(2 * math.pi * hod / 24.0)
-        o[2] = math.sin(2 * math.pi * dow / 7.0)
-        o[3] = math.cos(2 * math.pi * dow / 7.0)
-        blk = self.region_block
-        req = sim.requested_gpus
-        xfer = self._xfer_h[sim.region]
-        b = N_TIME_FEATURES
-        for r in range(R):
-            o[b:b + F + 1] = self._ci_block[r, h]
-            o[b + F + 1] = sim.usable_gpus(r) / req
-            o[b + F + 2] = 0.0 if sim.region_down(r) else 1.0
-            o[b + F + 3] = xfer[r]
-            o[b + F + 4] = 1.0 if r == sim.region else 0.0
-            b += blk
-        j = self.job_at
-        total = self.total_mb
-        o[j] = sim.progress_mb / total
-        dl = sim.deadline_s if sim.deadline_s < math.inf else self.horizon_s
-        o[j + 1] = max(-1.0, (dl - t) / self.horizon_s)
-        o[j + 2] = t / self.horizon_s
-        o[j + 3] = sim.level / max(self.L - 1, 1)
-        cap = sim.cap_w[h]
-        o[j + 4] = min(4.0, sim.power_w / cap) if cap < math.inf else 0.0
-        o[j + 5] = sim.n_gpus / req
-        o[j + 6] = min(4.0, sim.work[min(sim.k, sim.n_steps)])
-        o[j + 7] = min(1.0, sim.episode_acc[_LOST] / total)
-        s0 = j + N_JOB_FEATURES
-        o[s0:s0 + N_STATES] = 0.0
-        o[s0 + sim.state] = 1.0
-        return o.copy()
 
     def _info(self) -> dict[str, Any]:
         sim = self.sim
+        step, episode = dict(zip(METRICS, sim.step_acc)), dict(zip(METRICS, sim.episode_acc))
+        step["carbon_g"] = step["operational_carbon_g"] + step["transfer_carbon_g"]        # as Simulator.metrics
+        episode["carbon_g"] = episode["operational_carbon_g"] + episode["transfer_carbon_g"]
         info = {
             "t_s": sim.t_s,
-            "state": State(sim.state).name,
-            "region": self.scenario.regions[sim.region].name,
+            "state": _STATE_NAMES[sim.state],
+            "region": self._region_names[sim.region],
             "region_index": sim.region,
             "n_gpus": sim.n_gpus,
-            "clock_mhz": float(self.sim.clocks_mhz[sim.region, sim.level]),
+            "clock_mhz": self._clocks_mhz[sim.region][sim.level],
             "power_w": sim.power_w,
             "progress_mb": sim.progress_mb,
             "remaining_mb": self.total_mb - sim.progress_mb,
             "invalid_actions": self.invalid_actions,
             "deadline_met": sim.done and sim.completed_at_s <= sim.deadline_s,
             "completed": sim.done,
-            "step": sim.metrics(sim.step_acc),
-            "episode": sim.metrics(sim.episode_acc),
+            "step": step,
+            "episode": episode,
         }
         if sim.done:
             info["jct_h"] = sim.completed_at_s / 3600.0
@@ -375,7 +410,7 @@ class CarbonMigrationEnv(gym.Env):
             return
         hist["t_h"][k] = sim.t_s / 3600.0
         hist["region"][k] = sim.region
-        hist["clock_mhz"][k] = sim.clocks_mhz[sim.region, sim.level]
+        hist["clock_mhz"][k] = self._clocks_mhz[sim.region][sim.level]
         hist["power_w"][k] = sim.power_w
         cap = sim.cap_w[min(int(sim.t_s // 3600), sim.n_hours - 1)]
         hist["cap_w"][k] = cap if cap < math.inf else np.nan
@@ -404,6 +439,9 @@ class CarbonMigrationEnv(gym.Env):
         return None
 
 
+_STATE_NAMES = [s.name for s in State]
+_TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
+_TOLERANCE = int(State.TOLERANCE)
 _IDX = {name: i for i, name in enumerate(METRICS)}
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
     _IDX[k] for k in ("lateness_h", "operational_carbon_g", "transfer_carbon_g", "minibatches_done",
