@@ -26,7 +26,8 @@ trajectory pays (checkpoint/restore idle power, work lost to faults and redone, 
 For a price ``lam`` (g per mini-batch), ``L(lam) = lam * M - max_paths sum_k gain_k`` with per-second
 gain ``g[k, r] = max(0, max_l rate[k, r, l] * (lam - c[k, r, l]))``; any feasible schedule costs
 ``>= L(lam)`` (weak duality), so ``max over evaluated lam`` of ``L`` is a valid lower bound. ``L`` is
-concave in ``lam``; it is maximised on a log grid refined twice, vectorised over ``lam`` (numpy).
+concave in ``lam``; it is maximised on a log grid refined twice plus the per-mini-batch costs inside the
+final bracket (where its kinks lie), vectorised over ``lam`` (numpy).
 If even the relaxation cannot finish by the deadline, the deadline is moved to the earliest
 step by which the relaxation can finish (minimum lateness first, then carbon) and ``feasible`` is False.
 
@@ -245,6 +246,15 @@ def oracle_bound(f: EpisodeFacts) -> dict:
         lo = lam[max(i - 1, 0)]
         hi = lam[min(i + 1, len(lam) - 1)]
         lam = np.linspace(lo, hi, 24)
+    # L is piecewise linear with kinks where a per-mini-batch cost is crossed: try the costs in the bracket
+    c = np.unique(model.cost[(model.cost >= lam[0]) & (model.cost <= lam[-1])])
+    if c.size:
+        c = c[np.linspace(0, c.size - 1, min(c.size, 32)).astype(int)]
+        V, _ = model.dp(model.gains(c)[0], f.home)
+        Lv = c * M - V.max(axis=1)
+        i = int(np.argmax(Lv))
+        if Lv[i] > best:
+            best, best_lam = float(Lv[i]), float(c[i])
     return {"bound_carbon_g": best, "lambda_g_per_mb": best_lam, "feasible": bool(feasible),
             "deadline_s": float(deadline)}
 
@@ -280,7 +290,7 @@ def make_plan(f: EpisodeFacts, k0: int, region0: int, remaining_mb: float, margi
         if i == 0:
             break
         lam = np.linspace(lam[i - 1], lam[i], 16)
-    return _extract(model, float(chosen), region0)
+    return _extract(model, float(chosen), region0, target)
 
 
 def _paths(model: _Model, g, lvl, run, start) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -303,10 +313,32 @@ def _paths(model: _Model, g, lvl, run, start) -> tuple[np.ndarray, np.ndarray, n
     return region, runs, level, work
 
 
-def _extract(model: _Model, lam: float, start: int) -> Plan:
+def _extract(model: _Model, lam: float, start: int, target: float = 0.0) -> Plan:
+    """The path at price ``lam``; then, on that fixed region path, the cheapest clocks/run steps at the
+    smallest price that still does ``target`` (the path's price also paid for its moves)."""
     g, lvl, run = model.gains(np.array([lam]))
     region, runs, level, work = _paths(model, g, lvl, run, start)
-    return Plan(model.k0, region[0], runs[0], level[0], work[0])
+    region = region[0]
+    if target > 0:
+        n = model.n
+        idx = np.arange(n)
+        prev = np.concatenate([[start], region[:-1]])
+        secs = np.where(prev == region, model.avail, np.maximum(model.avail - model.loss_s[prev, region], 0.0))
+        rate = model.rate[idx, region]                                     # (n, L)
+        cost = model.cost[idx, region]
+        lams = np.concatenate([np.unique(cost[cost <= lam]), [lam]])[None, :] if np.any(cost <= lam) else None
+        if lams is not None:
+            lams = lams[0][np.linspace(0, lams.shape[1] - 1, min(lams.shape[1], 256)).astype(int)]
+            v = rate[None] * (lams[:, None, None] - cost[None])                # (Λ', n, L)
+            lv = v.argmax(axis=2)
+            on = np.take_along_axis(v, lv[..., None], axis=2)[..., 0] > 0
+            wk = np.where(on, np.take_along_axis(rate[None].repeat(len(lams), 0), lv[..., None], axis=2)[..., 0]
+                          * secs[None], 0.0)
+            ok = np.flatnonzero(wk.sum(axis=1) >= target)
+            if ok.size:
+                j = int(ok[0])
+                return Plan(model.k0, region, on[j], lv[j], wk[j])
+    return Plan(model.k0, region, runs[0], level[0], work[0])
 
 
 class OraclePolicy(Policy):
