@@ -1,0 +1,100 @@
+"""Training callbacks: validation-split model selection by carbon, with the deadline as a constraint."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.policy import AgentPolicy
+from baselines.runner import run_episode
+from envs.carbon_migration import CarbonMigrationEnv
+from sim.world import episode_starts
+
+EVAL_COLUMNS = ["timesteps", "mean_carbon_kg", "std_carbon_kg", "deadline_met_rate", "mean_jct_h",
+                "mean_reward", "best", "wall_s"]
+
+
+def validation_episode(env: CarbonMigrationEnv, policy, seed: int, start_hour: int) -> dict:
+    """One episode through the evaluation harness (``baselines.runner.run_episode``), so training-time selection
+    measures exactly what ``evaluate.py`` reports: carbon_kg, deadline_met, jct_h, reward."""
+    r = run_episode(env, policy, seed, start_hour, keep_history=False)
+    return {"carbon_kg": r["carbon_g"] / 1000.0, "deadline_met": bool(r["deadline_met"]), "jct_h": r["jct_h"],
+            "reward": r["return"]}
+
+
+class ValidationCallback(BaseCallback):
+    """Every ``eval_freq`` environment steps, run ``n_episodes`` fixed validation episodes (same start hours and
+    seeds each time) with deterministic actions; append a row to ``eval.csv`` and save ``best_model.zip``
+    when the model is the best so far: the highest deadline-met rate, then the lowest mean carbon.
+
+    :param env: an unwrapped ``CarbonMigrationEnv`` on the validation split
+    :param algo: the algorithm key (to translate actions, see :class:`agents.policy.AgentPolicy`)
+    :param run_dir: where ``eval.csv`` and ``best_model.zip`` go
+    :param eval_freq: environment steps (summed over the vector envs) between evaluations
+    :param n_episodes: validation episodes per evaluation
+    :param seed: seeds the start hours (``sim.world.episode_starts``) and the episodes' randomness
+    :param best: (deadline-met rate, mean carbon kg) of the best model so far, when resuming a run
+    """
+
+    def __init__(self, env: CarbonMigrationEnv, algo: str, run_dir: Path, eval_freq: int, n_episodes: int,
+                 seed: int = 0, best: tuple[float, float] | None = None, verbose: int = 0):
+        super().__init__(verbose)
+        self.eval_env = env
+        self.algo = algo
+        self.run_dir = Path(run_dir)
+        self.eval_freq = eval_freq
+        self.n_episodes = n_episodes
+        self.starts = episode_starts(env.world, n_episodes, seed)
+        self.seeds = [seed + i for i in range(n_episodes)]
+        self.best = best
+        self._next = 0
+        self._last_eval_at = -1
+        self._t0 = time.time()
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next += self.eval_freq
+            self.evaluate()
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.num_timesteps != self._last_eval_at:   # evaluate the final model too
+            self.evaluate()
+
+    def evaluate(self) -> dict:
+        self._last_eval_at = self.num_timesteps
+        policy = AgentPolicy(self.model, self.algo)
+        eps = [validation_episode(self.eval_env, policy, s, h) for s, h in zip(self.seeds, self.starts)]
+        carbon = np.array([e["carbon_kg"] for e in eps])
+        met = float(np.mean([e["deadline_met"] for e in eps]))
+        row = {"timesteps": self.num_timesteps, "mean_carbon_kg": float(carbon.mean()),
+               "std_carbon_kg": float(carbon.std()), "deadline_met_rate": met,
+               "mean_jct_h": float(np.nanmean([e["jct_h"] for e in eps])) if met > 0 else math.nan,
+               "mean_reward": float(np.mean([e["reward"] for e in eps])),
+               "wall_s": round(time.time() - self._t0, 2)}
+        score = (met, row["mean_carbon_kg"])
+        is_best = self.best is None or (score[0] > self.best[0]) or (score[0] == self.best[0] and score[1] < self.best[1])
+        row["best"] = int(is_best)
+        if is_best:
+            self.best = score
+            self.model.save(self.run_dir / "best_model.zip")
+        path = self.run_dir / "eval.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=EVAL_COLUMNS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        for k in ("mean_carbon_kg", "deadline_met_rate"):
+            self.logger.record(f"eval/{k}", row[k])
+        if self.verbose:
+            print(f"[eval] {self.num_timesteps} steps: carbon {row['mean_carbon_kg']:.2f} kg, "
+                  f"deadline met {100 * met:.0f}%{'  (best)' if is_best else ''}")
+        return row

@@ -1,0 +1,181 @@
+"""train.py and agents/: every algorithm trains, resume continues, bad options fail in one line, runs reproduce."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+import train
+from agents import ALGOS, AgentConfigError, load_agent
+from envs.carbon_migration import CarbonMigrationEnv
+
+REPO = Path(__file__).resolve().parents[1]
+
+# tiny networks and rollouts so each algorithm trains ~1k steps in a few seconds
+TINY = {
+    "ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2},
+    "maskable_ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2},
+    "a2c": {"n_steps": 8},
+    "dqn": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "target_update_interval": 200},
+    "sac": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "gradient_steps": 1},
+    "td3": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "gradient_steps": 1},
+}
+COMMON = {"n_envs": 1, "eval_freq": 100_000, "eval_episodes": 1, "checkpoint_freq": 512,
+          "policy_kwargs": {"net_arch": [16]}}
+
+
+def tiny_config(tmp_path: Path, algo: str, **extra) -> Path:
+    path = tmp_path / f"{algo}-tiny.yaml"
+    path.write_text(yaml.safe_dump({**COMMON, **TINY[algo], **extra}))
+    return path
+
+
+def run(tmp_path: Path, *argv: str) -> int:
+    return train.main(["--out", str(tmp_path / "runs"), "--no-progress-bar", *argv])
+
+
+def saved_zip_member(model_zip: Path, member: str):
+    with zipfile.ZipFile(model_zip) as z, z.open(member) as f:
+        return torch.load(f, map_location="cpu", weights_only=False)
+
+
+@pytest.mark.parametrize("algo", list(ALGOS))
+def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
+    assert run(tmp_path, "--algo", algo, "--timesteps", "1024", "--name", "r",
+               "--config", str(tiny_config(tmp_path, algo))) == 0
+    run_dir = tmp_path / "runs" / "r"
+    for name in ("model.zip", "best_model.zip", "config.yaml", "progress.csv", "eval.csv"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "checkpoints").glob("model_*_steps.zip"))
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["algo"] == algo and cfg["scenario"]["name"] == "paper" and cfg["seed"] == 0
+    assert cfg["timesteps_total"] >= 1024 and cfg["hyperparams"]["policy_kwargs"] == {"net_arch": [16]}
+    assert {"torch", "stable_baselines3", "sb3_contrib", "gymnasium"} <= set(cfg["versions"])
+    # the loaded agent plays a whole validation episode with legal [target, level] actions
+    policy = load_agent(run_dir)
+    env = CarbonMigrationEnv("paper", "validation", invalid_action="raise" if algo == "maskable_ppo" else "ignore")
+    obs, _ = env.reset(seed=3)
+    policy.reset(env, 3)
+    done, steps = False, 0
+    while not done:
+        a = policy.act(obs, env.view())
+        assert a.shape == (2,) and 0 <= a[0] <= env.R and 0 <= a[1] < env.L
+        obs, _, term, trunc, _ = env.step(a)
+        done, steps = term or trunc, steps + 1
+    assert steps <= env.sim.n_steps
+
+
+def test_resume_continues_step_counter_and_optimiser_state(tmp_path):
+    # PPO, 1 env, 128-step rollouts, 2 epochs of 2 mini-batches: 4 Adam steps per 128 env steps
+    cfg = tiny_config(tmp_path, "ppo")
+    assert run(tmp_path, "--algo", "ppo", "--timesteps", "1024", "--name", "r", "--config", str(cfg)) == 0
+    run_dir = tmp_path / "runs" / "r"
+    saved_opt = saved_zip_member(run_dir / "model.zip", "policy.optimizer.pth")
+    assert all(int(s["step"]) == 1024 // 128 * 4 for s in saved_opt["state"].values())
+    # loading restores exactly the saved Adam moments
+    loaded = load_agent(run_dir / "model.zip").model.policy.optimizer.state_dict()
+    for k, s in saved_opt["state"].items():
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(s[name], loaded["state"][k][name])
+    rows_before = len(pd.read_csv(run_dir / "progress.csv"))
+
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "512") == 0
+    curve = pd.read_csv(run_dir / "progress.csv")
+    assert len(curve) == rows_before + 512 // 128
+    assert curve["time/total_timesteps"].tolist()[-4:] == [1152, 1280, 1408, 1536]
+    # Adam continued from its saved step count rather than starting again at 0
+    resumed_opt = saved_zip_member(run_dir / "model.zip", "policy.optimizer.pth")
+    assert all(int(s["step"]) == (1024 + 512) // 128 * 4 for s in resumed_opt["state"].values())
+    cfg_after = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg_after["timesteps_total"] == 1536 and cfg_after["resumed"][0]["at_timesteps"] == 1024
+
+
+def test_resume_of_dqn_keeps_its_replay_buffer(tmp_path):
+    cfg = tiny_config(tmp_path, "dqn")
+    assert run(tmp_path, "--algo", "dqn", "--timesteps", "600", "--name", "r", "--config", str(cfg)) == 0
+    run_dir = tmp_path / "runs" / "r"
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "400") == 0
+    from stable_baselines3.common.save_util import load_from_pkl
+    buf = load_from_pkl(run_dir / "replay_buffer.pkl")
+    assert buf.pos == 1000 and not buf.full          # 600 old + 400 new transitions, one env
+
+
+def test_same_seed_gives_identical_learning_curve(tmp_path):
+    cfg = str(tiny_config(tmp_path, "maskable_ppo"))
+    for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
+        assert run(tmp_path, "--timesteps", "768", "--seed", seed, "--name", name, "--config", cfg,
+                   "--vec", "dummy") == 0
+    curves = {n: pd.read_csv(tmp_path / "runs" / n / "progress.csv") for n in "abc"}
+    cols = sorted(c for c in curves["a"].columns if not c.startswith("time/fps") and c != "time/time_elapsed")
+    assert len(curves["a"]) == 768 // 128
+    pd.testing.assert_frame_equal(curves["a"][cols], curves["b"][cols])
+    assert not curves["a"][cols].equals(curves["c"][cols])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--algo", "reinforce"], "invalid choice: 'reinforce'"),
+    (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+    (["--timesteps", "-5"], "--timesteps must be >= 1"),
+    (["--config", "/nonexistent/hp.yaml"], "cannot read config file"),
+    (["--resume", "/nonexistent/run"], "expected a run directory"),
+    (["--algo", "dqn", "--vec", "batched"], "needs FlatActionWrapper"),
+])
+def test_bad_option_exits_nonzero_with_one_line(tmp_path, capsys, argv, needle):
+    try:
+        code = run(tmp_path, *argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1 and needle in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("n_steps: [unclosed", "not valid YAML"),
+    ("learning_rat: 0.001", "learning_rat: unknown hyper-parameter for maskable_ppo"),
+    ("- just\n- a list", "must be a mapping"),
+    ("timesteps: 0", "timesteps: must be an integer >= 1"),
+    ("policy_kwargs: {activation_fn: swish}", "activation_fn: must be one of"),
+])
+def test_invalid_config_file_exits_nonzero_with_one_line(tmp_path, capsys, text, needle):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    assert run(tmp_path, "--config", str(bad)) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and needle in err and str(bad) in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_command_line_error_is_one_line_without_traceback(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gamma: 0.99\nclip_rnage: 0.1\n")
+    proc = subprocess.run([sys.executable, "train.py", "--config", str(bad), "--out", str(tmp_path / "runs")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "clip_rnage" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_load_agent_names_missing_and_corrupt_models(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such model"):
+        load_agent(tmp_path / "nothing.zip")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with pytest.raises(FileNotFoundError, match="no best_model.zip or model.zip"):
+        load_agent(run_dir)
+    (run_dir / "config.yaml").write_text("algo: ppo\n")
+    (run_dir / "model.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(AgentConfigError, match="not a zip file"):
+        load_agent(run_dir)
+    with zipfile.ZipFile(run_dir / "model.zip", "w") as z:
+        z.writestr("data", "{broken json")
+    with pytest.raises(AgentConfigError, match="cannot load ppo model"):
+        load_agent(run_dir)

@@ -1,0 +1,232 @@
+"""Train a Stable-Baselines3 agent on CarbonMigration-v0.
+
+    python train.py                                  # MaskablePPO on `paper`, training split (a few minutes)
+    python train.py --algo dqn --timesteps 200000 --n-envs 8
+    python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 100000
+
+Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
+``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
+resume), ``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation),
+``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one), ``checkpoints/`` and, for
+DQN/SAC/TD3, ``replay_buffer.pkl``. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from sim.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent
+DEFAULT_ALGO = "maskable_ppo"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):   # show defaults, except "None"/"False" which say nothing
+        if action.default in (None, False) or "Default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):   # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from agents.build import ALGOS, TRAIN_DEFAULTS
+    p = _Parser(prog="train.py", description="Train an RL agent to place and clock a training job by grid carbon.",
+                formatter_class=_Formatter)
+    p.add_argument("--algo", default=DEFAULT_ALGO, choices=list(ALGOS),
+                   help="algorithm; dqn sees a flat Discrete action, sac/td3 a Box(2) (envs/wrappers.py)")
+    p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a scenario YAML")
+    p.add_argument("--timesteps", type=int, default=None,
+                   help="environment steps to train (with --resume: steps to add). "
+                        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset)")
+    p.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, the envs and the validation episodes")
+    p.add_argument("--n-envs", type=int, default=None,
+                   help="parallel training environments. Default: 'n_envs' in the algorithm's config")
+    p.add_argument("--vec", default="auto", choices=["auto", "batched", "dummy", "subproc"],
+                   help="vectorisation: batched = envs.vector.SB3VecEnv (N jobs stepped together, MultiDiscrete "
+                        "algorithms only); dummy = SB3 DummyVecEnv in this process; subproc = one process per env; "
+                        "auto = batched when the algorithm allows, else dummy")
+    p.add_argument("--data-dir", default=None,
+                   help="folder of carbon-intensity files. Default: the scenario's data_dir, else ../shared/data if "
+                        "present, else synthetic profiles")
+    p.add_argument("--out", default="runs", help="parent folder of run directories")
+    p.add_argument("--name", default=None, help="run directory name. Default: <scenario>-<algo>-s<seed>-<YYYYmmdd-HHMMSS>")
+    p.add_argument("--config", default=None,
+                   help="YAML of hyper-parameters merged over agents/configs/<algo>.yaml (constructor keywords, "
+                        "plus timesteps, n_envs, eval_freq, eval_episodes, checkpoint_freq)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue RUN_DIR's model.zip (step counter, optimiser state, replay buffer)")
+    p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tb for TensorBoard")
+    p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 keeps runs reproducible and is fastest for small networks)")
+    args = p.parse_args(argv)
+    for opt in ("timesteps", "n_envs", "threads"):
+        v = getattr(args, opt)
+        if v is not None and v < 1:
+            p.error(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
+    return args
+
+
+def versions() -> dict:
+    import gymnasium, numpy, sb3_contrib, stable_baselines3, torch
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "torch": str(torch.__version__),
+            "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "sb3_contrib": sb3_contrib.__version__, "git_commit": commit}
+
+
+def make_logger(run_dir: Path, tensorboard: bool, append: bool):
+    """SB3 logger writing progress.csv (appended to when resuming) and optionally TensorBoard events."""
+    from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+
+    class AppendingCSV(CSVOutputFormat):
+        def __init__(self, filename: Path):
+            super().__init__(str(filename)) if not (append and filename.exists()) else self._reopen(filename)
+
+        def _reopen(self, filename: Path):
+            self.file = open(filename, "r+")
+            header = self.file.readline().strip()
+            self.keys = header.split(",") if header else []
+            self.separator, self.quotechar = ",", '"'
+            self.file.seek(0, 2)
+
+    formats = [AppendingCSV(run_dir / "progress.csv")]
+    if tensorboard:
+        formats.append(TensorBoardOutputFormat(str(run_dir / "tb")))
+    return Logger(str(run_dir), formats)
+
+
+def best_so_far(eval_csv: Path):
+    """(deadline-met rate, mean carbon) of the best evaluation recorded in eval.csv, for a resumed run."""
+    if not eval_csv.exists():
+        return None
+    with eval_csv.open() as f:
+        rows = [(float(r["deadline_met_rate"]), float(r["mean_carbon_kg"])) for r in csv.DictReader(f)]
+    return max(rows, key=lambda s: (s[0], -s[1])) if rows else None
+
+
+def train(args: argparse.Namespace) -> Path:
+    import torch
+    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.utils import set_random_seed
+
+    from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env
+    from agents.callbacks import ValidationCallback
+    from envs.carbon_migration import CarbonMigrationEnv
+    from sim.scenario import load_scenario
+
+    # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
+    if args.resume:
+        run_dir = Path(args.resume)
+        cfg_path = run_dir / "config.yaml"
+        if not (run_dir / "model.zip").is_file() or not cfg_path.is_file():
+            raise ConfigError(f"--resume {run_dir}: expected a run directory with model.zip and config.yaml")
+        cfg = yaml.safe_load(cfg_path.read_text())
+        algo, seed, n_envs, vec = cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"]
+        hp = cfg["hyperparams"]
+        scenario = load_scenario(cfg["scenario"]["path"] if Path(cfg["scenario"]["path"]).exists()
+                                 else cfg["scenario"]["name"])
+        data_dir = cfg["data_dir"]
+        timesteps = args.timesteps or cfg["timesteps"]
+    else:
+        algo, seed, vec, data_dir = args.algo, args.seed, args.vec, args.data_dir
+        hp = load_hyperparams(algo, args.config)
+        scenario = load_scenario(args.scenario)
+        n_envs = args.n_envs or hp["n_envs"]
+        timesteps = args.timesteps or hp["timesteps"]
+        name = args.name or f"{scenario.name}-{algo}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
+        run_dir = Path(args.out) / name
+        if run_dir.exists():
+            raise ConfigError(f"{run_dir} already exists; pick another --name or use --resume {run_dir}")
+        cfg = {"name": name, "algo": algo, "algo_class": ALGOS[algo].cls.__name__,
+               "scenario": {"name": scenario.name, "path": str(scenario.source)},
+               "train_split": "train", "eval_split": "validation", "timesteps": timesteps, "seed": seed,
+               "n_envs": n_envs, "vec": vec, "data_dir": data_dir, "config_file": args.config,
+               "hyperparams": hp, "versions": versions(), "created": datetime.now().isoformat(timespec="seconds"),
+               "command": " ".join(sys.argv), "scenario_resolved": scenario.to_dict()}
+    spec = algo_spec(algo)
+
+    # ---- reproducibility: one torch thread, every RNG from the seed
+    torch.set_num_threads(args.threads)
+    set_random_seed(seed)
+
+    # ---- environments: training split to learn on, validation split to select the model
+    venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
+    eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
+
+    # ---- model
+    if args.resume:
+        model = spec.cls.load(run_dir / "model.zip", env=venv, device="cpu")
+        if spec.off_policy and (run_dir / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(run_dir / "replay_buffer.pkl")
+        venv.seed(seed + model.num_timesteps)    # fresh episodes, still determined by the seed
+        cfg.setdefault("resumed", []).append({"at_timesteps": int(model.num_timesteps), "added": timesteps,
+                                              "when": datetime.now().isoformat(timespec="seconds")})
+    else:
+        run_dir.mkdir(parents=True)
+        model = make_model(algo, hp, venv, seed)
+    cfg["timesteps_total"] = int(model.num_timesteps) + timesteps
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    model.set_logger(make_logger(run_dir, args.tensorboard, append=bool(args.resume)))
+
+    # ---- callbacks: periodic checkpoints, validation-split selection of best_model.zip
+    callbacks = CallbackList([
+        CheckpointCallback(save_freq=max(hp["checkpoint_freq"] // n_envs, 1), save_path=str(run_dir / "checkpoints"),
+                           name_prefix="model"),
+        ValidationCallback(eval_env, algo, run_dir, eval_freq=hp["eval_freq"], n_episodes=hp["eval_episodes"],
+                           seed=seed, best=best_so_far(run_dir / "eval.csv"), verbose=1),
+    ])
+
+    print(f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name} for {timesteps} steps "
+          f"({n_envs} envs, seed {seed}) -> {run_dir}", flush=True)
+    t0 = time.time()
+    try:
+        model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=not args.no_progress_bar,
+                    reset_num_timesteps=not args.resume)
+    except KeyboardInterrupt:
+        print("interrupted: saving model.zip so the run can be resumed", file=sys.stderr)
+    finally:
+        model.save(run_dir / "model.zip")
+        if spec.off_policy:
+            model.save_replay_buffer(run_dir / "replay_buffer.pkl")
+        venv.close()
+    wall_s = time.time() - t0
+    cfg["timesteps_total"] = int(model.num_timesteps)
+    cfg["wall_s"] = round(wall_s + cfg.get("wall_s", 0.0) if args.resume else wall_s, 1)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    best = best_so_far(run_dir / "eval.csv")
+    print(f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run_dir}/model.zip"
+          + (f"; best validation: carbon {best[1]:.2f} kg, deadline met {100 * best[0]:.0f}% -> best_model.zip"
+             if best else ""))
+    return run_dir
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        train(args)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
