@@ -204,8 +204,10 @@ class CaftmPolicy(Policy):
             left_h = (view.deadline_s - view.t_s) / 3600.0
             if hours_needed(view, dest, level) > self.guard_fraction * left_h:
                 level = max_level_under_cap(view, dest, n)
-        # the cap holds for the GPUs the job will hold (theta_P possibly tighter than the env's cap)
-        while level > 0 and n * view.p_gpu_w[dest, level] > cap + 1e-9:
+        # the cap holds for the GPUs the job will hold (theta_P possibly tighter than the env's cap); a move
+        # that fails mid-flight resumes at the source within the same step, so its GPUs count too
+        n_cap = n if dest == view.region else max(n, int(view.usable_gpus[view.region]))
+        while level > 0 and n_cap * view.p_gpu_w[dest, level] > cap + 1e-9:
             level -= 1
         self.prev, self.prev_target = view, target
         return np.array([target, level])
