@@ -64,12 +64,13 @@ class CarbonMigrationVectorEnv(VectorEnv):
                  autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r}; expected an integer >= 1")
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            raise ConfigError(f"autoreset_mode={autoreset_mode!r}; expected 'next_step' or 'same_step'") from None
-        if mode == AutoresetMode.DISABLED:
-            raise ConfigError("autoreset_mode='disabled' is not supported; expected 'next_step' or 'same_step'")
+        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
+                 AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
+                 AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP}
+        mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else modes.get(autoreset_mode)
+        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise ConfigError(f"autoreset_mode={autoreset_mode!r}; expected 'next_step' or 'same_step' "
+                              f"(or gymnasium.vector.AutoresetMode.NEXT_STEP / SAME_STEP)")
         self.autoreset_mode = mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         first = CarbonMigrationEnv(scenario, split, data_dir=data_dir, period=period, render_mode=render_mode,

@@ -1,0 +1,150 @@
+"""CarbonMigrationVectorEnv (Gymnasium VectorEnv) and its SB3 VecEnv adapter."""
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import envs  # noqa: F401  (registers CarbonMigration-v0 with its vector entry point)
+from envs.carbon_migration import CarbonMigrationEnv
+from envs.vector import CarbonMigrationVectorEnv, SB3VecEnv
+from sim.errors import ConfigError
+
+N = 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def valid_actions(masks: np.ndarray, n_targets: int, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly random valid [target, level] per row of ``masks``."""
+    out = []
+    for m in masks:
+        out.append([rng.choice(np.flatnonzero(m[:n_targets])), rng.choice(np.flatnonzero(m[n_targets:]))])
+    return np.array(out)
+
+
+def test_make_vec_builds_the_batched_env_with_batched_spaces():
+    venv = gym.make_vec("CarbonMigration-v0", num_envs=N, vectorization_mode="vector_entry_point", scenario="paper")
+    assert isinstance(venv, CarbonMigrationVectorEnv) and isinstance(venv, gym.vector.VectorEnv)
+    single = CarbonMigrationEnv("paper")
+    assert venv.single_observation_space == single.observation_space
+    assert venv.observation_space.shape == (N, *single.observation_space.shape)
+    obs, info = venv.reset(seed=0)
+    assert obs.shape == (N, 64) and obs.dtype == np.float32
+    assert venv.action_masks().shape == (N, 4 + 1 + 5)
+    assert all(venv.envs[i].world is venv.envs[0].world for i in range(N))   # traces loaded once
+
+
+@pytest.mark.parametrize("scenario", ["paper", "faults"])
+def test_env_i_follows_the_single_env_with_seed_plus_i(scenario):
+    """Next-step autoreset: after a finished episode the next step resets (action ignored, reward 0)."""
+    venv = CarbonMigrationVectorEnv(N, scenario)
+    singles = [CarbonMigrationEnv(scenario) for _ in range(N)]
+    obs, infos = venv.reset(seed=100)
+    expect = [env.reset(seed=100 + i) for i, env in enumerate(singles)]
+    for i in range(N):
+        np.testing.assert_array_equal(obs[i], expect[i][0])
+        assert venv.info_of(infos, i) == expect[i][1]
+    rng = np.random.default_rng(0)
+    done = [False] * N
+    resets = 0
+    for _ in range(450):                                 # > 2 episodes of 192 steps
+        actions = valid_actions(venv.action_masks(), venv.R + 1, rng)
+        obs, rew, term, trunc, infos = venv.step(actions)
+        for i, env in enumerate(singles):
+            if done[i]:
+                o, info = env.reset()
+                r, te, tr = 0.0, False, False
+                resets += 1
+            else:
+                o, r, te, tr, info = env.step(actions[i])
+            np.testing.assert_array_equal(obs[i], o)
+            assert (rew[i], term[i], trunc[i]) == (r, te, tr)
+            assert venv.info_of(infos, i) == info
+            np.testing.assert_array_equal(venv.action_masks()[i], env.action_masks())
+            done[i] = te or tr
+    assert resets >= N
+
+
+def test_infos_use_the_gymnasium_vector_layout():
+    venv = CarbonMigrationVectorEnv(N, "paper")
+    venv.reset(seed=0)
+    _, _, _, _, infos = venv.step(np.tile([0, 4], (N, 1)))
+    assert infos["t_s"].shape == (N,) and infos["_t_s"].all()
+    assert infos["state"].tolist() == ["TOLERANCE"] * N
+    assert infos["step"]["carbon_g"].shape == (N,)
+    np.testing.assert_allclose(infos["step"]["carbon_g"],
+                               infos["step"]["operational_carbon_g"] + infos["step"]["transfer_carbon_g"])
+    assert not infos["_jct_h"].any()                      # nobody finished in 15 minutes
+
+
+def test_same_step_autoreset_reports_final_obs_and_info():
+    venv = CarbonMigrationVectorEnv(2, "paper", autoreset_mode="same_step")
+    venv.reset(seed=1)
+    steps = venv.envs[0].sim.n_steps
+    for _ in range(steps - 1):
+        venv.step(np.tile([4, 0], (2, 1)))               # wait: never finishes, truncates at the horizon
+    obs, _, term, trunc, infos = venv.step(np.tile([4, 0], (2, 1)))
+    assert trunc.all() and not term.any()
+    assert infos["_final_obs"].all()
+    assert infos["final_info"]["remaining_mb"].tolist() == [140000.0, 140000.0]
+    assert obs[0, -8 + 0] == 1.0                          # the returned obs is the new episode's (QUEUED)
+    assert venv.envs[0].sim.k == 0
+
+
+def test_bad_batched_actions_raise_naming_the_env():
+    venv = CarbonMigrationVectorEnv(N, "paper")
+    venv.reset(seed=0)
+    bad = np.tile([0, 4], (N, 1))
+    bad[2] = [7, 0]
+    with pytest.raises(ValueError, match="env 2: action \\[7, 0\\] out of range"):
+        venv.step(bad)
+    with pytest.raises(ValueError, match="shape"):
+        venv.step(np.zeros((N, 3), dtype=int))
+    with pytest.raises(ValueError, match="integer"):
+        venv.step(np.full((N, 2), 0.5))
+    with pytest.raises(ConfigError, match="num_envs"):
+        CarbonMigrationVectorEnv(0)
+
+
+def test_sb3_adapter_resets_in_the_same_step_and_hides_metrics_from_monitor_key():
+    venv = SB3VecEnv(num_envs=2, scenario="paper")
+    venv.seed(3)
+    obs = venv.reset()
+    ref = CarbonMigrationEnv("paper")
+    np.testing.assert_array_equal(obs[1], ref.reset(seed=4)[0])
+    masks = venv.env_method("action_masks")
+    assert len(masks) == 2 and masks[0].shape == (10,)
+    steps = ref.sim.n_steps
+    for _ in range(steps):
+        obs, rew, dones, infos = venv.step(np.tile([4, 0], (2, 1)))
+    assert dones.all()
+    assert "episode" not in infos[0] and infos[0]["episode_metrics"]["carbon_g"] == 0.0
+    assert infos[0]["TimeLimit.truncated"] is True
+    assert infos[0]["terminal_observation"].shape == (64,)
+    assert venv.venv.envs[0].sim.k == 0                   # already reset
+
+
+def test_maskable_ppo_and_ppo_learn_on_the_sb3_adapter():
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    venv = VecMonitor(SB3VecEnv(num_envs=4, scenario="paper"))
+    model = MaskablePPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=1, seed=0, device="cpu",
+                        policy_kwargs={"net_arch": [32, 32]})
+    model.learn(total_timesteps=512)
+    assert model.num_timesteps >= 512
+    assert venv.venv.venv.envs[0].invalid_actions == 0
+    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs={"net_arch": [32, 32]})
+    model.learn(total_timesteps=512)
+    assert model.num_timesteps >= 512
