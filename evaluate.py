@@ -48,23 +48,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = _Parser(description="Evaluate policies on held-out episodes: tables, 95%% intervals, plots.",
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _Parser(description="Evaluate policies on the same held-out episodes: tables, 95% intervals, plots.")
     p.add_argument("--policies", default="all",
-                   help="comma-separated baseline names (see baselines.POLICIES), 'all', or 'none' (agents only)")
+                   help="comma-separated baseline names (see baselines.POLICIES), 'all' (default), or 'none' (agents only)")
     p.add_argument("--agent", action="append", default=[], metavar="RUN_DIR_OR_MODEL",
                    help="a trained agent (run directory or model .zip); repeatable; named after its run directory")
-    p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file")
+    p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file (default: paper)")
     p.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                   help="the scenario's date split to draw episodes from")
-    p.add_argument("--data-dir", default=None, help="folder searched for carbon-intensity files")
+                   help="the scenario's date split to draw episodes from (default: test)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="folder searched for carbon-intensity files (default: $CARBON_DATA_DIR or ../shared/data, "
+                        "else synthetic)")
     p.add_argument("--period", default=None, metavar="START:END",
                    help="UTC dates, e.g. 2023-03-01:2023-04-01 (overrides --split)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes per policy")
-    p.add_argument("--seed", type=int, default=0, help="evaluation seed (episode starts and reset seeds)")
-    p.add_argument("--workers", type=int, default=1, help="episodes run in parallel processes")
-    p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted")
-    p.add_argument("--out", default=None, help="output folder (default results/<scenario>-<timestamp>)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per policy (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="evaluation seed of episode starts and reset seeds (default: 0)")
+    p.add_argument("--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)")
+    p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
+    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
     return p.parse_args(argv)
 
 

@@ -156,3 +156,15 @@ def test_period_outside_the_data_is_rejected(tmp_path, capsys):
                           "--period", "2030-01-01:2030-02-01", "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err
     assert "--period 2030-01-01:2030-02-01" in err and "not inside the data range" in err
+
+
+def test_report_says_when_the_data_is_synthetic(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "no-traces"
+    empty.mkdir()
+    monkeypatch.setenv("CARBON_DATA_DIR", str(empty))
+    out = tmp_path / "synth"
+    # a period no other test uses: worlds are cached per process by (scenario, split, data_dir, period)
+    assert evaluate.main(["--policies", "stay", "--episodes", "1", "--period", "2022-05-01:2022-05-10",
+                          "--out", str(out)]) == 0
+    assert "**synthetic** carbon intensity" in (out / "report.md").read_text()
+    assert "synthetic" in capsys.readouterr().err
