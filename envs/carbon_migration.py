@@ -243,9 +243,7 @@ class CarbonMigrationEnv(gym.Env):
         self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)     # 1970-01-01 was a Thursday (3)
         self.invalid_actions = 0
         self.last_reward = 0.0
-        n = sim.n_steps + 1
-        self._hist = {"t_h": np.zeros(n), "region": np.zeros(n, dtype=int), "clock_mhz": np.zeros(n),
-                      "power_w": np.zeros(n), "cap_w": np.zeros(n), "state": np.zeros(n, dtype=int)}
+        self._hist = []            # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
         self._record(0)
         self._refresh()
 
@@ -405,21 +403,20 @@ class CarbonMigrationEnv(gym.Env):
         return info
 
     def _record(self, k: int) -> None:
-        hist, sim = self._hist, self.sim
-        if k >= len(hist["t_h"]):
+        sim = self.sim
+        if k != len(self._hist):
             return
-        hist["t_h"][k] = sim.t_s / 3600.0
-        hist["region"][k] = sim.region
-        hist["clock_mhz"][k] = self._clocks_mhz[sim.region][sim.level]
-        hist["power_w"][k] = sim.power_w
         cap = sim.cap_w[min(int(sim.t_s // 3600), sim.n_hours - 1)]
-        hist["cap_w"][k] = cap if cap < math.inf else np.nan
-        hist["state"][k] = sim.state
+        self._hist.append((sim.t_s / 3600.0, sim.region, self._clocks_mhz[sim.region][sim.level], sim.power_w,
+                           cap if cap < math.inf else math.nan, int(sim.state)))
 
     def history(self) -> dict[str, np.ndarray]:
         """The episode so far, one entry per decision step: t_h, region, clock_mhz, power_w, cap_w, state."""
-        n = self.sim.k + 1
-        return {k: v[:n].copy() for k, v in self._hist.items()}
+        rows = self._hist[:self.sim.k + 1]
+        cols = list(zip(*rows))
+        return {"t_h": np.array(cols[0], dtype=float), "region": np.array(cols[1], dtype=int),
+                "clock_mhz": np.array(cols[2], dtype=float), "power_w": np.array(cols[3], dtype=float),
+                "cap_w": np.array(cols[4], dtype=float), "state": np.array(cols[5], dtype=int)}
 
     # ------------------------------------------------------------------ rendering
 
