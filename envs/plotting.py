@@ -32,7 +32,7 @@ def timeline_figure(t_h, ci_g_per_kwh, region_names, region, clock_mhz, power_w,
     ax3b.set_ylabel("SM clock (MHz)")
     lines = ax3.get_legend_handles_labels()
     lines2 = ax3b.get_legend_handles_labels()
-    ax3.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    ax3.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper left", bbox_to_anchor=(1.16, 1.0), fontsize=8)
     if title:
         fig.suptitle(title)
     return fig
