@@ -4,7 +4,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from gymnasium.vector import AutoresetMode
 
 import envs  # noqa: F401  (registers CarbonMigration-v0 with its vector entry point)
 from envs.carbon_migration import CarbonMigrationEnv
