@@ -282,7 +282,7 @@ class CarbonMigrationEnv(gym.Env):
         here = sim.region
         t = sim.t_s
         h = min(int(t // 3600.0), sim.n_hours - 1)
-        usable = [sim.usable_gpus(r) for r in range(R)]
+        usable = sim.usable_all()
         # mask: during a timed phase only the phase's own target; else regions with usable GPUs (a running
         # job's own region stays valid: it holds its GPUs) and wait; clock levels are always valid
         if s in _TIMED:
@@ -334,7 +334,7 @@ class CarbonMigrationEnv(gym.Env):
             region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks(),
             intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
             forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
-            usable_gpus=np.array([sim.usable_gpus(r) for r in range(R)]),
+            usable_gpus=np.array(sim.usable_all()),
             down=np.array([sim.region_down(r) for r in range(R)]),
             transfer_s=np.array(sim.xfer_s[sim.region]), io_s=sim.io_s,
             clocks_mhz=sim.clocks_mhz, t_mb_s=np.array(sim.t_mb_s), p_gpu_w=np.array(sim.p_gpu_w),

@@ -48,6 +48,10 @@ _IT, _FAC, _OPC, _TXE, _TXC, _GPUH, _DONE, _LOST, _RB, _MIG, _TX, _TXF, _TXGB, _
     _GPUF, _OUTF, _PRE, _LATE = range(22)
 _TIME0 = M["time_queued_s"]
 
+
+# scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
+_QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
+
 WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
 
 
@@ -76,6 +80,7 @@ class Simulator:
         self.total_mb = float(job.minibatches)
         self.ckpt_interval_mb = float(job.checkpoint_interval_minibatches)
         self.requested_gpus = job.gpus
+        self.elastic = job.elastic
         self.home = scenario.home_index
         self.pue = [r.pue for r in scenario.regions]
         self.pool = [r.gpus for r in scenario.regions]
@@ -143,7 +148,7 @@ class Simulator:
 
         self.t_s = 0.0
         self.k = 0
-        self.state = State.QUEUED
+        self.state = _QUEUED
         self.region = self.home
         self.dest = self.home
         self.n_gpus = 0
@@ -169,6 +174,8 @@ class Simulator:
     # ------------------------------------------------------------------ queries
 
     def region_down(self, r: int, t_s: float | None = None) -> bool:
+        if not self.outages[r]:
+            return False
         t = self.t_s if t_s is None else t_s
         for start, end in self.outages[r]:
             if start <= t < end:
@@ -181,14 +188,26 @@ class Simulator:
 
     def usable_gpus(self, r: int) -> int:
         free = min(self.requested_gpus, self.free_gpus(r))
-        return free if (self.scenario.job.elastic or free >= self.requested_gpus) else 0
+        return free if (self.elastic or free >= self.requested_gpus) else 0
+
+    def usable_all(self) -> list[int]:
+        """``usable_gpus`` of every region (one call per step for observations and masks)."""
+        k = self.k if self.k < self.n_steps else self.n_steps
+        req = self.requested_gpus
+        out = []
+        for r in range(self.n_regions):
+            free = 0 if self.outages[r] and self.region_down(r) else self.free[r][k]
+            if free > req:
+                free = req
+            out.append(free if (self.elastic or free >= req) else 0)
+        return out
 
     def intensity_now(self, r: int) -> float:
         return self.ci[r][min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
 
     @property
     def done(self) -> bool:
-        return self.state == State.COMPLETED
+        return self.state == _COMPLETED
 
     @property
     def truncated(self) -> bool:
@@ -211,16 +230,16 @@ class Simulator:
         """Allocate GPUs in the current region and restore the checkpoint (a timed Scaling), or wait."""
         n = self.usable_gpus(self.region)
         if n == 0:
-            if self.state != State.WAITING:
-                self._go(State.WAITING)
+            if self.state != _WAITING:
+                self._go(_WAITING)
             self.n_gpus = 0
             return
         self.n_gpus = n
-        self._go(State.SCALING)
+        self._go(_SCALING)
         self.phase_end_s = self.t_s + self.io_s
 
     def _start_migration(self, dst: int) -> None:
-        self._go(State.MIGRATION)
+        self._go(_MIGRATION)
         self.n_gpus = 0
         self.dest = dst
         dur = self.xfer_s[self.region][dst]
@@ -230,27 +249,26 @@ class Simulator:
         if p > 0 and self.rng.random() < p:
             self.xfer_fail_at_s = self.t_s + self.rng.random() * dur
         self.step_acc[_MIG] += 1
-        self.episode_acc[_MIG] += 1
 
     def _suspend(self) -> None:
         """Write the checkpoint that the move (or pause) needs; progress is integral here."""
-        self._go(State.SUSPEND)
+        self._go(_SUSPEND)
         self.draining = False
         self.phase_end_s = self.t_s + self.io_s
 
     def _fault(self, slot: int) -> None:
         """Roll back to the last durable checkpoint and recover (or wait if the region cannot run)."""
-        for acc in (self.step_acc, self.episode_acc):
-            acc[slot] += 1
+        acc = self.step_acc
+        acc[slot] += 1
         durable = max(self.ckpt_mb, math.floor(self.progress_mb / self.ckpt_interval_mb) * self.ckpt_interval_mb)
         lost = self.progress_mb - durable
         if lost > 0:
-            for acc in (self.step_acc, self.episode_acc):
-                acc[_LOST] += lost
-                acc[_RB] += 1
+            acc[_LOST] += lost
+            acc[_RB] += 1
         self.progress_mb = self.ckpt_mb = durable
         self.draining = False
-        self._go(State.RECOVERING)
+        if self.state != _RECOVERING:  # a fault during a restore restarts the restore
+            self._go(_RECOVERING)
         if slot == _GPUF:  # the failed GPU is replaced from the free pool if one is spare, else the job shrinks
             spare = self.free_gpus(self.region) - self.n_gpus
             self.n_gpus = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
@@ -258,7 +276,7 @@ class Simulator:
             self.n_gpus = self.usable_gpus(self.region)
         if self.n_gpus <= 0:
             self.n_gpus = 0
-            self._go(State.WAITING)
+            self._go(_WAITING)
         else:
             self.phase_end_s = self.t_s + self.io_s
 
@@ -266,18 +284,18 @@ class Simulator:
 
     def _decide(self, target: int, level: int) -> None:
         s = self.state
-        if s == State.COMPLETED:
+        if s == _COMPLETED:
             return
-        if s == State.TOLERANCE:
+        if s == _TOLERANCE:
             if target == self.region:
                 self.draining = False          # a pending move that has not reached its mini-batch boundary is off
                 n = self.usable_gpus(self.region)
                 if n < self.n_gpus:            # GPUs reclaimed (spot) or outage: a fault
                     self._fault(_PRE)
                 elif level != self.level or n != self.n_gpus:
-                    self._go(State.SCALING)    # re-set the clock / GPU count at a mini-batch boundary
+                    self._go(_SCALING)    # re-set the clock / GPU count at a mini-batch boundary
                     self.n_gpus, self.level = n, level
-                    self._go(State.TOLERANCE)
+                    self._go(_TOLERANCE)
                 return
             self.after_suspend = target
             self.level = level
@@ -287,10 +305,10 @@ class Simulator:
                 self.draining = True
             return
         self.level = level
-        if s in (State.WAITING, State.QUEUED):
+        if s in (_WAITING, _QUEUED):
             if target == WAIT:
-                if s == State.QUEUED:
-                    self._go(State.WAITING)
+                if s == _QUEUED:
+                    self._go(_WAITING)
             elif target == self.region:
                 self._start_running()
             else:
@@ -304,8 +322,7 @@ class Simulator:
         self.step_acc = acc = [0.0] * len(METRICS)
         self._decide(target, level)
         t_end = min(self.t_s + self.step_s, self.horizon_s)
-        ep = self.episode_acc
-        while self.t_s < t_end - _EPS_S and self.state != State.COMPLETED:
+        while self.t_s < t_end - _EPS_S and self.state != _COMPLETED:
             t = self.t_s
             s = self.state
             r = self.region
@@ -314,7 +331,7 @@ class Simulator:
             event = 0
             power_w = 0.0
             rate = 0.0
-            if s == State.TOLERANCE:
+            if s == _TOLERANCE:
                 n = self.n_gpus
                 lvl = self.level
                 cap = self.cap_w[h]
@@ -332,12 +349,12 @@ class Simulator:
                 d = self.fail_left_gpu_h * _S_PER_H / n
                 if d < dt:
                     dt, event = d, 2
-            elif s == State.SUSPEND or s == State.SCALING or s == State.RECOVERING:
+            elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
                 power_w = self.n_gpus * self.idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
                     dt, event = d, 1
-            elif s == State.MIGRATION:
+            elif s == _MIGRATION:
                 d = self.phase_end_s - t
                 if d <= dt:
                     dt, event = d, 1
@@ -361,47 +378,41 @@ class Simulator:
                 fac_kwh = it_kwh * self.pue[r]
                 c_g = fac_kwh * ci
                 gpu_h = self.n_gpus * dt / _S_PER_H
-                for a in (acc, ep):
-                    a[_IT] += it_kwh
-                    a[_FAC] += fac_kwh
-                    a[_OPC] += c_g
-                    a[_GPUH] += gpu_h
-                if s == State.TOLERANCE:
+                acc[_IT] += it_kwh
+                acc[_FAC] += fac_kwh
+                acc[_OPC] += c_g
+                acc[_GPUH] += gpu_h
+                if s == _TOLERANCE:
                     done = rate * dt
                     self.progress_mb += done
                     self.fail_left_gpu_h -= gpu_h
                     cap = self.cap_w[h]
                     over = power_w > cap
                     if over:
-                        excess_j = (power_w - cap) * dt
-                        for a in (acc, ep):
-                            a[_CAPS] += dt
-                            a[_CAPJ] += excess_j
-                            if not self.violating:
-                                a[_CAPN] += 1
+                        acc[_CAPS] += dt
+                        acc[_CAPJ] += (power_w - cap) * dt
+                        if not self.violating:
+                            acc[_CAPN] += 1
                     self.violating = over
-                    for a in (acc, ep):
-                        a[_DONE] += done
-            if s == State.MIGRATION:
+                    acc[_DONE] += done
+            if s == _MIGRATION:
                 tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][self.dest]
-                tx_c = tx_kwh * 0.5 * (ci + self.ci[self.dest][h])
-                for a in (acc, ep):
-                    a[_TXE] += tx_kwh
-                    a[_TXC] += tx_c
-                    a[_TXS] += dt
-            late = min(t + dt, self.completed_at_s) - max(t, self.deadline_s)
-            if late > 0:
-                for a in (acc, ep):
-                    a[_LATE] += late / _S_PER_H
-            for a in (acc, ep):
-                a[_TIME0 + s] += dt
+                acc[_TXE] += tx_kwh
+                acc[_TXC] += tx_kwh * 0.5 * (ci + self.ci[self.dest][h])
+                acc[_TXS] += dt
+            if t + dt > self.deadline_s:
+                late = min(t + dt, self.completed_at_s) - max(t, self.deadline_s)
+                if late > 0:
+                    acc[_LATE] += late / _S_PER_H
+            acc[_TIME0 + s] += dt
             self.power_w = power_w
             self.t_s = t + dt
             if event:
                 self._handle(event)
-        if self.state != State.TOLERANCE:
+        self.episode_acc = [a + b for a, b in zip(self.episode_acc, acc)]
+        if self.state != _TOLERANCE:
             self.violating = False
-            if self.state != State.SUSPEND and self.state != State.SCALING and self.state != State.RECOVERING:
+            if self.state != _SUSPEND and self.state != _SCALING and self.state != _RECOVERING:
                 self.power_w = 0.0
         self.k += 1
 
@@ -410,43 +421,42 @@ class Simulator:
         if event == 4:
             self._fault(_OUTF)
         elif event == 3:  # transfer failed mid-flight: the checkpoint is still at the source
-            for a in (self.step_acc, self.episode_acc):
-                a[_TXF] += 1
-            self._go(State.RECOVERING)
+            self.step_acc[_TXF] += 1
+            self._go(_RECOVERING)
             self.xfer_fail_at_s = math.inf
             self.n_gpus = self.usable_gpus(self.region)
             if self.n_gpus == 0:
-                self._go(State.WAITING)
+                self._go(_WAITING)
             else:
                 self.phase_end_s = self.t_s + self.io_s
         elif event == 2:
             self.fail_left_gpu_h = self._draw_failure_gpu_h()
             self._fault(_GPUF)
-        elif s == State.TOLERANCE:
+        elif s == _TOLERANCE:
             if self.draining:
                 self.progress_mb = float(round(self.progress_mb))
                 self._suspend()
             else:
                 self.progress_mb = self.total_mb
                 self.completed_at_s = self.t_s
-                self._go(State.COMPLETED)
+                self._go(_COMPLETED)
                 self.n_gpus = 0
-        elif s == State.SUSPEND:
+        elif s == _SUSPEND:
             self.ckpt_mb = self.progress_mb
             self.n_gpus = 0
             dst = self.after_suspend
             if dst == WAIT or dst == self.region:
-                self._go(State.WAITING)
+                self._go(_WAITING)
             else:
                 self._start_migration(dst)
-        elif s == State.MIGRATION:
-            for a in (self.step_acc, self.episode_acc):
-                a[_TX] += 1
-                a[_TXGB] += self.ckpt_gb
-                a[_EGR] += self.egress_usd[self.region][self.dest]
+        elif s == _MIGRATION:
+            acc = self.step_acc
+            acc[_TX] += 1
+            acc[_TXGB] += self.ckpt_gb
+            acc[_EGR] += self.egress_usd[self.region][self.dest]
             self.region = self.dest
             self._start_running()
-        elif s == State.SCALING or s == State.RECOVERING:
-            if s == State.RECOVERING:
-                self._go(State.SCALING)
-            self._go(State.TOLERANCE)
+        elif s == _SCALING or s == _RECOVERING:
+            if s == _RECOVERING:
+                self._go(_SCALING)
+            self._go(_TOLERANCE)
