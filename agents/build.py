@@ -176,21 +176,6 @@ def constructor_kwargs(algo: str, config: dict[str, Any], n_actions: int | None 
 
 # ---------------------------------------------------------------- environments
 
-class SB3InfoWrapper(gym.Wrapper):
-    """Moves the env's per-episode metrics from ``info["episode"]`` to ``info["episode_metrics"]``.
-
-    SB3 reads ``info["episode"]`` as Monitor's ``{"r", "l", "t"}`` episode summary; the env's metrics dict
-    under that key (present every step) would otherwise be taken for one and break the rollout logger.
-    """
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if "episode" in info:
-            info = dict(info)
-            info["episode_metrics"] = info.pop("episode")
-        return obs, reward, terminated, truncated, info
-
-
 def make_env(scenario: str | Scenario, split: str, algo: str, data_dir: str | None = None,
              world: World | None = None, monitor: bool = True) -> gym.Env:
     """One ``CarbonMigrationEnv`` on ``split`` with the action adapter ``algo`` needs (and a Monitor for SB3 logs)."""
@@ -199,7 +184,7 @@ def make_env(scenario: str | Scenario, split: str, algo: str, data_dir: str | No
     if wrapper is not None:
         env = wrapper(env)
     if monitor:
-        env = Monitor(SB3InfoWrapper(env))
+        env = Monitor(env)
     return env
 
 

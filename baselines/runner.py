@@ -43,7 +43,7 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, start_hour: int | None 
         steps += 1
         done = terminated or truncated
     out: dict[str, Any] = {"policy": policy.name, "seed": int(seed), "start_hour": int(base.start_hour)}
-    out.update(info["episode"])
+    out.update(info["episode_metrics"])
     out.update(completed=bool(info["completed"]), deadline_met=bool(info["deadline_met"]),
                jct_h=float(info.get("jct_h", np.nan)), steps=steps, invalid_actions=int(info["invalid_actions"]),
                policy_s=policy_s)

@@ -395,8 +395,8 @@ class CarbonMigrationEnv(gym.Env):
             "invalid_actions": self.invalid_actions,
             "deadline_met": sim.done and sim.completed_at_s <= sim.deadline_s,
             "completed": sim.done,
-            "step": step,
-            "episode": episode,
+            "step_metrics": step,
+            "episode_metrics": episode,
         }
         if sim.done:
             info["jct_h"] = sim.completed_at_s / 3600.0

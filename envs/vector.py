@@ -206,8 +206,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
             "invalid_actions": np.array([env.invalid_actions for env in self.envs], dtype=np.int64),
             "deadline_met": completed & (completed_at_s <= np.array([s.deadline_s for s in sims])),
             "completed": completed,
-            "step": _metric_dict(np.array([s.step_acc for s in sims]), all_),
-            "episode": _metric_dict(np.array([s.episode_acc for s in sims]), all_),
+            "step_metrics": _metric_dict(np.array([s.step_acc for s in sims]), all_),
+            "episode_metrics": _metric_dict(np.array([s.episode_acc for s in sims]), all_),
         }
         for key in list(info):
             info["_" + key] = all_
@@ -246,9 +246,8 @@ class SB3VecEnv(VecEnv):
     """Stable-Baselines3 ``VecEnv`` over :class:`CarbonMigrationVectorEnv` (same-step autoreset, as SB3 expects).
 
     Finished envs are reset at once; their last observation is in ``infos[i]["terminal_observation"]`` and
-    ``infos[i]["TimeLimit.truncated"]`` tells a time-out from completion. The env's per-episode metrics move
-    from ``info["episode"]`` to ``info["episode_metrics"]``, because SB3 reserves ``"episode"`` for
-    Monitor's ``{"r", "l", "t"}`` (wrap this in ``VecMonitor`` for episode-return logs).
+    ``infos[i]["TimeLimit.truncated"]`` tells a time-out from completion (wrap this in ``VecMonitor`` for
+    episode-return logs).
     ``env_method("action_masks")`` returns one mask per env, so sb3-contrib's MaskablePPO can train on it.
 
     :param venv: a vector env in ``same_step`` autoreset mode; built from ``kwargs`` when omitted
@@ -270,7 +269,7 @@ class SB3VecEnv(VecEnv):
         seeds = self._seeds if any(s is not None for s in self._seeds) else None
         options = [o or None for o in self._options]
         obs, infos = self.venv.reset(seed=seeds, options=options)
-        self.reset_infos = [self._sb3_info(self.venv.info_of(infos, i)) for i in range(self.num_envs)]
+        self.reset_infos = [self.venv.info_of(infos, i) for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         return obs
@@ -285,11 +284,11 @@ class SB3VecEnv(VecEnv):
         for i in range(self.num_envs):
             if dones[i]:
                 terminal_obs, terminal_info = self.venv.last_finals[i]
-                info = self._sb3_info(terminal_info)
+                info = dict(terminal_info)
                 info["terminal_observation"] = terminal_obs
                 info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
             else:
-                info = self._sb3_info(self.venv.info_of(infos, i))
+                info = self.venv.info_of(infos, i)
             out.append(info)
         return obs, rew.astype(np.float32), dones, out
 
@@ -319,9 +318,3 @@ class SB3VecEnv(VecEnv):
     def get_images(self):
         return [env.render() if env.render_mode == "rgb_array" else None for env in self.venv.envs]
 
-    @staticmethod
-    def _sb3_info(info: dict) -> dict:
-        info = dict(info)
-        if "episode" in info:
-            info["episode_metrics"] = info.pop("episode")
-        return info

@@ -43,16 +43,6 @@ def random_valid_action(env: CarbonMigrationEnv, rng: np.random.Generator) -> np
     return np.array([rng.choice(np.flatnonzero(m[:env.R + 1])), rng.choice(np.flatnonzero(m[env.R + 1:]))])
 
 
-class RenameEpisodeInfo(gym.Wrapper):
-    """SB3 treats ``info["episode"]`` as Monitor's {"r", "l", "t"}; move the env's metrics out of its way."""
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        info = dict(info)
-        info["episode_metrics"] = info.pop("episode")
-        return obs, reward, terminated, truncated, info
-
-
 def long_transfer_faults_env(**kwargs) -> CarbonMigrationEnv:
     """The faults scenario with a 2 TB checkpoint (fast storage), so transfers span several decision steps,
     and a rigid (non-elastic) job, so a region short of its 8 GPUs has none usable."""
@@ -110,7 +100,7 @@ def test_different_seeds_give_different_episodes():
     a = _episode(CarbonMigrationEnv("paper"), seed=1)
     b = _episode(CarbonMigrationEnv("paper"), seed=2)
     assert not np.array_equal(a[0][0], b[0][0])                    # different start hour / forecasts
-    assert a[-1][2]["episode"]["carbon_g"] != b[-1][2]["episode"]["carbon_g"]
+    assert a[-1][2]["episode_metrics"]["carbon_g"] != b[-1][2]["episode_metrics"]["carbon_g"]
 
 
 # ---------------------------------------------------------------- observation space
@@ -268,15 +258,15 @@ def test_info_carries_every_w8_metric_and_episode_sums_steps():
         for key in ("power_w", "deadline_met", "completed", "state", "region", "invalid_actions"):
             assert key in info
         for key in W8_METRICS:
-            assert key in info["step"] and key in info["episode"], key
-            total[key] += info["step"][key]
+            assert key in info["step_metrics"] and key in info["episode_metrics"], key
+            total[key] += info["step_metrics"][key]
         done = terminated or truncated
     for key in W8_METRICS:
-        assert info["episode"][key] == pytest.approx(total[key], rel=1e-9, abs=1e-9), key
-    time_s = sum(info["episode"][f"time_{s.name.lower()}_s"] for s in State)
+        assert info["episode_metrics"][key] == pytest.approx(total[key], rel=1e-9, abs=1e-9), key
+    time_s = sum(info["episode_metrics"][f"time_{s.name.lower()}_s"] for s in State)
     assert time_s == pytest.approx(info["t_s"])                       # every second is in exactly one state
-    assert info["episode"]["carbon_g"] == pytest.approx(
-        info["episode"]["operational_carbon_g"] + info["episode"]["transfer_carbon_g"])
+    assert info["episode_metrics"]["carbon_g"] == pytest.approx(
+        info["episode_metrics"]["operational_carbon_g"] + info["episode_metrics"]["transfer_carbon_g"])
 
 
 WEIGHTS = {"carbon_per_kg": 1.3, "energy_per_kwh": 0.2, "lateness_per_hour": 4.0, "cap_violation_per_kj": 0.05,
@@ -286,7 +276,7 @@ WEIGHTS = {"carbon_per_kg": 1.3, "energy_per_kwh": 0.2, "lateness_per_hour": 4.0
 def _documented_reward(env: CarbonMigrationEnv, info: dict, truncated: bool) -> float:
     """reward = -(w_c carbon_kg + w_e facility_kwh + w_l late_h + w_p cap_excess_kJ + w_m migrations)
     + w_g progress_fraction, with the hours still needed at full speed counted as late on truncation."""
-    s, job = info["step"], env.scenario.job
+    s, job = info["step_metrics"], env.scenario.job
     late_h = s["lateness_h"]
     if truncated:
         home = env.scenario.home_index
@@ -311,7 +301,7 @@ def test_reward_is_the_documented_weighted_sum_of_info(policy):
         action = random_valid_action(env, rng) if policy == "random" else np.array([env.R, 0])
         _, reward, terminated, truncated, info = env.step(action)
         assert reward == pytest.approx(_documented_reward(env, info, truncated), rel=1e-9, abs=1e-12)
-        terms |= {k for k in ("carbon_g", "cap_excess_j", "migrations", "lateness_h") if info["step"][k] > 0}
+        terms |= {k for k in ("carbon_g", "cap_excess_j", "migrations", "lateness_h") if info["step_metrics"][k] > 0}
         done = terminated or truncated
     if policy == "wait":
         assert truncated and info["remaining_mb"] == env.scenario.job.minibatches   # the late-work term was hit
@@ -340,7 +330,7 @@ def test_maskable_ppo_trains_and_never_takes_a_masked_action():
                 assert info["invalid_actions"] == 0
             return True
 
-    env = RenameEpisodeInfo(CarbonMigrationEnv("paper"))
+    env = CarbonMigrationEnv("paper")
     model = MaskablePPO("MlpPolicy", env, n_steps=512, batch_size=256, n_epochs=1, seed=0, device="cpu",
                         policy_kwargs={"net_arch": [64, 64]})
     cb = NoMaskedActions()
@@ -358,7 +348,7 @@ def test_flat_action_wrapper_maps_index_to_target_and_level_and_trains_dqn():
     m = env.unwrapped.action_masks()
     flat = env.action_masks()
     assert all(flat[t * 5 + lv] == (m[t] and m[5 + lv]) for t in range(5) for lv in range(5))
-    model = DQN("MlpPolicy", RenameEpisodeInfo(env), learning_starts=100, buffer_size=1000, seed=0, device="cpu",
+    model = DQN("MlpPolicy", env, learning_starts=100, buffer_size=1000, seed=0, device="cpu",
                 policy_kwargs={"net_arch": [64, 64]})
     model.learn(total_timesteps=300)
 
@@ -370,6 +360,6 @@ def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
     assert env.action(np.array([0.0, 0.0])).tolist() == [0, 0]
     assert env.action(np.array([1.0, 1.0])).tolist() == [4, 4]     # last bin = wait, top clock
     assert env.action(np.array([0.45, 0.5])).tolist() == [2, 2]    # floor(0.45 * 5), round(0.5 * 4)
-    model = SAC("MlpPolicy", RenameEpisodeInfo(env), learning_starts=200, buffer_size=1000, batch_size=64,
+    model = SAC("MlpPolicy", env, learning_starts=200, buffer_size=1000, batch_size=64,
                 policy_kwargs={"net_arch": [64, 64]}, seed=0, device="cpu")
     model.learn(total_timesteps=300)

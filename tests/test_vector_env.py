@@ -79,9 +79,9 @@ def test_infos_use_the_gymnasium_vector_layout():
     _, _, _, _, infos = venv.step(np.tile([0, 4], (N, 1)))
     assert infos["t_s"].shape == (N,) and infos["_t_s"].all()
     assert infos["state"].tolist() == ["TOLERANCE"] * N
-    assert infos["step"]["carbon_g"].shape == (N,)
-    np.testing.assert_allclose(infos["step"]["carbon_g"],
-                               infos["step"]["operational_carbon_g"] + infos["step"]["transfer_carbon_g"])
+    assert infos["step_metrics"]["carbon_g"].shape == (N,)
+    np.testing.assert_allclose(infos["step_metrics"]["carbon_g"],
+                               infos["step_metrics"]["operational_carbon_g"] + infos["step_metrics"]["transfer_carbon_g"])
     assert not infos["_jct_h"].any()                      # nobody finished in 15 minutes
 
 

@@ -48,8 +48,8 @@ def test_episode_carbon_equals_energy_times_raw_intensity():
         if s == State.MIGRATION:
             net_kwh = env.sim.ckpt_gb * 0.06 * dt / env.sim.xfer_s[r][dest]
             expected_g += net_kwh * 0.5 * (series[zones[r]][key] + series[zones[dest]][key])
-    assert info["episode"]["carbon_g"] == pytest.approx(expected_g, rel=1e-9)
-    assert info["episode"]["facility_energy_kwh"] >= info["episode"]["it_energy_kwh"] * 1.2 - 1e-9
+    assert info["episode_metrics"]["carbon_g"] == pytest.approx(expected_g, rel=1e-9)
+    assert info["episode_metrics"]["facility_energy_kwh"] >= info["episode_metrics"]["it_energy_kwh"] * 1.2 - 1e-9
 
 
 def write_em_year(path, zone, year, base):
