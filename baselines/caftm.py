@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from baselines.base import Policy
-from baselines.rules import TIMED, continue_target, hours_needed, max_level_under_cap, training_thresholds
+from baselines.rules import TIMED, cleanest_if, continue_target, hours_needed, max_level_under_cap
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 from sim.errors import ConfigError
 from sim.states import State
@@ -177,17 +177,7 @@ class CaftmPolicy(Policy):
         if view.state in TIMED:
             target = continue_target(view)
         else:
-            r = view.region
-            ci = view.intensity_g_per_kwh
-            target = r
-            if ci[r] >= self.theta_ci or not view.mask[r]:
-                ok = np.flatnonzero(view.mask[:view.n_regions])
-                if ok.size:
-                    best = int(ok[np.argmin(ci[ok])])
-                    if ci[best] < ci[r] or not view.mask[r]:
-                        target = best
-            if not view.mask[target]:
-                target = view.wait
+            target = cleanest_if(view, view.intensity_g_per_kwh[view.region] >= self.theta_ci)
         dest = view.region if target == view.wait else target
         n = max(view.n_gpus, int(view.usable_gpus[dest]))
         cap = view.cap_w if self.theta_p_w is None else min(view.cap_w, self.theta_p_w)

@@ -82,7 +82,6 @@ class EpisodeFacts:
     def from_env(cls, env: CarbonMigrationEnv) -> "EpisodeFacts":
         sim = env.sim
         K, s = sim.n_steps, sim.step_s
-        R = sim.n_regions
         ci = np.asarray(sim.ci, dtype=float)                                   # (R, hours)
         t0 = np.arange(K) * s
         h0 = (t0 // 3600.0).astype(int)

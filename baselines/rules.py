@@ -56,6 +56,21 @@ def _run_or_wait(view: PolicyView, region: int) -> int:
     return region if view.mask[region] else view.wait
 
 
+def cleanest_if(view: PolicyView, trigger: bool) -> int:
+    """Where a threshold rule sends the job: when ``trigger`` (or the current region is unusable), the
+    lowest-intensity region with usable GPUs if it is cleaner than here; else here; wait if neither is usable."""
+    r = view.region
+    ci = view.intensity_g_per_kwh
+    target = r
+    if trigger or not view.mask[r]:
+        ok = np.flatnonzero(view.mask[:view.n_regions])
+        if ok.size:
+            best = int(ok[np.argmin(ci[ok])])
+            if ci[best] < ci[r] or not view.mask[r]:
+                target = best
+    return _run_or_wait(view, target)
+
+
 class StayPolicy(Policy):
     """Carbon-agnostic: run in the home region at the maximum clock, never migrate (spec B2; this project).
 
@@ -118,16 +133,7 @@ class ThresholdPolicy(Policy):
         if view.state in TIMED:
             tgt = continue_target(view)
         else:
-            r = view.region
-            ci = view.intensity_g_per_kwh
-            tgt = r
-            if ci[r] > self.thresholds_g_per_kwh[r] or not view.mask[r]:
-                ok = np.flatnonzero(view.mask[:view.n_regions])
-                if ok.size:
-                    best = int(ok[np.argmin(ci[ok])])
-                    if ci[best] < ci[r] or not view.mask[r]:
-                        tgt = best
-            tgt = _run_or_wait(view, tgt)
+            tgt = cleanest_if(view, view.intensity_g_per_kwh[view.region] > self.thresholds_g_per_kwh[view.region])
         dest = view.region if tgt == view.wait else tgt
         return np.array([tgt, max_level_under_cap(view, dest, gpus_after(view, tgt))])
 

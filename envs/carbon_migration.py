@@ -126,7 +126,7 @@ class CarbonMigrationEnv(gym.Env):
 
     ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
     + w_m * migrations) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
-    section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 5 per hour late, 0.01 per kJ over
+    section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 30 per hour late, 0.01 per kJ over
     the cap). When the episode is truncated with work left, the hours that work would still take at
     full speed count as late.
 

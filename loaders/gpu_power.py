@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loaders.common import read_checked_csv
 from sim.errors import DataError
 
 PERSEUS_DIR = Path("gpu_power") / "perseus_sosp24" / "stage_profile"
@@ -49,19 +50,6 @@ ZEUS_TRAIN_SAMPLES = {
 }
 
 
-def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read as CSV ({exc})") from exc
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
-    if df.empty:
-        raise DataError(f"{path}: no data rows")
-    return df
-
-
 def _positive(df: pd.DataFrame, path: Path, column: str) -> np.ndarray:
     """Column ``column`` as float64, checked to be finite and > 0 (row numbers are 1-based data rows)."""
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
@@ -76,7 +64,7 @@ def _positive(df: pd.DataFrame, path: Path, column: str) -> np.ndarray:
 def read_stage_profile(path: str | Path) -> pd.DataFrame:
     """One Perseus stage profile: columns ``stage, instruction, frequency_mhz, time_s, energy_j``."""
     path = Path(path)
-    df = _read_csv(path, STAGE_PROFILE_COLUMNS)
+    df = read_checked_csv(path, STAGE_PROFILE_COLUMNS)
     bad = ~df["instruction"].isin(["forward", "backward"])
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -126,7 +114,7 @@ def read_zeus_power(path: str | Path) -> pd.DataFrame:
     """One Zeus power trace with columns ``dataset, network, batch_size, optimizer, power_limit_w,
     time_per_epoch_s, average_power_w``."""
     path = Path(path)
-    df = _read_csv(path, ZEUS_POWER_COLUMNS)
+    df = read_checked_csv(path, ZEUS_POWER_COLUMNS)
     out = pd.DataFrame({
         "dataset": df["dataset"].astype(str),
         "network": df["network"].astype(str),

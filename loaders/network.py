@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loaders.common import read_checked_csv
 from sim.errors import DataError
 from sim.paths import raw_data_dir
 
@@ -73,17 +74,6 @@ def zone_regions_table() -> pd.DataFrame:
     return pd.DataFrame(ZONE_REGIONS, columns=["zone", "cloud_region", "city", "continent", "why"])
 
 
-def _read(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """Read a csv, checking the expected columns exist."""
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(columns)}")
-    return df
-
-
 def _nonnegative(df: pd.DataFrame, col: str, path: Path) -> pd.DataFrame:
     """``df`` with ``col`` as float, raising DataError on the first value that is not a finite number >= 0."""
     values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
@@ -101,12 +91,12 @@ def read_skyplane(data_dir: str | os.PathLike | None = None) -> tuple[pd.DataFra
     if root is None:
         raise DataError("no raw data directory (set CARBON_DATA_DIR or put shared/data beside the repo)")
     sky = Path(root) / "network" / "skyplane"
-    tput = _read(sky / "throughput.csv", THROUGHPUT_COLUMNS)
+    tput = read_checked_csv(sky / "throughput.csv", THROUGHPUT_COLUMNS)
     tput = tput[tput["success"].astype(str).str.lower() == "true"]
     tput = _nonnegative(tput, "throughput_received", sky / "throughput.csv")
     tput["throughput_gbps"] = tput["throughput_received"] / 1e9  # bits/s -> Gbit/s
-    lat = _nonnegative(_read(sky / "latency.csv", LATENCY_COLUMNS), "avg_rtt", sky / "latency.csv")
-    cost = _nonnegative(_read(sky / "cost.csv", COST_COLUMNS), "cost", sky / "cost.csv")
+    lat = _nonnegative(read_checked_csv(sky / "latency.csv", LATENCY_COLUMNS), "avg_rtt", sky / "latency.csv")
+    cost = _nonnegative(read_checked_csv(sky / "cost.csv", COST_COLUMNS), "cost", sky / "cost.csv")
     return tput, lat, cost
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from loaders.common import read_checked_csv
 from sim.errors import DataError
 from sim.paths import raw_data_dir
 
@@ -33,15 +34,7 @@ def load_philly(path: str | os.PathLike | None = None) -> pd.DataFrame:
         if root is None:
             raise DataError("no raw data directory (set CARBON_DATA_DIR or put shared/data beside the repo)")
         path = Path(root) / PHILLY_RELPATH
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    df = pd.read_csv(path)
-    missing = [c for c in RAW_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; expected {list(RAW_COLUMNS)}")
-    if df.empty:
-        raise DataError(f"{path}: no jobs")
+    df = read_checked_csv(Path(path), RAW_COLUMNS)
 
     def check(col: str, ok: np.ndarray, expected: str) -> None:
         if not ok.all():

@@ -7,7 +7,7 @@ and returns a frozen :class:`Scenario`. Errors name the file and the field path,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +88,7 @@ class RewardSpec:
 
     carbon_per_kg: float = 1.0
     energy_per_kwh: float = 0.0
-    lateness_per_hour: float = 5.0
+    lateness_per_hour: float = 30.0    # an hour late must cost more than the carbon slower running saves (~1 kg/h)
     cap_violation_per_kj: float = 0.01
     migration_per_count: float = 0.0
     progress_per_job: float = 0.0

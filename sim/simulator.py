@@ -30,7 +30,7 @@ from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.network import Network
 from sim.scenario import Scenario
-from sim.states import N_STATES, State, check_transition
+from sim.states import State, check_transition
 
 _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
@@ -109,7 +109,7 @@ class Simulator:
 
     def reset(self, start_hour: int, rng: np.random.Generator) -> None:
         """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
-        sc, job, f = self.scenario, self.scenario.job, self.faults
+        job, f = self.scenario.job, self.faults
         if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
             raise ValueError(f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
                              f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})")

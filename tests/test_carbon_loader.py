@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loaders import carbon as lc
 from loaders.carbon import carbon_table, load_carbon, scan_carbon_files
 from sim import carbon_synth
 from sim.errors import DataError

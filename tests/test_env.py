@@ -22,13 +22,8 @@ SCENARIOS = scenario_names()
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small networks on a shared 2-core machine: extra torch threads only contend."""
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 TIMED = {"SUSPEND", "MIGRATION", "SCALING", "RECOVERING"}
 # every W8 accounting quantity, per step and per episode (power and deadline are top-level info keys)
 W8_METRICS = (

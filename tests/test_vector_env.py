@@ -14,12 +14,8 @@ N = 4
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def valid_actions(masks: np.ndarray, n_targets: int, rng: np.random.Generator) -> np.ndarray:
