@@ -36,8 +36,8 @@ def oracle_times_s(scenario: str = "llm", episodes: int = 5) -> list[float]:
     return out
 
 
-def oracle_7d_6r_s(scenario: str = "llm", seconds: float = 0.0) -> float:
-    """Median oracle solve time (bound + plan) in seconds; signature fits ``bench/speed.py``'s EXTRA_BENCHMARKS."""
+def oracle_7d_6r_s(scenario: str = "llm") -> float:
+    """Median oracle solve time (bound + plan) in seconds over 5 episodes."""
     return statistics.median(oracle_times_s(scenario, 5))
 
 

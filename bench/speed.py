@@ -12,11 +12,12 @@ Prints ``name: value`` lines:
   CarbonMigrationVectorEnv, N = 16 each (env-steps/s = N * vector steps/s);
 - ``vector_env_vs_cartpole_vector``: their ratio (SPEC target 0.5; see envs/vector.py for why it is far off);
 - ``reset_ms``: median ``reset()`` time after the first (target < 1);
-- ``load_s``: cold load of the scenario's data (``build_world``) in a fresh subprocess, imports excluded.
+- ``load_s``: cold load of the scenario's data (``build_world``) in a fresh subprocess, imports excluded;
+- ``oracle_7d_6r_s``: median oracle solve (bound + plan) on the 7-day, 6-region ``llm`` scenario (target < 2).
 
 Throughputs count CPU seconds of this process (``time.process_time``), not wall time, so that other load on
-the machine does not bias the ratios. Random numbers are drawn in advance in blocks so that the harness costs about the same for both environments.
-Other benchmarks register in ``EXTRA_BENCHMARKS`` below.
+the machine does not bias the ratios. Random numbers are drawn in advance in blocks so that the harness
+costs about the same for both environments.
 """
 from __future__ import annotations
 
@@ -35,16 +36,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import envs  # noqa: E402,F401  (registers CarbonMigration-v0)
+from bench.oracle_speed import oracle_7d_6r_s  # noqa: E402
 
 VECTOR_N = 16
 # Throughput is timed in CPU seconds of this process, so other jobs on a shared machine do not skew the ratios.
 _clock = time.process_time
 _BLOCK = 4096
-
-# Extra benchmarks: (printed name, "module:function"). The function takes (scenario: str, seconds: float) and
-# returns a float; it is imported lazily, so a missing module is reported instead of breaking the run.
-# e.g. ("oracle_7d_6r_s", "baselines.oracle:bench_7d_6r_s")
-EXTRA_BENCHMARKS: list[tuple[str, str]] = []
 
 
 def cartpole_steps_per_s(seconds: float, seed: int = 0) -> float:
@@ -132,18 +129,6 @@ def load_s(scenario: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run_extra(scenario: str, seconds: float) -> dict[str, float | str]:
-    import importlib
-    results: dict[str, float | str] = {}
-    for name, target in EXTRA_BENCHMARKS:
-        module, func = target.split(":")
-        try:
-            results[name] = float(getattr(importlib.import_module(module), func)(scenario, seconds))
-        except (ImportError, AttributeError) as e:
-            results[name] = f"unavailable ({e})"
-    return results
-
-
 def main(argv: list[str] | None = None) -> dict[str, float | str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="paper", help="shipped scenario name or YAML path (default: paper)")
@@ -167,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
     show("vector_env_vs_cartpole_vector", vec / cart_vec)
     show("reset_ms", reset_ms(args.scenario))
     show("load_s", load_s(args.scenario))
-    for name, value in run_extra(args.scenario, args.seconds).items():
-        show(name, value)
+    show("oracle_7d_6r_s", oracle_7d_6r_s("llm"))   # 7 days x 6 regions x 15 min, whatever --scenario says
     return results
 
 
