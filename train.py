@@ -7,8 +7,8 @@
 Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
 ``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
 resume), ``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation),
-``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one), ``checkpoints/`` and, for
-DQN/SAC/TD3, ``replay_buffer.pkl``. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one), ``checkpoints/``, for
+DQN/SAC/TD3 ``replay_buffer.pkl`` and, with ``normalize_reward``, the return statistics ``vecnormalize.pkl``. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
 """
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def train(args: argparse.Namespace) -> Path:
     from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
     from stable_baselines3.common.utils import set_random_seed
 
-    from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env
+    from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env, normalize_rewards
     from agents.callbacks import ValidationCallback
     from envs.carbon_migration import CarbonMigrationEnv
     from sim.scenario import load_scenario
@@ -169,6 +169,7 @@ def train(args: argparse.Namespace) -> Path:
 
     # ---- environments: training split to learn on, validation split to select the model
     venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
+    venv = normalize_rewards(venv, hp, run_dir / "vecnormalize.pkl" if args.resume else None)
     eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
 
     # ---- model
@@ -206,6 +207,8 @@ def train(args: argparse.Namespace) -> Path:
         model.save(run_dir / "model.zip")
         if spec.off_policy:
             model.save_replay_buffer(run_dir / "replay_buffer.pkl")
+        if hp.get("normalize_reward"):
+            venv.save(str(run_dir / "vecnormalize.pkl"))
         venv.close()
     wall_s = time.time() - t0
     cfg["timesteps_total"] = int(model.num_timesteps)

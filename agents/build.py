@@ -31,7 +31,7 @@ from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from envs.carbon_migration import CarbonMigrationEnv
 from envs.wrappers import ContinuousClockWrapper, FlatActionWrapper
@@ -74,8 +74,9 @@ TRAIN_DEFAULTS: dict[str, int] = {
     "eval_episodes": 5,          # validation episodes per evaluation (fixed start hours)
     "checkpoint_freq": 50_000,   # environment steps between checkpoints
 }
-# Extra keys translated into constructor objects.
-SPECIAL_KEYS = {"action_noise_std"}   # SAC/TD3: std of Gaussian exploration noise on the [0, 1] actions
+# Extra keys translated into constructor objects or wrappers.
+SPECIAL_KEYS = {"action_noise_std",   # SAC/TD3: std of Gaussian exploration noise on the [0, 1] actions
+                "normalize_reward"}   # true: scale rewards by a running std of the return (SB3 VecNormalize)
 # Constructor arguments the trainer sets itself.
 RESERVED = {"env", "verbose", "seed", "device", "tensorboard_log", "_init_setup_model", "action_noise"}
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU,
@@ -91,7 +92,7 @@ def algo_spec(algo: str) -> AlgoSpec:
 def allowed_keys(algo: str) -> set[str]:
     """Hyper-parameter keys a config may set for ``algo``: its constructor arguments, training and special keys."""
     params = set(inspect.signature(algo_spec(algo).cls.__init__).parameters) - {"self"} - RESERVED
-    special = SPECIAL_KEYS if algo in ("sac", "td3") else set()
+    special = SPECIAL_KEYS if algo in ("sac", "td3") else SPECIAL_KEYS - {"action_noise_std"}
     return params | set(TRAIN_DEFAULTS) | special
 
 
@@ -146,6 +147,8 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
                     raise AgentConfigError(f"{src}: {key}: must be an integer >= 1, got {value!r}")
                 value = int(value)
+            if key == "normalize_reward" and not isinstance(value, bool):
+                raise AgentConfigError(f"{src}: normalize_reward: must be true or false, got {value!r}")
             if key == "policy_kwargs":
                 if not isinstance(value, dict):
                     raise AgentConfigError(f"{src}: policy_kwargs: must be a mapping, got {value!r}")
@@ -222,6 +225,20 @@ def make_vec_env(scenario: str | Scenario, split: str, algo: str, n_envs: int, s
     venv = DummyVecEnv(fns) if vec == "dummy" else SubprocVecEnv(fns, start_method="fork")
     venv.seed(seed)
     return venv
+
+
+def normalize_rewards(venv: VecEnv, config: dict[str, Any], stats_path: Path | None = None) -> VecEnv:
+    """With ``normalize_reward: true``, divide training rewards by a running std of the discounted return.
+
+    The lateness penalty is ~100x a step's carbon; unscaled, PPO's value targets swing by that much and the
+    policy oscillates between finishing on time and not. Observations are left as they are, so a saved model
+    acts the same without the wrapper. ``stats_path`` (a resumed run's ``vecnormalize.pkl``) restores the stats.
+    """
+    if not config.get("normalize_reward"):
+        return venv
+    if stats_path is not None and Path(stats_path).is_file():
+        return VecNormalize.load(str(stats_path), venv)
+    return VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=float(config.get("gamma", 0.99)))
 
 
 def _load(name):

@@ -106,6 +106,17 @@ def test_resume_of_dqn_keeps_its_replay_buffer(tmp_path):
     assert buf.pos == 1000 and not buf.full          # 600 old + 400 new transitions, one env
 
 
+def test_resume_keeps_the_reward_normalisation_statistics(tmp_path):
+    cfg = tiny_config(tmp_path, "maskable_ppo", normalize_reward=True)
+    assert run(tmp_path, "--timesteps", "512", "--name", "r", "--config", str(cfg), "--vec", "dummy") == 0
+    run_dir = tmp_path / "runs" / "r"
+    from stable_baselines3.common.save_util import load_from_pkl
+    assert load_from_pkl(run_dir / "vecnormalize.pkl").ret_rms.count == pytest.approx(512, abs=1e-3)
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "256") == 0
+    # one env: one return sample per step, counted on from the saved statistics
+    assert load_from_pkl(run_dir / "vecnormalize.pkl").ret_rms.count == pytest.approx(768, abs=1e-3)
+
+
 def test_same_seed_gives_identical_learning_curve(tmp_path):
     cfg = str(tiny_config(tmp_path, "maskable_ppo"))
     for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
