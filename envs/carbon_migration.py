@@ -189,6 +189,11 @@ class CarbonMigrationEnv(gym.Env):
         self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
         self._xfer_h_list = self._xfer_h.tolist()
         self._clocks_mhz = self.sim.clocks_mhz.tolist()          # (R, L) as lists: cheap scalar lookups
+        # observation indices of the per-step scalars, in the order ``_step_features`` returns them
+        per_region = N_TIME_FEATURES + F + 1 + self.region_block * np.arange(R)
+        self._scalar_at = np.concatenate([np.arange(N_TIME_FEATURES), per_region, per_region + 1,
+                                          per_region + 2, self.job_at + np.arange(N_JOB_FEATURES)])
+        self._level_div = max(L - 1, 1)
         self._region_names = list(sc.region_names)
         self.total_mb = self.sim.total_mb
         self.horizon_s = self.sim.horizon_s
@@ -259,7 +264,7 @@ class CarbonMigrationEnv(gym.Env):
             target = self._continue_target()
         sim.step(WAIT if target == self.R else target, level)
         acc = sim.step_acc
-        terminated = sim.done
+        terminated = sim.state == _COMPLETED          # sim.done without the property call
         truncated = sim.truncated
         w = self.reward_weights
         late_h = acc[_LATE]
@@ -277,52 +282,60 @@ class CarbonMigrationEnv(gym.Env):
 
     def _refresh(self) -> None:
         """Rebuild the observation and the action mask in place from the simulator (once per step)."""
-        sim, o, m, R, F = self.sim, self._obs, self._mask, self.R, self.F
+        h, values, hot_region, hot_state = self._step_features()
+        o = self._obs
+        o[:] = self._obs_template[h]
+        o[self._scalar_at] = values     # one fancy assignment instead of 4 + 3R + 8 scalar writes
+        o[hot_region] = 1.0
+        o[hot_state] = 1.0
+
+    def _step_features(self) -> tuple[int, list[float], int, int]:
+        """Set the action mask; return the observation's hour row ``h`` of the template, its per-step scalars
+        (for the indices ``self._scalar_at``) and the indices of the two one-hot features set to 1 (job region,
+        scheduler state).
+
+        The observation (layout in the class docstring) is this hour's template row (intensities and
+        forecasts filled in at reset, everything else 0) with these values written over it.
+        """
+        sim, m, R = self.sim, self._mask, self.R
         s = sim.state
         here = sim.region
         t = sim.t_s
-        h = min(int(t // 3600.0), sim.n_hours - 1)
-        usable = sim.usable_all()
+        h = int(t // 3600.0)
+        if h >= sim.n_hours:
+            h = sim.n_hours - 1
+        usable, up = sim.usable_and_up()
         # mask: during a timed phase only the phase's own target; else regions with usable GPUs (a running
         # job's own region stays valid: it holds its GPUs) and wait; clock levels are always valid
         if s in _TIMED:
             m[:R + 1] = False
             m[self._continue_target()] = True
         else:
-            for r in range(R):
-                m[r] = usable[r] > 0 or (r == here and s == _TOLERANCE)
+            m[:R] = usable                   # GPU counts >= 0: nonzero -> True (one slice write, not R)
+            if s == _TOLERANCE:
+                m[here] = True
             m[R] = True
-        # observation (layout in the class docstring): start from this hour's template (intensities and
-        # forecasts filled in at reset, everything else 0), then set the per-step scalars
-        o[:] = self._obs_template[h]
-        hod = (self._hour0 + t / 3600.0) % 24.0
-        dow = (self._dow0 + (self._hour0 + t / 3600.0) / 24.0) % 7.0
-        o[0] = math.sin(2 * math.pi * hod / 24.0)
-        o[1] = math.cos(2 * math.pi * hod / 24.0)
-        o[2] = math.sin(2 * math.pi * dow / 7.0)
-        o[3] = math.cos(2 * math.pi * dow / 7.0)
+        x = self._hour0 + t / 3600.0
+        a_hod = _TWO_PI * (x % 24.0) / 24.0
+        a_dow = _TWO_PI * ((self._dow0 + x / 24.0) % 7.0) / 7.0
         req = sim.requested_gpus
-        xfer = self._xfer_h_list[here]
-        b = N_TIME_FEATURES + F + 1
-        for r in range(R):
-            o[b] = usable[r] / req
-            o[b + 1] = 0.0 if sim.region_down(r) else 1.0
-            o[b + 2] = xfer[r]
-            b += self.region_block
-        o[N_TIME_FEATURES + here * self.region_block + F + 4] = 1.0
-        j = self.job_at
         total = self.total_mb
-        o[j] = sim.progress_mb / total
-        dl = sim.deadline_s if sim.deadline_s < math.inf else self.horizon_s
-        o[j + 1] = max(-1.0, (dl - t) / self.horizon_s)
-        o[j + 2] = t / self.horizon_s
-        o[j + 3] = sim.level / max(self.L - 1, 1)
+        horizon = self.horizon_s
+        dl = sim.deadline_s if sim.deadline_s < math.inf else horizon
+        to_deadline = (dl - t) / horizon
         cap = sim.cap_w[h]
-        o[j + 4] = min(4.0, sim.power_w / cap) if cap < math.inf else 0.0
-        o[j + 5] = sim.n_gpus / req
-        o[j + 6] = min(4.0, sim.work[min(sim.k, sim.n_steps)])
-        o[j + 7] = min(1.0, sim.episode_acc[_LOST] / total)
-        o[j + N_JOB_FEATURES + s] = 1.0
+        power = sim.power_w / cap if cap < math.inf else 0.0
+        k = sim.k if sim.k < sim.n_steps else sim.n_steps
+        work = sim.work[k]
+        lost = sim.episode_acc[_LOST] / total
+        # comparisons instead of min()/max() calls: same results, cheaper in this per-step path
+        values = [math.sin(a_hod), math.cos(a_hod), math.sin(a_dow), math.cos(a_dow),
+                  *[u / req for u in usable], *up, *self._xfer_h_list[here],
+                  sim.progress_mb / total, to_deadline if to_deadline > -1.0 else -1.0, t / horizon,
+                  sim.level / self._level_div, power if power < 4.0 else 4.0, sim.n_gpus / req,
+                  work if work < 4.0 else 4.0, lost if lost < 1.0 else 1.0]
+        hot_region = N_TIME_FEATURES + here * self.region_block + self.F + 4
+        return h, values, hot_region, self.job_at + N_JOB_FEATURES + s
 
     def view(self) -> "PolicyView":
         """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
@@ -348,12 +361,13 @@ class CarbonMigrationEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
 
     def _continue_target(self) -> int:
-        sim, s = self.sim, self.sim.state
-        if s == State.MIGRATION:
+        sim = self.sim
+        s = sim.state
+        if s == _MIGRATION:             # plain-int states: IntEnum attribute lookups are slow per step
             return sim.dest
-        if s == State.SUSPEND:
+        if s == _SUSPEND:
             return self.R if sim.after_suspend == WAIT else sim.after_suspend
-        if s == State.WAITING or s == State.QUEUED:
+        if s == _WAITING or s == _QUEUED:
             return self.R
         return sim.region
 
@@ -379,36 +393,41 @@ class CarbonMigrationEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         sim = self.sim
-        step, episode = dict(zip(METRICS, sim.step_acc)), dict(zip(METRICS, sim.episode_acc))
-        step["carbon_g"] = step["operational_carbon_g"] + step["transfer_carbon_g"]        # as Simulator.metrics
-        episode["carbon_g"] = episode["operational_carbon_g"] + episode["transfer_carbon_g"]
+        sa, ea = sim.step_acc, sim.episode_acc
+        step, episode = dict(zip(METRICS, sa)), dict(zip(METRICS, ea))
+        step["carbon_g"] = sa[_OPC] + sa[_TXC]        # as Simulator.metrics
+        episode["carbon_g"] = ea[_OPC] + ea[_TXC]
+        region = sim.region
+        done = sim.state == _COMPLETED               # sim.done, without the property call
         info = {
             "t_s": sim.t_s,
             "state": _STATE_NAMES[sim.state],
-            "region": self._region_names[sim.region],
-            "region_index": sim.region,
+            "region": self._region_names[region],
+            "region_index": region,
             "n_gpus": sim.n_gpus,
-            "clock_mhz": self._clocks_mhz[sim.region][sim.level],
+            "clock_mhz": self._clocks_mhz[region][sim.level],
             "power_w": sim.power_w,
             "progress_mb": sim.progress_mb,
             "remaining_mb": self.total_mb - sim.progress_mb,
             "invalid_actions": self.invalid_actions,
-            "deadline_met": sim.done and sim.completed_at_s <= sim.deadline_s,
-            "completed": sim.done,
+            "deadline_met": done and sim.completed_at_s <= sim.deadline_s,
+            "completed": done,
             "step_metrics": step,
             "episode_metrics": episode,
         }
-        if sim.done:
+        if done:
             info["jct_h"] = sim.completed_at_s / 3600.0
         return info
 
     def _record(self, k: int) -> None:
-        sim = self.sim
-        if k != len(self._hist):
+        hist = self._hist
+        if k != len(hist):
             return
-        cap = sim.cap_w[min(int(sim.t_s // 3600), sim.n_hours - 1)]
-        self._hist.append((sim.t_s / 3600.0, sim.region, self._clocks_mhz[sim.region][sim.level], sim.power_w,
-                           cap if cap < math.inf else math.nan, int(sim.state)))
+        sim = self.sim
+        h = int(sim.t_s // 3600)
+        cap = sim.cap_w[h if h < sim.n_hours else sim.n_hours - 1]
+        hist.append((sim.t_s / 3600.0, sim.region, self._clocks_mhz[sim.region][sim.level], sim.power_w,
+                     cap if cap < math.inf else math.nan, int(sim.state)))
 
     def history(self) -> dict[str, np.ndarray]:
         """The episode so far, one entry per decision step: t_h, region, clock_mhz, power_w, cap_w, state."""
@@ -439,6 +458,10 @@ class CarbonMigrationEnv(gym.Env):
 _STATE_NAMES = [s.name for s in State]
 _TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
 _TOLERANCE = int(State.TOLERANCE)
+_COMPLETED = int(State.COMPLETED)
+_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING,
+                                                             State.QUEUED))
+_TWO_PI = 2 * math.pi
 _IDX = {name: i for i, name in enumerate(METRICS)}
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
     _IDX[k] for k in ("lateness_h", "operational_carbon_g", "transfer_carbon_g", "minibatches_done",

@@ -22,6 +22,7 @@ Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step 
 from __future__ import annotations
 
 import math
+from operator import add as _add
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.network import Network
 from sim.scenario import Scenario
-from sim.states import State, check_transition
+from sim.states import ALLOWED, State, check_transition
 
 _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
@@ -47,10 +48,13 @@ M = {name: i for i, name in enumerate(METRICS)}
 _IT, _FAC, _OPC, _TXE, _TXC, _GPUH, _DONE, _LOST, _RB, _MIG, _TX, _TXF, _TXGB, _TXS, _EGR, _CAPN, _CAPS, _CAPJ, \
     _GPUF, _OUTF, _PRE, _LATE = range(22)
 _TIME0 = M["time_queued_s"]
+_N_METRICS = len(METRICS)
 
 
 # scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
 _QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
+
+_ALLOWED_ROWS = ALLOWED.tolist()   # legal transitions as nested lists: one cheap lookup in _go
 
 WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
 
@@ -184,23 +188,44 @@ class Simulator:
 
     def free_gpus(self, r: int) -> int:
         """GPUs open to this job in region ``r`` now (0 during an outage); includes those it holds."""
-        return 0 if self.region_down(r) else self.free[r][min(self.k, self.n_steps)]
+        if self.outages[r] and self.region_down(r):
+            return 0
+        k = self.k
+        return self.free[r][k if k < self.n_steps else self.n_steps]
 
     def usable_gpus(self, r: int) -> int:
-        free = min(self.requested_gpus, self.free_gpus(r))
-        return free if (self.elastic or free >= self.requested_gpus) else 0
+        # free_gpus inlined and min() replaced by a comparison: called in every decision
+        if self.outages[r] and self.region_down(r):
+            return 0
+        k = self.k
+        free = self.free[r][k if k < self.n_steps else self.n_steps]
+        req = self.requested_gpus
+        if free > req:
+            free = req
+        return free if (self.elastic or free >= req) else 0
 
     def usable_all(self) -> list[int]:
         """``usable_gpus`` of every region (one call per step for observations and masks)."""
+        return self.usable_and_up()[0]
+
+    def usable_and_up(self) -> tuple[list[int], list[float]]:
+        """``usable_all()`` and, per region, 1.0 when healthy or 0.0 during an outage (one pass for both)."""
         k = self.k if self.k < self.n_steps else self.n_steps
         req = self.requested_gpus
-        out = []
-        for r in range(self.n_regions):
-            free = 0 if self.outages[r] and self.region_down(r) else self.free[r][k]
-            if free > req:
-                free = req
-            out.append(free if (self.elastic or free >= req) else 0)
-        return out
+        elastic = self.elastic
+        free = self.free
+        usable, up = [], []
+        for r, spans in enumerate(self.outages):
+            if spans and self.region_down(r):
+                usable.append(0)
+                up.append(0.0)
+                continue
+            n = free[r][k]
+            if n > req:
+                n = req
+            usable.append(n if (elastic or n >= req) else 0)
+            up.append(1.0)
+        return usable, up
 
     def intensity_now(self, r: int) -> float:
         return self.ci[r][min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
@@ -221,7 +246,8 @@ class Simulator:
     # ------------------------------------------------------------------ transitions
 
     def _go(self, new: State) -> None:
-        check_transition(self.state, new)
+        if not _ALLOWED_ROWS[self.state][new]:    # the table lookup inline; check_transition builds the error
+            check_transition(self.state, new)
         if self.record:
             self.transitions.append((self.t_s, int(self.state), int(new)))
         self.state = new
@@ -319,38 +345,51 @@ class Simulator:
 
     def step(self, target: int, level: int) -> None:
         """Apply a decision (region index, or ``WAIT``; clock level index) and advance one decision step."""
-        self.step_acc = acc = [0.0] * len(METRICS)
+        self.step_acc = acc = [0.0] * _N_METRICS
         self._decide(target, level)
-        t_end = min(self.t_s + self.step_s, self.horizon_s)
-        while self.t_s < t_end - _EPS_S and self.state != _COMPLETED:
-            t = self.t_s
-            s = self.state
+        t_end = self.t_s + self.step_s
+        if self.horizon_s < t_end:              # min(t_end, horizon) without the builtin call
+            t_end = self.horizon_s
+        t_stop = t_end - _EPS_S
+        # Speed: everything the loop reads that only ``_decide``/``_handle`` may change is re-read from self
+        # each piece; tables fixed for the episode are hoisted into locals once.
+        ci_tab, cap_w, pue, p_gpu_w, t_mb_s, idle_w = self.ci, self.cap_w, self.pue, self.p_gpu_w, self.t_mb_s, \
+            self.idle_w
+        outages, deadline_s, record, throttle = self.outages, self.deadline_s, self.record, self.throttle
+        t = self.t_s
+        s = self.state
+        while t < t_stop and s != _COMPLETED:
             r = self.region
             h = int(t // _S_PER_H)
-            dt = min(t_end, (h + 1) * _S_PER_H) - t
+            dt = (h + 1) * _S_PER_H
+            dt = (t_end if t_end <= dt else dt) - t          # min(t_end, next hour boundary) - t
             event = 0
             power_w = 0.0
             rate = 0.0
+            n = self.n_gpus
             if s == _TOLERANCE:
-                n = self.n_gpus
                 lvl = self.level
-                cap = self.cap_w[h]
-                if self.throttle:
-                    while lvl > 0 and n * self.p_gpu_w[r][lvl] > cap:
+                p_r = p_gpu_w[r]
+                if throttle:
+                    cap = cap_w[h]
+                    while lvl > 0 and n * p_r[lvl] > cap:
                         lvl -= 1
-                power_w = n * self.p_gpu_w[r][lvl]
-                rate = n / (self.requested_gpus * self.work[self.k] * self.t_mb_s[r][lvl])
-                goal = math.floor(self.progress_mb) + 1.0 if self.draining else self.total_mb
-                if self.draining and self.progress_mb == math.floor(self.progress_mb):
-                    goal = self.progress_mb
-                d = (goal - self.progress_mb) / rate
+                power_w = n * p_r[lvl]
+                rate = n / (self.requested_gpus * self.work[self.k] * t_mb_s[r][lvl])
+                progress = self.progress_mb
+                if self.draining:
+                    fl = math.floor(progress)
+                    goal = progress if progress == fl else fl + 1.0
+                else:
+                    goal = self.total_mb
+                d = (goal - progress) / rate
                 if d <= dt:
                     dt, event = d, 1
                 d = self.fail_left_gpu_h * _S_PER_H / n
                 if d < dt:
                     dt, event = d, 2
             elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                power_w = self.n_gpus * self.idle_w[r]
+                power_w = n * idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
                     dt, event = d, 1
@@ -361,8 +400,8 @@ class Simulator:
                 d = self.xfer_fail_at_s - t
                 if d < dt:
                     dt, event = d, 3
-            if self.n_gpus > 0:  # outage in the region holding the job's GPUs
-                for start, end in self.outages[r]:
+            if n > 0:  # outage in the region holding the job's GPUs
+                for start, end in outages[r]:
                     if t <= start < t + dt:
                         dt, event = start - t, 4
                         break
@@ -370,14 +409,14 @@ class Simulator:
                 dt = 0.0
 
             # ---- integrate this piece
-            if self.record:
-                self.segments.append((t, dt, r, int(s), power_w, self.n_gpus, self.dest))
-            ci = self.ci[r][h]
+            if record:
+                self.segments.append((t, dt, r, int(s), power_w, n, self.dest))
+            ci = ci_tab[r][h]
             if power_w > 0.0:
                 it_kwh = power_w * dt / _J_PER_KWH
-                fac_kwh = it_kwh * self.pue[r]
+                fac_kwh = it_kwh * pue[r]
                 c_g = fac_kwh * ci
-                gpu_h = self.n_gpus * dt / _S_PER_H
+                gpu_h = n * dt / _S_PER_H
                 acc[_IT] += it_kwh
                 acc[_FAC] += fac_kwh
                 acc[_OPC] += c_g
@@ -386,7 +425,7 @@ class Simulator:
                     done = rate * dt
                     self.progress_mb += done
                     self.fail_left_gpu_h -= gpu_h
-                    cap = self.cap_w[h]
+                    cap = cap_w[h]
                     over = power_w > cap
                     if over:
                         acc[_CAPS] += dt
@@ -395,24 +434,28 @@ class Simulator:
                             acc[_CAPN] += 1
                     self.violating = over
                     acc[_DONE] += done
-            if s == _MIGRATION:
-                tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][self.dest]
+            elif s == _MIGRATION:      # (a migration holds no GPUs: power_w is 0)
+                dest = self.dest
+                tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][dest]
                 acc[_TXE] += tx_kwh
-                acc[_TXC] += tx_kwh * 0.5 * (ci + self.ci[self.dest][h])
+                acc[_TXC] += tx_kwh * 0.5 * (ci + ci_tab[dest][h])
                 acc[_TXS] += dt
-            if t + dt > self.deadline_s:
-                late = min(t + dt, self.completed_at_s) - max(t, self.deadline_s)
+            t_next = t + dt
+            if t_next > deadline_s:
+                late = min(t_next, self.completed_at_s) - max(t, deadline_s)
                 if late > 0:
                     acc[_LATE] += late / _S_PER_H
             acc[_TIME0 + s] += dt
             self.power_w = power_w
-            self.t_s = t + dt
+            self.t_s = t = t_next
             if event:
                 self._handle(event)
-        self.episode_acc = [a + b for a, b in zip(self.episode_acc, acc)]
-        if self.state != _TOLERANCE:
+                s = self.state
+        # a fresh list (callers may keep the previous one); map(add) is the element-wise sum in C
+        self.episode_acc = list(map(_add, self.episode_acc, acc))
+        if s != _TOLERANCE:
             self.violating = False
-            if self.state != _SUSPEND and self.state != _SCALING and self.state != _RECOVERING:
+            if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
                 self.power_w = 0.0
         self.k += 1
 
