@@ -7,7 +7,7 @@ Prints ``name: value`` lines:
 - ``cartpole_steps_per_s``: CartPole-v1 via ``gymnasium.make``, random actions, one process;
 - ``single_env_steps_per_s``: CarbonMigration-v0 via ``gymnasium.make``, random *valid* actions (uniform over
   the unmasked targets, any clock level), same harness and duration;
-- ``single_env_vs_cartpole``: their ratio (target >= 0.25);
+- ``single_env_vs_cartpole``: their ratio (target >= 0.25), the median of 5 alternating rounds;
 - ``cartpole_vector_env_steps_per_s`` / ``vector_env_env_steps_per_s``: CartPoleVectorEnv and
   CarbonMigrationVectorEnv, N = 16 each (env-steps/s = N * vector steps/s);
 - ``vector_env_vs_cartpole_vector``: their ratio (SPEC target 0.5; see envs/vector.py for why it is far off);
@@ -108,6 +108,17 @@ def vector_env_steps_per_s(scenario: str, seconds: float, n_envs: int = VECTOR_N
             return n / (_clock() - t0)
 
 
+def paired(ref, ours, seconds: float, rounds: int = 5) -> tuple[float, float, float]:
+    """Median steps/s of ``ref`` and ``ours`` and median ratio over ``rounds`` alternating measurements, so a
+    burst of load on the machine hits both sides of a ratio instead of one."""
+    refs, mine, ratios = [], [], []
+    for _ in range(rounds):
+        refs.append(ref(seconds / rounds))
+        mine.append(ours(seconds / rounds))
+        ratios.append(mine[-1] / refs[-1])
+    return statistics.median(refs), statistics.median(mine), statistics.median(ratios)
+
+
 def reset_ms(scenario: str, n: int = 200) -> float:
     env = gym.make("CarbonMigration-v0", scenario=scenario)
     env.reset(seed=0)
@@ -140,16 +151,16 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
         results[name] = value
 
     results: dict[str, float | str] = {}
-    cart = cartpole_steps_per_s(args.seconds)
+    cart, single, ratio = paired(cartpole_steps_per_s, lambda s: single_env_steps_per_s(args.scenario, s),
+                                 args.seconds)
     show("cartpole_steps_per_s", cart)
-    single = single_env_steps_per_s(args.scenario, args.seconds)
     show("single_env_steps_per_s", single)
-    show("single_env_vs_cartpole", single / cart)
-    cart_vec = cartpole_vector_env_steps_per_s(args.seconds)
+    show("single_env_vs_cartpole", ratio)
+    cart_vec, vec, ratio = paired(cartpole_vector_env_steps_per_s,
+                                  lambda s: vector_env_steps_per_s(args.scenario, s), args.seconds)
     show("cartpole_vector_env_steps_per_s", cart_vec)
-    vec = vector_env_steps_per_s(args.scenario, args.seconds)
     show("vector_env_env_steps_per_s", vec)
-    show("vector_env_vs_cartpole_vector", vec / cart_vec)
+    show("vector_env_vs_cartpole_vector", ratio)
     show("reset_ms", reset_ms(args.scenario))
     show("load_s", load_s(args.scenario))
     show("oracle_7d_6r_s", oracle_7d_6r_s("llm"))   # 7 days x 6 regions x 15 min, whatever --scenario says
