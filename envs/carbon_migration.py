@@ -12,7 +12,7 @@ from gymnasium import spaces
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
 from sim.scenario import RewardSpec, Scenario, load_scenario
-from sim.simulator import METRICS, WAIT
+from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
 from sim.world import World, build_world
 
@@ -394,9 +394,7 @@ class CarbonMigrationEnv(gym.Env):
     def _info(self) -> dict[str, Any]:
         sim = self.sim
         sa, ea = sim.step_acc, sim.episode_acc
-        step, episode = dict(zip(METRICS, sa)), dict(zip(METRICS, ea))
-        step["carbon_g"] = sa[_OPC] + sa[_TXC]        # as Simulator.metrics
-        episode["carbon_g"] = ea[_OPC] + ea[_TXC]
+        step, episode = Metrics(sa), Metrics(ea)
         region = sim.region
         done = sim.state == _COMPLETED               # sim.done, without the property call
         info = {

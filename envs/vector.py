@@ -143,7 +143,9 @@ class CarbonMigrationVectorEnv(VectorEnv):
             except ValueError as e:                     # invalid_action="raise"
                 raise ValueError(f"env {i}: {e}") from None
             if same_step and (term[i] or trunc[i]):
-                finals.append((i, self._observations[i].copy(), env._info()))
+                info = env._info()   # metric views become dicts so Gymnasium's _add_info batches them
+                info["step_metrics"], info["episode_metrics"] = dict(info["step_metrics"]), dict(info["episode_metrics"])
+                finals.append((i, self._observations[i].copy(), info))
                 env._reset_core(None, None)
         if not same_step:
             np.logical_or(term, trunc, out=self._autoreset)

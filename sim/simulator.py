@@ -22,6 +22,7 @@ Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from operator import add as _add
 
 import numpy as np
@@ -55,6 +56,32 @@ _N_METRICS = len(METRICS)
 _QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
 
 _ALLOWED_ROWS = ALLOWED.tolist()   # legal transitions as nested lists: one cheap lookup in _go
+
+class Metrics(Mapping):
+    """Read-only ``{metric name: value}`` view of one accounting list, plus ``carbon_g`` (operational +
+    transfer). Building it is one object, not a 30-entry dict per step; the simulator starts new lists every
+    step, so a view keeps the values it was made with."""
+
+    __slots__ = ("_acc",)
+    KEYS = METRICS + ("carbon_g",)
+
+    def __init__(self, acc: list[float]):
+        self._acc = acc
+
+    def __getitem__(self, key: str) -> float:
+        if key == "carbon_g":
+            return self._acc[_OPC] + self._acc[_TXC]
+        return self._acc[M[key]]
+
+    def __iter__(self):
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
 
 WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
 
@@ -238,10 +265,9 @@ class Simulator:
     def truncated(self) -> bool:
         return self.t_s >= self.horizon_s - _EPS_S and not self.done
 
-    def metrics(self, acc: list[float]) -> dict[str, float]:
-        out = dict(zip(METRICS, acc))
-        out["carbon_g"] = acc[_OPC] + acc[_TXC]
-        return out
+    @staticmethod
+    def metrics(acc: list[float]) -> "Metrics":
+        return Metrics(acc)
 
     # ------------------------------------------------------------------ transitions
 
