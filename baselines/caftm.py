@@ -149,7 +149,6 @@ class CaftmPolicy(Policy):
         self.prev_target = -1
         self.key = None
         self.level = None
-        self.solves = 0
 
     def _profile(self, view: PolicyView) -> None:
         p = self.prev
@@ -188,7 +187,6 @@ class CaftmPolicy(Policy):
             self.level, _ = self.ctrl.choose_clock_mhz(view.clocks_mhz[dest], view.p_gpu_w[dest], view.idle_w[dest],
                                                        n, cap, view.work)
             self.key, self.key_work = key, view.work
-            self.solves += 1
         level = self.level
         if self.deadline_guard and math.isfinite(view.deadline_s) and view.usable_gpus[dest] > 0:
             left_h = (view.deadline_s - view.t_s) / 3600.0

@@ -164,7 +164,7 @@ class _Model:
         run = g > 0
         return np.where(run, g, 0.0), lvl, run
 
-    def dp(self, g: np.ndarray, start: int, keep_path: bool = False, running: np.ndarray | None = None):
+    def dp(self, g: np.ndarray, start: int, keep_path: bool = False):
         """Maximise the summed gain over region paths; returns best value per lam (and the argmax table)."""
         L_, R = g.shape[0], self.R
         V = np.full((L_, R), -np.inf)

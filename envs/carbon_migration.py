@@ -184,7 +184,6 @@ class CarbonMigrationEnv(gym.Env):
         high[j + 4] = 4.0
         high[j + 6] = 4.0
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self._low, self._high = low, high
         self._bind_buffers(np.zeros(n_obs, dtype=np.float32), np.ones(R + 1 + L, dtype=bool))
         self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
         self._xfer_h_list = self._xfer_h.tolist()
@@ -247,7 +246,6 @@ class CarbonMigrationEnv(gym.Env):
         self._hour0 = int(t0.astype(np.int64) % 24)
         self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)     # 1970-01-01 was a Thursday (3)
         self.invalid_actions = 0
-        self.last_reward = 0.0
         self._hist = []            # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
         self._record(0)
         self._refresh()
@@ -275,7 +273,7 @@ class CarbonMigrationEnv(gym.Env):
                   - w.carbon_per_kg * carbon_kg - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
                   - w.lateness_per_hour * late_h - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
                   - w.migration_per_count * acc[_MIG])
-        self.last_reward = reward = float(reward)
+        reward = float(reward)
         self._record(sim.k)
         self._refresh()
         return reward, terminated, truncated
