@@ -345,7 +345,7 @@ class CarbonMigrationEnv(gym.Env):
             region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks(),
             intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
             forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
-            usable_gpus=np.array(sim.usable_all()),
+            usable_gpus=np.array(sim.usable_and_up()[0]),
             down=np.array([sim.region_down(r) for r in range(R)]),
             transfer_s=np.array(sim.xfer_s[sim.region]), io_s=sim.io_s,
             clocks_mhz=sim.clocks_mhz, t_mb_s=np.array(sim.t_mb_s), p_gpu_w=np.array(sim.p_gpu_w),

@@ -215,43 +215,31 @@ class Simulator:
 
     def free_gpus(self, r: int) -> int:
         """GPUs open to this job in region ``r`` now (0 during an outage); includes those it holds."""
-        if self.outages[r] and self.region_down(r):
+        if self.region_down(r):
             return 0
         k = self.k
         return self.free[r][k if k < self.n_steps else self.n_steps]
 
-    def usable_gpus(self, r: int) -> int:
-        # free_gpus inlined and min() replaced by a comparison: called in every decision
-        if self.outages[r] and self.region_down(r):
-            return 0
-        k = self.k
-        free = self.free[r][k if k < self.n_steps else self.n_steps]
+    def _usable(self, free: int) -> int:
+        """GPUs the job can run on out of ``free``: at most its request, none if it is rigid and short."""
         req = self.requested_gpus
-        if free > req:
-            free = req
-        return free if (self.elastic or free >= req) else 0
+        n = free if free < req else req
+        return n if (self.elastic or n >= req) else 0
 
-    def usable_all(self) -> list[int]:
-        """``usable_gpus`` of every region (one call per step for observations and masks)."""
-        return self.usable_and_up()[0]
+    def usable_gpus(self, r: int) -> int:
+        return self._usable(self.free_gpus(r))
 
     def usable_and_up(self) -> tuple[list[int], list[float]]:
-        """``usable_all()`` and, per region, 1.0 when healthy or 0.0 during an outage (one pass for both)."""
+        """Per region, ``usable_gpus`` and 1.0 when healthy or 0.0 during an outage (one pass for both)."""
         k = self.k if self.k < self.n_steps else self.n_steps
-        req = self.requested_gpus
-        elastic = self.elastic
-        free = self.free
         usable, up = [], []
-        for r, spans in enumerate(self.outages):
-            if spans and self.region_down(r):
+        for r in range(self.n_regions):
+            if self.region_down(r):
                 usable.append(0)
                 up.append(0.0)
-                continue
-            n = free[r][k]
-            if n > req:
-                n = req
-            usable.append(n if (elastic or n >= req) else 0)
-            up.append(1.0)
+            else:
+                usable.append(self._usable(self.free[r][k]))
+                up.append(1.0)
         return usable, up
 
     def intensity_now(self, r: int) -> float:
