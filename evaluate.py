@@ -15,6 +15,7 @@ The table is printed at the end. Examples::
     python evaluate.py --policies stay,caftm,oracle --episodes 50 --workers 2
     python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from evaluation import plots
-from evaluation.episodes import COLUMNS, AGENT_PREFIX, EnvSpec, PolicySpec, plan_episodes, run_task
+from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
 from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
@@ -49,21 +50,39 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = _Parser(description="Evaluate policies on the same held-out episodes: tables, 95% intervals, plots.")
-    p.add_argument("--policies", default="all",
-                   help="comma-separated baseline names (see baselines.POLICIES), 'all' (default), or 'none' (agents only)")
-    p.add_argument("--agent", action="append", default=[], metavar="RUN_DIR_OR_MODEL",
-                   help="a trained agent (run directory or model .zip); repeatable; named after its run directory")
+    p.add_argument(
+        "--policies",
+        default="all",
+        help="comma-separated baseline names (see baselines.POLICIES), 'all' (default), or 'none' (agents only)",
+    )
+    p.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="RUN_DIR_OR_MODEL",
+        help="a trained agent (run directory or model .zip); repeatable; named after its run directory",
+    )
     p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file (default: paper)")
-    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
-                   help="the scenario's date split to draw episodes from (default: test)")
-    p.add_argument("--data-dir", default=None, metavar="DIR",
-                   help="folder searched for carbon-intensity files (default: $CARBON_DATA_DIR or ../shared/data, "
-                        "else synthetic)")
-    p.add_argument("--period", default=None, metavar="START:END",
-                   help="UTC dates, e.g. 2023-03-01:2023-04-01 (overrides --split)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "validation", "test"),
+        help="the scenario's date split to draw episodes from (default: test)",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        metavar="DIR",
+        help="folder searched for carbon-intensity files (default: $CARBON_DATA_DIR or ../shared/data, else synthetic)",
+    )
+    p.add_argument(
+        "--period", default=None, metavar="START:END", help="UTC dates, e.g. 2023-03-01:2023-04-01 (overrides --split)"
+    )
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed of episode starts and reset seeds (default: 0)")
-    p.add_argument("--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)"
+    )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
     return p.parse_args(argv)
@@ -85,6 +104,7 @@ def parse_period(text: str) -> tuple[str, str]:
 
 def choose_policies(text: str) -> list[str]:
     from baselines import POLICIES
+
     if text.strip() == "all":
         return list(POLICIES)
     if text.strip() == "none":
@@ -92,8 +112,10 @@ def choose_policies(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in POLICIES]
     if unknown:
-        raise BadInput(f"--policies: unknown policy {', '.join(map(repr, unknown))}; "
-                       f"expected 'all' or some of {', '.join(POLICIES)}")
+        raise BadInput(
+            f"--policies: unknown policy {', '.join(map(repr, unknown))}; "
+            f"expected 'all' or some of {', '.join(POLICIES)}"
+        )
     if not names:
         raise BadInput(f"--policies {text!r}: no policy named")
     return list(dict.fromkeys(names))
@@ -103,6 +125,7 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
     """Load the agent once here so a missing/corrupt model or a scenario mismatch fails before any episode."""
     from agents.policy import load_agent
     from envs.carbon_migration import CarbonMigrationEnv
+
     try:
         agent = load_agent(path)
     except Exception as e:  # FileNotFoundError, AgentConfigError, ...: already name the file
@@ -110,8 +133,10 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
     env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
     want, got = env.observation_space.shape, getattr(agent.model.observation_space, "shape", None)
     if got != want:
-        raise BadInput(f"--agent {path}: model observes shape {got} but scenario {env.scenario.name!r} "
-                       f"gives {want}; evaluate it on the scenario it was trained on")
+        raise BadInput(
+            f"--agent {path}: model observes shape {got} but scenario {env.scenario.name!r} "
+            f"gives {want}; evaluate it on the scenario it was trained on"
+        )
     name, k = agent.name, 2
     while name in taken:
         name, k = f"{agent.name}-{k}", k + 1
@@ -129,6 +154,7 @@ def run_all(tasks, workers: int) -> list[dict]:
     else:
         # spawn when torch models are involved (forking a process that runs torch threads can hang)
         import multiprocessing as mp
+
         ctx = mp.get_context("spawn" if any(t.policy.is_agent for t in tasks) else None)
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(run_task, t) for t in tasks]
@@ -201,23 +227,36 @@ def _main(argv: list[str] | None, t0: float) -> int:
     label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes"
     figs = {"Carbon per episode": "carbon.png", "Energy vs completion time": "energy_vs_jct.png"}
     plots.carbon_bars(summary, out / "carbon.png", title=f"Carbon per episode, mean and 95% CI\n({label})")
-    plots.energy_vs_jct(summary, out / "energy_vs_jct.png", scenario.job.deadline_hours,
-                        title=f"Energy vs completion time, mean and 95% CI\n({label})")
+    plots.energy_vs_jct(
+        summary,
+        out / "energy_vs_jct.png",
+        scenario.job.deadline_hours,
+        title=f"Energy vs completion time, mean and 95% CI\n({label})",
+    )
     ci = carbon.intensity_g_per_kwh
     for t, r in zip(tasks, results):
         if r["history"] is None:
             continue
         fname = f"timeline_{plots.safe_name(t.policy.name)}.png"
-        plots.timeline(r["history"], ci[:, t.start_hour:t.start_hour + world.episode_hours],
-                       scenario.region_names, out / fname,
-                       title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC")
+        plots.timeline(
+            r["history"],
+            ci[:, t.start_hour : t.start_hour + world.episode_hours],
+            scenario.region_names,
+            out / fname,
+            title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC",
+        )
         figs[f"Timeline of episode {t.episode}: {t.policy.name}"] = fname
     meta = {
-        "scenario": scenario.name, "description": scenario.description, "scenario_file": scenario.source,
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "scenario_file": scenario.source,
         "period": f"{carbon.start_h} to {carbon.end_h}",
         "split": f"{args.split} split" if period is None else "explicit --period",
-        "data_source": carbon.source, "synthetic": carbon.source == SYNTHETIC_SOURCE,
-        "episodes": args.episodes, "seed": args.seed, "episode_hours": scenario.episode_hours,
+        "data_source": carbon.source,
+        "synthetic": carbon.source == SYNTHETIC_SOURCE,
+        "episodes": args.episodes,
+        "seed": args.seed,
+        "episode_hours": scenario.episode_hours,
         "step_minutes": scenario.step_minutes,
         "command": "python evaluate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
@@ -226,8 +265,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):
         print("(no oracle run: gap to oracle not computed)")
-    print(f"wrote {out}/ (episodes.csv, summary.csv, report.md, {len(figs)} PNGs) in "
-          f"{time.perf_counter() - t0:.1f} s")
+    print(f"wrote {out}/ (episodes.csv, summary.csv, report.md, {len(figs)} PNGs) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 

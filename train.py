@@ -8,8 +8,10 @@ Reads top to bottom: options -> config -> environments -> model -> callbacks -> 
 ``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
 resume), ``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation),
 ``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one), ``checkpoints/``, for
-DQN/SAC/TD3 ``replay_buffer.pkl`` and, with ``normalize_reward``, the return statistics ``vecnormalize.pkl``. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+DQN/SAC/TD3 ``replay_buffer.pkl`` and, with ``normalize_reward``, the return statistics ``vecnormalize.pkl``.
+``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,48 +32,84 @@ DEFAULT_ALGO = "maskable_ppo"
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):   # show defaults, except "None"/"False" which say nothing
+    def _get_help_string(self, action):  # show defaults, except "None"/"False" which say nothing
         if action.default in (None, False) or "Default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):   # one line, no usage dump
+    def error(self, message):  # one line, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from agents.build import ALGOS, TRAIN_DEFAULTS
-    p = _Parser(prog="train.py", description="Train an RL agent to place and clock a training job by grid carbon.",
-                formatter_class=_Formatter)
-    p.add_argument("--algo", default=DEFAULT_ALGO, choices=list(ALGOS),
-                   help="algorithm; dqn sees a flat Discrete action, sac/td3 a Box(2) (envs/wrappers.py)")
+
+    p = _Parser(
+        prog="train.py",
+        description="Train an RL agent to place and clock a training job by grid carbon.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--algo",
+        default=DEFAULT_ALGO,
+        choices=list(ALGOS),
+        help="algorithm; dqn sees a flat Discrete action, sac/td3 a Box(2) (envs/wrappers.py)",
+    )
     p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a scenario YAML")
-    p.add_argument("--timesteps", type=int, default=None,
-                   help="environment steps to train (with --resume: steps to add). "
-                        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset)")
+    p.add_argument(
+        "--timesteps",
+        type=int,
+        default=None,
+        help="environment steps to train (with --resume: steps to add). "
+        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, the envs and the validation episodes")
-    p.add_argument("--n-envs", type=int, default=None,
-                   help="parallel training environments. Default: 'n_envs' in the algorithm's config")
-    p.add_argument("--vec", default="auto", choices=["auto", "batched", "dummy", "subproc"],
-                   help="vectorisation: batched = envs.vector.SB3VecEnv (N jobs stepped together, MultiDiscrete "
-                        "algorithms only); dummy = SB3 DummyVecEnv in this process; subproc = one process per env; "
-                        "auto = batched when the algorithm allows, else dummy")
-    p.add_argument("--data-dir", default=None,
-                   help="folder of carbon-intensity files. Default: the scenario's data_dir, else ../shared/data if "
-                        "present, else synthetic profiles")
+    p.add_argument(
+        "--n-envs",
+        type=int,
+        default=None,
+        help="parallel training environments. Default: 'n_envs' in the algorithm's config",
+    )
+    p.add_argument(
+        "--vec",
+        default="auto",
+        choices=["auto", "batched", "dummy", "subproc"],
+        help="vectorisation: batched = envs.vector.SB3VecEnv (N jobs stepped together, MultiDiscrete "
+        "algorithms only); dummy = SB3 DummyVecEnv in this process; subproc = one process per env; "
+        "auto = batched when the algorithm allows, else dummy",
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder of carbon-intensity files. Default: the scenario's data_dir, else ../shared/data if "
+        "present, else synthetic profiles",
+    )
     p.add_argument("--out", default="runs", help="parent folder of run directories")
-    p.add_argument("--name", default=None, help="run directory name. Default: <scenario>-<algo>-s<seed>-<YYYYmmdd-HHMMSS>")
-    p.add_argument("--config", default=None,
-                   help="YAML of hyper-parameters merged over agents/configs/<algo>.yaml (constructor keywords, "
-                        "plus timesteps, n_envs, eval_freq, eval_episodes, checkpoint_freq)")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue RUN_DIR's model.zip (step counter, optimiser state, replay buffer)")
+    p.add_argument(
+        "--name", default=None, help="run directory name. Default: <scenario>-<algo>-s<seed>-<YYYYmmdd-HHMMSS>"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML of hyper-parameters merged over agents/configs/<algo>.yaml (constructor keywords, "
+        "plus timesteps, n_envs, eval_freq, eval_episodes, checkpoint_freq)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR's model.zip (step counter, optimiser state, replay buffer)",
+    )
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tb for TensorBoard")
     p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (1 keeps runs reproducible and is fastest for small networks)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 keeps runs reproducible and is fastest for small networks)",
+    )
     args = p.parse_args(argv)
     for opt in ("timesteps", "n_envs", "threads"):
         v = getattr(args, opt)
@@ -81,15 +119,30 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def versions() -> dict:
-    import gymnasium, numpy, sb3_contrib, stable_baselines3, torch
+    import gymnasium
+    import numpy
+    import sb3_contrib
+    import stable_baselines3
+    import torch
+
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         commit = None
-    return {"python": platform.python_version(), "numpy": numpy.__version__, "torch": str(torch.__version__),
-            "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__,
-            "sb3_contrib": sb3_contrib.__version__, "git_commit": commit}
+    return {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": str(torch.__version__),
+        "gymnasium": gymnasium.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "sb3_contrib": sb3_contrib.__version__,
+        "git_commit": commit,
+    }
 
 
 def make_logger(run_dir: Path, tensorboard: bool, append: bool):
@@ -141,8 +194,9 @@ def train(args: argparse.Namespace) -> Path:
         cfg = yaml.safe_load(cfg_path.read_text())
         algo, seed, n_envs, vec = cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"]
         hp = cfg["hyperparams"]
-        scenario = load_scenario(cfg["scenario"]["path"] if Path(cfg["scenario"]["path"]).exists()
-                                 else cfg["scenario"]["name"])
+        scenario = load_scenario(
+            cfg["scenario"]["path"] if Path(cfg["scenario"]["path"]).exists() else cfg["scenario"]["name"]
+        )
         data_dir = cfg["data_dir"]
         timesteps = args.timesteps or cfg["timesteps"]
     else:
@@ -155,12 +209,25 @@ def train(args: argparse.Namespace) -> Path:
         run_dir = Path(args.out) / name
         if run_dir.exists():
             raise ConfigError(f"{run_dir} already exists; pick another --name or use --resume {run_dir}")
-        cfg = {"name": name, "algo": algo, "algo_class": ALGOS[algo].cls.__name__,
-               "scenario": {"name": scenario.name, "path": str(scenario.source)},
-               "train_split": "train", "eval_split": "validation", "timesteps": timesteps, "seed": seed,
-               "n_envs": n_envs, "vec": vec, "data_dir": data_dir, "config_file": args.config,
-               "hyperparams": hp, "versions": versions(), "created": datetime.now().isoformat(timespec="seconds"),
-               "command": " ".join(sys.argv), "scenario_resolved": scenario.to_dict()}
+        cfg = {
+            "name": name,
+            "algo": algo,
+            "algo_class": ALGOS[algo].cls.__name__,
+            "scenario": {"name": scenario.name, "path": str(scenario.source)},
+            "train_split": "train",
+            "eval_split": "validation",
+            "timesteps": timesteps,
+            "seed": seed,
+            "n_envs": n_envs,
+            "vec": vec,
+            "data_dir": data_dir,
+            "config_file": args.config,
+            "hyperparams": hp,
+            "versions": versions(),
+            "created": datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv),
+            "scenario_resolved": scenario.to_dict(),
+        }
     spec = algo_spec(algo)
 
     # ---- reproducibility: one torch thread, every RNG from the seed
@@ -177,9 +244,14 @@ def train(args: argparse.Namespace) -> Path:
         model = spec.cls.load(run_dir / "model.zip", env=venv, device="cpu")
         if spec.off_policy and (run_dir / "replay_buffer.pkl").exists():
             model.load_replay_buffer(run_dir / "replay_buffer.pkl")
-        venv.seed(seed + model.num_timesteps)    # fresh episodes, still determined by the seed
-        cfg.setdefault("resumed", []).append({"at_timesteps": int(model.num_timesteps), "added": timesteps,
-                                              "when": datetime.now().isoformat(timespec="seconds")})
+        venv.seed(seed + model.num_timesteps)  # fresh episodes, still determined by the seed
+        cfg.setdefault("resumed", []).append(
+            {
+                "at_timesteps": int(model.num_timesteps),
+                "added": timesteps,
+                "when": datetime.now().isoformat(timespec="seconds"),
+            }
+        )
     else:
         run_dir.mkdir(parents=True)
         model = make_model(algo, hp, venv, seed)
@@ -188,19 +260,39 @@ def train(args: argparse.Namespace) -> Path:
     model.set_logger(make_logger(run_dir, args.tensorboard, append=bool(args.resume)))
 
     # ---- callbacks: periodic checkpoints, validation-split selection of best_model.zip
-    callbacks = CallbackList([
-        CheckpointCallback(save_freq=max(hp["checkpoint_freq"] // n_envs, 1), save_path=str(run_dir / "checkpoints"),
-                           name_prefix="model"),
-        ValidationCallback(eval_env, algo, run_dir, eval_freq=hp["eval_freq"], n_episodes=hp["eval_episodes"],
-                           seed=seed, best=best_so_far(run_dir / "eval.csv"), verbose=1),
-    ])
+    callbacks = CallbackList(
+        [
+            CheckpointCallback(
+                save_freq=max(hp["checkpoint_freq"] // n_envs, 1),
+                save_path=str(run_dir / "checkpoints"),
+                name_prefix="model",
+            ),
+            ValidationCallback(
+                eval_env,
+                algo,
+                run_dir,
+                eval_freq=hp["eval_freq"],
+                n_episodes=hp["eval_episodes"],
+                seed=seed,
+                best=best_so_far(run_dir / "eval.csv"),
+                verbose=1,
+            ),
+        ]
+    )
 
-    print(f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name} for {timesteps} steps "
-          f"({n_envs} envs, seed {seed}) -> {run_dir}", flush=True)
+    print(
+        f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name} for {timesteps} steps "
+        f"({n_envs} envs, seed {seed}) -> {run_dir}",
+        flush=True,
+    )
     t0 = time.time()
     try:
-        model.learn(total_timesteps=timesteps, callback=callbacks, progress_bar=not args.no_progress_bar,
-                    reset_num_timesteps=not args.resume)
+        model.learn(
+            total_timesteps=timesteps,
+            callback=callbacks,
+            progress_bar=not args.no_progress_bar,
+            reset_num_timesteps=not args.resume,
+        )
     except KeyboardInterrupt:
         print("interrupted: saving model.zip so the run can be resumed", file=sys.stderr)
     finally:
@@ -215,9 +307,14 @@ def train(args: argparse.Namespace) -> Path:
     cfg["wall_s"] = round(wall_s + cfg.get("wall_s", 0.0) if args.resume else wall_s, 1)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     best = best_so_far(run_dir / "eval.csv")
-    print(f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run_dir}/model.zip"
-          + (f"; best validation: carbon {best[1]:.2f} kg, deadline met {100 * best[0]:.0f}% -> best_model.zip"
-             if best else ""))
+    print(
+        f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run_dir}/model.zip"
+        + (
+            f"; best validation: carbon {best[1]:.2f} kg, deadline met {100 * best[0]:.0f}% -> best_model.zip"
+            if best
+            else ""
+        )
+    )
     return run_dir
 
 

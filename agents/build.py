@@ -15,12 +15,14 @@ A config is a YAML mapping: the algorithm's constructor keyword arguments (``lea
 :data:`TRAIN_DEFAULTS`. ``load_hyperparams(algo, path)`` merges a user file over the shipped
 ``agents/configs/<algo>.yaml`` and rejects unknown keys.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -68,19 +70,26 @@ ALGOS: dict[str, AlgoSpec] = {
 
 # Keys of a config file that configure the run rather than the algorithm (all integers >= 1).
 TRAIN_DEFAULTS: dict[str, int] = {
-    "timesteps": 100_000,        # environment steps to train for
-    "n_envs": 4,                 # parallel environments
-    "eval_freq": 10_000,         # environment steps between validation evaluations
-    "eval_episodes": 5,          # validation episodes per evaluation (fixed start hours)
-    "checkpoint_freq": 50_000,   # environment steps between checkpoints
+    "timesteps": 100_000,  # environment steps to train for
+    "n_envs": 4,  # parallel environments
+    "eval_freq": 10_000,  # environment steps between validation evaluations
+    "eval_episodes": 5,  # validation episodes per evaluation (fixed start hours)
+    "checkpoint_freq": 50_000,  # environment steps between checkpoints
 }
 # Extra keys translated into constructor objects or wrappers.
-SPECIAL_KEYS = {"action_noise_std",   # SAC/TD3: std of Gaussian exploration noise on the [0, 1] actions
-                "normalize_reward"}   # true: scale rewards by a running std of the return (SB3 VecNormalize)
+SPECIAL_KEYS = {
+    "action_noise_std",  # SAC/TD3: std of Gaussian exploration noise on the [0, 1] actions
+    "normalize_reward",
+}  # true: scale rewards by a running std of the return (SB3 VecNormalize)
 # Constructor arguments the trainer sets itself.
 RESERVED = {"env", "verbose", "seed", "device", "tensorboard_log", "_init_setup_model", "action_noise"}
-ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU,
-               "gelu": torch.nn.GELU}
+ACTIVATIONS = {
+    "tanh": torch.nn.Tanh,
+    "relu": torch.nn.ReLU,
+    "elu": torch.nn.ELU,
+    "leaky_relu": torch.nn.LeakyReLU,
+    "gelu": torch.nn.GELU,
+}
 
 
 def algo_spec(algo: str) -> AlgoSpec:
@@ -140,8 +149,9 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
         for key, value in data.items():
             if key not in allowed:
                 hint = f"; the trainer sets {key!r} itself" if key in RESERVED else ""
-                raise AgentConfigError(f"{src}: {key}: unknown hyper-parameter for {algo}{hint}; "
-                                       f"valid keys: {', '.join(sorted(allowed))}")
+                raise AgentConfigError(
+                    f"{src}: {key}: unknown hyper-parameter for {algo}{hint}; valid keys: {', '.join(sorted(allowed))}"
+                )
             value = _number(value) if key not in ("policy",) else value
             if key in TRAIN_DEFAULTS:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
@@ -154,8 +164,9 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
                     raise AgentConfigError(f"{src}: policy_kwargs: must be a mapping, got {value!r}")
                 act = value.get("activation_fn")
                 if act is not None and act not in ACTIVATIONS:
-                    raise AgentConfigError(f"{src}: policy_kwargs.activation_fn: must be one of "
-                                           f"{', '.join(ACTIVATIONS)}, got {act!r}")
+                    raise AgentConfigError(
+                        f"{src}: policy_kwargs.activation_fn: must be one of {', '.join(ACTIVATIONS)}, got {act!r}"
+                    )
             config[key] = value
     return config
 
@@ -179,8 +190,15 @@ def constructor_kwargs(algo: str, config: dict[str, Any], n_actions: int | None 
 
 # ---------------------------------------------------------------- environments
 
-def make_env(scenario: str | Scenario, split: str, algo: str, data_dir: str | None = None,
-             world: World | None = None, monitor: bool = True) -> gym.Env:
+
+def make_env(
+    scenario: str | Scenario,
+    split: str,
+    algo: str,
+    data_dir: str | None = None,
+    world: World | None = None,
+    monitor: bool = True,
+) -> gym.Env:
     """One ``CarbonMigrationEnv`` on ``split`` with the action adapter ``algo`` needs (and a Monitor for SB3 logs)."""
     env: gym.Env = CarbonMigrationEnv(scenario, split, data_dir=data_dir, world=world)
     wrapper = algo_spec(algo).wrapper
@@ -191,8 +209,15 @@ def make_env(scenario: str | Scenario, split: str, algo: str, data_dir: str | No
     return env
 
 
-def make_vec_env(scenario: str | Scenario, split: str, algo: str, n_envs: int, seed: int,
-                 data_dir: str | None = None, vec: str = "auto") -> VecEnv:
+def make_vec_env(
+    scenario: str | Scenario,
+    split: str,
+    algo: str,
+    n_envs: int,
+    seed: int,
+    data_dir: str | None = None,
+    vec: str = "auto",
+) -> VecEnv:
     """``n_envs`` training environments; env ``i`` is seeded with ``seed + i``.
 
     :param vec: ``batched`` (``envs.vector.SB3VecEnv``: one process, N jobs stepped together; only for the
@@ -206,19 +231,26 @@ def make_vec_env(scenario: str | Scenario, split: str, algo: str, n_envs: int, s
         vec = "dummy" if wrapped else "batched"
     if vec == "batched":
         if wrapped:
-            raise AgentConfigError(f"vec='batched' steps the MultiDiscrete env; {algo} needs "
-                                   f"{algo_spec(algo).wrapper.__name__}, use vec='dummy' or 'subproc'")
+            raise AgentConfigError(
+                f"vec='batched' steps the MultiDiscrete env; {algo} needs "
+                f"{algo_spec(algo).wrapper.__name__}, use vec='dummy' or 'subproc'"
+            )
         from envs.vector import SB3VecEnv
+
         venv: VecEnv = VecMonitor(SB3VecEnv(num_envs=n_envs, scenario=scenario, split=split, data_dir=data_dir))
         venv.seed(seed)
         return venv
     # one World (carbon table, network, GPU models) shared by in-process envs; subprocesses build their own
-    world = build_world(scenario if isinstance(scenario, Scenario) else _load(scenario), split, data_dir=data_dir) \
-        if vec == "dummy" else None
+    world = (
+        build_world(scenario if isinstance(scenario, Scenario) else _load(scenario), split, data_dir=data_dir)
+        if vec == "dummy"
+        else None
+    )
 
     def factory(i: int) -> Callable[[], gym.Env]:
         def _init() -> gym.Env:
             return make_env(scenario, split, algo, data_dir=data_dir, world=world)
+
         return _init
 
     fns = [factory(i) for i in range(n_envs)]
@@ -243,11 +275,13 @@ def normalize_rewards(venv: VecEnv, config: dict[str, Any], stats_path: Path | N
 
 def _load(name):
     from sim.scenario import load_scenario
+
     return load_scenario(name)
 
 
-def make_model(algo: str, config: dict[str, Any], venv: VecEnv, seed: int, tensorboard_log: str | None = None,
-               verbose: int = 0) -> BaseAlgorithm:
+def make_model(
+    algo: str, config: dict[str, Any], venv: VecEnv, seed: int, tensorboard_log: str | None = None, verbose: int = 0
+) -> BaseAlgorithm:
     """A fresh model of ``algo`` on ``venv`` from a config of :func:`load_hyperparams`."""
     spec = algo_spec(algo)
     n_actions = int(np.prod(venv.action_space.shape)) if isinstance(venv.action_space, gym.spaces.Box) else None

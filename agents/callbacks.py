@@ -1,4 +1,5 @@
 """Training callbacks: validation-split model selection by carbon, with the deadline as a constraint."""
+
 from __future__ import annotations
 
 import csv
@@ -14,16 +15,28 @@ from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
 from sim.world import episode_starts
 
-EVAL_COLUMNS = ["timesteps", "mean_carbon_kg", "std_carbon_kg", "deadline_met_rate", "mean_jct_h",
-                "mean_reward", "best", "wall_s"]
+EVAL_COLUMNS = [
+    "timesteps",
+    "mean_carbon_kg",
+    "std_carbon_kg",
+    "deadline_met_rate",
+    "mean_jct_h",
+    "mean_reward",
+    "best",
+    "wall_s",
+]
 
 
 def validation_episode(env: CarbonMigrationEnv, policy, seed: int, start_hour: int) -> dict:
     """One episode through the evaluation harness (``baselines.runner.run_episode``), so training-time selection
     measures exactly what ``evaluate.py`` reports: carbon_kg, deadline_met, jct_h, reward."""
     r = run_episode(env, policy, seed, start_hour, keep_history=False)
-    return {"carbon_kg": r["carbon_g"] / 1000.0, "deadline_met": bool(r["deadline_met"]), "jct_h": r["jct_h"],
-            "reward": r["return"]}
+    return {
+        "carbon_kg": r["carbon_g"] / 1000.0,
+        "deadline_met": bool(r["deadline_met"]),
+        "jct_h": r["jct_h"],
+        "reward": r["return"],
+    }
 
 
 class ValidationCallback(BaseCallback):
@@ -40,8 +53,17 @@ class ValidationCallback(BaseCallback):
     :param best: (deadline-met rate, mean carbon kg) of the best model so far, when resuming a run
     """
 
-    def __init__(self, env: CarbonMigrationEnv, algo: str, run_dir: Path, eval_freq: int, n_episodes: int,
-                 seed: int = 0, best: tuple[float, float] | None = None, verbose: int = 0):
+    def __init__(
+        self,
+        env: CarbonMigrationEnv,
+        algo: str,
+        run_dir: Path,
+        eval_freq: int,
+        n_episodes: int,
+        seed: int = 0,
+        best: tuple[float, float] | None = None,
+        verbose: int = 0,
+    ):
         super().__init__(verbose)
         self.eval_env = env
         self.algo = algo
@@ -65,7 +87,7 @@ class ValidationCallback(BaseCallback):
         return True
 
     def _on_training_end(self) -> None:
-        if self.num_timesteps != self._last_eval_at:   # evaluate the final model too
+        if self.num_timesteps != self._last_eval_at:  # evaluate the final model too
             self.evaluate()
 
     def evaluate(self) -> dict:
@@ -74,13 +96,19 @@ class ValidationCallback(BaseCallback):
         eps = [validation_episode(self.eval_env, policy, s, h) for s, h in zip(self.seeds, self.starts)]
         carbon = np.array([e["carbon_kg"] for e in eps])
         met = float(np.mean([e["deadline_met"] for e in eps]))
-        row = {"timesteps": self.num_timesteps, "mean_carbon_kg": float(carbon.mean()),
-               "std_carbon_kg": float(carbon.std()), "deadline_met_rate": met,
-               "mean_jct_h": float(np.nanmean([e["jct_h"] for e in eps])) if met > 0 else math.nan,
-               "mean_reward": float(np.mean([e["reward"] for e in eps])),
-               "wall_s": round(time.time() - self._t0, 2)}
+        row = {
+            "timesteps": self.num_timesteps,
+            "mean_carbon_kg": float(carbon.mean()),
+            "std_carbon_kg": float(carbon.std()),
+            "deadline_met_rate": met,
+            "mean_jct_h": float(np.nanmean([e["jct_h"] for e in eps])) if met > 0 else math.nan,
+            "mean_reward": float(np.mean([e["reward"] for e in eps])),
+            "wall_s": round(time.time() - self._t0, 2),
+        }
         score = (met, row["mean_carbon_kg"])
-        is_best = self.best is None or (score[0] > self.best[0]) or (score[0] == self.best[0] and score[1] < self.best[1])
+        is_best = (
+            self.best is None or (score[0] > self.best[0]) or (score[0] == self.best[0] and score[1] < self.best[1])
+        )
         row["best"] = int(is_best)
         if is_best:
             self.best = score
@@ -95,6 +123,8 @@ class ValidationCallback(BaseCallback):
         for k in ("mean_carbon_kg", "deadline_met_rate"):
             self.logger.record(f"eval/{k}", row[k])
         if self.verbose:
-            print(f"[eval] {self.num_timesteps} steps: carbon {row['mean_carbon_kg']:.2f} kg, "
-                  f"deadline met {100 * met:.0f}%{'  (best)' if is_best else ''}")
+            print(
+                f"[eval] {self.num_timesteps} steps: carbon {row['mean_carbon_kg']:.2f} kg, "
+                f"deadline met {100 * met:.0f}%{'  (best)' if is_best else ''}"
+            )
         return row

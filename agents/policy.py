@@ -4,6 +4,7 @@
 >>> policy = load_agent("runs/paper-maskable_ppo-s0-20250101-120000")   # best_model.zip if present
 >>> policy.reset(env, seed=0); action = policy.act(obs, env.view())
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -17,7 +18,7 @@ from agents.build import AgentConfigError, algo_spec
 from baselines.base import Policy
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 
-MODEL_FILES = ("best_model.zip", "model.zip")   # looked up in a run directory, in this order
+MODEL_FILES = ("best_model.zip", "model.zip")  # looked up in a run directory, in this order
 
 
 class AgentPolicy(Policy):
@@ -48,8 +49,10 @@ class AgentPolicy(Policy):
             action, _ = self.model.predict(obs, deterministic=True)
         if self.spec.wrapper is not None:
             if self._adapter is None:
-                raise RuntimeError(f"{self.name}: call reset(env, seed) before act() "
-                                   f"({self.algo} actions are translated by {self.spec.wrapper.__name__})")
+                raise RuntimeError(
+                    f"{self.name}: call reset(env, seed) before act() "
+                    f"({self.algo} actions are translated by {self.spec.wrapper.__name__})"
+                )
             action = self._adapter.action(action)
         return np.asarray(action, dtype=np.int64).reshape(2)
 
@@ -83,8 +86,9 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
     cfg_path = run_dir / "config.yaml"
     if algo is None:
         if not cfg_path.is_file():
-            raise AgentConfigError(f"{model_path}: no config.yaml beside it to say which algorithm trained it; "
-                                   f"pass algo=")
+            raise AgentConfigError(
+                f"{model_path}: no config.yaml beside it to say which algorithm trained it; pass algo="
+            )
         try:
             algo = (yaml.safe_load(cfg_path.read_text()) or {})["algo"]
         except (yaml.YAMLError, KeyError, TypeError):

@@ -3,13 +3,13 @@
 ``POLICIES`` maps a name to its class; ``make_policy(name, **kw)`` builds one. Run any policy with
 ``baselines.runner.run_episode``.
 """
+
 from __future__ import annotations
 
 from baselines.base import Policy
 from baselines.caftm import CaftmPolicy, FrequencyController
 from baselines.oracle import OraclePolicy, oracle_bound
-from baselines.rules import (DvfsOnlyPolicy, GreedyPolicy, RandomPolicy, StayPolicy, ThresholdPolicy,
-                             WaitAwhilePolicy)
+from baselines.rules import DvfsOnlyPolicy, GreedyPolicy, RandomPolicy, StayPolicy, ThresholdPolicy, WaitAwhilePolicy
 from sim.errors import ConfigError
 
 POLICIES: dict[str, type[Policy]] = {

@@ -1,4 +1,5 @@
 """The one interface every policy implements: rule-based, oracle and learned alike."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -21,6 +22,7 @@ class Policy(ABC):
 
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
         """Called after ``env.reset``; ``env`` is only for static scenario facts unless clairvoyant."""
+        return None  # stateless policies need no reset
 
     @abstractmethod
     def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:

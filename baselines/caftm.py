@@ -11,6 +11,7 @@ where ``f_cap`` solves ``n * (idle + 1000 * k_p * W * f_cap**3) = cap`` (the cap
 The continuous optimum is mapped to the nearest supported clock level whose *profiled* job power
 ``n * P(level)`` does not exceed the cap, so the job never exceeds its cap, also on fewer GPUs.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,7 @@ class FrequencyController:
 
     def add_sample(self, clock_mhz: float, t_mb_s: float, p_busy_w: float, idle_w: float) -> None:
         self.samples.append((clock_mhz / 1000.0, t_mb_s, (p_busy_w - idle_w) / 1000.0))
-        del self.samples[:-self.window]
+        del self.samples[: -self.window]
         self.refit()
 
     def refit(self) -> None:
@@ -62,9 +63,18 @@ class FrequencyController:
         x3 = f**3
         self.k_p = float(max(np.dot(x3, p) / np.dot(x3, x3), 1e-9))
 
-    def choose_clock_mhz(self, clocks_mhz: np.ndarray, p_gpu_w: np.ndarray, idle_w: float, n_gpus: int,
-                         cap_w: float, work: float, k_t: float | None = None, k_p: float | None = None,
-                         f_prev_ghz: float | None = None) -> tuple[int, float]:
+    def choose_clock_mhz(
+        self,
+        clocks_mhz: np.ndarray,
+        p_gpu_w: np.ndarray,
+        idle_w: float,
+        n_gpus: int,
+        cap_w: float,
+        work: float,
+        k_t: float | None = None,
+        k_p: float | None = None,
+        f_prev_ghz: float | None = None,
+    ) -> tuple[int, float]:
         """Minimise ``J`` and map to a clock level under the cap.
 
         :param clocks_mhz: the supported clock levels (ascending).
@@ -84,10 +94,19 @@ class FrequencyController:
             f_cap = (head_kw / (k_p * work)) ** (1.0 / 3.0) if head_kw > 0 else lo
             hi = max(lo, min(hi, f_cap))
         x0 = np.array([min(max(f_prev, lo), hi)])
-        res = minimize(lambda x: float(caftm_cost(x[0], k_t, k_p, work, f_prev)), x0, method="L-BFGS-B",
-                       bounds=[(lo, hi)],
-                       jac=lambda x: np.array([-W_TIME * k_t * work / x[0] ** 2 + W_POWER * 30.0 * k_p * work * x[0] ** 2
-                                               - 2.0 * W_SMOOTH * (f_prev - x[0])]))
+        res = minimize(
+            lambda x: float(caftm_cost(x[0], k_t, k_p, work, f_prev)),
+            x0,
+            method="L-BFGS-B",
+            bounds=[(lo, hi)],
+            jac=lambda x: np.array(
+                [
+                    -W_TIME * k_t * work / x[0] ** 2
+                    + W_POWER * 30.0 * k_p * work * x[0] ** 2
+                    - 2.0 * W_SMOOTH * (f_prev - x[0])
+                ]
+            ),
+        )
         f_star = float(np.clip(res.x[0], lo, hi))
         ok = np.flatnonzero(n * np.asarray(p_gpu_w) <= cap_w + 1e-9)
         if ok.size == 0:
@@ -126,8 +145,14 @@ class CaftmPolicy(Policy):
 
     name = "caftm"
 
-    def __init__(self, theta_ci: float | None = None, theta_p_w: float | None = None, deadline_guard: bool = True,
-                 guard_fraction: float = 0.9, work_tol: float = 0.01):
+    def __init__(
+        self,
+        theta_ci: float | None = None,
+        theta_p_w: float | None = None,
+        deadline_guard: bool = True,
+        guard_fraction: float = 0.9,
+        work_tol: float = 0.01,
+    ):
         if theta_ci is not None and theta_ci < 0:
             raise ConfigError(f"caftm: theta_ci={theta_ci} must be >= 0 g/kWh")
         if theta_p_w is not None and theta_p_w <= 0:
@@ -141,6 +166,7 @@ class CaftmPolicy(Policy):
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
         if self.theta_ci_arg is None:
             from sim.world import build_world
+
             self.theta_ci = float(np.median(build_world(env.scenario, "train").carbon.intensity_g_per_kwh))
         else:
             self.theta_ci = float(self.theta_ci_arg)
@@ -152,16 +178,25 @@ class CaftmPolicy(Policy):
 
     def _profile(self, view: PolicyView) -> None:
         p = self.prev
-        if (p is None or p.state != State.TOLERANCE or view.state != State.TOLERANCE or self.prev_target != p.region
-                or view.region != p.region or view.level != p.level or view.n_gpus != p.n_gpus or view.n_gpus == 0):
+        if (
+            p is None
+            or p.state != State.TOLERANCE
+            or view.state != State.TOLERANCE
+            or self.prev_target != p.region
+            or view.region != p.region
+            or view.level != p.level
+            or view.n_gpus != p.n_gpus
+            or view.n_gpus == 0
+        ):
             return
         gained = view.progress_mb - p.progress_mb
         dt = view.t_s - p.t_s
         if gained <= 0 or dt <= 0:
             return
         t_full = dt / gained * view.n_gpus / view.requested_gpus / p.work
-        self.ctrl.add_sample(view.clocks_mhz[view.region, view.level], t_full, view.power_w / view.n_gpus,
-                             view.idle_w[view.region])
+        self.ctrl.add_sample(
+            view.clocks_mhz[view.region, view.level], t_full, view.power_w / view.n_gpus, view.idle_w[view.region]
+        )
         self.key = None  # coefficients changed: re-solve
 
     def _fit_from_table(self, view: PolicyView, r: int) -> None:
@@ -182,10 +217,11 @@ class CaftmPolicy(Policy):
         cap = view.cap_w if self.theta_p_w is None else min(view.cap_w, self.theta_p_w)
         if not self.ctrl.samples or dest != view.region:
             self._fit_from_table(view, dest)
-        key = (dest, n, cap, float(f'{self.ctrl.k_t:.6g}'), float(f'{self.ctrl.k_p:.6g}'))
+        key = (dest, n, cap, float(f"{self.ctrl.k_t:.6g}"), float(f"{self.ctrl.k_p:.6g}"))
         if self.key is None or key != self.key or abs(view.work - self.key_work) > self.work_tol * self.key_work:
-            self.level, _ = self.ctrl.choose_clock_mhz(view.clocks_mhz[dest], view.p_gpu_w[dest], view.idle_w[dest],
-                                                       n, cap, view.work)
+            self.level, _ = self.ctrl.choose_clock_mhz(
+                view.clocks_mhz[dest], view.p_gpu_w[dest], view.idle_w[dest], n, cap, view.work
+            )
             self.key, self.key_work = key, view.work
         level = self.level
         if self.deadline_guard and math.isfinite(view.deadline_s) and view.usable_gpus[dest] > 0:

@@ -39,6 +39,7 @@ run/pause flag and clock per step; :class:`OraclePolicy` executes it and re-plan
 overhead leaves it more than 1 % of the job behind the plan. The executed episode may emit more than
 the bound (report both).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,36 +66,36 @@ class EpisodeFacts:
     home: int
     deadline_s: float
     horizon_s: float
-    work: np.ndarray          # (K,) work multiplier
-    t_mb_s: np.ndarray        # (R, L) seconds per mini-batch on all requested GPUs
-    p_gpu_w: np.ndarray       # (R, L)
-    pue: np.ndarray           # (R,)
-    ci_step: np.ndarray       # (K, R) minimum intensity over the hours step k overlaps
-    ci_min: np.ndarray        # (R,) minimum intensity over the episode
-    cap_step: np.ndarray      # (K,) minimum power cap over the step's hours (inf if uncapped)
-    u_relaxed: np.ndarray     # (K, R) GPUs a run can hold in step k, upper bound
-    u_plan: np.ndarray        # (K, R) GPUs usable at the start of step k (0 if an outage touches the step)
-    xfer_s: np.ndarray        # (R, R)
+    work: np.ndarray  # (K,) work multiplier
+    t_mb_s: np.ndarray  # (R, L) seconds per mini-batch on all requested GPUs
+    p_gpu_w: np.ndarray  # (R, L)
+    pue: np.ndarray  # (R,)
+    ci_step: np.ndarray  # (K, R) minimum intensity over the hours step k overlaps
+    ci_min: np.ndarray  # (R,) minimum intensity over the episode
+    cap_step: np.ndarray  # (K,) minimum power cap over the step's hours (inf if uncapped)
+    u_relaxed: np.ndarray  # (K, R) GPUs a run can hold in step k, upper bound
+    u_plan: np.ndarray  # (K, R) GPUs usable at the start of step k (0 if an outage touches the step)
+    xfer_s: np.ndarray  # (R, R)
     io_s: float
     xfer_kwh: float
 
     @classmethod
-    def from_env(cls, env: CarbonMigrationEnv) -> "EpisodeFacts":
+    def from_env(cls, env: CarbonMigrationEnv) -> EpisodeFacts:
         sim = env.sim
         K, s = sim.n_steps, sim.step_s
-        ci = np.asarray(sim.ci, dtype=float)                                   # (R, hours)
+        ci = np.asarray(sim.ci, dtype=float)  # (R, hours)
         t0 = np.arange(K) * s
         h0 = (t0 // 3600.0).astype(int)
         h1 = np.minimum(((t0 + s - 1e-6) // 3600.0).astype(int), ci.shape[1] - 1)
         ci_step = ci[:, h0].T.copy()
         cap = np.asarray(sim.cap_w, dtype=float)
         cap_step = cap[h0].copy()
-        for extra in range(1, int(np.max(h1 - h0)) + 1):                      # steps longer than an hour
+        for extra in range(1, int(np.max(h1 - h0)) + 1):  # steps longer than an hour
             hh = np.minimum(h0 + extra, h1)
             ci_step = np.minimum(ci_step, ci[:, hh].T)
             cap_step = np.minimum(cap_step, cap[hh])
         N = sim.requested_gpus
-        free = np.asarray(sim.free, dtype=float)[:, :K].T                      # (K, R)
+        free = np.asarray(sim.free, dtype=float)[:, :K].T  # (K, R)
         m = int(math.ceil(sim.io_s / s)) + 1
         u_rel = free.copy()
         for j in range(1, m + 1):
@@ -107,18 +108,33 @@ class EpisodeFacts:
         for r, spans in enumerate(sim.outages):
             for a, b in spans:
                 u_plan[(t0 + s > a) & (t0 < b), r] = 0.0
-        return cls(step_s=s, n_steps=K, total_mb=sim.total_mb, requested_gpus=N, home=sim.home,
-                   deadline_s=sim.deadline_s, horizon_s=sim.horizon_s, work=np.asarray(sim.work[:K], dtype=float),
-                   t_mb_s=np.asarray(sim.t_mb_s, dtype=float), p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
-                   pue=np.asarray(sim.pue, dtype=float), ci_step=ci_step, ci_min=ci.min(axis=1),
-                   cap_step=cap_step, u_relaxed=u_rel, u_plan=u_plan, xfer_s=np.asarray(sim.xfer_s, dtype=float),
-                   io_s=sim.io_s, xfer_kwh=sim.xfer_kwh)
+        return cls(
+            step_s=s,
+            n_steps=K,
+            total_mb=sim.total_mb,
+            requested_gpus=N,
+            home=sim.home,
+            deadline_s=sim.deadline_s,
+            horizon_s=sim.horizon_s,
+            work=np.asarray(sim.work[:K], dtype=float),
+            t_mb_s=np.asarray(sim.t_mb_s, dtype=float),
+            p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
+            pue=np.asarray(sim.pue, dtype=float),
+            ci_step=ci_step,
+            ci_min=ci.min(axis=1),
+            cap_step=cap_step,
+            u_relaxed=u_rel,
+            u_plan=u_plan,
+            xfer_s=np.asarray(sim.xfer_s, dtype=float),
+            io_s=sim.io_s,
+            xfer_kwh=sim.xfer_kwh,
+        )
 
 
 def _shortest_paths(d: np.ndarray) -> np.ndarray:
     d = d.copy()
     for k in range(d.shape[0]):  # Floyd-Warshall
-        d = np.minimum(d, d[:, k:k + 1] + d[k:k + 1, :])
+        d = np.minimum(d, d[:, k : k + 1] + d[k : k + 1, :])
     return d
 
 
@@ -130,20 +146,20 @@ class _Model:
         self.k0 = k0
         ks = np.arange(k0, K)
         dl = min(f.deadline_s if deadline_s is None else deadline_s, f.horizon_s)
-        self.avail = np.clip(dl - ks * s, 0.0, s)                           # (K',) seconds usable before the deadline
+        self.avail = np.clip(dl - ks * s, 0.0, s)  # (K',) seconds usable before the deadline
         nz = np.flatnonzero(self.avail > 0)
-        self.n = int(nz[-1]) + 1 if nz.size else 0                          # steps that matter
-        self.avail = self.avail[:self.n]
-        ks = ks[:self.n]
-        u = (f.u_relaxed if relaxed else f.u_plan)[ks]                       # (K', R)
+        self.n = int(nz[-1]) + 1 if nz.size else 0  # steps that matter
+        self.avail = self.avail[: self.n]
+        ks = ks[: self.n]
+        u = (f.u_relaxed if relaxed else f.u_plan)[ks]  # (K', R)
         w = f.work[ks]
-        t = f.t_mb_s[None] * w[:, None, None] * N                            # N*w*t: GPU-equivalent s per mini-batch
-        e_kwh = t * f.p_gpu_w[None] * f.pue[None, :, None] / _J_PER_KWH       # (K', R, L) kWh per mini-batch
-        self.cost = e_kwh * f.ci_step[ks][:, :, None]                         # g per mini-batch
-        self.rate = u[:, :, None] / t                                         # mini-batches per second
+        t = f.t_mb_s[None] * w[:, None, None] * N  # N*w*t: GPU-equivalent s per mini-batch
+        e_kwh = t * f.p_gpu_w[None] * f.pue[None, :, None] / _J_PER_KWH  # (K', R, L) kWh per mini-batch
+        self.cost = e_kwh * f.ci_step[ks][:, :, None]  # g per mini-batch
+        self.rate = u[:, :, None] / t  # mini-batches per second
         if not relaxed:  # only clock levels whose power for the GPUs used stays under the cap
             over = u[:, :, None] * f.p_gpu_w[None] > f.cap_step[ks][:, None, None] + 1e-9
-            over[..., 0] = False                                              # lowest clock always allowed
+            over[..., 0] = False  # lowest clock always allowed
             self.rate = np.where(over, 0.0, self.rate)
         R = f.pue.shape[0]
         off = ~np.eye(R, dtype=bool)
@@ -158,7 +174,7 @@ class _Model:
 
     def gains(self, lam: np.ndarray):
         """Per-second gain (lam, K', R), its level and the matching work rate."""
-        v = self.rate[None] * (lam[:, None, None, None] - self.cost[None])    # (Λ, K', R, L)
+        v = self.rate[None] * (lam[:, None, None, None] - self.cost[None])  # (Λ, K', R, L)
         lvl = v.argmax(axis=3)
         g = np.take_along_axis(v, lvl[..., None], axis=3)[..., 0]
         run = g > 0
@@ -182,7 +198,7 @@ class _Model:
                 m = np.minimum(gp[:, :, None], gk[:, None, :])
                 move = (V[:, :, None] - lt[None] * m - self.txc[None]) + a * gk.max(axis=1)[:, None, None]
             else:
-                left = np.maximum(a - self.loss_s, 0.0)                       # seconds left in the destination
+                left = np.maximum(a - self.loss_s, 0.0)  # seconds left in the destination
                 move = V[:, :, None] - self.txc[None] + left[None] * gk[:, None, :]
             move = np.where(eye[None], stay[:, :, None], move)
             if keep_path:
@@ -204,7 +220,7 @@ def _lambda_grid(cost: np.ndarray, n: int = 40) -> np.ndarray:
 
 def _max_work_end(model: _Model, f: EpisodeFacts, start: int, total: float) -> float:
     """Max work by the end of each step (relaxation); returns work reachable overall."""
-    g = model.rate.max(axis=2)[None]                                         # gain = work, lam -> inf
+    g = model.rate.max(axis=2)[None]  # gain = work, lam -> inf
     V, _ = model.dp(g, start)
     return float(V.max())
 
@@ -254,8 +270,12 @@ def oracle_bound(f: EpisodeFacts) -> dict:
         i = int(np.argmax(Lv))
         if Lv[i] > best:
             best, best_lam = float(Lv[i]), float(c[i])
-    return {"bound_carbon_g": best, "lambda_g_per_mb": best_lam, "feasible": bool(feasible),
-            "deadline_s": float(deadline)}
+    return {
+        "bound_carbon_g": best,
+        "lambda_g_per_mb": best_lam,
+        "feasible": bool(feasible),
+        "deadline_s": float(deadline),
+    }
 
 
 @dataclass
@@ -264,7 +284,7 @@ class Plan:
     region: np.ndarray
     run: np.ndarray
     level: np.ndarray
-    work_mb: np.ndarray     # planned mini-batches per step
+    work_mb: np.ndarray  # planned mini-batches per step
 
 
 def make_plan(f: EpisodeFacts, k0: int, region0: int, remaining_mb: float, margin: float = 0.03) -> Plan:
@@ -323,16 +343,17 @@ def _extract(model: _Model, lam: float, start: int, target: float = 0.0) -> Plan
         idx = np.arange(n)
         prev = np.concatenate([[start], region[:-1]])
         secs = np.where(prev == region, model.avail, np.maximum(model.avail - model.loss_s[prev, region], 0.0))
-        rate = model.rate[idx, region]                                     # (n, L)
+        rate = model.rate[idx, region]  # (n, L)
         cost = model.cost[idx, region]
         lams = np.concatenate([np.unique(cost[cost <= lam]), [lam]])[None, :] if np.any(cost <= lam) else None
         if lams is not None:
             lams = lams[0][np.linspace(0, lams.shape[1] - 1, min(lams.shape[1], 256)).astype(int)]
-            v = rate[None] * (lams[:, None, None] - cost[None])                # (Λ', n, L)
+            v = rate[None] * (lams[:, None, None] - cost[None])  # (Λ', n, L)
             lv = v.argmax(axis=2)
             on = np.take_along_axis(v, lv[..., None], axis=2)[..., 0] > 0
-            wk = np.where(on, np.take_along_axis(rate[None].repeat(len(lams), 0), lv[..., None], axis=2)[..., 0]
-                          * secs[None], 0.0)
+            wk = np.where(
+                on, np.take_along_axis(rate[None].repeat(len(lams), 0), lv[..., None], axis=2)[..., 0] * secs[None], 0.0
+            )
             ok = np.flatnonzero(wk.sum(axis=1) >= target)
             if ok.size:
                 j = int(ok[0])
@@ -367,19 +388,25 @@ class OraclePolicy(Policy):
         self.replans = 0
 
     def extra_metrics(self) -> dict:
-        return {"oracle_bound_carbon_g": self.bound["bound_carbon_g"],
-                "oracle_feasible": self.bound["feasible"], "oracle_replans": self.replans}
+        return {
+            "oracle_bound_carbon_g": self.bound["bound_carbon_g"],
+            "oracle_feasible": self.bound["feasible"],
+            "oracle_replans": self.replans,
+        }
 
     def _planned_left(self, k: int) -> float:
         i = k - self.plan.k0
-        return float(self.plan.work_mb[max(i, 0):].sum())
+        return float(self.plan.work_mb[max(i, 0) :].sum())
 
     def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:
         k = self.env.sim.k
         f = self.facts
         left = view.remaining_mb
-        if (view.state not in _TIMED and left > self._planned_left(k) + self.replan_tolerance * f.total_mb
-                and k < f.n_steps):
+        if (
+            view.state not in _TIMED
+            and left > self._planned_left(k) + self.replan_tolerance * f.total_mb
+            and k < f.n_steps
+        ):
             self.plan = make_plan(f, k, view.region, left, self.margin)
             self.replans += 1
         i = k - self.plan.k0
@@ -390,7 +417,7 @@ class OraclePolicy(Policy):
         else:
             rho, run, lvl = int(self.plan.region[i]), bool(self.plan.run[i]), int(self.plan.level[i])
         if view.state in _TIMED:
-            target = int(np.flatnonzero(mask[:R + 1])[0])
+            target = int(np.flatnonzero(mask[: R + 1])[0])
         elif run and mask[rho]:
             target = rho
         else:

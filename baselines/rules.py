@@ -3,6 +3,7 @@
 Shared conventions: a policy only chooses among actions its :class:`PolicyView` mask allows; during a
 timed phase (checkpoint write, transfer, restore) it returns the phase's own target. Units are in names.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
 def continue_target(view: PolicyView) -> int:
     """The only valid target during a timed phase (else the current region)."""
     if view.state in TIMED:
-        return int(np.flatnonzero(view.mask[:view.n_regions + 1])[0])
+        return int(np.flatnonzero(view.mask[: view.n_regions + 1])[0])
     return view.region
 
 
@@ -63,7 +64,7 @@ def cleanest_if(view: PolicyView, trigger: bool) -> int:
     ci = view.intensity_g_per_kwh
     target = r
     if trigger or not view.mask[r]:
-        ok = np.flatnonzero(view.mask[:view.n_regions])
+        ok = np.flatnonzero(view.mask[: view.n_regions])
         if ok.size:
             best = int(ok[np.argmin(ci[ok])])
             if ci[best] < ci[r] or not view.mask[r]:
@@ -124,8 +125,10 @@ class ThresholdPolicy(Policy):
                 th[names.index(k)] = float(v)
         elif self.user_thresholds is not None:
             if len(self.user_thresholds) != len(names):
-                raise ConfigError(f"threshold policy: thresholds has {len(self.user_thresholds)} values, "
-                                  f"expected {len(names)} (one per region)")
+                raise ConfigError(
+                    f"threshold policy: thresholds has {len(self.user_thresholds)} values, "
+                    f"expected {len(names)} (one per region)"
+                )
             th = np.asarray(self.user_thresholds, dtype=float)
         self.thresholds_g_per_kwh = th
 
@@ -175,10 +178,10 @@ class GreedyPolicy(Policy):
             return np.array([tgt, self._level(view, view.region if tgt == view.wait else tgt, view.requested_gpus)])
         R, r = view.n_regions, view.region
         H = min(self.window_h, view.forecast_g_per_kwh.shape[1])
-        ci_win = np.concatenate([view.intensity_g_per_kwh[:, None], view.forecast_g_per_kwh[:, :H - 1]], axis=1)
-        ci_mean = ci_win.mean(axis=1)                                     # g/kWh per region over the window
+        ci_win = np.concatenate([view.intensity_g_per_kwh[:, None], view.forecast_g_per_kwh[:, : H - 1]], axis=1)
+        ci_mean = ci_win.mean(axis=1)  # g/kWh per region over the window
         n = view.requested_gpus
-        kwh_per_h = np.zeros(R)                                           # facility kWh per running hour
+        kwh_per_h = np.zeros(R)  # facility kWh per running hour
         for q in range(R):
             nq = max(int(view.usable_gpus[q]), 1)
             kwh_per_h[q] = nq * view.p_gpu_w[q, energy_optimal_level(view, q, nq)] * view.pue[q] / 1000.0
@@ -191,8 +194,12 @@ class GreedyPolicy(Policy):
             if q == r or not view.mask[q]:
                 continue
             move_s = view.transfer_s[q] + 2 * view.io_s
-            tx_g = view.checkpoint_gb * view.transfer_kwh_per_gb * 0.5 * (view.intensity_g_per_kwh[r]
-                                                                       + view.intensity_g_per_kwh[q])
+            tx_g = (
+                view.checkpoint_gb
+                * view.transfer_kwh_per_gb
+                * 0.5
+                * (view.intensity_g_per_kwh[r] + view.intensity_g_per_kwh[q])
+            )
             io_g = 2 * view.io_s * n * view.idle_w[q] * view.pue[q] / 3.6e6 * ci_mean[q]
             displaced_g = move_s / 3600.0 * kwh_per_h[q] * ci_mean[q]
             # same work as H hours in r, done in q (q may be faster or slower)
@@ -293,6 +300,6 @@ class RandomPolicy(Policy):
 
     def act(self, obs, view: PolicyView) -> np.ndarray:
         R = view.n_regions
-        targets = np.flatnonzero(view.mask[:R + 1])
-        levels = np.flatnonzero(view.mask[R + 1:])
+        targets = np.flatnonzero(view.mask[: R + 1])
+        levels = np.flatnonzero(view.mask[R + 1 :])
         return np.array([int(self.rng.choice(targets)), int(self.rng.choice(levels))])

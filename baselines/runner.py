@@ -1,4 +1,5 @@
 """The one evaluation loop: every policy (rule-based, oracle, learned) is run by :func:`run_episode`."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,9 @@ import numpy as np
 from baselines.base import Policy
 
 
-def run_episode(env: gym.Env, policy: Policy, seed: int, start_hour: int | None = None,
-                keep_history: bool = True) -> dict[str, Any]:
+def run_episode(
+    env: gym.Env, policy: Policy, seed: int, start_hour: int | None = None, keep_history: bool = True
+) -> dict[str, Any]:
     """Run one episode of ``policy`` on ``env`` and return its metrics.
 
     :param env: a ``CarbonMigration-v0`` environment (``gymnasium.make`` wrappers are fine).
@@ -44,9 +46,14 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, start_hour: int | None 
         done = terminated or truncated
     out: dict[str, Any] = {"policy": policy.name, "seed": int(seed), "start_hour": int(base.start_hour)}
     out.update(info["episode_metrics"])
-    out.update(completed=bool(info["completed"]), deadline_met=bool(info["deadline_met"]),
-               jct_h=float(info.get("jct_h", np.nan)), steps=steps, invalid_actions=int(info["invalid_actions"]),
-               policy_s=policy_s)
+    out.update(
+        completed=bool(info["completed"]),
+        deadline_met=bool(info["deadline_met"]),
+        jct_h=float(info.get("jct_h", np.nan)),
+        steps=steps,
+        invalid_actions=int(info["invalid_actions"]),
+        policy_s=policy_s,
+    )
     out["return"] = total_reward
     extra = getattr(policy, "extra_metrics", None)
     if extra is not None:

@@ -5,6 +5,7 @@
 Times ``oracle_bound`` + the executable plan (``make_plan``) after ``env.reset`` (the episode facts are read
 from the simulator inside the timing), wall clock, and prints the median and the worst.
 """
+
 from __future__ import annotations
 
 import argparse

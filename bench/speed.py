@@ -19,6 +19,7 @@ Throughputs count CPU seconds of this process (``time.process_time``), not wall 
 the machine does not bias the ratios. Random numbers are drawn in advance in blocks so that the harness
 costs about the same for both environments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -92,8 +93,9 @@ def cartpole_vector_env_steps_per_s(seconds: float, n_envs: int = VECTOR_N, seed
 
 
 def vector_env_steps_per_s(scenario: str, seconds: float, n_envs: int = VECTOR_N, seed: int = 0) -> float:
-    venv = gym.make_vec("CarbonMigration-v0", num_envs=n_envs, vectorization_mode="vector_entry_point",
-                        scenario=scenario)
+    venv = gym.make_vec(
+        "CarbonMigration-v0", num_envs=n_envs, vectorization_mode="vector_entry_point", scenario=scenario
+    )
     venv.reset(seed=seed)
     n_targets, n_levels = venv.R + 1, venv.L
     rng = np.random.default_rng(seed)
@@ -132,10 +134,11 @@ def reset_ms(scenario: str, n: int = 200) -> float:
 
 def load_s(scenario: str) -> float:
     """``build_world`` of the scenario's train split in a fresh interpreter (cold: no per-process cache)."""
-    code = ("import sys, time; sys.path.insert(0, %r)\n"
-            "from sim.scenario import load_scenario\nfrom sim.world import build_world\n"
-            "t0 = time.perf_counter(); build_world(load_scenario(%r), 'train'); print(time.perf_counter() - t0)"
-            % (str(REPO), scenario))
+    code = (
+        f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
+        "from sim.scenario import load_scenario\nfrom sim.world import build_world\n"
+        f"t0 = time.perf_counter(); build_world(load_scenario({scenario!r}), 'train'); print(time.perf_counter() - t0)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -151,19 +154,19 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
         results[name] = value
 
     results: dict[str, float | str] = {}
-    cart, single, ratio = paired(cartpole_steps_per_s, lambda s: single_env_steps_per_s(args.scenario, s),
-                                 args.seconds)
+    cart, single, ratio = paired(cartpole_steps_per_s, lambda s: single_env_steps_per_s(args.scenario, s), args.seconds)
     show("cartpole_steps_per_s", cart)
     show("single_env_steps_per_s", single)
     show("single_env_vs_cartpole", ratio)
-    cart_vec, vec, ratio = paired(cartpole_vector_env_steps_per_s,
-                                  lambda s: vector_env_steps_per_s(args.scenario, s), args.seconds)
+    cart_vec, vec, ratio = paired(
+        cartpole_vector_env_steps_per_s, lambda s: vector_env_steps_per_s(args.scenario, s), args.seconds
+    )
     show("cartpole_vector_env_steps_per_s", cart_vec)
     show("vector_env_env_steps_per_s", vec)
     show("vector_env_vs_cartpole_vector", ratio)
     show("reset_ms", reset_ms(args.scenario))
     show("load_s", load_s(args.scenario))
-    show("oracle_7d_6r_s", oracle_7d_6r_s("llm"))   # 7 days x 6 regions x 15 min, whatever --scenario says
+    show("oracle_7d_6r_s", oracle_7d_6r_s("llm"))  # 7 days x 6 regions x 15 min, whatever --scenario says
     return results
 
 

@@ -3,6 +3,7 @@
 Run ``python data/derive.py [--data-dir DIR]``. One function per table; ``main()`` calls each.
 Attribution and what each file holds: ``data/derived/README.md``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,9 @@ def derive_carbon_profiles(raw_dir: Path, out_path: Path = DERIVED_DIR / "carbon
     for zone in zones:
         (dm, ds, da), (lm, ls, la) = stats[zone, "direct"], stats[zone, "lca"]
         for c in range(288):
-            rows.append(f"{zone},{c // 24 + 1},{c % 24},{dm[c]:.2f},{ds[c]:.2f},{da:.4f},"
-                        f"{lm[c]:.2f},{ls[c]:.2f},{la:.4f}")
+            rows.append(
+                f"{zone},{c // 24 + 1},{c % 24},{dm[c]:.2f},{ds[c]:.2f},{da:.4f},{lm[c]:.2f},{ls[c]:.2f},{la:.4f}"
+            )
     out_path.parent.mkdir(parents=True, exist_ok=True)
     header = "zone,month,hour_utc,direct_mean,direct_std,direct_ar1,lca_mean,lca_std,lca_ar1"
     out_path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
@@ -63,8 +65,10 @@ def derive_zone_network(raw_dir: Path, out_dir: Path = DERIVED_DIR) -> Path:
     table = zone_network_table(raw_dir)
     table.to_csv(out_dir / "zone_network.csv", index=False, float_format="%.8g")
     off_diag = table[table["src_zone"] != table["dst_zone"]]
-    print(f"wrote {out_dir / 'zone_network.csv'} ({len(table)} pairs; fallbacks off-diagonal: "
-          f"{(off_diag['fallback'] != 'none').sum()}, diagonal: {(table['src_zone'] == table['dst_zone']).sum()})")
+    print(
+        f"wrote {out_dir / 'zone_network.csv'} ({len(table)} pairs; fallbacks off-diagonal: "
+        f"{(off_diag['fallback'] != 'none').sum()}, diagonal: {(table['src_zone'] == table['dst_zone']).sum()})"
+    )
     return out_dir / "zone_network.csv"
 
 
@@ -79,8 +83,10 @@ def derive_availability_process(raw_dir: Path, out_path: Path = DERIVED_DIR / "a
     params = fit_availability(load_spot_traces(raw_dir), step_s=900.0)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(params, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {out_path} (mean fraction {params['mean_fraction']}, "
-          f"latent autocorr/h {params['autocorr_per_hour_latent']})")
+    print(
+        f"wrote {out_path} (mean fraction {params['mean_fraction']}, "
+        f"latent autocorr/h {params['autocorr_per_hour_latent']})"
+    )
     return out_path
 
 
@@ -93,8 +99,10 @@ def derive_gpu_models(raw_dir: Path, out_path: Path = DERIVED_DIR / "gpu_models.
     table = build_gpu_model_table(raw_dir)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_path, index=False, float_format="%.10g")
-    print(f"wrote {out_path} ({len(table)} rows; worst median rel. error: time "
-          f"{table['time_median_rel_err'].max():.3f}, power {table['power_median_rel_err'].max():.3f})")
+    print(
+        f"wrote {out_path} ({len(table)} rows; worst median rel. error: time "
+        f"{table['time_median_rel_err'].max():.3f}, power {table['power_median_rel_err'].max():.3f})"
+    )
     return out_path
 
 

@@ -4,6 +4,7 @@
 >>> env = gymnasium.make("CarbonMigration-v0", scenario="paper", split="train")
 >>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=8, vectorization_mode="vector_entry_point")
 """
+
 from gymnasium.envs.registration import register, registry
 
 from envs.carbon_migration import CarbonMigrationEnv
@@ -11,7 +12,10 @@ from envs.carbon_migration import CarbonMigrationEnv
 ENV_ID = "CarbonMigration-v0"
 
 if ENV_ID not in registry:
-    register(id=ENV_ID, entry_point="envs.carbon_migration:CarbonMigrationEnv",
-             vector_entry_point="envs.vector:CarbonMigrationVectorEnv")
+    register(
+        id=ENV_ID,
+        entry_point="envs.carbon_migration:CarbonMigrationEnv",
+        vector_entry_point="envs.vector:CarbonMigrationVectorEnv",
+    )
 
 __all__ = ["CarbonMigrationEnv", "ENV_ID"]

@@ -1,4 +1,5 @@
 """CarbonMigration-v0: move one running training job between cloud regions by grid carbon intensity."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,8 @@ from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
 from sim.world import World, build_world
 
-CI_SCALE_G_PER_KWH = 1000.0   # intensities are divided by this (the dirtiest zone averages ~700)
-XFER_SCALE_S = 3600.0         # transfer times in hours
+CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
+XFER_SCALE_S = 3600.0  # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
 
@@ -38,12 +39,12 @@ class PolicyView:
     n_levels: int
     mask: np.ndarray
     intensity_g_per_kwh: np.ndarray
-    forecast_g_per_kwh: np.ndarray        # (regions, forecast hours)
+    forecast_g_per_kwh: np.ndarray  # (regions, forecast hours)
     usable_gpus: np.ndarray
     down: np.ndarray
-    transfer_s: np.ndarray                # WAN time from the job's region
-    io_s: float                           # one checkpoint write or restore
-    clocks_mhz: np.ndarray                # (regions, levels)
+    transfer_s: np.ndarray  # WAN time from the job's region
+    io_s: float  # one checkpoint write or restore
+    clocks_mhz: np.ndarray  # (regions, levels)
     t_mb_s: np.ndarray
     p_gpu_w: np.ndarray
     idle_w: np.ndarray
@@ -55,7 +56,7 @@ class PolicyView:
     cap_w: float
     progress_mb: float
     total_mb: float
-    work: float                           # work multiplier of this step (1 = profile)
+    work: float  # work multiplier of this step (1 = profile)
     deadline_s: float
     horizon_s: float
     step_s: float
@@ -150,9 +151,17 @@ class CarbonMigrationEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
-    def __init__(self, scenario: str | Scenario = "paper", split: str = "train", data_dir: str | None = None,
-                 period: tuple[str, str] | None = None, render_mode: str | None = None,
-                 invalid_action: str = "ignore", reward: dict | None = None, world: World | None = None):
+    def __init__(
+        self,
+        scenario: str | Scenario = "paper",
+        split: str = "train",
+        data_dir: str | None = None,
+        period: tuple[str, str] | None = None,
+        render_mode: str | None = None,
+        invalid_action: str = "ignore",
+        reward: dict | None = None,
+        world: World | None = None,
+    ):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ConfigError(f"render_mode={render_mode!r}; expected one of {self.metadata['render_modes']} or None")
         if invalid_action not in ("ignore", "raise"):
@@ -177,7 +186,7 @@ class CarbonMigrationEnv(gym.Env):
         low[:N_TIME_FEATURES] = -1.0
         for r in range(R):
             b = N_TIME_FEATURES + r * self.region_block
-            high[b:b + F + 1] = 5.0
+            high[b : b + F + 1] = 5.0
             high[b + F + 3] = 24.0
         j = self.job_at
         low[j + 1] = -1.0
@@ -187,11 +196,18 @@ class CarbonMigrationEnv(gym.Env):
         self._bind_buffers(np.zeros(n_obs, dtype=np.float32), np.ones(R + 1 + L, dtype=bool))
         self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
         self._xfer_h_list = self._xfer_h.tolist()
-        self._clocks_mhz = self.sim.clocks_mhz.tolist()          # (R, L) as lists: cheap scalar lookups
+        self._clocks_mhz = self.sim.clocks_mhz.tolist()  # (R, L) as lists: cheap scalar lookups
         # observation indices of the per-step scalars, in the order ``_step_features`` returns them
         per_region = N_TIME_FEATURES + F + 1 + self.region_block * np.arange(R)
-        self._scalar_at = np.concatenate([np.arange(N_TIME_FEATURES), per_region, per_region + 1,
-                                          per_region + 2, self.job_at + np.arange(N_JOB_FEATURES)])
+        self._scalar_at = np.concatenate(
+            [
+                np.arange(N_TIME_FEATURES),
+                per_region,
+                per_region + 1,
+                per_region + 2,
+                self.job_at + np.arange(N_JOB_FEATURES),
+            ]
+        )
         self._level_div = max(L - 1, 1)
         self._region_names = list(sc.region_names)
         self.total_mb = self.sim.total_mb
@@ -232,21 +248,21 @@ class CarbonMigrationEnv(gym.Env):
         self.sim.reset(start, rng)
         sim = self.sim
         ci = self.world.carbon.intensity_g_per_kwh
-        fc = forecast_matrix(ci, start, sim.n_hours, self.scenario.forecast, rng)    # (R, hours, F)
-        now = ci[:, start:start + sim.n_hours, None]
+        fc = forecast_matrix(ci, start, sim.n_hours, self.scenario.forecast, rng)  # (R, hours, F)
+        now = ci[:, start : start + sim.n_hours, None]
         # per hour, each region's [intensity now, forecasts...] block, pre-normalised
         self._ci_block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
         # per hour, the observation with only the intensity and forecast features set (copied at every step)
         tpl = np.zeros((sim.n_hours, self.observation_space.shape[0]), dtype=np.float32)
         for r in range(self.R):
             b = N_TIME_FEATURES + r * self.region_block
-            tpl[:, b:b + self.F + 1] = self._ci_block[r]
+            tpl[:, b : b + self.F + 1] = self._ci_block[r]
         self._obs_template = tpl
         t0 = self.world.carbon.start_h + np.timedelta64(start, "h")
         self._hour0 = int(t0.astype(np.int64) % 24)
-        self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)     # 1970-01-01 was a Thursday (3)
+        self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)  # 1970-01-01 was a Thursday (3)
         self.invalid_actions = 0
-        self._hist = []            # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
+        self._hist = []  # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
         self._record(0)
         self._refresh()
 
@@ -256,23 +272,29 @@ class CarbonMigrationEnv(gym.Env):
         mask = self._mask
         if not (mask[target] and mask[self.R + 1 + level]):
             if self.invalid_action == "raise":
-                raise ValueError(f"action {[target, level]} is masked now (state {State(sim.state).name}, "
-                                 f"valid targets {np.flatnonzero(mask[:self.R + 1]).tolist()})")
+                raise ValueError(
+                    f"action {[target, level]} is masked now (state {State(sim.state).name}, "
+                    f"valid targets {np.flatnonzero(mask[: self.R + 1]).tolist()})"
+                )
             self.invalid_actions += 1
             target = self._continue_target()
         sim.step(WAIT if target == self.R else target, level)
         acc = sim.step_acc
-        terminated = sim.state == _COMPLETED          # sim.done without the property call
+        terminated = sim.state == _COMPLETED  # sim.done without the property call
         truncated = sim.truncated
         w = self.reward_weights
         late_h = acc[_LATE]
         if truncated:  # work left at the horizon: the hours it would still need at full speed count as late
             late_h += (self.total_mb - sim.progress_mb) * sim.t_mb_s[sim.home][-1] / 3600.0
         carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
-        reward = (w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
-                  - w.carbon_per_kg * carbon_kg - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
-                  - w.lateness_per_hour * late_h - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
-                  - w.migration_per_count * acc[_MIG])
+        reward = (
+            w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
+            - w.carbon_per_kg * carbon_kg
+            - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
+            - w.lateness_per_hour * late_h
+            - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
+            - w.migration_per_count * acc[_MIG]
+        )
         reward = float(reward)
         self._record(sim.k)
         self._refresh()
@@ -283,7 +305,7 @@ class CarbonMigrationEnv(gym.Env):
         h, values, hot_region, hot_state = self._step_features()
         o = self._obs
         o[:] = self._obs_template[h]
-        o[self._scalar_at] = values     # one fancy assignment instead of 4 + 3R + 8 scalar writes
+        o[self._scalar_at] = values  # one fancy assignment instead of 4 + 3R + 8 scalar writes
         o[hot_region] = 1.0
         o[hot_state] = 1.0
 
@@ -306,10 +328,10 @@ class CarbonMigrationEnv(gym.Env):
         # mask: during a timed phase only the phase's own target; else regions with usable GPUs (a running
         # job's own region stays valid: it holds its GPUs) and wait; clock levels are always valid
         if s in _TIMED:
-            m[:R + 1] = False
+            m[: R + 1] = False
             m[self._continue_target()] = True
         else:
-            m[:R] = usable                   # GPU counts >= 0: nonzero -> True (one slice write, not R)
+            m[:R] = usable  # GPU counts >= 0: nonzero -> True (one slice write, not R)
             if s == _TOLERANCE:
                 m[here] = True
             m[R] = True
@@ -327,33 +349,63 @@ class CarbonMigrationEnv(gym.Env):
         work = sim.work[k]
         lost = sim.episode_acc[_LOST] / total
         # comparisons instead of min()/max() calls: same results, cheaper in this per-step path
-        values = [math.sin(a_hod), math.cos(a_hod), math.sin(a_dow), math.cos(a_dow),
-                  *[u / req for u in usable], *up, *self._xfer_h_list[here],
-                  sim.progress_mb / total, to_deadline if to_deadline > -1.0 else -1.0, t / horizon,
-                  sim.level / self._level_div, power if power < 4.0 else 4.0, sim.n_gpus / req,
-                  work if work < 4.0 else 4.0, lost if lost < 1.0 else 1.0]
+        values = [
+            math.sin(a_hod),
+            math.cos(a_hod),
+            math.sin(a_dow),
+            math.cos(a_dow),
+            *[u / req for u in usable],
+            *up,
+            *self._xfer_h_list[here],
+            sim.progress_mb / total,
+            to_deadline if to_deadline > -1.0 else -1.0,
+            t / horizon,
+            sim.level / self._level_div,
+            power if power < 4.0 else 4.0,
+            sim.n_gpus / req,
+            work if work < 4.0 else 4.0,
+            lost if lost < 1.0 else 1.0,
+        ]
         hot_region = N_TIME_FEATURES + here * self.region_block + self.F + 4
         return h, values, hot_region, self.job_at + N_JOB_FEATURES + s
 
-    def view(self) -> "PolicyView":
+    def view(self) -> PolicyView:
         """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
         sim = self.sim
         h = min(int(sim.t_s // 3600.0), sim.n_hours - 1)
         R = self.R
         return PolicyView(
-            t_s=sim.t_s, hour_of_day=int((self._hour0 + sim.t_s / 3600.0) % 24), state=State(sim.state),
-            region=sim.region, n_regions=R, n_levels=self.L, mask=self.action_masks(),
+            t_s=sim.t_s,
+            hour_of_day=int((self._hour0 + sim.t_s / 3600.0) % 24),
+            state=State(sim.state),
+            region=sim.region,
+            n_regions=R,
+            n_levels=self.L,
+            mask=self.action_masks(),
             intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
             forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
             usable_gpus=np.array(sim.usable_and_up()[0]),
             down=np.array([sim.region_down(r) for r in range(R)]),
-            transfer_s=np.array(sim.xfer_s[sim.region]), io_s=sim.io_s,
-            clocks_mhz=sim.clocks_mhz, t_mb_s=np.array(sim.t_mb_s), p_gpu_w=np.array(sim.p_gpu_w),
-            idle_w=np.array(sim.idle_w), pue=np.array(sim.pue), level=sim.level, n_gpus=sim.n_gpus,
-            requested_gpus=sim.requested_gpus, power_w=sim.power_w, cap_w=sim.cap_w[h],
-            progress_mb=sim.progress_mb, total_mb=self.total_mb, work=sim.work[min(sim.k, sim.n_steps)],
-            deadline_s=sim.deadline_s, horizon_s=self.horizon_s, step_s=sim.step_s,
-            checkpoint_gb=sim.ckpt_gb, transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
+            transfer_s=np.array(sim.xfer_s[sim.region]),
+            io_s=sim.io_s,
+            clocks_mhz=sim.clocks_mhz,
+            t_mb_s=np.array(sim.t_mb_s),
+            p_gpu_w=np.array(sim.p_gpu_w),
+            idle_w=np.array(sim.idle_w),
+            pue=np.array(sim.pue),
+            level=sim.level,
+            n_gpus=sim.n_gpus,
+            requested_gpus=sim.requested_gpus,
+            power_w=sim.power_w,
+            cap_w=sim.cap_w[h],
+            progress_mb=sim.progress_mb,
+            total_mb=self.total_mb,
+            work=sim.work[min(sim.k, sim.n_steps)],
+            deadline_s=sim.deadline_s,
+            horizon_s=self.horizon_s,
+            step_s=sim.step_s,
+            checkpoint_gb=sim.ckpt_gb,
+            transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -361,7 +413,7 @@ class CarbonMigrationEnv(gym.Env):
     def _continue_target(self) -> int:
         sim = self.sim
         s = sim.state
-        if s == _MIGRATION:             # plain-int states: IntEnum attribute lookups are slow per step
+        if s == _MIGRATION:  # plain-int states: IntEnum attribute lookups are slow per step
             return sim.dest
         if s == _SUSPEND:
             return self.R if sim.after_suspend == WAIT else sim.after_suspend
@@ -370,7 +422,7 @@ class CarbonMigrationEnv(gym.Env):
         return sim.region
 
     def _check_action(self, action) -> tuple[int, int]:
-        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":   # fast path
+        if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # fast path
             target, level = action.tolist()
             if 0 <= target <= self.R and 0 <= level < self.L:
                 return target, level
@@ -394,7 +446,7 @@ class CarbonMigrationEnv(gym.Env):
         sa, ea = sim.step_acc, sim.episode_acc
         step, episode = Metrics(sa), Metrics(ea)
         region = sim.region
-        done = sim.state == _COMPLETED               # sim.done, without the property call
+        done = sim.state == _COMPLETED  # sim.done, without the property call
         info = {
             "t_s": sim.t_s,
             "state": _STATE_NAMES[sim.state],
@@ -422,16 +474,29 @@ class CarbonMigrationEnv(gym.Env):
         sim = self.sim
         h = int(sim.t_s // 3600)
         cap = sim.cap_w[h if h < sim.n_hours else sim.n_hours - 1]
-        hist.append((sim.t_s / 3600.0, sim.region, self._clocks_mhz[sim.region][sim.level], sim.power_w,
-                     cap if cap < math.inf else math.nan, int(sim.state)))
+        hist.append(
+            (
+                sim.t_s / 3600.0,
+                sim.region,
+                self._clocks_mhz[sim.region][sim.level],
+                sim.power_w,
+                cap if cap < math.inf else math.nan,
+                int(sim.state),
+            )
+        )
 
     def history(self) -> dict[str, np.ndarray]:
         """The episode so far, one entry per decision step: t_h, region, clock_mhz, power_w, cap_w, state."""
-        rows = self._hist[:self.sim.k + 1]
+        rows = self._hist[: self.sim.k + 1]
         cols = list(zip(*rows))
-        return {"t_h": np.array(cols[0], dtype=float), "region": np.array(cols[1], dtype=int),
-                "clock_mhz": np.array(cols[2], dtype=float), "power_w": np.array(cols[3], dtype=float),
-                "cap_w": np.array(cols[4], dtype=float), "state": np.array(cols[5], dtype=int)}
+        return {
+            "t_h": np.array(cols[0], dtype=float),
+            "region": np.array(cols[1], dtype=int),
+            "clock_mhz": np.array(cols[2], dtype=float),
+            "power_w": np.array(cols[3], dtype=float),
+            "cap_w": np.array(cols[4], dtype=float),
+            "state": np.array(cols[5], dtype=int),
+        }
 
     # ------------------------------------------------------------------ rendering
 
@@ -439,13 +504,16 @@ class CarbonMigrationEnv(gym.Env):
         if self.render_mode == "ansi":
             sim = self.sim
             r = sim.region
-            return (f"t={sim.t_s / 3600:7.2f} h  {State(sim.state).name:<10} region={self.scenario.regions[r].name:<8}"
-                    f" CI={sim.intensity_now(r):6.1f} g/kWh  gpus={sim.n_gpus:>3}"
-                    f"  clock={sim.clocks_mhz[r, sim.level]:6.0f} MHz  power={sim.power_w:8.1f} W"
-                    f"  progress={100 * sim.progress_mb / self.total_mb:5.1f}%"
-                    f"  carbon={sim.metrics(sim.episode_acc)['carbon_g'] / 1000:8.3f} kg")
+            return (
+                f"t={sim.t_s / 3600:7.2f} h  {State(sim.state).name:<10} region={self.scenario.regions[r].name:<8}"
+                f" CI={sim.intensity_now(r):6.1f} g/kWh  gpus={sim.n_gpus:>3}"
+                f"  clock={sim.clocks_mhz[r, sim.level]:6.0f} MHz  power={sim.power_w:8.1f} W"
+                f"  progress={100 * sim.progress_mb / self.total_mb:5.1f}%"
+                f"  carbon={sim.metrics(sim.episode_acc)['carbon_g'] / 1000:8.3f} kg"
+            )
         if self.render_mode == "rgb_array":
             from envs.plotting import episode_figure, figure_to_rgb
+
             fig = episode_figure(self)
             return figure_to_rgb(fig)
         return None
@@ -455,10 +523,22 @@ _STATE_NAMES = [s.name for s in State]
 _TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
 _TOLERANCE = int(State.TOLERANCE)
 _COMPLETED = int(State.COMPLETED)
-_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING,
-                                                             State.QUEUED))
+_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (
+    int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING, State.QUEUED)
+)
 _TWO_PI = 2 * math.pi
 _IDX = {name: i for i, name in enumerate(METRICS)}
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
-    _IDX[k] for k in ("lateness_h", "operational_carbon_g", "transfer_carbon_g", "minibatches_done",
-                      "lost_minibatches", "facility_energy_kwh", "transfer_energy_kwh", "cap_excess_j", "migrations"))
+    _IDX[k]
+    for k in (
+        "lateness_h",
+        "operational_carbon_g",
+        "transfer_carbon_g",
+        "minibatches_done",
+        "lost_minibatches",
+        "facility_energy_kwh",
+        "transfer_energy_kwh",
+        "cap_excess_j",
+        "migrations",
+    )
+)

@@ -1,4 +1,5 @@
 """Matplotlib figures of an episode: intensity per region, the job's region, clock and power."""
+
 from __future__ import annotations
 
 import matplotlib
@@ -42,9 +43,17 @@ def episode_figure(env):
     """The figure of ``env``'s episode so far (used by ``render_mode="rgb_array"``)."""
     h = env.history()
     n_h = int(np.ceil(env.sim.t_s / 3600.0)) + 1
-    ci = env.world.carbon.intensity_g_per_kwh[:, env.start_hour:env.start_hour + n_h]
-    return timeline_figure(h["t_h"], ci, env.scenario.region_names, h["region"], h["clock_mhz"], h["power_w"],
-                           h["cap_w"], title=f"{env.scenario.name}: episode from hour {env.start_hour}")
+    ci = env.world.carbon.intensity_g_per_kwh[:, env.start_hour : env.start_hour + n_h]
+    return timeline_figure(
+        h["t_h"],
+        ci,
+        env.scenario.region_names,
+        h["region"],
+        h["clock_mhz"],
+        h["power_w"],
+        h["cap_w"],
+        title=f"{env.scenario.name}: episode from hour {env.start_hour}",
+    )
 
 
 def figure_to_rgb(fig) -> np.ndarray:

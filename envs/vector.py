@@ -11,6 +11,7 @@ are gathered into ``(N,)`` arrays. The physics itself stays the scalar event-dri
 boundaries inside a step) is future work, so throughput is roughly N times the single environment's, not
 CartPoleVectorEnv's.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -58,27 +59,50 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
-    def __init__(self, num_envs: int = 1, scenario: str | Scenario = "paper", split: str = "train",
-                 data_dir: str | None = None, period: tuple[str, str] | None = None,
-                 render_mode: str | None = None, invalid_action: str = "ignore", reward: dict | None = None,
-                 autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP):
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: str | Scenario = "paper",
+        split: str = "train",
+        data_dir: str | None = None,
+        period: tuple[str, str] | None = None,
+        render_mode: str | None = None,
+        invalid_action: str = "ignore",
+        reward: dict | None = None,
+        autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+    ):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r}; expected an integer >= 1")
-        modes = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP,
-                 AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
-                 AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP}
+        modes = {
+            "next_step": AutoresetMode.NEXT_STEP,
+            "same_step": AutoresetMode.SAME_STEP,
+            AutoresetMode.NEXT_STEP.value: AutoresetMode.NEXT_STEP,
+            AutoresetMode.SAME_STEP.value: AutoresetMode.SAME_STEP,
+        }
         mode = autoreset_mode if isinstance(autoreset_mode, AutoresetMode) else modes.get(autoreset_mode)
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-            raise ConfigError(f"autoreset_mode={autoreset_mode!r}; expected 'next_step' or 'same_step' "
-                              f"(or gymnasium.vector.AutoresetMode.NEXT_STEP / SAME_STEP)")
+            raise ConfigError(
+                f"autoreset_mode={autoreset_mode!r}; expected 'next_step' or 'same_step' "
+                f"(or gymnasium.vector.AutoresetMode.NEXT_STEP / SAME_STEP)"
+            )
         self.autoreset_mode = mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
-        first = CarbonMigrationEnv(scenario, split, data_dir=data_dir, period=period, render_mode=render_mode,
-                                   invalid_action=invalid_action, reward=reward)
-        self.world = first.world            # shared: traces, network and GPU models loaded once
+        first = CarbonMigrationEnv(
+            scenario,
+            split,
+            data_dir=data_dir,
+            period=period,
+            render_mode=render_mode,
+            invalid_action=invalid_action,
+            reward=reward,
+        )
+        self.world = first.world  # shared: traces, network and GPU models loaded once
         self.envs = [first] + [
-            CarbonMigrationEnv(first.scenario, render_mode=render_mode, invalid_action=invalid_action,
-                               reward=reward, world=first.world) for _ in range(num_envs - 1)]
+            CarbonMigrationEnv(
+                first.scenario, render_mode=render_mode, invalid_action=invalid_action, reward=reward, world=first.world
+            )
+            for _ in range(num_envs - 1)
+        ]
         self.num_envs = N = int(num_envs)
         self.render_mode = render_mode
         self.scenario = first.scenario
@@ -105,8 +129,9 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ gymnasium API
 
-    def reset(self, *, seed: int | list[int | None] | None = None,
-              options: dict | list[dict | None] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict | list[dict | None] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every env. ``seed``: int (env ``i`` gets ``seed + i``) or one per env; ``options``: one dict for
         all (e.g. ``{"start_hour": h}``) or one per env."""
         N = self.num_envs
@@ -134,23 +159,26 @@ class CarbonMigrationVectorEnv(VectorEnv):
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         finals: list[tuple[int, np.ndarray, dict]] = []
         for i, env in enumerate(self.envs):
-            if self._autoreset[i]:                      # next-step mode: this env finished last step
+            if self._autoreset[i]:  # next-step mode: this env finished last step
                 env._reset_core(None, None)
                 rew[i], term[i], trunc[i] = 0.0, False, False
                 continue
             try:
                 rew[i], term[i], trunc[i] = env._advance(targets[i], levels[i])
-            except ValueError as e:                     # invalid_action="raise"
+            except ValueError as e:  # invalid_action="raise"
                 raise ValueError(f"env {i}: {e}") from None
             if same_step and (term[i] or trunc[i]):
-                info = env._info()   # metric views become dicts so Gymnasium's _add_info batches them
-                info["step_metrics"], info["episode_metrics"] = dict(info["step_metrics"]), dict(info["episode_metrics"])
+                info = env._info()  # metric views become dicts so Gymnasium's _add_info batches them
+                info["step_metrics"], info["episode_metrics"] = (
+                    dict(info["step_metrics"]),
+                    dict(info["episode_metrics"]),
+                )
                 finals.append((i, self._observations[i].copy(), info))
                 env._reset_core(None, None)
         if not same_step:
             np.logical_or(term, trunc, out=self._autoreset)
         infos = self._infos()
-        self.last_finals = {i: (obs, info) for i, obs, info in finals}   # plain per-env form (SB3VecEnv)
+        self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
         for i, obs, info in finals:
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
         return self._observations.copy(), rew.copy(), term.copy(), trunc.copy(), infos
@@ -244,6 +272,7 @@ def _metric_dict(acc: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------------------------------- SB3
 
+
 class SB3VecEnv(VecEnv):
     """Stable-Baselines3 ``VecEnv`` over :class:`CarbonMigrationVectorEnv` (same-step autoreset, as SB3 expects).
 
@@ -308,15 +337,15 @@ class SB3VecEnv(VecEnv):
             setattr(self.venv.envs[i], attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs) -> list:
-        if method_name == "action_masks":     # one batched copy instead of N calls
+        if method_name == "action_masks":  # one batched copy instead of N calls
             masks = self.venv.action_masks()
             return [masks[i] for i in self._get_indices(indices)]
-        return [getattr(self.venv.envs[i], method_name)(*method_args, **method_kwargs)
-                for i in self._get_indices(indices)]
+        return [
+            getattr(self.venv.envs[i], method_name)(*method_args, **method_kwargs) for i in self._get_indices(indices)
+        ]
 
     def env_is_wrapped(self, wrapper_class, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self):
         return [env.render() if env.render_mode == "rgb_array" else None for env in self.venv.envs]
-

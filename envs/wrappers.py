@@ -1,4 +1,5 @@
 """Action-space adapters for algorithms that need a single Discrete action (DQN) or a Box (SAC, TD3)."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -25,7 +26,7 @@ class FlatActionWrapper(gym.ActionWrapper):
 
     def action_masks(self) -> np.ndarray:
         m = self.env.unwrapped.action_masks()
-        return np.outer(m[:self.n_targets], m[self.n_targets:]).ravel()
+        return np.outer(m[: self.n_targets], m[self.n_targets :]).ravel()
 
 
 class ContinuousClockWrapper(gym.ActionWrapper):

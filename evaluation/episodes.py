@@ -6,6 +6,7 @@ Every policy sees exactly the same episodes: episode ``i`` starts at hour
 across policies. Each (policy, episode) pair is an independent :class:`EpisodeTask` that a worker
 process can run on its own; results do not depend on how many workers run them.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,15 +17,35 @@ import numpy as np
 
 from sim.world import World, episode_starts
 
-AGENT_PREFIX = "agent:"        # PolicySpec.source of a learned agent: "agent:<run dir or model zip>"
+AGENT_PREFIX = "agent:"  # PolicySpec.source of a learned agent: "agent:<run dir or model zip>"
 S_PER_H = 3600.0
 G_PER_KG = 1000.0
 
 # episodes.csv columns, in order (oracle_gap_pct is filled in once every policy has run)
-COLUMNS = ("policy", "episode", "seed", "start_utc", "carbon_kg", "energy_kwh", "it_energy_kwh", "jct_h",
-           "deadline_met", "completed", "migrations", "transfers", "transfer_h", "transfer_gb", "egress_usd",
-           "cap_violations", "cap_violation_s", "lost_minibatches", "gpu_hours", "invalid_actions", "oracle_bound_kg",
-           "oracle_gap_pct")
+COLUMNS = (
+    "policy",
+    "episode",
+    "seed",
+    "start_utc",
+    "carbon_kg",
+    "energy_kwh",
+    "it_energy_kwh",
+    "jct_h",
+    "deadline_met",
+    "completed",
+    "migrations",
+    "transfers",
+    "transfer_h",
+    "transfer_gb",
+    "egress_usd",
+    "cap_violations",
+    "cap_violation_s",
+    "lost_minibatches",
+    "gpu_hours",
+    "invalid_actions",
+    "oracle_bound_kg",
+    "oracle_gap_pct",
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +65,7 @@ class PolicySpec:
 
     @property
     def path(self) -> str:
-        return self.source[len(AGENT_PREFIX):]
+        return self.source[len(AGENT_PREFIX) :]
 
 
 @dataclass(frozen=True)
@@ -78,39 +99,47 @@ def reset_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence([seed, episode]).generate_state(1)[0])
 
 
-def plan_episodes(world: World, env: EnvSpec, policies: list[PolicySpec], n: int, seed: int,
-                  history_episode: int = 0) -> list[EpisodeTask]:
+def plan_episodes(
+    world: World, env: EnvSpec, policies: list[PolicySpec], n: int, seed: int, history_episode: int = 0
+) -> list[EpisodeTask]:
     """Every policy on the same ``n`` episodes, policy-major order."""
     starts = episode_starts(world, n, seed)
     start_utc = [str(world.carbon.start_h + np.timedelta64(int(h), "h")) for h in starts]
-    return [EpisodeTask(p, env, i, int(starts[i]), reset_seed(seed, i), start_utc[i], i == history_episode)
-            for p in policies for i in range(n)]
+    return [
+        EpisodeTask(p, env, i, int(starts[i]), reset_seed(seed, i), start_utc[i], i == history_episode)
+        for p in policies
+        for i in range(n)
+    ]
 
 
 def build_policy(spec: PolicySpec):
     """The :class:`baselines.base.Policy` behind ``spec`` (agents are loaded with ``agents.policy.load_agent``)."""
     if spec.is_agent:
         from agents.policy import load_agent
+
         policy = load_agent(spec.path, name=spec.name)
     else:
         from baselines import make_policy
+
         policy = make_policy(spec.source)
     return policy
 
 
 # ---------------------------------------------------------------------------------------------- workers
 
-_ENVS: dict = {}      # one environment per process and EnvSpec (traces are loaded once per process)
-_AGENTS: dict = {}    # loaded agents per process (torch models are slow to load)
+_ENVS: dict = {}  # one environment per process and EnvSpec (traces are loaded once per process)
+_AGENTS: dict = {}  # loaded agents per process (torch models are slow to load)
 
 
 def _env(spec: EnvSpec):
     if spec not in _ENVS:
         from envs.carbon_migration import CarbonMigrationEnv
+
         with warnings.catch_warnings():  # the synthetic-data warning is shown once, by the main process
             warnings.simplefilter("ignore")
-            _ENVS[spec] = CarbonMigrationEnv(scenario=spec.scenario, split=spec.split, data_dir=spec.data_dir,
-                                             period=spec.period)
+            _ENVS[spec] = CarbonMigrationEnv(
+                scenario=spec.scenario, split=spec.split, data_dir=spec.data_dir, period=spec.period
+            )
     return _ENVS[spec]
 
 
@@ -125,11 +154,15 @@ def _policy(spec: PolicySpec):
 def run_task(task: EpisodeTask) -> dict:
     """Run one episode through the single evaluation loop and return ``{"row": ..., "history": ...}``."""
     from baselines.runner import run_episode
-    result = run_episode(_env(task.env), _policy(task.policy), task.seed, task.start_hour,
-                         keep_history=task.keep_history)
+
+    result = run_episode(
+        _env(task.env), _policy(task.policy), task.seed, task.start_hour, keep_history=task.keep_history
+    )
     history = result.get("history")
-    return {"row": episode_row(task, result),
-            "history": None if history is None else {k: np.asarray(v) for k, v in history.items()}}
+    return {
+        "row": episode_row(task, result),
+        "history": None if history is None else {k: np.asarray(v) for k, v in history.items()},
+    }
 
 
 def episode_row(task: EpisodeTask, result: dict) -> dict:

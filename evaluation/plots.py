@@ -1,4 +1,5 @@
 """PNG figures of an evaluation: carbon per policy, energy vs completion time, one episode's timelines."""
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,15 @@ def carbon_bars(summary: pd.DataFrame, path, title: str = "") -> None:
     n = len(summary)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * n + 2.0), 4.5), constrained_layout=True)
     x = np.arange(n)
-    ax.bar(x, summary["carbon_kg_mean"], yerr=_err(summary["carbon_kg_ci95"]), capsize=4,
-           color=_colors(n), edgecolor="black", linewidth=0.6)
+    ax.bar(
+        x,
+        summary["carbon_kg_mean"],
+        yerr=_err(summary["carbon_kg_ci95"]),
+        capsize=4,
+        color=_colors(n),
+        edgecolor="black",
+        linewidth=0.6,
+    )
     ax.set_xticks(x, summary["policy"], rotation=30, ha="right")
     ax.set_ylabel("carbon per episode (kg CO2eq)")
     ax.set_xlabel("policy")
@@ -48,9 +56,17 @@ def energy_vs_jct(summary: pd.DataFrame, path, deadline_h: float | None = None, 
     for i, (color, (_, r)) in enumerate(zip(_colors(len(summary)), summary.iterrows())):
         if pd.isna(r["jct_h_mean"]):  # never completed: no completion time to plot
             continue
-        ax.errorbar(r["jct_h_mean"], r["energy_kwh_mean"], xerr=_err(pd.Series([r["jct_h_ci95"]])),
-                    yerr=_err(pd.Series([r["energy_kwh_ci95"]])), fmt=MARKERS[i % len(MARKERS)], color=color,
-                    ms=8, capsize=3, label=r["policy"])
+        ax.errorbar(
+            r["jct_h_mean"],
+            r["energy_kwh_mean"],
+            xerr=_err(pd.Series([r["jct_h_ci95"]])),
+            yerr=_err(pd.Series([r["energy_kwh_ci95"]])),
+            fmt=MARKERS[i % len(MARKERS)],
+            color=color,
+            ms=8,
+            capsize=3,
+            label=r["policy"],
+        )
     if deadline_h is not None and np.isfinite(deadline_h):
         ax.axvline(deadline_h, ls="--", color="grey", lw=1, label=f"deadline ({deadline_h:g} h)")
     ax.set_xlabel("job completion time (h, completed episodes)")
@@ -66,11 +82,18 @@ def timeline(history: dict, ci_g_per_kwh: np.ndarray, region_names, path, title:
     """One episode of one policy: intensity of each region, the job's region, clock and power."""
     t_h = np.asarray(history["t_h"], dtype=float)
     n_h = int(np.ceil(t_h[-1])) + 1 if len(t_h) else 1
-    ci = ci_g_per_kwh[:, :min(n_h, ci_g_per_kwh.shape[1])]
+    ci = ci_g_per_kwh[:, : min(n_h, ci_g_per_kwh.shape[1])]
     cap = history.get("cap_w")
-    fig = timeline_figure(t_h, ci, list(region_names), np.asarray(history["region"]),
-                          np.asarray(history["clock_mhz"], dtype=float), np.asarray(history["power_w"], dtype=float),
-                          None if cap is None else np.asarray(cap, dtype=float), title=title)
+    fig = timeline_figure(
+        t_h,
+        ci,
+        list(region_names),
+        np.asarray(history["region"]),
+        np.asarray(history["clock_mhz"], dtype=float),
+        np.asarray(history["power_w"], dtype=float),
+        None if cap is None else np.asarray(cap, dtype=float),
+        title=title,
+    )
     # timeline_figure anchors the power panel's legend where the twin clock axis puts its label: move it right
     power_ax = fig.axes[2]
     legend = power_ax.get_legend()

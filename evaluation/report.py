@@ -1,4 +1,5 @@
 """Per-policy aggregation with Student-t 95% intervals, the printed table and ``report.md``."""
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ MEANS = {
     "cap_violation_s": False,
     "lost_minibatches": False,
     "oracle_gap_pct": True,
-    "oracle_bound_kg": False,    # only in the oracle's rows (its relaxed lower bound), when reported
+    "oracle_bound_kg": False,  # only in the oracle's rows (its relaxed lower bound), when reported
 }
 
 # the printed / Markdown table: (header, summary column, its ci95 column or None, format, display scale)
@@ -81,8 +82,18 @@ def summarize(episodes: pd.DataFrame) -> pd.DataFrame:
         row["deadline_met_rate"] = float(g["deadline_met"].astype(float).mean())
         row["completed_rate"] = float(g["completed"].astype(float).mean())
         rows.append(row)
-    first = ["policy", "episodes", "carbon_kg_mean", "carbon_kg_ci95", "energy_kwh_mean", "energy_kwh_ci95",
-             "jct_h_mean", "jct_h_ci95", "deadline_met_rate", "completed_rate"]
+    first = [
+        "policy",
+        "episodes",
+        "carbon_kg_mean",
+        "carbon_kg_ci95",
+        "energy_kwh_mean",
+        "energy_kwh_ci95",
+        "jct_h_mean",
+        "jct_h_ci95",
+        "deadline_met_rate",
+        "completed_rate",
+    ]
     df = pd.DataFrame(rows)
     return df[first + [c for c in df.columns if c not in first]]
 
@@ -119,7 +130,7 @@ def print_table(summary: pd.DataFrame, title: str = "") -> None:
         return
     t = Table(title=title or None)
     widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    width = sum(w + 3 for w in widths) + 1   # cell padding and borders: never squeeze the numbers
+    width = sum(w + 3 for w in widths) + 1  # cell padding and borders: never squeeze the numbers
     for i, h in enumerate(header):
         t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
     for line in body:
@@ -140,9 +151,12 @@ def _bound_note(summary: pd.DataFrame) -> list[str]:
     r = summary.set_index("policy").loc[ORACLE]
     if pd.isna(r["oracle_bound_kg_mean"]):
         return []
-    return [f"The oracle's executed schedule emitted {r['carbon_kg_mean']:.2f} kg per episode on average; its "
-            f"relaxed lower bound (no deadline-meeting schedule can emit less) averaged "
-            f"{r['oracle_bound_kg_mean']:.2f} kg (`oracle_bound_kg` in `episodes.csv`).", ""]
+    return [
+        f"The oracle's executed schedule emitted {r['carbon_kg_mean']:.2f} kg per episode on average; its "
+        f"relaxed lower bound (no deadline-meeting schedule can emit less) averaged "
+        f"{r['oracle_bound_kg_mean']:.2f} kg (`oracle_bound_kg` in `episodes.csv`).",
+        "",
+    ]
 
 
 def write_report(path, summary: pd.DataFrame, meta: dict, plots: dict[str, str]) -> None:
@@ -153,8 +167,11 @@ def write_report(path, summary: pd.DataFrame, meta: dict, plots: dict[str, str])
     :param plots: caption -> PNG file name (relative to the report).
     """
     n = meta["episodes"]
-    data = ("**synthetic** carbon intensity (no trace files found; month×hour profiles + noise)"
-            if meta["synthetic"] else "real hourly carbon-intensity traces")
+    data = (
+        "**synthetic** carbon intensity (no trace files found; month×hour profiles + noise)"
+        if meta["synthetic"]
+        else "real hourly carbon-intensity traces"
+    )
     lines = [
         f"# Evaluation: {meta['scenario']}",
         "",

@@ -17,6 +17,7 @@ Entry points: :func:`scan_carbon_files`, :func:`load_carbon` (strict, real trace
 :mod:`sim.carbon_synth`, with a warning). ``carbon_table`` lives here rather than in ``sim/`` so that the
 simulation core does not import the pandas-based readers.
 """
+
 from __future__ import annotations
 
 import csv
@@ -109,8 +110,10 @@ def _csv_files(root: Path) -> list[Path]:
 def _check_dir(data_dir: str | os.PathLike) -> Path:
     root = Path(data_dir).expanduser().resolve()
     if not root.is_dir():
-        raise DataError(f"carbon data folder {root} does not exist (or is not a folder); "
-                        f"pass --data-dir or set CARBON_DATA_DIR to a folder holding carbon-intensity CSVs")
+        raise DataError(
+            f"carbon data folder {root} does not exist (or is not a folder); "
+            f"pass --data-dir or set CARBON_DATA_DIR to a folder holding carbon-intensity CSVs"
+        )
     return root
 
 
@@ -153,31 +156,37 @@ def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarr
         other = np.flatnonzero(df[EM_ZONE].str.strip().to_numpy(dtype=object) != zone)
         if other.size:
             i = other[0]
-            raise DataError(f"{where(i)}, column '{EM_ZONE}': zone {df[EM_ZONE].iat[i]!r} in a file of zone "
-                            f"{zone!r}; expected one zone per file")
+            raise DataError(
+                f"{where(i)}, column '{EM_ZONE}': zone {df[EM_ZONE].iat[i]!r} in a file of zone "
+                f"{zone!r}; expected one zone per file"
+            )
 
     text = df[time_col].str.strip()
     times = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
     bad = np.flatnonzero(times.isna().to_numpy())
     if bad.size:
         i = bad[0]
-        raise DataError(f"{where(i)}, column '{time_col}': cannot parse timestamp {text.iat[i]!r}; "
-                        f"expected e.g. '2022-01-01 00:00:00' (UTC)")
+        raise DataError(
+            f"{where(i)}, column '{time_col}': cannot parse timestamp {text.iat[i]!r}; "
+            f"expected e.g. '2022-01-01 00:00:00' (UTC)"
+        )
     ns = times.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     hours = ns.astype("datetime64[h]")
     off = np.flatnonzero(hours != ns)
     if off.size:
         i = off[0]
-        raise DataError(f"{where(i)}, column '{time_col}': timestamp {text.iat[i]!r} is not on the hour; "
-                        f"expected hourly data")
+        raise DataError(
+            f"{where(i)}, column '{time_col}': timestamp {text.iat[i]!r} is not on the hour; expected hourly data"
+        )
 
     raw = df[value_col].str.strip()
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
     junk = np.flatnonzero(np.isnan(values) & ~raw.isin(_MISSING_TEXT).to_numpy())
     if junk.size:
         i = junk[0]
-        raise DataError(f"{where(i)} ({hours[i]}), column '{value_col}': {raw.iat[i]!r} is not a number; "
-                        f"expected gCO2eq/kWh")
+        raise DataError(
+            f"{where(i)} ({hours[i]}), column '{value_col}': {raw.iat[i]!r} is not a number; expected gCO2eq/kWh"
+        )
     return hours, values, value_col
 
 
@@ -200,14 +209,17 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
     dup = np.flatnonzero(step == np.timedelta64(0, "h"))
     if dup.size:
         i = dup[0]
-        raise DataError(f"zone {zone!r}: duplicate timestamp {t[i]}: {where(i)} and {where(i + 1)}; "
-                        f"expected each hour once")
+        raise DataError(
+            f"zone {zone!r}: duplicate timestamp {t[i]}: {where(i)} and {where(i + 1)}; expected each hour once"
+        )
     gap = np.flatnonzero(step > _ONE_H)
     if gap.size:
         i = gap[0]
         n_missing = int(step[i] / _ONE_H) - 1
-        raise DataError(f"zone {zone!r}: missing hour(s) from {t[i] + _ONE_H} ({n_missing} h) between "
-                        f"{where(i)} and {where(i + 1)}; expected a gap-free hourly sequence")
+        raise DataError(
+            f"zone {zone!r}: missing hour(s) from {t[i] + _ONE_H} ({n_missing} h) between "
+            f"{where(i)} and {where(i + 1)}; expected a gap-free hourly sequence"
+        )
 
     column = parts[0][2]
     nan = np.isnan(v)
@@ -215,16 +227,19 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
         edges = np.diff(np.concatenate([[0], nan.astype(np.int8), [0]]))
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
             if b - a > fill_gaps_h or a == 0 or b == v.size:
-                raise DataError(f"zone {zone!r}: {where(a)}, column '{column}': empty or NaN intensity "
-                                f"({b - a} h run); expected a number (runs of <= fill_gaps_h={fill_gaps_h} h "
-                                f"inside the series are interpolated)")
+                raise DataError(
+                    f"zone {zone!r}: {where(a)}, column '{column}': empty or NaN intensity "
+                    f"({b - a} h run); expected a number (runs of <= fill_gaps_h={fill_gaps_h} h "
+                    f"inside the series are interpolated)"
+                )
         idx = np.arange(v.size)
         v[nan] = np.interp(idx[nan], idx[~nan], v[~nan])
     neg = np.flatnonzero(v < 0)
     if neg.size:
         i = neg[0]
-        raise DataError(f"zone {zone!r}: {where(i)}, column '{column}': negative intensity {v[i]}; "
-                        f"expected >= 0 gCO2eq/kWh")
+        raise DataError(
+            f"zone {zone!r}: {where(i)}, column '{column}': negative intensity {v[i]}; expected >= 0 gCO2eq/kWh"
+        )
     return t[0], v
 
 
@@ -233,23 +248,24 @@ def _load_cached(root: Path, zones: tuple[str, ...], signal: str, fill_gaps_h: i
     found = scan_carbon_files(root)
     absent = [z for z in zones if z not in found]
     if absent:
-        raise DataError(f"zone(s) {absent} not found in carbon files under {root}; zones found there: "
-                        f"{sorted(found)}")
+        raise DataError(f"zone(s) {absent} not found in carbon files under {root}; zones found there: {sorted(found)}")
     series = {z: _zone_series(z, found[z], signal, fill_gaps_h) for z in zones}
     start = max(s for s, _ in series.values())
     end = min(s + np.timedelta64(len(v), "h") for s, v in series.values())
     if start >= end:
         ranges = ", ".join(f"{z}: {s} to {s + np.timedelta64(len(v) - 1, 'h')}" for z, (s, v) in series.items())
-        raise DataError(f"the time ranges of the zones under {root} do not overlap ({ranges}); "
-                        f"expected a common hourly range")
+        raise DataError(
+            f"the time ranges of the zones under {root} do not overlap ({ranges}); expected a common hourly range"
+        )
     n = int((end - start) / _ONE_H)
-    data = np.stack([v[int((start - s) / _ONE_H):][:n] for s, v in series.values()])
+    data = np.stack([v[int((start - s) / _ONE_H) :][:n] for s, v in series.values()])
     data.setflags(write=False)  # shared by every caller of the cache
     return CarbonTable(zones, start, data, signal, f"carbon-intensity files under {root}")
 
 
-def load_carbon(data_dir: str | os.PathLike, zones: list[str] | tuple[str, ...], signal: str = "direct",
-                fill_gaps_h: int = 0) -> CarbonTable:
+def load_carbon(
+    data_dir: str | os.PathLike, zones: list[str] | tuple[str, ...], signal: str = "direct", fill_gaps_h: int = 0
+) -> CarbonTable:
     """Hourly intensity of ``zones`` from the carbon files below ``data_dir``, on their common hourly range.
 
     :param data_dir: folder searched recursively (see :func:`scan_carbon_files`).
@@ -274,13 +290,21 @@ def load_carbon(data_dir: str | os.PathLike, zones: list[str] | tuple[str, ...],
 def _window(table: CarbonTable, start_h: np.datetime64, end_h: np.datetime64) -> CarbonTable:
     i, j = table.hour_index(start_h), table.hour_index(end_h)
     if i < 0 or j > table.n_hours or i >= j:
-        raise DataError(f"requested [{start_h}, {end_h}) is not inside the data range "
-                        f"[{table.start_h}, {table.end_h}) of {table.source}")
+        raise DataError(
+            f"requested [{start_h}, {end_h}) is not inside the data range "
+            f"[{table.start_h}, {table.end_h}) of {table.source}"
+        )
     return CarbonTable(table.zones, start_h, table.intensity_g_per_kwh[:, i:j], table.signal, table.source)
 
 
-def carbon_table(zones: list[str] | tuple[str, ...], start, end, signal: str = "direct",
-                 data_dir: str | os.PathLike | None = None, seed: int = 0) -> CarbonTable:
+def carbon_table(
+    zones: list[str] | tuple[str, ...],
+    start,
+    end,
+    signal: str = "direct",
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+) -> CarbonTable:
     """Intensity of ``zones`` over ``[start, end)`` (UTC, floored to the hour): real traces when available.
 
     Uses :func:`load_carbon` when ``sim.paths.raw_data_dir(data_dir)`` holds carbon files for every zone.
@@ -302,6 +326,9 @@ def carbon_table(zones: list[str] | tuple[str, ...], start, end, signal: str = "
         reason = f"zone(s) {absent} have no carbon files under {root}"
     else:
         reason = f"no raw data folder ({root or 'CARBON_DATA_DIR unset and ../shared/data absent'})"
-    warnings.warn(f"{reason}: using synthetic carbon intensity from {carbon_synth.PROFILES_CSV.name} "
-                  f"(month×hour profiles + AR(1) noise, seed={seed})", stacklevel=2)
+    warnings.warn(
+        f"{reason}: using synthetic carbon intensity from {carbon_synth.PROFILES_CSV.name} "
+        f"(month×hour profiles + AR(1) noise, seed={seed})",
+        stacklevel=2,
+    )
     return carbon_synth.synthesize_carbon(zones, start_h, end_h, signal, seed)

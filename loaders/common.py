@@ -1,4 +1,5 @@
 """Reading a raw CSV with the columns a loader needs, failing with the file and what is missing."""
+
 from __future__ import annotations
 
 from pathlib import Path

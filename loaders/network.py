@@ -14,6 +14,7 @@ Rules (also in ``data/derived/README.md``):
 * A directed pair not measured: the reverse direction (``reverse``), else the median of measured pairs
   between the mapped regions of the same two continents (``continent_median``).
 """
+
 from __future__ import annotations
 
 import os
@@ -29,13 +30,28 @@ from sim.paths import raw_data_dir
 # zone, cloud region, city of that region, continent, why.  Distances are great-circle, rounded.
 ZONE_REGIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("AU-NSW", "aws:ap-southeast-2", "Sydney", "OC", "AWS Sydney is in New South Wales"),
-    ("AU-VIC", "gcp:australia-southeast2-a", "Melbourne", "OC",
-     "GCP Melbourne is in Victoria; no AWS Melbourne region in the 2022 grid (AWS Sydney ~710 km)"),
+    (
+        "AU-VIC",
+        "gcp:australia-southeast2-a",
+        "Melbourne",
+        "OC",
+        "GCP Melbourne is in Victoria; no AWS Melbourne region in the 2022 grid (AWS Sydney ~710 km)",
+    ),
     ("BR-CS", "aws:sa-east-1", "Sao Paulo", "SA", "AWS Sao Paulo is in the Central-South grid"),
-    ("CA-ON", "gcp:northamerica-northeast2-a", "Toronto", "NA",
-     "GCP Toronto is in Ontario; AWS ca-central-1 is in Montreal (Quebec grid, ~500 km)"),
-    ("CL-SEN", "gcp:southamerica-west1-a", "Santiago", "SA",
-     "GCP Santiago is on the Chilean SEN grid; no AWS region in Chile"),
+    (
+        "CA-ON",
+        "gcp:northamerica-northeast2-a",
+        "Toronto",
+        "NA",
+        "GCP Toronto is in Ontario; AWS ca-central-1 is in Montreal (Quebec grid, ~500 km)",
+    ),
+    (
+        "CL-SEN",
+        "gcp:southamerica-west1-a",
+        "Santiago",
+        "SA",
+        "GCP Santiago is on the Chilean SEN grid; no AWS region in Chile",
+    ),
     ("DE", "aws:eu-central-1", "Frankfurt", "EU", "AWS Frankfurt is in Germany"),
     ("GB", "aws:eu-west-2", "London", "EU", "AWS London is in Great Britain"),
     ("IN-WE", "aws:ap-south-1", "Mumbai", "AS", "AWS Mumbai is in the Western India grid (Maharashtra)"),
@@ -44,29 +60,57 @@ ZONE_REGIONS: tuple[tuple[str, str, str, str, str], ...] = (
     ("SG", "aws:ap-southeast-1", "Singapore", "AS", "AWS Singapore"),
     ("US-CAL-CISO", "aws:us-west-1", "N. California", "NA", "AWS N. California is in CAISO"),
     ("US-MIDA-PJM", "aws:us-east-1", "N. Virginia", "NA", "AWS N. Virginia (Ashburn) is in PJM"),
-    ("US-NY-NYIS", "aws:us-east-1", "N. Virginia", "NA",
-     "no measured region in New York state; nearest is N. Virginia (~350 km from NYC; Montreal ~530 km); "
-     "shares the region with US-MIDA-PJM"),
-    ("US-TEX-ERCO", "gcp:us-central1-a", "Council Bluffs, Iowa", "NA",
-     "no measured region in Texas; nearest is GCP Iowa (~940 km from Dallas; Phoenix ~1,420 km, Ohio ~1,470 km)"),
+    (
+        "US-NY-NYIS",
+        "aws:us-east-1",
+        "N. Virginia",
+        "NA",
+        "no measured region in New York state; nearest is N. Virginia (~350 km from NYC; Montreal ~530 km); "
+        "shares the region with US-MIDA-PJM",
+    ),
+    (
+        "US-TEX-ERCO",
+        "gcp:us-central1-a",
+        "Council Bluffs, Iowa",
+        "NA",
+        "no measured region in Texas; nearest is GCP Iowa (~940 km from Dallas; Phoenix ~1,420 km, Ohio ~1,470 km)",
+    ),
     ("ZA", "aws:af-south-1", "Cape Town", "AF", "AWS Cape Town is in South Africa"),
     ("EIA-AZPS", "azure:westus3", "Phoenix", "NA", "Azure West US 3 is in Phoenix, APS area; no AWS region in Arizona"),
     ("EIA-BPAT", "aws:us-west-2", "Oregon", "NA", "AWS Oregon (Boardman) is in the Bonneville area"),
     ("EIA-CISO", "aws:us-west-1", "N. California", "NA", "AWS N. California is in CAISO"),
     ("EIA-ERCO", "gcp:us-central1-a", "Council Bluffs, Iowa", "NA", "as US-TEX-ERCO: no measured region in Texas"),
-    ("EIA-MISO", "gcp:us-central1-a", "Council Bluffs, Iowa", "NA",
-     "GCP Iowa is in MISO (MidAmerican); AWS Ohio and Azure Chicago are in PJM"),
+    (
+        "EIA-MISO",
+        "gcp:us-central1-a",
+        "Council Bluffs, Iowa",
+        "NA",
+        "GCP Iowa is in MISO (MidAmerican); AWS Ohio and Azure Chicago are in PJM",
+    ),
     ("EIA-NYIS", "aws:us-east-1", "N. Virginia", "NA", "as US-NY-NYIS: no measured region in New York state"),
     ("EIA-PJM", "aws:us-east-1", "N. Virginia", "NA", "AWS N. Virginia (Ashburn) is in PJM"),
-    ("EIA-SOCO", "gcp:us-east1-b", "Moncks Corner, S. Carolina", "NA",
-     "nearest measured region to the Southern Co. area (~410 km from Atlanta; AWS N. Virginia ~850 km)"),
+    (
+        "EIA-SOCO",
+        "gcp:us-east1-b",
+        "Moncks Corner, S. Carolina",
+        "NA",
+        "nearest measured region to the Southern Co. area (~410 km from Atlanta; AWS N. Virginia ~850 km)",
+    ),
 )
 
 THROUGHPUT_COLUMNS = ("src_region", "src_tier", "dst_region", "dst_tier", "throughput_received", "success")
 LATENCY_COLUMNS = ("src_region", "src_tier", "dst_region", "dst_tier", "avg_rtt")
 COST_COLUMNS = ("src", "dest", "cost")
-NETWORK_COLUMNS = ("src_zone", "dst_zone", "src_cloud_region", "dst_cloud_region", "throughput_gbps", "rtt_ms",
-                   "egress_usd_per_gb", "fallback")
+NETWORK_COLUMNS = (
+    "src_zone",
+    "dst_zone",
+    "src_cloud_region",
+    "dst_cloud_region",
+    "throughput_gbps",
+    "rtt_ms",
+    "egress_usd_per_gb",
+    "fallback",
+)
 
 
 def zone_regions_table() -> pd.DataFrame:
@@ -80,8 +124,10 @@ def _nonnegative(df: pd.DataFrame, col: str, path: Path) -> pd.DataFrame:
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: column {col!r}, data row {df.index[i] + 1}: got {df[col].iloc[i]!r}, "
-                        "expected a finite number >= 0")
+        raise DataError(
+            f"{path}: column {col!r}, data row {df.index[i] + 1}: got {df[col].iloc[i]!r}, "
+            "expected a finite number >= 0"
+        )
     return df.assign(**{col: values})
 
 
@@ -105,8 +151,9 @@ def _premium_median(df: pd.DataFrame, value: str) -> dict[tuple[str, str], float
     return prem.groupby(["src_region", "dst_region"])[value].median().to_dict()
 
 
-def zone_network_table(data_dir: str | os.PathLike | None = None,
-                       mapping: tuple[tuple[str, str, str, str, str], ...] = ZONE_REGIONS) -> pd.DataFrame:
+def zone_network_table(
+    data_dir: str | os.PathLike | None = None, mapping: tuple[tuple[str, str, str, str, str], ...] = ZONE_REGIONS
+) -> pd.DataFrame:
     """Every ordered zone pair (diagonal included) with throughput, RTT, egress price and the fallback used."""
     tput, lat, cost = read_skyplane(data_dir)
     gbps = _premium_median(tput, "throughput_gbps")
@@ -120,8 +167,13 @@ def zone_network_table(data_dir: str | os.PathLike | None = None,
     regions = sorted(continent)
 
     def continent_median(measured: dict, a: str, b: str) -> float:
-        vals = [v for (s, d), v in measured.items() if s in continent and d in continent
-                and (continent[s], continent[d]) in ((continent[a], continent[b]), (continent[b], continent[a]))]
+        vals = [
+            v
+            for (s, d), v in measured.items()
+            if s in continent
+            and d in continent
+            and (continent[s], continent[d]) in ((continent[a], continent[b]), (continent[b], continent[a]))
+        ]
         if not vals:
             raise DataError(f"skyplane: no measured pair between continents {continent[a]} and {continent[b]}")
         return float(np.median(vals))
@@ -137,8 +189,11 @@ def zone_network_table(data_dir: str | os.PathLike | None = None,
     for a in regions:
         for b in regions:
             if a == b:
-                t, tf = (intra_gbps[a], "throughput:intra_region") if a in intra_gbps else \
-                    (intra_median_gbps, "throughput:intra_region_median")
+                t, tf = (
+                    (intra_gbps[a], "throughput:intra_region")
+                    if a in intra_gbps
+                    else (intra_median_gbps, "throughput:intra_region_median")
+                )
                 r, rf = min_rtt_ms, "rtt:min_rtt"
             else:
                 (t, tf), (r, rf) = lookup(gbps, a, b, "throughput"), lookup(rtt, a, b, "rtt")

@@ -5,6 +5,7 @@ msr-fiddle/philly-traces, CC BY 4.0 -- Jeon et al., "Analysis of Large-Scale Mul
 Training Workloads", USENIX ATC '19. Columns: ``timestamp`` (arrival, timezone not given), ``duration`` (s),
 ``num_gpus``, ``gpu_time`` (GPU-seconds), ``cluster`` (hashed virtual-cluster id).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,15 @@ def load_philly(path: str | os.PathLike | None = None) -> pd.DataFrame:
     g = pd.to_numeric(df["num_gpus"], errors="coerce").to_numpy(dtype=float)
     check("num_gpus", np.isfinite(g) & (g >= 1) & (g == np.round(g)), "an integer >= 1")
     arrival = (ts - ts.min()).dt.total_seconds().to_numpy()
-    return pd.DataFrame({"arrival_s": arrival, "duration_s": cols["duration"], "num_gpus": g.astype(np.int64),
-                         "gpu_time_s": cols["gpu_time"], "cluster": df["cluster"].astype(str)})
+    return pd.DataFrame(
+        {
+            "arrival_s": arrival,
+            "duration_s": cols["duration"],
+            "num_gpus": g.astype(np.int64),
+            "gpu_time_s": cols["gpu_time"],
+            "cluster": df["cluster"].astype(str),
+        }
+    )
 
 
 def sample_jobs(rng: np.random.Generator, n: int, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

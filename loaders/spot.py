@@ -15,6 +15,7 @@ The latent ``phi`` is chosen (moment matching, by quadrature) so that the lag-1 
 fraction equals the measured one: the pooled fraction has a point mass at 1, so rank correlations of the
 data would understate the latent persistence.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,10 +33,16 @@ from sim.paths import raw_data_dir
 SPOT_FILES = (
     ("parcae/p3.csv", 1e-3, "p3.2xlarge (V100)"),
     ("bamboo/aws-spot-instances-p2-xlarge-2020-11-20-to-2020-11-23.csv", 3600.0, "p2.xlarge (K80)"),
-    ("bamboo/aws-spot-instances-g4dn-xlarge-us-east-1c-2020-11-20-1930-to-2020-11-21-2200.csv", 1.0,
-     "g4dn.xlarge (T4), us-east-1c"),
-    ("bamboo/aws-spot-instances-g4dn-xlarge-us-east-1d-2020-11-23-1730-to-2020-11-24-1530.csv", 1.0,
-     "g4dn.xlarge (T4), us-east-1d"),
+    (
+        "bamboo/aws-spot-instances-g4dn-xlarge-us-east-1c-2020-11-20-1930-to-2020-11-21-2200.csv",
+        1.0,
+        "g4dn.xlarge (T4), us-east-1c",
+    ),
+    (
+        "bamboo/aws-spot-instances-g4dn-xlarge-us-east-1d-2020-11-23-1730-to-2020-11-24-1530.csv",
+        1.0,
+        "g4dn.xlarge (T4), us-east-1d",
+    ),
 )
 N_QUANTILES = 41  # points of the stored quantile function (probabilities (k + 0.5) / 41)
 
@@ -105,7 +112,7 @@ def _mapped_autocorr(rho: float, qz: np.ndarray, qf: np.ndarray, n_grid: int = 8
     f1 = np.interp(x, qz, qf)
     f2 = np.interp(rho * x[:, None] + np.sqrt(1.0 - rho * rho) * x[None, :], qz, qf)
     mean = w @ f1
-    return float((w @ (f1[:, None] * f2) @ w - mean ** 2) / (w @ f1 ** 2 - mean ** 2))
+    return float((w @ (f1[:, None] * f2) @ w - mean**2) / (w @ f1**2 - mean**2))
 
 
 def fit_availability(traces: list[SpotTrace], step_s: float = 900.0) -> dict:
@@ -124,10 +131,19 @@ def fit_availability(traces: list[SpotTrace], step_s: float = 900.0) -> dict:
         frac_acf.append(float(np.sum(d[1:] * d[:-1]) / np.sum(0.5 * (d[1:] ** 2 + d[:-1] ** 2))))
         drops = np.diff(tr.n_available) < 0
         hours = (tr.time_s[-1] - tr.time_s[np.argmax(tr.n_available > 0)]) / 3600.0
-        per_trace.append({"file": tr.name, "instance": tr.instance, "pool_size": tr.pool_size,
-                          "hours": round(hours, 2), "steps": len(f), "mean_fraction": round(float(f.mean()), 4),
-                          "std_fraction": round(float(f.std()), 4), "lag1_autocorr_fraction": round(frac_acf[-1], 4),
-                          "reclaim_events_per_hour": round(float(drops.sum() / hours), 3)})
+        per_trace.append(
+            {
+                "file": tr.name,
+                "instance": tr.instance,
+                "pool_size": tr.pool_size,
+                "hours": round(hours, 2),
+                "steps": len(f),
+                "mean_fraction": round(float(f.mean()), 4),
+                "std_fraction": round(float(f.std()), 4),
+                "lag1_autocorr_fraction": round(frac_acf[-1], 4),
+                "reclaim_events_per_hour": round(float(drops.sum() / hours), 3),
+            }
+        )
     target = float(np.mean(frac_acf))
     phi_step = brentq(lambda r: _mapped_autocorr(r, norm.ppf(probs), quantiles) - target, 0.0, 0.9999)
     return {
@@ -138,8 +154,9 @@ def fit_availability(traces: list[SpotTrace], step_s: float = 900.0) -> dict:
         "lag1_autocorr_latent": round(phi_step, 4),
         "autocorr_per_hour_latent": round(phi_step ** (3600.0 / step_s), 4),
         "lag1_autocorr_fraction": round(target, 4),
-        "autocorr_per_hour_fraction": round(_mapped_autocorr(phi_step ** (3600.0 / step_s), norm.ppf(probs),
-                                                             quantiles), 4),
+        "autocorr_per_hour_fraction": round(
+            _mapped_autocorr(phi_step ** (3600.0 / step_s), norm.ppf(probs), quantiles), 4
+        ),
         "quantile_z": [round(float(v), 5) for v in norm.ppf(probs)],
         "quantile_fraction": [round(float(v), 5) for v in quantiles],
         "pooling": "each trace weighted equally (weights 1/steps); leading zero-instance period dropped",

@@ -9,6 +9,7 @@ mapped through the empirical quantile function Q of the free fraction (monotone,
 long-run mean and spread of the fraction are the measured ones. ``phi`` is fitted at ``fit_step_s`` and
 rescaled to any step as ``phi ** (step_s / fit_step_s)``. Free GPUs = round(fraction * pool_gpus).
 """
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,9 @@ def availability_params(path: Path = AVAILABILITY_JSON) -> AvailabilityParams:
     qz = np.asarray(raw["quantile_z"], dtype=float)
     qf = np.asarray(raw["quantile_fraction"], dtype=float)
     if qz.shape != qf.shape or np.any(np.diff(qz) <= 0) or np.any(np.diff(qf) < 0) or qf.min() < 0 or qf.max() > 1:
-        raise DataError(f"{path}: quantile_z must increase and quantile_fraction be non-decreasing in [0, 1], "
-                        "with equal lengths")
+        raise DataError(
+            f"{path}: quantile_z must increase and quantile_fraction be non-decreasing in [0, 1], with equal lengths"
+        )
     phi = float(raw["lag1_autocorr_latent"])
     if not 0.0 <= phi < 1.0:
         raise DataError(f"{path}: lag1_autocorr_latent = {phi}, expected in [0, 1)")
@@ -83,15 +85,21 @@ def _ar1(phi: float, eps: np.ndarray) -> np.ndarray:
     out = np.empty_like(u)
     carry = 0.0
     for s in range(0, len(u), block):
-        seg = u[s:s + block]
+        seg = u[s : s + block]
         pw = phi ** np.arange(1, len(seg) + 1)  # phi**(k+1)
-        out[s:s + len(seg)] = np.cumsum(seg / pw) * pw + pw * carry
+        out[s : s + len(seg)] = np.cumsum(seg / pw) * pw + pw * carry
         carry = out[s + len(seg) - 1]
     return out
 
 
-def sample_free_gpus(rng: np.random.Generator, pool_gpus: int, n_steps: int, step_s: float,
-                     params: AvailabilityParams | None = None, scale: float = 1.0) -> np.ndarray:
+def sample_free_gpus(
+    rng: np.random.Generator,
+    pool_gpus: int,
+    n_steps: int,
+    step_s: float,
+    params: AvailabilityParams | None = None,
+    scale: float = 1.0,
+) -> np.ndarray:
     """GPUs free for this tenant in each of ``n_steps`` steps of ``step_s`` seconds.
 
     :param rng: source of randomness (same seed -> same path).
@@ -101,8 +109,10 @@ def sample_free_gpus(rng: np.random.Generator, pool_gpus: int, n_steps: int, ste
     :returns: int64 array of shape (n_steps,), values in [0, pool_gpus].
     """
     if pool_gpus < 0 or n_steps < 0 or step_s <= 0 or scale < 0:
-        raise ConfigError(f"sample_free_gpus: need pool_gpus >= 0, n_steps >= 0, step_s > 0, scale >= 0; got "
-                          f"pool_gpus={pool_gpus}, n_steps={n_steps}, step_s={step_s}, scale={scale}")
+        raise ConfigError(
+            f"sample_free_gpus: need pool_gpus >= 0, n_steps >= 0, step_s > 0, scale >= 0; got "
+            f"pool_gpus={pool_gpus}, n_steps={n_steps}, step_s={step_s}, scale={scale}"
+        )
     p = params or availability_params()
     z = _ar1(p.phi_at(step_s), rng.standard_normal(n_steps))
     frac = np.interp(z, p.quantile_z, p.quantile_fraction)

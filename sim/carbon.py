@@ -1,4 +1,5 @@
 """Hourly grid carbon intensity per zone on a common UTC timeline."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class CarbonTable:
         """Index of the hour containing ``when`` (UTC)."""
         return int((np.datetime64(when, "h") - self.start_h) / np.timedelta64(1, "h"))
 
-    def select(self, zones: list[str] | tuple[str, ...]) -> "CarbonTable":
+    def select(self, zones: list[str] | tuple[str, ...]) -> CarbonTable:
         """A table with only ``zones``, in that order."""
         rows = [self.zones.index(z) for z in zones]
         return CarbonTable(tuple(zones), self.start_h, self.intensity_g_per_kwh[rows], self.signal, self.source)

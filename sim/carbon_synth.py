@@ -9,6 +9,7 @@ month (1-12) and UTC hour (0-23), the mean and standard deviation of the direct 
 The synthetic series is ``x_t = max(0, mean[m_t, h_t] + std[m_t, h_t] * z_t)`` with ``z`` a stationary AR(1)
 process of unit variance: ``z_t = phi * z_{t-1} + sqrt(1 - phi^2) * e_t``, ``e_t ~ N(0, 1)``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ SIGNALS = ("direct", "lca")
 def load_profiles(path: Path = PROFILES_CSV) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float]]:
     """(zone, signal) -> (mean (12, 24), std (12, 24), ar1), gCO2eq/kWh, indexed [month - 1, hour_utc]."""
     if not Path(path).is_file():
-        raise DataError(f"{path} not found; build it with `python data/derive.py` (needs the raw Electricity "
-                        f"Maps files) or restore it from git")
+        raise DataError(
+            f"{path} not found; build it with `python data/derive.py` (needs the raw Electricity "
+            f"Maps files) or restore it from git"
+        )
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     out: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, float]] = {}
@@ -41,13 +44,16 @@ def load_profiles(path: Path = PROFILES_CSV) -> dict[tuple[str, str], tuple[np.n
         try:
             zone, m, h = r["zone"], int(r["month"]) - 1, int(r["hour_utc"])
             for s in SIGNALS:
-                mean, std, _ = out.setdefault((zone, s), (np.full((12, 24), np.nan), np.full((12, 24), np.nan),
-                                                          float(r[f"{s}_ar1"])))
+                mean, std, _ = out.setdefault(
+                    (zone, s), (np.full((12, 24), np.nan), np.full((12, 24), np.nan), float(r[f"{s}_ar1"]))
+                )
                 mean[m, h], std[m, h] = float(r[f"{s}_mean"]), float(r[f"{s}_std"])
         except (KeyError, ValueError, IndexError, TypeError) as exc:
-            raise DataError(f"{path}: line {line}: bad profile row ({exc!r}); expected columns zone, month 1-12, "
-                            f"hour_utc 0-23, direct_mean, direct_std, direct_ar1, lca_mean, lca_std, lca_ar1")
-    for (zone, s), (mean, std, _) in out.items():
+            raise DataError(
+                f"{path}: line {line}: bad profile row ({exc!r}); expected columns zone, month 1-12, "
+                f"hour_utc 0-23, direct_mean, direct_std, direct_ar1, lca_mean, lca_std, lca_ar1"
+            ) from exc
+    for (zone, _signal), (mean, std, _) in out.items():
         if np.isnan(mean).any() or np.isnan(std).any():
             raise DataError(f"{path}: zone {zone!r} lacks some month×hour rows; expected 12 × 24 rows per zone")
     return out
@@ -60,8 +66,9 @@ def _ar1(phi: float, n: int, rng: np.random.Generator) -> np.ndarray:
     return lfilter([1.0], [1.0, -phi], e)
 
 
-def synthesize_carbon(zones: list[str] | tuple[str, ...], start, end, signal: str = "direct",
-                      seed: int = 0) -> CarbonTable:
+def synthesize_carbon(
+    zones: list[str] | tuple[str, ...], start, end, signal: str = "direct", seed: int = 0
+) -> CarbonTable:
     """Synthetic hourly intensity of ``zones`` over ``[start, end)`` (UTC, floored to the hour).
 
     Deterministic per ``seed``; a zone's series depends only on (seed, zone), not on the other zones listed.
@@ -79,8 +86,10 @@ def synthesize_carbon(zones: list[str] | tuple[str, ...], start, end, signal: st
     data = np.empty((len(zones), hours.size))
     for k, zone in enumerate(zones):
         if (zone, signal) not in profiles:
-            raise DataError(f"zone {zone!r} has no profile in {PROFILES_CSV}; zones with profiles: "
-                            f"{sorted({z for z, _ in profiles})}")
+            raise DataError(
+                f"zone {zone!r} has no profile in {PROFILES_CSV}; zones with profiles: "
+                f"{sorted({z for z, _ in profiles})}"
+            )
         mean, std, phi = profiles[(zone, signal)]
         rng = np.random.default_rng([seed, zlib.crc32(zone.encode())])
         z = _ar1(phi, hours.size, rng)

@@ -6,6 +6,7 @@
 - ``persistence``: the current hour's value for every lead;
 - ``seasonal_naive``: the value 24 h before the forecast hour (persistence where no history exists).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,16 +14,17 @@ import numpy as np
 from sim.scenario import ForecastSpec
 
 
-def forecast_matrix(ci_g_per_kwh: np.ndarray, first_hour: int, n_hours: int, spec: ForecastSpec,
-                    rng: np.random.Generator) -> np.ndarray:
+def forecast_matrix(
+    ci_g_per_kwh: np.ndarray, first_hour: int, n_hours: int, spec: ForecastSpec, rng: np.random.Generator
+) -> np.ndarray:
     """Forecasts issued at each of ``n_hours`` hours starting at ``first_hour`` of ``ci`` (regions x hours).
 
     :returns: array (regions, n_hours, horizon_hours); ``[r, h, j]`` forecasts hour ``h + 1 + j`` from hour ``h``.
     """
     R, total = ci_g_per_kwh.shape
     H = spec.horizon_hours
-    issue = first_hour + np.arange(n_hours)                      # absolute hour a forecast is issued at
-    target = issue[:, None] + 1 + np.arange(H)[None, :]          # absolute hour forecast
+    issue = first_hour + np.arange(n_hours)  # absolute hour a forecast is issued at
+    target = issue[:, None] + 1 + np.arange(H)[None, :]  # absolute hour forecast
     if spec.kind == "persistence":
         src = np.broadcast_to(issue[:, None], target.shape)
     elif spec.kind == "seasonal_naive":

@@ -10,6 +10,7 @@ and the Zeus power-limit sweeps (see ``data/derived/README.md`` for errors):
 The CAFTM analytic family (t = k_t*W/f, P = k_p*W*f**3 + idle) is the special case
 t0=0, p0=idle, p1=0 and is the fallback for GPUs without measurements.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

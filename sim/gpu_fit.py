@@ -16,6 +16,7 @@
 
 All coefficients are constrained so that t decreases and P increases with f and P(f) >= idle_w.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -96,8 +97,7 @@ def predict_power_limit_sweep(fit: DvfsFit, limit_w, f_min_mhz: float, f_max_mhz
     return fit.time_s(f), fit.power_w(f)
 
 
-def fit_power_limit_sweep(limit_w, time_s, power_w, idle_w: float, f_min_mhz: float,
-                          f_max_mhz: float) -> DvfsFit:
+def fit_power_limit_sweep(limit_w, time_s, power_w, idle_w: float, f_min_mhz: float, f_max_mhz: float) -> DvfsFit:
     """Fit t(f), P(f) and cap_ratio so that the predicted (time, power) at each limit match the measurement.
 
     Several starting points are tried (the limit-to-clock map is piecewise, so the problem is not convex);
@@ -121,11 +121,18 @@ def fit_power_limit_sweep(limit_w, time_s, power_w, idle_w: float, f_min_mhz: fl
     best = None
     starts = [(share, ratio) for share in (0.2, 0.5, 0.8) for ratio in (1.0, 1.25)]
     for share, ratio in starts:  # share: part of t(f_max) and of busy power that depends on the clock
-        z0 = [t_ref * (1 - share), t_ref * share, idle_w + busy * (1 - share),
-              busy * share * 0.3, busy * share * 0.7, ratio]
+        z0 = [
+            t_ref * (1 - share),
+            t_ref * share,
+            idle_w + busy * (1 - share),
+            busy * share * 0.3,
+            busy * share * 0.7,
+            ratio,
+        ]
         z0 = np.clip(z0, np.add(lower, 1e-12), upper)
-        sol = least_squares(residuals, z0, bounds=(lower, upper), x_scale="jac", method="trf",
-                            loss="soft_l1", f_scale=ROBUST_SCALE)
+        sol = least_squares(
+            residuals, z0, bounds=(lower, upper), x_scale="jac", method="trf", loss="soft_l1", f_scale=ROBUST_SCALE
+        )
         if best is None or sol.cost < best.cost:
             best = sol
     return unpack(best.x)

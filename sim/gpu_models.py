@@ -6,6 +6,7 @@ errors. GPU names: ``A100, A40, V100, P100, RTX6000``. Workloads: ``resnet50, be
 deepspeech2, shufflenetv2, ncf`` (Zeus) and ``gpt3_stage, bloom_stage`` (Perseus).
 For other GPUs, :func:`analytic_gpu_model` builds the CAFTM analytic model.
 """
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,17 @@ from sim.gpu import GpuModel
 from sim.paths import DERIVED_DIR
 
 GPU_MODELS_CSV = DERIVED_DIR / "gpu_models.csv"
-_FLOAT_FIELDS = ("clocks_min_mhz", "clocks_max_mhz", "clock_step_mhz", "t0_s", "t1_s_mhz", "p0_w",
-                 "p1_w_per_mhz", "p3_w_per_mhz3", "idle_w")
+_FLOAT_FIELDS = (
+    "clocks_min_mhz",
+    "clocks_max_mhz",
+    "clock_step_mhz",
+    "t0_s",
+    "t1_s_mhz",
+    "p0_w",
+    "p1_w_per_mhz",
+    "p3_w_per_mhz3",
+    "idle_w",
+)
 
 
 def clock_grid_mhz(min_mhz: float, max_mhz: float, step_mhz: float) -> np.ndarray:
@@ -59,10 +69,18 @@ def load_gpu_models(path: str | Path = GPU_MODELS_CSV) -> dict[tuple[str, str], 
         if key in models:
             raise DataError(f"{path}: row {i}: duplicate (gpu, workload) {key}")
         clocks = clock_grid_mhz(values["clocks_min_mhz"], values["clocks_max_mhz"], values["clock_step_mhz"])
-        models[key] = GpuModel(gpu=key[0], workload=key[1], clocks_mhz=clocks, t0_s=values["t0_s"],
-                               t1_s_mhz=values["t1_s_mhz"], p0_w=values["p0_w"],
-                               p1_w_per_mhz=values["p1_w_per_mhz"], p3_w_per_mhz3=values["p3_w_per_mhz3"],
-                               idle_w=values["idle_w"], source=row["source"])
+        models[key] = GpuModel(
+            gpu=key[0],
+            workload=key[1],
+            clocks_mhz=clocks,
+            t0_s=values["t0_s"],
+            t1_s_mhz=values["t1_s_mhz"],
+            p0_w=values["p0_w"],
+            p1_w_per_mhz=values["p1_w_per_mhz"],
+            p3_w_per_mhz3=values["p3_w_per_mhz3"],
+            idle_w=values["idle_w"],
+            source=row["source"],
+        )
     return models
 
 
@@ -73,12 +91,15 @@ def gpu_model(gpu: str, workload: str, path: str | Path = GPU_MODELS_CSV) -> Gpu
         return models[gpu, workload]
     except KeyError:
         known = ", ".join(f"{g}/{w}" for g, w in sorted(models))
-        raise ConfigError(f"no GPU model for gpu={gpu!r}, workload={workload!r} in {path}; known: {known}. "
-                          f"For another GPU use sim.gpu_models.analytic_gpu_model") from None
+        raise ConfigError(
+            f"no GPU model for gpu={gpu!r}, workload={workload!r} in {path}; known: {known}. "
+            f"For another GPU use sim.gpu_models.analytic_gpu_model"
+        ) from None
 
 
-def analytic_gpu_model(gpu: str, workload: str, k_t_s_mhz: float, k_p_w_per_mhz3: float, idle_w: float,
-                       clocks_mhz) -> GpuModel:
+def analytic_gpu_model(
+    gpu: str, workload: str, k_t_s_mhz: float, k_p_w_per_mhz3: float, idle_w: float, clocks_mhz
+) -> GpuModel:
     """CAFTM analytic model: t(f) = k_t / f per mini-batch, P(f) = k_p * f**3 + idle.
 
     :param k_t_s_mhz: mini-batch work over the clock, s*MHz (CAFTM's k_t * W).
@@ -88,9 +109,20 @@ def analytic_gpu_model(gpu: str, workload: str, k_t_s_mhz: float, k_p_w_per_mhz3
     """
     clocks = np.sort(np.asarray(clocks_mhz, dtype=float))
     if clocks.size == 0 or clocks[0] <= 0 or k_t_s_mhz <= 0 or k_p_w_per_mhz3 < 0 or idle_w < 0:
-        raise ConfigError(f"analytic_gpu_model({gpu!r}, {workload!r}): expected positive clocks and k_t, "
-                          f"k_p >= 0, idle_w >= 0; got clocks={clocks.tolist()}, k_t={k_t_s_mhz}, "
-                          f"k_p={k_p_w_per_mhz3}, idle_w={idle_w}")
-    return GpuModel(gpu=gpu, workload=workload, clocks_mhz=clocks, t0_s=0.0, t1_s_mhz=float(k_t_s_mhz),
-                    p0_w=float(idle_w), p1_w_per_mhz=0.0, p3_w_per_mhz3=float(k_p_w_per_mhz3), idle_w=float(idle_w),
-                    source="CAFTM analytic fallback")
+        raise ConfigError(
+            f"analytic_gpu_model({gpu!r}, {workload!r}): expected positive clocks and k_t, "
+            f"k_p >= 0, idle_w >= 0; got clocks={clocks.tolist()}, k_t={k_t_s_mhz}, "
+            f"k_p={k_p_w_per_mhz3}, idle_w={idle_w}"
+        )
+    return GpuModel(
+        gpu=gpu,
+        workload=workload,
+        clocks_mhz=clocks,
+        t0_s=0.0,
+        t1_s_mhz=float(k_t_s_mhz),
+        p0_w=float(idle_w),
+        p1_w_per_mhz=0.0,
+        p3_w_per_mhz3=float(k_p_w_per_mhz3),
+        idle_w=float(idle_w),
+        source="CAFTM analytic fallback",
+    )

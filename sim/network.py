@@ -1,4 +1,5 @@
 """Inter-zone WAN: measured throughput, RTT and egress price between the zones' cloud regions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,13 @@ class Network:
             return 0.0
         return size_gb * 8.0 / self.throughput_gbps[src, dst] + self.rtt_ms[src, dst] / 1000.0
 
-    def select(self, zones) -> "Network":
+    def select(self, zones) -> Network:
         idx = [self.zones.index(z) for z in zones]
         ix = np.ix_(idx, idx)
-        return Network(tuple(zones), tuple(self.cloud_regions[i] for i in idx),
-                       self.throughput_gbps[ix], self.rtt_ms[ix], self.egress_usd_per_gb[ix])
+        return Network(
+            tuple(zones),
+            tuple(self.cloud_regions[i] for i in idx),
+            self.throughput_gbps[ix],
+            self.rtt_ms[ix],
+            self.egress_usd_per_gb[ix],
+        )

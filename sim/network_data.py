@@ -3,6 +3,7 @@
 The csv is written by ``data/derive.py`` (``derive_zone_network``) from the Skyplane grids; see
 ``data/derived/README.md`` for the zone -> cloud region mapping and the fallback rules.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,8 +17,15 @@ from sim.network import Network
 from sim.paths import DERIVED_DIR
 
 NETWORK_CSV = DERIVED_DIR / "zone_network.csv"
-_COLUMNS = ("src_zone", "dst_zone", "src_cloud_region", "dst_cloud_region", "throughput_gbps", "rtt_ms",
-            "egress_usd_per_gb")
+_COLUMNS = (
+    "src_zone",
+    "dst_zone",
+    "src_cloud_region",
+    "dst_cloud_region",
+    "throughput_gbps",
+    "rtt_ms",
+    "egress_usd_per_gb",
+)
 
 
 @lru_cache(maxsize=4)

@@ -4,6 +4,7 @@ Raw traces are looked up, in order, in an explicit ``data_dir`` argument, the
 ``CARBON_DATA_DIR`` environment variable, and ``../shared/data`` beside the
 repository. When none exists the derived tables in ``data/derived`` are used.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@
 and returns a frozen :class:`Scenario`. Errors name the file and the field path, e.g.
 ``scenarios/paper.yaml: job.gpus: must be an integer >= 1, got 0``.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,8 @@ class JobSpec:
     """One training job. Progress is counted in mini-batches; work per mini-batch varies by phases and noise."""
 
     workload: str
-    params: float                      # parameter count
-    bytes_per_param: float = 16.0      # mixed-precision Adam: fp16 weights + fp32 master, m, v
+    params: float  # parameter count
+    bytes_per_param: float = 16.0  # mixed-precision Adam: fp16 weights + fp32 master, m, v
     gpus: int = 8
     minibatches: int = 100_000
     checkpoint_interval_minibatches: int = 1000
@@ -54,12 +55,12 @@ class JobSpec:
     deadline_hours: float | None = None
     power_cap_w: float = math.inf
     cap_windows: tuple[CapWindow, ...] = ()
-    work_scale: float = 1.0            # multiplies the per-mini-batch time of the GPU profile
-    noise_std: float = 0.0             # per-step lognormal noise on work per mini-batch
-    phase_hours: float = 0.0           # 0 = no phases
+    work_scale: float = 1.0  # multiplies the per-mini-batch time of the GPU profile
+    noise_std: float = 0.0  # per-step lognormal noise on work per mini-batch
+    phase_hours: float = 0.0  # 0 = no phases
     phase_multipliers: tuple[float, ...] = (1.0,)
-    storage_gbps: float = 10.0         # checkpoint write / restore bandwidth, Gbit/s
-    elastic: bool = True               # run on fewer GPUs than requested (else wait for all)
+    storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s
+    elastic: bool = True  # run on fewer GPUs than requested (else wait for all)
 
     @property
     def checkpoint_gb(self) -> float:
@@ -72,14 +73,14 @@ class FaultSpec:
     outage_per_region_day: float = 0.0
     outage_mean_hours: float = 2.0
     transfer_failure_prob: float = 0.0
-    shortage_scale: float = 0.0        # 0 = full pools always free, 1 = calibrated spot availability
+    shortage_scale: float = 0.0  # 0 = full pools always free, 1 = calibrated spot availability
 
 
 @dataclass(frozen=True)
 class ForecastSpec:
-    kind: str = "noisy"                # perfect | noisy | persistence | seasonal_naive
+    kind: str = "noisy"  # perfect | noisy | persistence | seasonal_naive
     horizon_hours: int = 6
-    error_std_per_hour: float = 0.02   # relative error std grows with sqrt(lead hours)
+    error_std_per_hour: float = 0.02  # relative error std grows with sqrt(lead hours)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class RewardSpec:
 
     carbon_per_kg: float = 1.0
     energy_per_kwh: float = 0.0
-    lateness_per_hour: float = 30.0    # an hour late must cost more than the carbon slower running saves (~1 kg/h)
+    lateness_per_hour: float = 30.0  # an hour late must cost more than the carbon slower running saves (~1 kg/h)
     cap_violation_per_kj: float = 0.01
     migration_per_count: float = 0.0
     progress_per_job: float = 0.0
@@ -108,7 +109,7 @@ class Scenario:
     episode_hours: float = 48.0
     clock_levels: int = 5
     signal: str = "direct"
-    cap_enforcement: str = "measure"   # measure | throttle
+    cap_enforcement: str = "measure"  # measure | throttle
     transfer_kwh_per_gb: float = 0.06  # Aslan et al. 2018 (J. Ind. Ecol. 22(4)), 2015 estimate
     data_dir: str | None = None
     source: str = ""
@@ -150,6 +151,7 @@ def _plain(obj):
 
 # ---------------------------------------------------------------- validation
 
+
 class _Fields:
     """Reads one mapping of the YAML, naming ``file: path.field`` in every error."""
 
@@ -175,8 +177,9 @@ class _Fields:
                 raise self.error(key, f"must be a finite number, got {value!r}")
             value = float(value)
         elif kind is int:
-            if isinstance(value, bool) or not (isinstance(value, int) or
-                                               (isinstance(value, float) and value.is_integer())):
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            ):
                 raise self.error(key, f"must be an integer, got {value!r}")
             value = int(value)
         elif kind is bool:
@@ -193,7 +196,7 @@ class _Fields:
             raise self.error(key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
 
-    def sub(self, key, required=False) -> "_Fields":
+    def sub(self, key, required=False) -> _Fields:
         if key not in self.data or self.data[key] is None:
             if required:
                 raise self.error(key, "is required")
@@ -231,8 +234,15 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     regions = []
     for i, raw in enumerate(top.data.pop("regions")):
         r = _Fields(raw, where, f"regions[{i}]")
-        regions.append(RegionSpec(name=r.get("name", str), zone=r.get("zone", str), gpu=r.get("gpu", str),
-                                  gpus=r.get("gpus", int, lo=1), pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0)))
+        regions.append(
+            RegionSpec(
+                name=r.get("name", str),
+                zone=r.get("zone", str),
+                gpu=r.get("gpu", str),
+                gpus=r.get("gpus", int, lo=1),
+                pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0),
+            )
+        )
         r.done()
     names = [r.name for r in regions]
     for i, n in enumerate(names):
@@ -249,8 +259,13 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         raise j.error("cap_windows", "must be a list")
     for i, raw in enumerate(raw_windows):
         w = _Fields(raw, where, f"job.cap_windows[{i}]")
-        windows.append(CapWindow(w.get("start_hour_utc", int, lo=0, hi=23), w.get("end_hour_utc", int, lo=1, hi=24),
-                                 w.get("cap_w", float, lo=0.0, lo_open=True)))
+        windows.append(
+            CapWindow(
+                w.get("start_hour_utc", int, lo=0, hi=23),
+                w.get("end_hour_utc", int, lo=1, hi=24),
+                w.get("cap_w", float, lo=0.0, lo_open=True),
+            )
+        )
         w.done()
     mult = j.data.pop("phase_multipliers", None) or [1.0]
     if not isinstance(mult, list) or not all(isinstance(m, (int, float)) and m > 0 for m in mult):
@@ -311,10 +326,24 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         if sb < ea:
             raise top.error("splits", f"{ka} and {kb} overlap; splits must be disjoint time ranges")
     top.done()
-    return Scenario(name=name, regions=tuple(regions), job=job, splits=splits, faults=faults, forecast=forecast,
-                    reward=reward, description=description, step_minutes=step_minutes, episode_hours=episode_hours,
-                    clock_levels=clock_levels, signal=signal, cap_enforcement=cap_enforcement,
-                    transfer_kwh_per_gb=transfer_kwh_per_gb, data_dir=data_dir, source=where)
+    return Scenario(
+        name=name,
+        regions=tuple(regions),
+        job=job,
+        splits=splits,
+        faults=faults,
+        forecast=forecast,
+        reward=reward,
+        description=description,
+        step_minutes=step_minutes,
+        episode_hours=episode_hours,
+        clock_levels=clock_levels,
+        signal=signal,
+        cap_enforcement=cap_enforcement,
+        transfer_kwh_per_gb=transfer_kwh_per_gb,
+        data_dir=data_dir,
+        source=where,
+    )
 
 
 def scenario_names() -> list[str]:
@@ -327,8 +356,10 @@ def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
     if not path.suffix:
         path = SCENARIO_DIR / f"{name_or_path}.yaml"
         if not path.exists():
-            raise ConfigError(f"unknown scenario {str(name_or_path)!r}; shipped: {', '.join(scenario_names())}, "
-                              "or give a path to a .yaml file")
+            raise ConfigError(
+                f"unknown scenario {str(name_or_path)!r}; shipped: {', '.join(scenario_names())}, "
+                "or give a path to a .yaml file"
+            )
     try:
         text = path.read_text()
     except OSError as e:

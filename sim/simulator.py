@@ -19,6 +19,7 @@ Physics (units in names):
 
 Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step arrays.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,14 +41,54 @@ _EPS_S = 1e-9
 
 # Accounting slots: a flat list per step and per episode (cheap to update in the hot path).
 METRICS = (
-    "it_energy_kwh", "facility_energy_kwh", "operational_carbon_g", "transfer_energy_kwh", "transfer_carbon_g",
-    "gpu_hours", "minibatches_done", "lost_minibatches", "rollbacks", "migrations", "transfers",
-    "transfer_failures", "transfer_gb", "transfer_s", "egress_usd", "cap_violations", "cap_violation_s",
-    "cap_excess_j", "gpu_failures", "outage_faults", "preemptions", "lateness_h",
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "operational_carbon_g",
+    "transfer_energy_kwh",
+    "transfer_carbon_g",
+    "gpu_hours",
+    "minibatches_done",
+    "lost_minibatches",
+    "rollbacks",
+    "migrations",
+    "transfers",
+    "transfer_failures",
+    "transfer_gb",
+    "transfer_s",
+    "egress_usd",
+    "cap_violations",
+    "cap_violation_s",
+    "cap_excess_j",
+    "gpu_failures",
+    "outage_faults",
+    "preemptions",
+    "lateness_h",
 ) + tuple(f"time_{s.name.lower()}_s" for s in State)
 M = {name: i for i, name in enumerate(METRICS)}
-_IT, _FAC, _OPC, _TXE, _TXC, _GPUH, _DONE, _LOST, _RB, _MIG, _TX, _TXF, _TXGB, _TXS, _EGR, _CAPN, _CAPS, _CAPJ, \
-    _GPUF, _OUTF, _PRE, _LATE = range(22)
+(
+    _IT,
+    _FAC,
+    _OPC,
+    _TXE,
+    _TXC,
+    _GPUH,
+    _DONE,
+    _LOST,
+    _RB,
+    _MIG,
+    _TX,
+    _TXF,
+    _TXGB,
+    _TXS,
+    _EGR,
+    _CAPN,
+    _CAPS,
+    _CAPJ,
+    _GPUF,
+    _OUTF,
+    _PRE,
+    _LATE,
+) = range(22)
 _TIME0 = M["time_queued_s"]
 _N_METRICS = len(METRICS)
 
@@ -55,7 +96,8 @@ _N_METRICS = len(METRICS)
 # scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
 _QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
 
-_ALLOWED_ROWS = ALLOWED.tolist()   # legal transitions as nested lists: one cheap lookup in _go
+_ALLOWED_ROWS = ALLOWED.tolist()  # legal transitions as nested lists: one cheap lookup in _go
+
 
 class Metrics(Mapping):
     """Read-only ``{metric name: value}`` view of one accounting list, plus ``carbon_g`` (operational +
@@ -118,8 +160,10 @@ class Simulator:
         self.n_levels = scenario.clock_levels
         self.clocks_mhz = np.array([m.clock_levels_mhz(self.n_levels) for m in gpu_models])  # (R, L)
         # per region and clock level: seconds per mini-batch on all N GPUs, and busy watts per GPU
-        self.t_mb_s = [[job.work_scale * float(m.time_per_minibatch_s(f)) for f in self.clocks_mhz[r]]
-                       for r, m in enumerate(gpu_models)]
+        self.t_mb_s = [
+            [job.work_scale * float(m.time_per_minibatch_s(f)) for f in self.clocks_mhz[r]]
+            for r, m in enumerate(gpu_models)
+        ]
         self.p_gpu_w = [[float(m.power_w(f)) for f in self.clocks_mhz[r]] for r, m in enumerate(gpu_models)]
         self.idle_w = [float(m.idle_w) for m in gpu_models]
         self.ckpt_gb = job.checkpoint_gb
@@ -142,11 +186,13 @@ class Simulator:
         """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
         job, f = self.scenario.job, self.faults
         if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
-            raise ValueError(f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
-                             f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})")
+            raise ValueError(
+                f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
+                f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
+            )
         self.rng = rng
         self.start_hour = start_hour
-        self.ci = self.carbon.intensity_g_per_kwh[:, start_hour:start_hour + self.n_hours].tolist()
+        self.ci = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours].tolist()
         hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
         cap = [job.power_cap_w] * self.n_hours
         for w in job.cap_windows:
@@ -164,8 +210,12 @@ class Simulator:
             w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
         self.work = w.tolist()
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
-        self.free = [sample_free_gpus(rng, p, steps, self.step_s, scale=f.shortage_scale).tolist()
-                     if f.shortage_scale > 0 else [p] * steps for p in self.pool]
+        self.free = [
+            sample_free_gpus(rng, p, steps, self.step_s, scale=f.shortage_scale).tolist()
+            if f.shortage_scale > 0
+            else [p] * steps
+            for p in self.pool
+        ]
         # outages: Poisson arrivals per region, exponential durations
         self.outages: list[list[tuple[float, float]]] = []
         for _ in range(self.n_regions):
@@ -187,8 +237,8 @@ class Simulator:
         self.progress_mb = 0.0
         self.ckpt_mb = 0.0
         self.phase_end_s = math.inf
-        self.after_suspend = self.home   # where a suspending job goes next (WAIT = stay paused)
-        self.draining = False            # finishing the mini-batch in flight before a checkpoint
+        self.after_suspend = self.home  # where a suspending job goes next (WAIT = stay paused)
+        self.draining = False  # finishing the mini-batch in flight before a checkpoint
         self.xfer_fail_at_s = math.inf
         self.completed_at_s = math.inf
         self.violating = False
@@ -254,13 +304,13 @@ class Simulator:
         return self.t_s >= self.horizon_s - _EPS_S and not self.done
 
     @staticmethod
-    def metrics(acc: list[float]) -> "Metrics":
+    def metrics(acc: list[float]) -> Metrics:
         return Metrics(acc)
 
     # ------------------------------------------------------------------ transitions
 
     def _go(self, new: State) -> None:
-        if not _ALLOWED_ROWS[self.state][new]:    # the table lookup inline; check_transition builds the error
+        if not _ALLOWED_ROWS[self.state][new]:  # the table lookup inline; check_transition builds the error
             check_transition(self.state, new)
         if self.record:
             self.transitions.append((self.t_s, int(self.state), int(new)))
@@ -328,12 +378,12 @@ class Simulator:
             return
         if s == _TOLERANCE:
             if target == self.region:
-                self.draining = False          # a pending move that has not reached its mini-batch boundary is off
+                self.draining = False  # a pending move that has not reached its mini-batch boundary is off
                 n = self.usable_gpus(self.region)
-                if n < self.n_gpus:            # GPUs reclaimed (spot) or outage: a fault
+                if n < self.n_gpus:  # GPUs reclaimed (spot) or outage: a fault
                     self._fault(_PRE)
                 elif level != self.level or n != self.n_gpus:
-                    self._go(_SCALING)    # re-set the clock / GPU count at a mini-batch boundary
+                    self._go(_SCALING)  # re-set the clock / GPU count at a mini-batch boundary
                     self.n_gpus, self.level = n, level
                     self._go(_TOLERANCE)
                 return
@@ -362,13 +412,19 @@ class Simulator:
         self.step_acc = acc = [0.0] * _N_METRICS
         self._decide(target, level)
         t_end = self.t_s + self.step_s
-        if self.horizon_s < t_end:              # min(t_end, horizon) without the builtin call
+        if self.horizon_s < t_end:  # min(t_end, horizon) without the builtin call
             t_end = self.horizon_s
         t_stop = t_end - _EPS_S
         # Speed: everything the loop reads that only ``_decide``/``_handle`` may change is re-read from self
         # each piece; tables fixed for the episode are hoisted into locals once.
-        ci_tab, cap_w, pue, p_gpu_w, t_mb_s, idle_w = self.ci, self.cap_w, self.pue, self.p_gpu_w, self.t_mb_s, \
-            self.idle_w
+        ci_tab, cap_w, pue, p_gpu_w, t_mb_s, idle_w = (
+            self.ci,
+            self.cap_w,
+            self.pue,
+            self.p_gpu_w,
+            self.t_mb_s,
+            self.idle_w,
+        )
         outages, deadline_s, record, throttle = self.outages, self.deadline_s, self.record, self.throttle
         t = self.t_s
         s = self.state
@@ -376,7 +432,7 @@ class Simulator:
             r = self.region
             h = int(t // _S_PER_H)
             dt = (h + 1) * _S_PER_H
-            dt = (t_end if t_end <= dt else dt) - t          # min(t_end, next hour boundary) - t
+            dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
             event = 0
             power_w = 0.0
             rate = 0.0
@@ -415,7 +471,7 @@ class Simulator:
                 if d < dt:
                     dt, event = d, 3
             if n > 0:  # outage in the region holding the job's GPUs
-                for start, end in outages[r]:
+                for start, _end in outages[r]:
                     if t <= start < t + dt:
                         dt, event = start - t, 4
                         break
@@ -448,7 +504,7 @@ class Simulator:
                             acc[_CAPN] += 1
                     self.violating = over
                     acc[_DONE] += done
-            elif s == _MIGRATION:      # (a migration holds no GPUs: power_w is 0)
+            elif s == _MIGRATION:  # (a migration holds no GPUs: power_w is 0)
                 dest = self.dest
                 tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][dest]
                 acc[_TXE] += tx_kwh

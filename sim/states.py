@@ -6,6 +6,7 @@ Tolerance -> Scaling when the clock or GPU count changes. Added for the rest of 
 Queued (not started), Waiting (paused: temporal shift, no GPUs, outage), Recovering (restore
 after a fault), Completed.
 """
+
 from __future__ import annotations
 
 from enum import IntEnum
@@ -51,5 +52,7 @@ def check_transition(src: int, dst: int) -> None:
     """Raise IllegalTransition unless ``src -> dst`` is an edge of the state machine."""
     if not _ALLOWED_LIST[src][dst]:
         allowed = ", ".join(s.name for s in sorted(_ALLOWED[State(src)])) or "none (terminal)"
-        raise IllegalTransition(f"illegal scheduler transition {State(src).name} -> {State(dst).name}; "
-                                f"from {State(src).name} the allowed next states are: {allowed}")
+        raise IllegalTransition(
+            f"illegal scheduler transition {State(src).name} -> {State(dst).name}; "
+            f"from {State(src).name} the allowed next states are: {allowed}"
+        )

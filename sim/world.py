@@ -1,4 +1,5 @@
 """Assemble a scenario's world (carbon traces of one split, network, GPU models) and its episodes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,13 @@ class World:
         return Simulator(self.scenario, self.carbon, self.network, list(self.gpu_models))
 
 
-def build_world(scenario: Scenario, split: str = "train", data_dir: str | None = None,
-                period: tuple[str, str] | None = None, seed: int = 0) -> World:
+def build_world(
+    scenario: Scenario,
+    split: str = "train",
+    data_dir: str | None = None,
+    period: tuple[str, str] | None = None,
+    seed: int = 0,
+) -> World:
     """Load the traces of ``split`` (or an explicit UTC ``period``) for the scenario's regions.
 
     Traces come from ``data_dir``, the scenario's ``data_dir``, ``$CARBON_DATA_DIR`` or ``../shared/data``,
@@ -73,8 +79,10 @@ def _build(scenario, split, data_dir, start, end, seed) -> World:
             raise ConfigError(f"{scenario.source}: regions[{i}].gpu / job.workload: {e}") from None
     world = World(scenario, split, carbon, load_network(scenario.zones), tuple(models))
     if world.n_start_hours < 1:
-        raise ConfigError(f"{scenario.source}: split {split!r} [{start}, {end}) is shorter than one episode "
-                          f"({scenario.episode_hours} h)")
+        raise ConfigError(
+            f"{scenario.source}: split {split!r} [{start}, {end}) is shorter than one episode "
+            f"({scenario.episode_hours} h)"
+        )
     return world
 
 

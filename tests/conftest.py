@@ -5,6 +5,7 @@ import pytest
 def one_torch_thread():
     """Small networks on a shared 2-core machine: extra torch threads only contend."""
     import torch
+
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

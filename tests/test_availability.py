@@ -1,4 +1,5 @@
 """Specification of the spot-availability process: sim.availability and its calibration (SPEC W3)."""
+
 from __future__ import annotations
 
 import csv

@@ -1,10 +1,12 @@
 """Baseline policies: their stated rules, the CAFTM controller and cap, masks, and runner determinism."""
+
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import envs  # noqa: F401
 from baselines import POLICIES, make_policy
@@ -52,7 +54,7 @@ def test_random_respects_masks():
         view = base.view()
         a = pol.act(None, view)
         assert view.mask[a[0]] and view.mask[base.R + 1 + a[1]]
-        _, _, te, tr, info = env.step(a)   # raises on a masked action
+        _, _, te, tr, info = env.step(a)  # raises on a masked action
         done = te or tr
         n += 1
     assert info["invalid_actions"] == 0 and n > 10
@@ -64,8 +66,9 @@ def test_dvfs_only_picks_min_energy_level_on_hand_model():
         p_gpu_w = np.array([[100.0, 150.0, 220.0, 300.0]])
         t_mb_s = np.array([[2.0, 1.2, 0.9, 0.8]])
         cap_w = math.inf
+
     assert energy_optimal_level(V, 0, 8) == 1
-    V.cap_w = 8 * 140.0                   # only level 0 fits under the cap
+    V.cap_w = 8 * 140.0  # only level 0 fits under the cap
     assert energy_optimal_level(V, 0, 8) == 0
     V.cap_w = math.inf
     V.t_mb_s = np.array([[2.0, 1.4, 0.8, 0.7]])  # energies 200, 210, 176, 210
@@ -74,6 +77,7 @@ def test_dvfs_only_picks_min_energy_level_on_hand_model():
 
 def test_threshold_defaults_come_from_training_split(paper):
     from sim.world import build_world
+
     pol = make_policy("threshold")
     pol.reset(paper.unwrapped, 0)
     train = build_world(paper.unwrapped.scenario, "train").carbon.intensity_g_per_kwh
@@ -84,12 +88,18 @@ def test_threshold_defaults_come_from_training_split(paper):
 
 
 @settings(max_examples=60, deadline=None)
-@given(k_t=st.floats(0.1, 5.0), k_p=st.floats(0.01, 0.5), work=st.floats(0.5, 2.0), f_prev=st.floats(0.2, 2.0),
-       n=st.integers(1, 8), cap_frac=st.floats(0.3, 1.5))
+@given(
+    k_t=st.floats(0.1, 5.0),
+    k_p=st.floats(0.01, 0.5),
+    work=st.floats(0.5, 2.0),
+    f_prev=st.floats(0.2, 2.0),
+    n=st.integers(1, 8),
+    cap_frac=st.floats(0.3, 1.5),
+)
 def test_controller_matches_brute_force_over_clock_grid(k_t, k_p, work, f_prev, n, cap_frac):
     clocks = np.linspace(300.0, 1800.0, 9)
     idle = 40.0
-    p = idle + 1000.0 * k_p * work * (clocks / 1000.0) ** 3     # profiled power consistent with the model
+    p = idle + 1000.0 * k_p * work * (clocks / 1000.0) ** 3  # profiled power consistent with the model
     cap = cap_frac * n * p[-1]
     ctrl = FrequencyController()
     level, _ = ctrl.choose_clock_mhz(clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_ghz=f_prev)
@@ -98,7 +108,7 @@ def test_controller_matches_brute_force_over_clock_grid(k_t, k_p, work, f_prev, 
         assert level == 0
         return
     assert n * p[level] <= cap
-    costs = [caftm_cost(clocks[i] / 1000.0, k_t, k_p, work, f_prev) for i in ok]   # brute force over the grid
+    costs = [caftm_cost(clocks[i] / 1000.0, k_t, k_p, work, f_prev) for i in ok]  # brute force over the grid
     best = int(ok[int(np.argmin(costs))])
     assert abs(level - best) <= 1
 
@@ -127,8 +137,8 @@ def test_caftm_never_exceeds_cap_with_faults():
 
 
 def test_caftm_migrates_above_theta_and_stays_below(paper):
-    hi = run_episode(paper, make_policy("caftm", theta_ci=0.0), seed=2, start_hour=50)     # always >= theta
-    lo = run_episode(paper, make_policy("caftm", theta_ci=1e6), seed=2, start_hour=50)     # never >= theta
+    hi = run_episode(paper, make_policy("caftm", theta_ci=0.0), seed=2, start_hour=50)  # always >= theta
+    lo = run_episode(paper, make_policy("caftm", theta_ci=1e6), seed=2, start_hour=50)  # never >= theta
     assert lo["migrations"] == 0
     assert hi["migrations"] >= 1
 

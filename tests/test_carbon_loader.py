@@ -1,4 +1,5 @@
 """Specification of loaders.carbon (real traces) and sim.carbon_synth (month×hour fallback)."""
+
 from __future__ import annotations
 
 import csv
@@ -14,8 +15,15 @@ from sim import carbon_synth
 from sim.errors import DataError
 from sim.paths import DERIVED_DIR, raw_data_dir
 
-EM_HEADER = ["Datetime (UTC)", "Country", "Zone Name", "Zone Id", "Carbon Intensity gCO₂eq/kWh (direct)",
-             "Carbon Intensity gCO₂eq/kWh (LCA)", "Low Carbon Percentage"]
+EM_HEADER = [
+    "Datetime (UTC)",
+    "Country",
+    "Zone Name",
+    "Zone Id",
+    "Carbon Intensity gCO₂eq/kWh (direct)",
+    "Carbon Intensity gCO₂eq/kWh (LCA)",
+    "Low Carbon Percentage",
+]
 EIA_HEADER = ["timestamp", "WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH", "avg_CI"]
 
 
@@ -37,8 +45,15 @@ def write_em(path: Path, zone: str, start: str, direct: list, header: list[str] 
     rows = []
     for t, d in zip(hours(start, len(direct)), direct):
         lca = d if isinstance(d, str) else d + 100
-        full = {"Datetime (UTC)": t.strftime("%Y-%m-%d %H:%M:%S"), "Country": "X", "Zone Name": "X",
-                "Zone Id": zone, EM_HEADER[4]: d, EM_HEADER[5]: lca, "Low Carbon Percentage": 50}
+        full = {
+            "Datetime (UTC)": t.strftime("%Y-%m-%d %H:%M:%S"),
+            "Country": "X",
+            "Zone Name": "X",
+            "Zone Id": zone,
+            EM_HEADER[4]: d,
+            EM_HEADER[5]: lca,
+            "Low Carbon Percentage": 50,
+        }
         rows.append([full[c] for c in header])
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "wt", newline="", encoding="utf-8") as f:
@@ -65,6 +80,7 @@ def raises(match_all: list[str], fn, *args, **kw) -> str:
 
 
 # --- real traces ---------------------------------------------------------------------------------------------
+
 
 def test_real_hourly_values_match_raw_csv():
     root = raw_root()
@@ -101,8 +117,11 @@ def test_profiles_match_raw_month_hour_means():
     root = raw_root()
     path = root / "carbon_intensity" / "electricitymaps" / "GB_2021-2023_hourly.csv.gz"
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
-        jan_0h = [float(r["Carbon Intensity gCO₂eq/kWh (direct)"]) for r in csv.DictReader(f)
-                  if r["Datetime (UTC)"][5:7] == "01" and r["Datetime (UTC)"][11:13] == "00"]
+        jan_0h = [
+            float(r["Carbon Intensity gCO₂eq/kWh (direct)"])
+            for r in csv.DictReader(f)
+            if r["Datetime (UTC)"][5:7] == "01" and r["Datetime (UTC)"][11:13] == "00"
+        ]
     with open(DERIVED_DIR / "carbon_profiles.csv", newline="") as f:
         row = next(r for r in csv.DictReader(f) if (r["zone"], r["month"], r["hour_utc"]) == ("GB", "1", "0"))
     assert len(jan_0h) == 93
@@ -110,6 +129,7 @@ def test_profiles_match_raw_month_hour_means():
 
 
 # --- any folder of files -------------------------------------------------------------------------------------
+
 
 def test_future_years_split_over_nested_csv_and_gz_load(tmp_path):
     write_em(tmp_path / "a" / "FOO.csv", "DE", "2030-01-01 00:00:00", [10.0, 11.0, 12.0])
@@ -147,6 +167,7 @@ def test_short_nan_run_is_interpolated_when_allowed(tmp_path):
 
 
 # --- bad input: DataError naming file and row/timestamp/field ------------------------------------------------
+
 
 def test_missing_signal_column_names_missing_and_existing(tmp_path):
     header = [c for c in EM_HEADER if "LCA" not in c]
@@ -195,8 +216,7 @@ def test_duplicate_timestamps_across_files(tmp_path):
 def test_gap_names_first_missing_hour(tmp_path):
     write_em(tmp_path / "one.csv", "DE", "2030-01-01 00:00:00", [1.0, 2.0])
     write_em(tmp_path / "two.csv", "DE", "2030-01-01 05:00:00", [3.0])
-    raises(["missing", "2030-01-01T02", "(3 h)", "one.csv: line 3", "two.csv: line 2"],
-           load_carbon, tmp_path, ["DE"])
+    raises(["missing", "2030-01-01T02", "(3 h)", "one.csv: line 3", "two.csv: line 2"], load_carbon, tmp_path, ["DE"])
 
 
 def test_timestamp_not_on_the_hour(tmp_path):
@@ -214,8 +234,12 @@ def test_zone_not_found_lists_zones_and_folder(tmp_path):
 def test_non_overlapping_zones_give_each_range(tmp_path):
     write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [1.0, 2.0])
     write_em(tmp_path / "gb.csv", "GB", "2031-01-01 00:00:00", [1.0])
-    raises(["do not overlap", "DE: 2030-01-01T00 to 2030-01-01T01", "GB: 2031-01-01T00 to 2031-01-01T00"],
-           load_carbon, tmp_path, ["DE", "GB"])
+    raises(
+        ["do not overlap", "DE: 2030-01-01T00 to 2030-01-01T01", "GB: 2031-01-01T00 to 2031-01-01T00"],
+        load_carbon,
+        tmp_path,
+        ["DE", "GB"],
+    )
 
 
 def test_missing_data_dir(tmp_path):
@@ -223,6 +247,7 @@ def test_missing_data_dir(tmp_path):
 
 
 # --- synthetic fallback --------------------------------------------------------------------------------------
+
 
 def profile_month_means(zone: str) -> np.ndarray:
     """Mean over hours of the profile's direct_mean per month, read with the csv module."""
@@ -248,8 +273,13 @@ def test_synthetic_monthly_means_within_10_percent_of_profile():
     # The residual is very persistent (ar1 up to 0.998, BR-CS), so one synthetic year's monthly mean can be far
     # from the profile; the expectation is what must match: average 100 seeded years.
     zones = ["BR-CS", "CA-ON", "DE", "GB", "SG", "US-CAL-CISO"]
-    mean = sum(carbon_synth.synthesize_carbon(zones, "2025-01-01", "2026-01-01", "direct", seed).intensity_g_per_kwh
-               for seed in range(100)) / 100
+    mean = (
+        sum(
+            carbon_synth.synthesize_carbon(zones, "2025-01-01", "2026-01-01", "direct", seed).intensity_g_per_kwh
+            for seed in range(100)
+        )
+        / 100
+    )
     month = np.arange(np.datetime64("2025-01-01T00"), np.datetime64("2026-01-01T00")).astype("datetime64[M]")
     for k, zone in enumerate(zones):
         got = np.array([mean[k, month == np.datetime64(f"2025-{m:02d}")].mean() for m in range(1, 13)])

@@ -1,4 +1,5 @@
 """CarbonMigration-v0 as a Gymnasium / SB3 environment: API checks, determinism, spaces, masks, reward, info."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,30 +25,46 @@ SCENARIOS = scenario_names()
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread(one_torch_thread):
     yield
+
+
 TIMED = {"SUSPEND", "MIGRATION", "SCALING", "RECOVERING"}
 # every W8 accounting quantity, per step and per episode (power and deadline are top-level info keys)
 W8_METRICS = (
-    "it_energy_kwh", "facility_energy_kwh", "operational_carbon_g", "transfer_carbon_g", "carbon_g",
-    "transfer_energy_kwh", "gpu_hours", "minibatches_done", "lost_minibatches", "transfer_gb", "transfer_s",
-    "transfers", "egress_usd", "cap_violations", "cap_violation_s", "cap_excess_j", "migrations",
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "operational_carbon_g",
+    "transfer_carbon_g",
+    "carbon_g",
+    "transfer_energy_kwh",
+    "gpu_hours",
+    "minibatches_done",
+    "lost_minibatches",
+    "transfer_gb",
+    "transfer_s",
+    "transfers",
+    "egress_usd",
+    "cap_violations",
+    "cap_violation_s",
+    "cap_excess_j",
+    "migrations",
 ) + tuple(f"time_{s.name.lower()}_s" for s in State)
 
 
 def random_valid_action(env: CarbonMigrationEnv, rng: np.random.Generator) -> np.ndarray:
     m = env.action_masks()
-    return np.array([rng.choice(np.flatnonzero(m[:env.R + 1])), rng.choice(np.flatnonzero(m[env.R + 1:]))])
+    return np.array([rng.choice(np.flatnonzero(m[: env.R + 1])), rng.choice(np.flatnonzero(m[env.R + 1 :]))])
 
 
 def long_transfer_faults_env(**kwargs) -> CarbonMigrationEnv:
     """The faults scenario with a 2 TB checkpoint (fast storage), so transfers span several decision steps,
     and a rigid (non-elastic) job, so a region short of its 8 GPUs has none usable."""
     sc = load_scenario("faults")
-    sc = dataclasses.replace(sc, job=dataclasses.replace(sc.job, params=125e9, storage_gbps=10_000.0,
-                                                         elastic=False))
+    sc = dataclasses.replace(sc, job=dataclasses.replace(sc.job, params=125e9, storage_gbps=10_000.0, elastic=False))
     return CarbonMigrationEnv(sc, **kwargs)
 
 
 # ---------------------------------------------------------------- API checkers
+
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_gymnasium_check_env_passes(scenario):
@@ -62,11 +79,12 @@ def test_sb3_check_env_passes(scenario):
 def test_make_returns_registered_env_with_multidiscrete_actions():
     env = gym.make("CarbonMigration-v0", scenario="paper")
     assert isinstance(env.unwrapped, CarbonMigrationEnv)
-    assert env.action_space == gym.spaces.MultiDiscrete([4 + 1, 5])      # paper: 4 regions + wait, 5 clocks
-    assert env.observation_space.shape == (4 + 4 * (6 + 5) + 8 + 8,)      # docstring table, F = 6
+    assert env.action_space == gym.spaces.MultiDiscrete([4 + 1, 5])  # paper: 4 regions + wait, 5 clocks
+    assert env.observation_space.shape == (4 + 4 * (6 + 5) + 8 + 8,)  # docstring table, F = 6
 
 
 # ---------------------------------------------------------------- determinism
+
 
 def _episode(env: CarbonMigrationEnv, seed: int, action_seed: int = 0):
     obs, info = env.reset(seed=seed)
@@ -94,11 +112,12 @@ def test_same_seed_gives_identical_episode(scenario):
 def test_different_seeds_give_different_episodes():
     a = _episode(CarbonMigrationEnv("paper"), seed=1)
     b = _episode(CarbonMigrationEnv("paper"), seed=2)
-    assert not np.array_equal(a[0][0], b[0][0])                    # different start hour / forecasts
+    assert not np.array_equal(a[0][0], b[0][0])  # different start hour / forecasts
     assert a[-1][2]["episode_metrics"]["carbon_g"] != b[-1][2]["episode_metrics"]["carbon_g"]
 
 
 # ---------------------------------------------------------------- observation space
+
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @settings(max_examples=3, deadline=None)
@@ -123,24 +142,35 @@ def test_observation_features_match_the_documented_layout():
     ci = env.world.carbon.intensity_g_per_kwh[:, 100]
     for r in range(R):
         b = 4 + r * (F + 5)
-        assert obs[b] == pytest.approx(ci[r] / 1000.0, rel=1e-6)          # intensity now, kg/kWh
-        assert obs[b + F + 1] == 1.0 and obs[b + F + 2] == 1.0             # all 8 GPUs usable, healthy
-        assert obs[b + F + 4] == (1.0 if r == 0 else 0.0)                  # job is home (KR)
+        assert obs[b] == pytest.approx(ci[r] / 1000.0, rel=1e-6)  # intensity now, kg/kWh
+        assert obs[b + F + 1] == 1.0 and obs[b + F + 2] == 1.0  # all 8 GPUs usable, healthy
+        assert obs[b + F + 4] == (1.0 if r == 0 else 0.0)  # job is home (KR)
     j = 4 + R * (F + 5)
-    assert obs[j] == 0.0                                                    # no progress
-    assert obs[j + 1] == pytest.approx(36.0 / 48.0)                         # deadline 36 h of 48 h
-    assert obs[j + 8 + State.QUEUED] == 1.0 and obs[j + 8:].sum() == 1.0
+    assert obs[j] == 0.0  # no progress
+    assert obs[j + 1] == pytest.approx(36.0 / 48.0)  # deadline 36 h of 48 h
+    assert obs[j + 8 + State.QUEUED] == 1.0 and obs[j + 8 :].sum() == 1.0
     hour = (np.datetime64("2021-01-01T00", "h") + np.timedelta64(100, "h")).astype(int) % 24
     assert obs[0] == pytest.approx(math.sin(2 * math.pi * hour / 24), abs=1e-6)
 
 
 # ---------------------------------------------------------------- invalid actions
 
-@pytest.mark.parametrize("action, words", [
-    ([5, 0], "out of range"), ([0, 5], "out of range"), ([-1, 0], "out of range"),
-    ([1], "shape"), ([1, 2, 3], "shape"), ([[1, 2]], "shape"), (None, "shape"),
-    ([1.5, 2], "integer"), (["a", "b"], "integer"), ([np.nan, 1], "integer"),
-])
+
+@pytest.mark.parametrize(
+    "action, words",
+    [
+        ([5, 0], "out of range"),
+        ([0, 5], "out of range"),
+        ([-1, 0], "out of range"),
+        ([1], "shape"),
+        ([1, 2, 3], "shape"),
+        ([[1, 2]], "shape"),
+        (None, "shape"),
+        ([1.5, 2], "integer"),
+        (["a", "b"], "integer"),
+        ([np.nan, 1], "integer"),
+    ],
+)
 def test_invalid_actions_raise_value_error_naming_the_expected_form(action, words):
     env = CarbonMigrationEnv("paper")
     env.reset(seed=0)
@@ -161,7 +191,7 @@ def _mid_transfer(env: CarbonMigrationEnv, seed: int = 0) -> int:
     env.reset(seed=seed, options={"start_hour": 10})
     for _ in range(40):
         m = env.action_masks()
-        dest = next((r for r in range(1, env.R) if m[r]), env.R)   # a region with GPUs, else wait
+        dest = next((r for r in range(1, env.R) if m[r]), env.R)  # a region with GPUs, else wait
         _, _, _, _, info = env.step([dest, 4])
         if info["state"] == "MIGRATION":
             assert info["invalid_actions"] == 0
@@ -174,10 +204,10 @@ def test_masked_action_is_ignored_and_counted_by_default():
     dest = _mid_transfer(a)
     assert _mid_transfer(b) == dest
     m = a.action_masks()
-    assert np.flatnonzero(m[:a.R + 1]).tolist() == [dest]                  # only the transfer's destination
+    assert np.flatnonzero(m[: a.R + 1]).tolist() == [dest]  # only the transfer's destination
     other = (dest + 1) % a.R
-    obs_a, ra, _, _, ia = a.step([other, 1])                                # masked: another region mid-transfer
-    obs_b, rb, _, _, ib = b.step([dest, 1])                                 # what "keep going" means
+    obs_a, ra, _, _, ia = a.step([other, 1])  # masked: another region mid-transfer
+    obs_b, rb, _, _, ib = b.step([dest, 1])  # what "keep going" means
     assert ia["invalid_actions"] == 1 and ib["invalid_actions"] == 0
     np.testing.assert_array_equal(obs_a, obs_b)
     assert ra == rb
@@ -204,24 +234,25 @@ def test_mask_marks_outages_missing_gpus_and_timed_phases():
             state = State(sim.state).name
             if state in TIMED:
                 seen["timed"] += 1
-                assert m[:env.R + 1].sum() == 1
+                assert m[: env.R + 1].sum() == 1
             else:
                 for r in range(env.R):
                     down = any(s <= t < e for s, e in sim.outages[r])
                     free = 0 if down else sim.free[r][k]
-                    enough = free >= env.scenario.job.gpus                 # rigid job: all 8 or none
+                    enough = free >= env.scenario.job.gpus  # rigid job: all 8 or none
                     seen["outage"] += down
-                    seen["no_gpus"] += (not down and not enough)
+                    seen["no_gpus"] += not down and not enough
                     holds = r == sim.region and state == "TOLERANCE"
                     assert m[r] == (holds or enough), (seed, k, r, state, down, free)
-                assert m[env.R]                                               # waiting is always allowed
-            assert m[env.R + 1:].all()                                        # every clock level
+                assert m[env.R]  # waiting is always allowed
+            assert m[env.R + 1 :].all()  # every clock level
             _, _, terminated, truncated, _ = env.step(random_valid_action(env, rng))
             done = terminated or truncated
     assert seen["outage"] > 0 and seen["no_gpus"] > 0 and seen["timed"] > 0, seen
 
 
 # ---------------------------------------------------------------- rendering
+
 
 def test_render_ansi_returns_text():
     env = CarbonMigrationEnv("paper", render_mode="ansi")
@@ -242,6 +273,7 @@ def test_render_rgb_array_returns_image():
 
 # ---------------------------------------------------------------- info and reward
 
+
 def test_info_carries_every_w8_metric_and_episode_sums_steps():
     env = CarbonMigrationEnv("faults")
     _, info = env.reset(seed=4)
@@ -259,13 +291,20 @@ def test_info_carries_every_w8_metric_and_episode_sums_steps():
     for key in W8_METRICS:
         assert info["episode_metrics"][key] == pytest.approx(total[key], rel=1e-9, abs=1e-9), key
     time_s = sum(info["episode_metrics"][f"time_{s.name.lower()}_s"] for s in State)
-    assert time_s == pytest.approx(info["t_s"])                       # every second is in exactly one state
+    assert time_s == pytest.approx(info["t_s"])  # every second is in exactly one state
     assert info["episode_metrics"]["carbon_g"] == pytest.approx(
-        info["episode_metrics"]["operational_carbon_g"] + info["episode_metrics"]["transfer_carbon_g"])
+        info["episode_metrics"]["operational_carbon_g"] + info["episode_metrics"]["transfer_carbon_g"]
+    )
 
 
-WEIGHTS = {"carbon_per_kg": 1.3, "energy_per_kwh": 0.2, "lateness_per_hour": 4.0, "cap_violation_per_kj": 0.05,
-           "migration_per_count": 0.7, "progress_per_job": 3.0}
+WEIGHTS = {
+    "carbon_per_kg": 1.3,
+    "energy_per_kwh": 0.2,
+    "lateness_per_hour": 4.0,
+    "cap_violation_per_kj": 0.05,
+    "migration_per_count": 0.7,
+    "progress_per_job": 3.0,
+}
 
 
 def _documented_reward(env: CarbonMigrationEnv, info: dict, truncated: bool) -> float:
@@ -278,12 +317,16 @@ def _documented_reward(env: CarbonMigrationEnv, info: dict, truncated: bool) -> 
         model = env.world.gpu_models[home]
         top_clock = model.clock_levels_mhz(env.scenario.clock_levels)[-1]
         late_h += info["remaining_mb"] * job.work_scale * float(model.time_per_minibatch_s(top_clock)) / 3600.0
-    return (-(WEIGHTS["carbon_per_kg"] * s["carbon_g"] / 1000.0
-              + WEIGHTS["energy_per_kwh"] * (s["facility_energy_kwh"] + s["transfer_energy_kwh"])
-              + WEIGHTS["lateness_per_hour"] * late_h
-              + WEIGHTS["cap_violation_per_kj"] * s["cap_excess_j"] / 1000.0
-              + WEIGHTS["migration_per_count"] * s["migrations"])
-            + WEIGHTS["progress_per_job"] * (s["minibatches_done"] - s["lost_minibatches"]) / job.minibatches)
+    return (
+        -(
+            WEIGHTS["carbon_per_kg"] * s["carbon_g"] / 1000.0
+            + WEIGHTS["energy_per_kwh"] * (s["facility_energy_kwh"] + s["transfer_energy_kwh"])
+            + WEIGHTS["lateness_per_hour"] * late_h
+            + WEIGHTS["cap_violation_per_kj"] * s["cap_excess_j"] / 1000.0
+            + WEIGHTS["migration_per_count"] * s["migrations"]
+        )
+        + WEIGHTS["progress_per_job"] * (s["minibatches_done"] - s["lost_minibatches"]) / job.minibatches
+    )
 
 
 @pytest.mark.parametrize("policy", ["random", "wait"])
@@ -299,12 +342,13 @@ def test_reward_is_the_documented_weighted_sum_of_info(policy):
         terms |= {k for k in ("carbon_g", "cap_excess_j", "migrations", "lateness_h") if info["step_metrics"][k] > 0}
         done = terminated or truncated
     if policy == "wait":
-        assert truncated and info["remaining_mb"] == env.scenario.job.minibatches   # the late-work term was hit
+        assert truncated and info["remaining_mb"] == env.scenario.job.minibatches  # the late-work term was hit
     else:
         assert {"carbon_g", "cap_excess_j", "migrations"} <= terms
 
 
 # ---------------------------------------------------------------- learning libraries
+
 
 def test_maskable_ppo_trains_and_never_takes_a_masked_action():
     from sb3_contrib import MaskablePPO
@@ -326,8 +370,16 @@ def test_maskable_ppo_trains_and_never_takes_a_masked_action():
             return True
 
     env = CarbonMigrationEnv("paper")
-    model = MaskablePPO("MlpPolicy", env, n_steps=512, batch_size=256, n_epochs=1, seed=0, device="cpu",
-                        policy_kwargs={"net_arch": [64, 64]})
+    model = MaskablePPO(
+        "MlpPolicy",
+        env,
+        n_steps=512,
+        batch_size=256,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [64, 64]},
+    )
     cb = NoMaskedActions()
     model.learn(total_timesteps=2048, callback=cb)
     assert cb.checked == 2048
@@ -338,13 +390,20 @@ def test_flat_action_wrapper_maps_index_to_target_and_level_and_trains_dqn():
 
     env = FlatActionWrapper(CarbonMigrationEnv("paper"))
     assert env.action_space.n == 5 * 5
-    assert env.action(13).tolist() == [2, 3]                       # 13 = 2 * 5 + 3
+    assert env.action(13).tolist() == [2, 3]  # 13 = 2 * 5 + 3
     env.reset(seed=0)
     m = env.unwrapped.action_masks()
     flat = env.action_masks()
     assert all(flat[t * 5 + lv] == (m[t] and m[5 + lv]) for t in range(5) for lv in range(5))
-    model = DQN("MlpPolicy", env, learning_starts=100, buffer_size=1000, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [64, 64]})
+    model = DQN(
+        "MlpPolicy",
+        env,
+        learning_starts=100,
+        buffer_size=1000,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [64, 64]},
+    )
     model.learn(total_timesteps=300)
 
 
@@ -353,8 +412,16 @@ def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
 
     env = ContinuousClockWrapper(CarbonMigrationEnv("paper"))
     assert env.action(np.array([0.0, 0.0])).tolist() == [0, 0]
-    assert env.action(np.array([1.0, 1.0])).tolist() == [4, 4]     # last bin = wait, top clock
-    assert env.action(np.array([0.45, 0.5])).tolist() == [2, 2]    # floor(0.45 * 5), round(0.5 * 4)
-    model = SAC("MlpPolicy", env, learning_starts=200, buffer_size=1000, batch_size=64,
-                policy_kwargs={"net_arch": [64, 64]}, seed=0, device="cpu")
+    assert env.action(np.array([1.0, 1.0])).tolist() == [4, 4]  # last bin = wait, top clock
+    assert env.action(np.array([0.45, 0.5])).tolist() == [2, 2]  # floor(0.45 * 5), round(0.5 * 4)
+    model = SAC(
+        "MlpPolicy",
+        env,
+        learning_starts=200,
+        buffer_size=1000,
+        batch_size=64,
+        policy_kwargs={"net_arch": [64, 64]},
+        seed=0,
+        device="cpu",
+    )
     model.learn(total_timesteps=300)

@@ -1,4 +1,5 @@
 """evaluate.py: same episodes for every policy, files written, summary = aggregates of episodes, bad input."""
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,16 @@ def run1(tmp_path_factory):
 
 
 def test_writes_tables_report_and_plots(run1):
-    for name in ("episodes.csv", "summary.csv", "report.md", "carbon.png", "energy_vs_jct.png",
-                 "timeline_stay.png", "timeline_random.png", "timeline_oracle.png"):
+    for name in (
+        "episodes.csv",
+        "summary.csv",
+        "report.md",
+        "carbon.png",
+        "energy_vs_jct.png",
+        "timeline_stay.png",
+        "timeline_random.png",
+        "timeline_oracle.png",
+    ):
         assert (run1 / name).is_file() and (run1 / name).stat().st_size > 0, name
     report = (run1 / "report.md").read_text()
     assert "Student" in report and "2023-03-01" in report and "2023-03-15" in report
@@ -38,8 +47,9 @@ def test_every_policy_runs_the_same_episodes(run1):
     ep = pd.read_csv(run1 / "episodes.csv")
     assert len(ep) == 3 * N_EPISODES
     assert list(ep["policy"].unique()) == ["stay", "random", "oracle"]
-    per_policy = [g.sort_values("episode")[["episode", "seed", "start_utc"]].to_numpy().tolist()
-                  for _, g in ep.groupby("policy")]
+    per_policy = [
+        g.sort_values("episode")[["episode", "seed", "start_utc"]].to_numpy().tolist() for _, g in ep.groupby("policy")
+    ]
     assert per_policy[0] == per_policy[1] == per_policy[2]
     for _, g in ep.groupby("policy"):
         assert sorted(g["episode"]) == list(range(N_EPISODES))
@@ -94,15 +104,18 @@ def test_two_workers_give_identical_episodes(run1, tmp_path):
     assert (out / "episodes.csv").read_text() == (run1 / "episodes.csv").read_text()
 
 
-@pytest.mark.parametrize("argv, reason", [
-    (["--policies", "stay,teleport"], "unknown policy 'teleport'"),
-    (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
-    (["--episodes", "0"], "--episodes 0"),
-    (["--period", "2023-03-01"], "expected START:END"),
-    (["--period", "2023-02-30:2023-03-10"], "is not a date"),
-    (["--period", "2023-03-10:2023-03-01"], "START must be before END"),
-    (["--agent", "no/such/run"], "no/such/run"),
-])
+@pytest.mark.parametrize(
+    "argv, reason",
+    [
+        (["--policies", "stay,teleport"], "unknown policy 'teleport'"),
+        (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+        (["--episodes", "0"], "--episodes 0"),
+        (["--period", "2023-03-01"], "expected START:END"),
+        (["--period", "2023-02-30:2023-03-10"], "is not a date"),
+        (["--period", "2023-03-10:2023-03-01"], "START must be before END"),
+        (["--agent", "no/such/run"], "no/such/run"),
+    ],
+)
 def test_bad_input_exits_nonzero_with_one_line_reason(argv, reason, tmp_path, capsys):
     out = tmp_path / "out"
     assert evaluate.main(["--episodes", "1", "--out", str(out)] + argv) != 0
@@ -125,14 +138,19 @@ def test_agent_runs_beside_baselines_under_its_run_dir_name(tmp_path):
     from sb3_contrib import MaskablePPO
 
     from envs.carbon_migration import CarbonMigrationEnv
+
     run = tmp_path / "maskable-untrained"
     run.mkdir()
     (run / "config.yaml").write_text("algo: maskable_ppo\n")
     env = CarbonMigrationEnv("paper", "test", period=tuple(PERIOD.split(":")))
     MaskablePPO("MlpPolicy", env, n_steps=64, seed=0, device="cpu").save(run / "model.zip")
     out = tmp_path / "out"
-    assert evaluate.main(["--policies", "stay", "--agent", str(run), "--episodes", "2", "--period", PERIOD,
-                          "--out", str(out)]) == 0
+    assert (
+        evaluate.main(
+            ["--policies", "stay", "--agent", str(run), "--episodes", "2", "--period", PERIOD, "--out", str(out)]
+        )
+        == 0
+    )
     ep = pd.read_csv(out / "episodes.csv")
     assert list(ep["policy"].unique()) == ["stay", "maskable-untrained"]
     assert ep["oracle_gap_pct"].isna().all()  # no oracle in this run
@@ -142,8 +160,23 @@ def test_agent_runs_beside_baselines_under_its_run_dir_name(tmp_path):
 @pytest.mark.skipif(not EM_DIR.is_dir(), reason="Electricity Maps traces not present")
 def test_real_traces_from_data_dir(tmp_path):
     out = tmp_path / "real"
-    assert evaluate.main(["--policies", "stay", "--episodes", "2", "--data-dir", str(EM_DIR),
-                          "--period", "2023-03-01:2023-04-01", "--out", str(out)]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--policies",
+                "stay",
+                "--episodes",
+                "2",
+                "--data-dir",
+                str(EM_DIR),
+                "--period",
+                "2023-03-01:2023-04-01",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = (out / "report.md").read_text()
     assert "real hourly carbon-intensity traces" in report and "electricitymaps" in report
     ep = pd.read_csv(out / "episodes.csv")
@@ -152,8 +185,23 @@ def test_real_traces_from_data_dir(tmp_path):
 
 @pytest.mark.skipif(not EM_DIR.is_dir(), reason="Electricity Maps traces not present")
 def test_period_outside_the_data_is_rejected(tmp_path, capsys):
-    assert evaluate.main(["--policies", "stay", "--episodes", "1", "--data-dir", str(EM_DIR),
-                          "--period", "2030-01-01:2030-02-01", "--out", str(tmp_path / "o")]) != 0
+    assert (
+        evaluate.main(
+            [
+                "--policies",
+                "stay",
+                "--episodes",
+                "1",
+                "--data-dir",
+                str(EM_DIR),
+                "--period",
+                "2030-01-01:2030-02-01",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err
     assert "--period 2030-01-01:2030-02-01" in err and "not inside the data range" in err
 
@@ -164,7 +212,9 @@ def test_report_says_when_the_data_is_synthetic(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CARBON_DATA_DIR", str(empty))
     out = tmp_path / "synth"
     # a period no other test uses: worlds are cached per process by (scenario, split, data_dir, period)
-    assert evaluate.main(["--policies", "stay", "--episodes", "1", "--period", "2022-05-01:2022-05-10",
-                          "--out", str(out)]) == 0
+    assert (
+        evaluate.main(["--policies", "stay", "--episodes", "1", "--period", "2022-05-01:2022-05-10", "--out", str(out)])
+        == 0
+    )
     assert "**synthetic** carbon intensity" in (out / "report.md").read_text()
     assert "synthetic" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 Raw points are recomputed here with the csv module; the table is read through sim.gpu_models.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,17 +19,23 @@ from sim.paths import raw_data_dir
 MEDIAN_BOUND = 0.05  # the spec's bound on the median relative error of time and of power, per (gpu, workload)
 MAX_BOUND = 0.12  # our stated bound on the worst point (largest measured: 10.0 %, V100 deepspeech2 power)
 
-PERSEUS = {("A100", "gpt3_stage"): "gpt3-175b+a100_sxm_bf16.csv", ("A100", "bloom_stage"): "bloom+a100_sxm_bf16.csv",
-           ("A40", "gpt3_stage"): "gpt3-175b+a40_bf16.csv", ("A40", "bloom_stage"): "bloom+a40_bf16.csv"}
+PERSEUS = {
+    ("A100", "gpt3_stage"): "gpt3-175b+a100_sxm_bf16.csv",
+    ("A100", "bloom_stage"): "bloom+a100_sxm_bf16.csv",
+    ("A40", "gpt3_stage"): "gpt3-175b+a40_bf16.csv",
+    ("A40", "bloom_stage"): "bloom+a40_bf16.csv",
+}
 ZEUS_GPU_FILE = {"A40": "a40", "V100": "v100", "P100": "p100", "RTX6000": "rtx6000"}
 # workload -> (dataset, default batch, optimizer, training samples): Zeus run_alibaba.py defaults; sizes of
 # CIFAR-100, ImageNet-1k, LibriSpeech 960 h, ML-1M NCF (994,169 x 5), SQuAD v1.1, Sentiment140.
-ZEUS_CONFIG = {"shufflenetv2": ("cifar100", 1024, "adadelta", 50_000),
-               "resnet50": ("imagenet", 256, "adadelta", 1_281_167),
-               "deepspeech2": ("librispeech", 256, "adamw", 281_241),
-               "ncf": ("movielens-1m", 1024, "adam", 4_970_845),
-               "bert_squad": ("squad", 32, "adamw", 87_599),
-               "bert_sentiment": ("sentiment140", 128, "adamw", 1_600_000)}
+ZEUS_CONFIG = {
+    "shufflenetv2": ("cifar100", 1024, "adadelta", 50_000),
+    "resnet50": ("imagenet", 256, "adadelta", 1_281_167),
+    "deepspeech2": ("librispeech", 256, "adamw", 281_241),
+    "ncf": ("movielens-1m", 1024, "adam", 4_970_845),
+    "bert_squad": ("squad", 32, "adamw", 87_599),
+    "bert_sentiment": ("sentiment140", 128, "adamw", 1_600_000),
+}
 
 
 def _raw_dir():
@@ -64,12 +71,16 @@ def zeus_points(path, workload):
     with path.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["dataset"] == dataset]
     batch = min(batch, max(int(r["batch_size"]) for r in rows))
-    rows = sorted((r for r in rows if int(r["batch_size"]) == batch and r["optimizer"] == optimizer),
-                  key=lambda r: float(r["power_limit"]))
+    rows = sorted(
+        (r for r in rows if int(r["batch_size"]) == batch and r["optimizer"] == optimizer),
+        key=lambda r: float(r["power_limit"]),
+    )
     steps = math.ceil(samples / batch)
-    return (np.array([float(r["power_limit"]) for r in rows]),
-            np.array([float(r["time_per_epoch"]) / steps for r in rows]),
-            np.array([float(r["average_power"]) for r in rows]))
+    return (
+        np.array([float(r["power_limit"]) for r in rows]),
+        np.array([float(r["time_per_epoch"]) / steps for r in rows]),
+        np.array([float(r["average_power"]) for r in rows]),
+    )
 
 
 def clock_at_limit(model, cap_ratio, limit_w):
@@ -137,9 +148,13 @@ def test_idle_power_is_perseus_blocking_power():
 def _coefficient_scale_check(old, new):
     f_max = old.clocks_mhz[-1]
     t_ref, p_ref = old.time_per_minibatch_s(f_max), old.power_w(f_max)
-    pairs = [(old.t0_s, new.t0_s, t_ref), (old.t1_s_mhz / f_max, new.t1_s_mhz / f_max, t_ref),
-             (old.p0_w, new.p0_w, p_ref), (old.p1_w_per_mhz * f_max, new.p1_w_per_mhz * f_max, p_ref),
-             (old.p3_w_per_mhz3 * f_max**3, new.p3_w_per_mhz3 * f_max**3, p_ref)]
+    pairs = [
+        (old.t0_s, new.t0_s, t_ref),
+        (old.t1_s_mhz / f_max, new.t1_s_mhz / f_max, t_ref),
+        (old.p0_w, new.p0_w, p_ref),
+        (old.p1_w_per_mhz * f_max, new.p1_w_per_mhz * f_max, p_ref),
+        (old.p3_w_per_mhz3 * f_max**3, new.p3_w_per_mhz3 * f_max**3, p_ref),
+    ]
     for a, b, ref in pairs:  # each term's contribution at f_max agrees within 0.1 % of t(f_max) or P(f_max)
         assert abs(a - b) <= 1e-3 * ref, (old.gpu, old.workload, a, b)
 
@@ -151,14 +166,16 @@ def test_refit_from_raw_data_reproduces_committed_coefficients():
     raw = _raw_dir().parent
     for (model_name, gpu), key in gpu_power.PERSEUS_PROFILES.items():
         pts = gpu_power.perseus_points(raw, model_name, gpu)
-        fit = gpu_fit.fit_clock_sweep(pts["frequency_mhz"], pts["time_s"], pts["power_w"],
-                                      gpu_power.PERSEUS_BLOCKING_W[gpu])
+        fit = gpu_fit.fit_clock_sweep(
+            pts["frequency_mhz"], pts["time_s"], pts["power_w"], gpu_power.PERSEUS_BLOCKING_W[gpu]
+        )
         _coefficient_scale_check(gpu_model(*key), fit)
     idle = gpu_power.zeus_idle_w(raw)
     for gpu, (name, f_min, f_max) in gpu_power.ZEUS_GPUS.items():  # one workload per GPU keeps the test fast
         sweep, _, _ = gpu_power.zeus_points(raw, gpu, "imagenet")
-        fit = gpu_fit.fit_power_limit_sweep(sweep["power_limit_w"], sweep["time_per_minibatch_s"],
-                                            sweep["average_power_w"], idle[gpu], f_min, f_max)
+        fit = gpu_fit.fit_power_limit_sweep(
+            sweep["power_limit_w"], sweep["time_per_minibatch_s"], sweep["average_power_w"], idle[gpu], f_min, f_max
+        )
         _coefficient_scale_check(gpu_model(name, "resnet50"), fit)
         assert abs(fit.cap_ratio - float(_table_rows()[name, "resnet50"]["cap_ratio"])) <= 1e-3
 
@@ -169,8 +186,9 @@ def test_unknown_pair_raises_config_error_listing_known_pairs():
 
 
 def test_analytic_fallback_is_caftm_cubic_model():
-    model = analytic_gpu_model("H100", "llm", k_t_s_mhz=1500.0, k_p_w_per_mhz3=1e-7, idle_w=60.0,
-                               clocks_mhz=[1980, 1000, 1500])
+    model = analytic_gpu_model(
+        "H100", "llm", k_t_s_mhz=1500.0, k_p_w_per_mhz3=1e-7, idle_w=60.0, clocks_mhz=[1980, 1000, 1500]
+    )
     assert model.clocks_mhz.tolist() == [1000, 1500, 1980]
     assert model.time_per_minibatch_s(1500.0) == pytest.approx(1.0)
     assert model.power_w(1000.0) == pytest.approx(60.0 + 100.0)
@@ -189,7 +207,9 @@ def test_stage_profile_reader_names_file_row_and_column(tmp_path):
     with pytest.raises(DataError, match=r"missing column.*energy"):
         read_stage_profile(bad)
     zeus = tmp_path / "summary_power_x.csv"
-    zeus.write_text("dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power\n"
-                    "cifar100,shufflenetv2,1024,adadelta,100,abc,106.9\n")
+    zeus.write_text(
+        "dataset,network,batch_size,optimizer,power_limit,time_per_epoch,average_power\n"
+        "cifar100,shufflenetv2,1024,adadelta,100,abc,106.9\n"
+    )
     with pytest.raises(DataError, match=r"summary_power_x\.csv: row 2, column 'time_per_epoch'"):
         read_zeus_power(zeus)

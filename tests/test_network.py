@@ -1,4 +1,5 @@
 """Specification of the WAN tables: zone -> cloud region mapping, zone_network.csv, load_network (SPEC W4)."""
+
 from __future__ import annotations
 
 import csv
@@ -13,14 +14,38 @@ from sim.errors import ConfigError, DataError
 from sim.network_data import load_network
 from sim.paths import DERIVED_DIR, raw_data_dir
 
-EM_ZONES = {"AU-NSW", "AU-VIC", "BR-CS", "CA-ON", "CL-SEN", "DE", "GB", "IN-WE", "JP-TK", "KR", "SG",
-            "US-CAL-CISO", "US-MIDA-PJM", "US-NY-NYIS", "US-TEX-ERCO", "ZA"}
+EM_ZONES = {
+    "AU-NSW",
+    "AU-VIC",
+    "BR-CS",
+    "CA-ON",
+    "CL-SEN",
+    "DE",
+    "GB",
+    "IN-WE",
+    "JP-TK",
+    "KR",
+    "SG",
+    "US-CAL-CISO",
+    "US-MIDA-PJM",
+    "US-NY-NYIS",
+    "US-TEX-ERCO",
+    "ZA",
+}
 EIA_ZONES = {"EIA-BPAT", "EIA-CISO", "EIA-ERCO", "EIA-MISO", "EIA-NYIS", "EIA-PJM", "EIA-SOCO", "EIA-AZPS"}
 # the regions the mapping is meant to pick (written out by hand from the Skyplane region list)
-EXPECTED_REGION = {"KR": "aws:ap-northeast-2", "DE": "aws:eu-central-1", "JP-TK": "aws:ap-northeast-1",
-                   "GB": "aws:eu-west-2", "US-CAL-CISO": "aws:us-west-1", "AU-VIC": "gcp:australia-southeast2-a",
-                   "CL-SEN": "gcp:southamerica-west1-a", "ZA": "aws:af-south-1", "US-MIDA-PJM": "aws:us-east-1",
-                   "US-NY-NYIS": "aws:us-east-1"}
+EXPECTED_REGION = {
+    "KR": "aws:ap-northeast-2",
+    "DE": "aws:eu-central-1",
+    "JP-TK": "aws:ap-northeast-1",
+    "GB": "aws:eu-west-2",
+    "US-CAL-CISO": "aws:us-west-1",
+    "AU-VIC": "gcp:australia-southeast2-a",
+    "CL-SEN": "gcp:southamerica-west1-a",
+    "ZA": "aws:af-south-1",
+    "US-MIDA-PJM": "aws:us-east-1",
+    "US-NY-NYIS": "aws:us-east-1",
+}
 
 
 def skyplane_dir() -> Path:
@@ -54,15 +79,22 @@ def test_every_mapping_row_says_why():
     assert all(r["why"].strip() and r["city"].strip() for r in rows)
 
 
-@pytest.mark.parametrize("src,dst", [("KR", "DE"), ("DE", "KR"), ("JP-TK", "US-CAL-CISO"), ("AU-VIC", "CL-SEN"),
-                                     ("GB", "ZA")])
+@pytest.mark.parametrize(
+    "src,dst", [("KR", "DE"), ("DE", "KR"), ("JP-TK", "US-CAL-CISO"), ("AU-VIC", "CL-SEN"), ("GB", "ZA")]
+)
 def test_transfer_time_of_100_gb_matches_raw_rows(src, dst):
     a, b = EXPECTED_REGION[src], EXPECTED_REGION[dst]
     prem = lambda r: r["src_tier"] == "PREMIUM" and r["dst_tier"] == "PREMIUM"  # noqa: E731
-    gbps = statistics.median(float(r["throughput_received"]) / 1e9 for r in raw_rows("throughput.csv")
-                             if r["src_region"] == a and r["dst_region"] == b and prem(r) and r["success"] == "True")
-    rtt_ms = statistics.median(float(r["avg_rtt"]) for r in raw_rows("latency.csv")
-                               if r["src_region"] == a and r["dst_region"] == b and prem(r))
+    gbps = statistics.median(
+        float(r["throughput_received"]) / 1e9
+        for r in raw_rows("throughput.csv")
+        if r["src_region"] == a and r["dst_region"] == b and prem(r) and r["success"] == "True"
+    )
+    rtt_ms = statistics.median(
+        float(r["avg_rtt"])
+        for r in raw_rows("latency.csv")
+        if r["src_region"] == a and r["dst_region"] == b and prem(r)
+    )
     net = load_network([src, dst])
     assert net.transfer_s(0, 1, 100.0) == pytest.approx(100 * 8 / gbps + rtt_ms / 1000, rel=1e-6)
 
@@ -95,8 +127,9 @@ def test_egress_price_matches_cost_csv_rows():
 
 def test_zones_on_one_region_use_intra_region_median_and_min_rtt():
     rows = raw_rows("throughput.csv")
-    intra_gbps = statistics.median(float(r["throughput_received"]) / 1e9 for r in rows
-                                   if r["src_region"] == r["dst_region"])
+    intra_gbps = statistics.median(
+        float(r["throughput_received"]) / 1e9 for r in rows if r["src_region"] == r["dst_region"]
+    )
     min_rtt_ms = min(float(r["avg_rtt"]) for r in raw_rows("latency.csv"))
     net = load_network(["US-MIDA-PJM", "US-NY-NYIS"])  # both on aws:us-east-1, whose intra-region is unmeasured
     assert net.throughput_gbps[0, 1] == pytest.approx(intra_gbps, rel=1e-6)
@@ -135,10 +168,12 @@ def write_grid(root: Path, tput: str, lat: str, cost: str) -> Path:
 
 
 def test_unmeasured_direction_falls_back_to_reverse(tmp_path):
-    root = write_grid(tmp_path, T_HEAD + "r1,PREMIUM,r2,PREMIUM,2e9,True\nr1,PREMIUM,r2,PREMIUM,4e9,True\n"
-                      "r1,PREMIUM,r1,STANDARD,8e9,True\n",
-                      L_HEAD + "r1,PREMIUM,r2,PREMIUM,100\nr2,PREMIUM,r1,PREMIUM,120\nr1,PREMIUM,r1,PREMIUM,0.5\n",
-                      C_HEAD + "r1,r1,0\nr1,r2,0.09\nr2,r1,0.11\nr2,r2,0\n")
+    root = write_grid(
+        tmp_path,
+        T_HEAD + "r1,PREMIUM,r2,PREMIUM,2e9,True\nr1,PREMIUM,r2,PREMIUM,4e9,True\nr1,PREMIUM,r1,STANDARD,8e9,True\n",
+        L_HEAD + "r1,PREMIUM,r2,PREMIUM,100\nr2,PREMIUM,r1,PREMIUM,120\nr1,PREMIUM,r1,PREMIUM,0.5\n",
+        C_HEAD + "r1,r1,0\nr1,r2,0.09\nr2,r1,0.11\nr2,r2,0\n",
+    )
     t = zone_network_table(root, TINY_MAP).set_index(["src_zone", "dst_zone"])
     assert t.loc[("Z1", "Z2"), "throughput_gbps"] == 3.0  # median of 2 and 4 Gbit/s
     assert t.loc[("Z2", "Z1"), "throughput_gbps"] == 3.0
@@ -157,7 +192,11 @@ def test_missing_column_error_names_file_and_column(tmp_path):
 
 
 def test_negative_rtt_error_names_file_column_and_row(tmp_path):
-    root = write_grid(tmp_path, T_HEAD + "r1,PREMIUM,r2,PREMIUM,2e9,True\n",
-                      L_HEAD + "r1,PREMIUM,r2,PREMIUM,100\nr2,PREMIUM,r1,PREMIUM,-3\n", C_HEAD)
+    root = write_grid(
+        tmp_path,
+        T_HEAD + "r1,PREMIUM,r2,PREMIUM,2e9,True\n",
+        L_HEAD + "r1,PREMIUM,r2,PREMIUM,100\nr2,PREMIUM,r1,PREMIUM,-3\n",
+        C_HEAD,
+    )
     with pytest.raises(DataError, match=r"latency\.csv.*'avg_rtt'.*row 2"):
         read_skyplane(root)

@@ -1,4 +1,5 @@
 """The oracle: a true carbon lower bound (hand-computed worlds and shipped scenarios) and an executable plan."""
+
 import numpy as np
 import pytest
 
@@ -16,21 +17,51 @@ HOURS = 200
 CLOCKS = np.array([1000.0, 1500.0, 2000.0])
 # t = 2000/f s per mini-batch, P = 50 + 150 (f/2000)^3 W: energy per mini-batch P*t: 550 J at 1000 MHz,
 # 604 J at 1500 MHz, 800 J at 2000 MHz (on 4 GPUs)
-MODEL = GpuModel("TESTGPU", "toy", CLOCKS, t0_s=0.0, t1_s_mhz=2000.0, p0_w=50.0, p1_w_per_mhz=0.0,
-                 p3_w_per_mhz3=150.0 / 2000.0**3, idle_w=40.0)
+MODEL = GpuModel(
+    "TESTGPU",
+    "toy",
+    CLOCKS,
+    t0_s=0.0,
+    t1_s_mhz=2000.0,
+    p0_w=50.0,
+    p1_w_per_mhz=0.0,
+    p3_w_per_mhz3=150.0 / 2000.0**3,
+    idle_w=40.0,
+)
 NET = Network(("A", "B"), ("x", "y"), np.full((2, 2), 8.0), np.full((2, 2), 100.0), np.full((2, 2), 0.02))
 
 
 def hand_env(ci_a, ci_b, deadline_h=40.0, minibatches=20_000):
-    sc = parse_scenario(dict(
-        name="t", step_minutes=15, episode_hours=48, clock_levels=3,
-        regions=[dict(name="A", zone="A", gpu="TESTGPU", gpus=4, pue=1.5),
-                 dict(name="B", zone="B", gpu="TESTGPU", gpus=4, pue=1.2)],
-        job=dict(workload="toy", params=1e9, bytes_per_param=16, gpus=4, minibatches=minibatches,
-                 checkpoint_interval_minibatches=1000, home="A", storage_gbps=16.0, deadline_hours=deadline_h),
-        forecast=dict(kind="perfect", horizon_hours=4),
-        splits=dict(train=["2029-01-01", "2029-02-01"], validation=["2029-02-01", "2029-03-01"],
-                    test=["2030-01-01", "2030-01-09"])), "hand")
+    sc = parse_scenario(
+        dict(
+            name="t",
+            step_minutes=15,
+            episode_hours=48,
+            clock_levels=3,
+            regions=[
+                dict(name="A", zone="A", gpu="TESTGPU", gpus=4, pue=1.5),
+                dict(name="B", zone="B", gpu="TESTGPU", gpus=4, pue=1.2),
+            ],
+            job=dict(
+                workload="toy",
+                params=1e9,
+                bytes_per_param=16,
+                gpus=4,
+                minibatches=minibatches,
+                checkpoint_interval_minibatches=1000,
+                home="A",
+                storage_gbps=16.0,
+                deadline_hours=deadline_h,
+            ),
+            forecast=dict(kind="perfect", horizon_hours=4),
+            splits=dict(
+                train=["2029-01-01", "2029-02-01"],
+                validation=["2029-02-01", "2029-03-01"],
+                test=["2030-01-01", "2030-01-09"],
+            ),
+        ),
+        "hand",
+    )
     ci = np.stack([np.broadcast_to(ci_a, HOURS), np.broadcast_to(ci_b, HOURS)]).astype(float)
     carbon = CarbonTable(("A", "B"), np.datetime64("2030-01-01T00", "h"), ci, "direct", "hand-made")
     return CarbonMigrationEnv(world=World(sc, "test", carbon, NET, (MODEL, MODEL)))
@@ -102,6 +133,7 @@ POLICY_SETS = {
 @pytest.mark.parametrize("scenario", list(POLICY_SETS))
 def test_no_deadline_meeting_policy_beats_the_bound(scenario):
     import gymnasium as gym
+
     env = gym.make("CarbonMigration-v0", scenario=scenario, split="test")
     starts = episode_starts(env.unwrapped.world, 2, seed=7)
     met = 0
@@ -110,8 +142,11 @@ def test_no_deadline_meeting_policy_beats_the_bound(scenario):
         bound = oracle["oracle_bound_carbon_g"]
         assert bound > 0
         for name in POLICY_SETS[scenario]:
-            m = oracle if name == "oracle" else run_episode(env, make_policy(name), seed=100 + i,
-                                                            start_hour=int(start), keep_history=False)
+            m = (
+                oracle
+                if name == "oracle"
+                else run_episode(env, make_policy(name), seed=100 + i, start_hour=int(start), keep_history=False)
+            )
             if m["deadline_met"]:
                 met += 1
                 assert m["carbon_g"] >= bound * (1 - REL_TOL), (scenario, name, m["carbon_g"], bound)
@@ -121,6 +156,7 @@ def test_no_deadline_meeting_policy_beats_the_bound(scenario):
 
 def test_oracle_respects_cap_and_meets_deadline_on_paper():
     import gymnasium as gym
+
     env = gym.make("CarbonMigration-v0", scenario="paper", split="test")
     for i, start in enumerate(episode_starts(env.unwrapped.world, 3, seed=3)):
         m = run_episode(env, OraclePolicy(), seed=i, start_hour=int(start))

@@ -1,4 +1,5 @@
 """Specification of loaders.philly: the Philly job trace (Pollux copy) and job-size sampling (SPEC W6)."""
+
 from __future__ import annotations
 
 import csv

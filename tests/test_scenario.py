@@ -1,4 +1,5 @@
 """Scenario files are data: every shipped one loads, and bad values are reported with file and field."""
+
 import copy
 
 import pytest
@@ -26,17 +27,20 @@ def test_round_trip_through_plain_data():
     assert parse_scenario(sc.to_dict(), "again") == parse_scenario(raw(), "again")
 
 
-@pytest.mark.parametrize("path, value, message", [
-    (("job", "gpus"), 0, "job.gpus: must be >= 1, got 0"),
-    (("job", "home"), "MARS", "job.home: unknown region 'MARS'"),
-    (("job", "minibatches"), "many", "job.minibatches: must be an integer, got 'many'"),
-    (("regions", 0, "pue"), 0.5, "regions[0].pue: must be >= 1.0"),
-    (("faults", "transfer_failure_prob"), 1.5, "faults.transfer_failure_prob: must be <= 1.0"),
-    (("forecast", "kind"), "crystal_ball", "forecast.kind: must be one of perfect, noisy"),
-    (("step_minutes",), -15, "step_minutes: must be >= 1.0"),
-    (("signal",), "marginal", "signal: must be one of direct, lca"),
-    (("splits", "test"), ["2023-01-01"], "splits.test: must be [start, end]"),
-])
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        (("job", "gpus"), 0, "job.gpus: must be >= 1, got 0"),
+        (("job", "home"), "MARS", "job.home: unknown region 'MARS'"),
+        (("job", "minibatches"), "many", "job.minibatches: must be an integer, got 'many'"),
+        (("regions", 0, "pue"), 0.5, "regions[0].pue: must be >= 1.0"),
+        (("faults", "transfer_failure_prob"), 1.5, "faults.transfer_failure_prob: must be <= 1.0"),
+        (("forecast", "kind"), "crystal_ball", "forecast.kind: must be one of perfect, noisy"),
+        (("step_minutes",), -15, "step_minutes: must be >= 1.0"),
+        (("signal",), "marginal", "signal: must be one of direct, lca"),
+        (("splits", "test"), ["2023-01-01"], "splits.test: must be [start, end]"),
+    ],
+)
 def test_invalid_values_name_file_and_field(path, value, message):
     data = raw()
     node = data

@@ -1,9 +1,11 @@
 """The simulation core on a small hand-made world whose every number can be computed by hand."""
+
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.carbon import CarbonTable
 from sim.errors import IllegalTransition
@@ -17,23 +19,50 @@ HOURS = 80
 # region 0 "dirty" 400 + 10*h g/kWh, region 1 "clean" 50 g/kWh constant, region 2 100 g/kWh
 CI = np.stack([400.0 + 10.0 * np.arange(HOURS), np.full(HOURS, 50.0), np.full(HOURS, 100.0)])
 CLOCKS = np.array([1000.0, 1500.0, 2000.0])
-MODEL = GpuModel("TESTGPU", "toy", CLOCKS, t0_s=0.0, t1_s_mhz=2000.0, p0_w=50.0, p1_w_per_mhz=0.0,
-                 p3_w_per_mhz3=150.0 / 2000.0**3, idle_w=40.0)  # 1 s/mini-batch and 200 W at 2000 MHz
-NET = Network(("A", "B", "C"), ("x", "y", "z"), np.full((3, 3), 8.0), np.full((3, 3), 100.0),
-              np.full((3, 3), 0.02))
+MODEL = GpuModel(
+    "TESTGPU",
+    "toy",
+    CLOCKS,
+    t0_s=0.0,
+    t1_s_mhz=2000.0,
+    p0_w=50.0,
+    p1_w_per_mhz=0.0,
+    p3_w_per_mhz3=150.0 / 2000.0**3,
+    idle_w=40.0,
+)  # 1 s/mini-batch and 200 W at 2000 MHz
+NET = Network(("A", "B", "C"), ("x", "y", "z"), np.full((3, 3), 8.0), np.full((3, 3), 100.0), np.full((3, 3), 0.02))
 
 
 def scenario(**over):
-    job = dict(workload="toy", params=1e9, bytes_per_param=16, gpus=4, minibatches=20_000,
-               checkpoint_interval_minibatches=1000, home="A", storage_gbps=16.0)
+    job = dict(
+        workload="toy",
+        params=1e9,
+        bytes_per_param=16,
+        gpus=4,
+        minibatches=20_000,
+        checkpoint_interval_minibatches=1000,
+        home="A",
+        storage_gbps=16.0,
+    )
     job.update(over.pop("job", {}))
-    data = dict(name="t", step_minutes=15, episode_hours=48, clock_levels=3,
-                regions=[dict(name="A", zone="A", gpu="TESTGPU", gpus=4, pue=1.5),
-                         dict(name="B", zone="B", gpu="TESTGPU", gpus=4, pue=1.2),
-                         dict(name="C", zone="C", gpu="TESTGPU", gpus=2, pue=1.0)],
-                job=job, faults=over.pop("faults", {}),
-                splits=dict(train=["2030-01-01", "2030-02-01"], validation=["2030-02-01", "2030-03-01"],
-                            test=["2030-03-01", "2030-04-01"]))
+    data = dict(
+        name="t",
+        step_minutes=15,
+        episode_hours=48,
+        clock_levels=3,
+        regions=[
+            dict(name="A", zone="A", gpu="TESTGPU", gpus=4, pue=1.5),
+            dict(name="B", zone="B", gpu="TESTGPU", gpus=4, pue=1.2),
+            dict(name="C", zone="C", gpu="TESTGPU", gpus=2, pue=1.0),
+        ],
+        job=job,
+        faults=over.pop("faults", {}),
+        splits=dict(
+            train=["2030-01-01", "2030-02-01"],
+            validation=["2030-02-01", "2030-03-01"],
+            test=["2030-03-01", "2030-04-01"],
+        ),
+    )
     data.update(over)
     return parse_scenario(data, "test")
 
@@ -82,9 +111,9 @@ def test_stay_home_completes_at_hand_computed_time_energy_and_carbon():
 
 def test_migration_resumes_at_the_checkpointed_minibatch():
     sim = make_sim()
-    sim.step(0, 2)                      # 900 s: 8 s restore + 892 mini-batches
+    sim.step(0, 2)  # 900 s: 8 s restore + 892 mini-batches
     assert sim.progress_mb == pytest.approx(892.0)
-    sim.step(1, 2)                      # move to B: suspend (write 8 s), transfer, restore
+    sim.step(1, 2)  # move to B: suspend (write 8 s), transfer, restore
     states = [State(b).name for _, _, b in sim.transitions]
     assert states[-4:] == ["SUSPEND", "MIGRATION", "SCALING", "TOLERANCE"]
     assert sim.ckpt_mb == 892.0 and sim.region == 1
@@ -110,8 +139,8 @@ def test_mid_minibatch_decision_finishes_the_minibatch_first():
 def test_gpu_failure_rolls_back_to_last_checkpoint_and_reports_loss():
     sim = make_sim()
     sim.step(0, 2)
-    sim.step(0, 2)                                    # progress 892 + 900 = 1792
-    sim.fail_left_gpu_h = 4 * 100 / 3600.0            # fail after 100 s more on 4 GPUs
+    sim.step(0, 2)  # progress 892 + 900 = 1792
+    sim.fail_left_gpu_h = 4 * 100 / 3600.0  # fail after 100 s more on 4 GPUs
     sim.step(0, 2)
     ep = sim.metrics(sim.episode_acc)
     assert ep["gpu_failures"] == 1 and ep["rollbacks"] == 1
@@ -135,7 +164,7 @@ def test_failed_transfer_leaves_job_recoverable_at_source():
 
 def test_elastic_destination_runs_on_fewer_gpus_at_proportional_speed():
     sim = make_sim()
-    sim.step(2, 2)                                   # start directly in C, which has 2 GPUs of the 4 requested
+    sim.step(2, 2)  # start directly in C, which has 2 GPUs of the 4 requested
     assert sim.n_gpus == 2
     p0 = sim.progress_mb
     sim.step(2, 2)
@@ -144,14 +173,19 @@ def test_elastic_destination_runs_on_fewer_gpus_at_proportional_speed():
 
 
 def test_power_cap_violations_are_measured_and_throttle_enforces():
-    sim = make_sim(job=dict(workload="toy", params=1e9, gpus=4, minibatches=20_000, home="A",
-                            storage_gbps=16.0, power_cap_w=700.0))
+    sim = make_sim(
+        job=dict(workload="toy", params=1e9, gpus=4, minibatches=20_000, home="A", storage_gbps=16.0, power_cap_w=700.0)
+    )
     sim.step(0, 2)
     ep = sim.metrics(sim.episode_acc)
     assert ep["cap_violations"] == 1 and ep["cap_violation_s"] == pytest.approx(892.0)
     assert ep["cap_excess_j"] == pytest.approx(892.0 * 100.0)
-    sim = make_sim(cap_enforcement="throttle", job=dict(workload="toy", params=1e9, gpus=4, minibatches=20_000,
-                                                        home="A", storage_gbps=16.0, power_cap_w=700.0))
+    sim = make_sim(
+        cap_enforcement="throttle",
+        job=dict(
+            workload="toy", params=1e9, gpus=4, minibatches=20_000, home="A", storage_gbps=16.0, power_cap_w=700.0
+        ),
+    )
     sim.step(0, 2)
     assert sim.metrics(sim.episode_acc)["cap_violation_s"] == 0
     assert sim.power_w <= 700.0
@@ -161,11 +195,23 @@ actions = st.lists(st.tuples(st.sampled_from([0, 1, 2, WAIT]), st.integers(0, 2)
 
 
 @settings(max_examples=60, deadline=None)
-@given(actions=actions, seed=st.integers(0, 10_000), fail=st.sampled_from([0.0, 0.05]),
-       xfail=st.sampled_from([0.0, 0.5]), outage=st.sampled_from([0.0, 2.0]))
+@given(
+    actions=actions,
+    seed=st.integers(0, 10_000),
+    fail=st.sampled_from([0.0, 0.05]),
+    xfail=st.sampled_from([0.0, 0.5]),
+    outage=st.sampled_from([0.0, 2.0]),
+)
 def test_invariants_under_random_actions_and_faults(actions, seed, fail, xfail, outage):
-    sim = make_sim(seed=seed, faults=dict(gpu_failure_per_gpu_hour=fail, transfer_failure_prob=xfail,
-                                          outage_per_region_day=outage, outage_mean_hours=1.0))
+    sim = make_sim(
+        seed=seed,
+        faults=dict(
+            gpu_failure_per_gpu_hour=fail,
+            transfer_failure_prob=xfail,
+            outage_per_region_day=outage,
+            outage_mean_hours=1.0,
+        ),
+    )
     prev_ep = sim.metrics(sim.episode_acc)
     for target, level in actions:
         before = sim.progress_mb
@@ -188,7 +234,7 @@ def test_invariants_under_random_actions_and_faults(actions, seed, fail, xfail, 
     pue = [1.5, 1.2, 1.0]
     for t, dt, r, s, power_w, n, dest in sim.segments:
         h = int(t // 3600)
-        assert int((t + dt - 1e-7) // 3600) == h          # pieces never straddle an hour
+        assert int((t + dt - 1e-7) // 3600) == h  # pieces never straddle an hour
         if s == State.TOLERANCE:  # n GPUs at one of the supported clocks
             assert min(abs(power_w - n * (50.0 + 150.0 * (c / 2000.0) ** 3)) for c in CLOCKS) < 1e-9
         elif s in (State.SUSPEND, State.SCALING, State.RECOVERING):
@@ -207,14 +253,16 @@ def test_invariants_under_random_actions_and_faults(actions, seed, fail, xfail, 
     assert ep["carbon_g"] == pytest.approx(carbon_g, rel=1e-9, abs=1e-9)
     # time is fully accounted for: the states' times add up to the elapsed time
     assert sum(v for k, v in ep.items() if k.startswith("time_")) == pytest.approx(
-        min(sim.t_s, sim.completed_at_s), rel=1e-9)
+        min(sim.t_s, sim.completed_at_s), rel=1e-9
+    )
 
 
 def test_same_seed_same_trajectory():
     runs = []
     for _ in range(2):
-        sim = make_sim(seed=7, faults=dict(gpu_failure_per_gpu_hour=0.05, transfer_failure_prob=0.5,
-                                           outage_per_region_day=2.0))
+        sim = make_sim(
+            seed=7, faults=dict(gpu_failure_per_gpu_hour=0.05, transfer_failure_prob=0.5, outage_per_region_day=2.0)
+        )
         for i in range(100):
             sim.step([0, 1, 2, WAIT][i % 7 % 4], i % 3)
         runs.append((sim.segments, sim.episode_acc))
@@ -224,6 +272,6 @@ def test_same_seed_same_trajectory():
 def test_staying_cancels_a_move_still_waiting_for_its_minibatch_boundary():
     sim = make_sim(job=dict(workload="toy", params=1e9, gpus=4, minibatches=20_000, home="A", storage_gbps=15.0))
     sim.step(0, 2)
-    sim.draining, sim.after_suspend = True, 1   # as if a move was decided but the mini-batch had not finished
+    sim.draining, sim.after_suspend = True, 1  # as if a move was decided but the mini-batch had not finished
     sim.step(0, 2)
     assert sim.state == State.TOLERANCE and sim.region == 0 and not sim.draining

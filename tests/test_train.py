@@ -1,4 +1,5 @@
 """train.py and agents/: every algorithm trains, resume continues, bad options fail in one line, runs reproduce."""
+
 from __future__ import annotations
 
 import subprocess
@@ -26,8 +27,13 @@ TINY = {
     "sac": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "gradient_steps": 1},
     "td3": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "gradient_steps": 1},
 }
-COMMON = {"n_envs": 1, "eval_freq": 100_000, "eval_episodes": 1, "checkpoint_freq": 512,
-          "policy_kwargs": {"net_arch": [16]}}
+COMMON = {
+    "n_envs": 1,
+    "eval_freq": 100_000,
+    "eval_episodes": 1,
+    "checkpoint_freq": 512,
+    "policy_kwargs": {"net_arch": [16]},
+}
 
 
 def tiny_config(tmp_path: Path, algo: str, **extra) -> Path:
@@ -47,8 +53,12 @@ def saved_zip_member(model_zip: Path, member: str):
 
 @pytest.mark.parametrize("algo", list(ALGOS))
 def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
-    assert run(tmp_path, "--algo", algo, "--timesteps", "1024", "--name", "r",
-               "--config", str(tiny_config(tmp_path, algo))) == 0
+    assert (
+        run(
+            tmp_path, "--algo", algo, "--timesteps", "1024", "--name", "r", "--config", str(tiny_config(tmp_path, algo))
+        )
+        == 0
+    )
     run_dir = tmp_path / "runs" / "r"
     for name in ("model.zip", "best_model.zip", "config.yaml", "progress.csv", "eval.csv"):
         assert (run_dir / name).is_file(), name
@@ -102,8 +112,9 @@ def test_resume_of_dqn_keeps_its_replay_buffer(tmp_path):
     run_dir = tmp_path / "runs" / "r"
     assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "400") == 0
     from stable_baselines3.common.save_util import load_from_pkl
+
     buf = load_from_pkl(run_dir / "replay_buffer.pkl")
-    assert buf.pos == 1000 and not buf.full          # 600 old + 400 new transitions, one env
+    assert buf.pos == 1000 and not buf.full  # 600 old + 400 new transitions, one env
 
 
 def test_resume_keeps_the_reward_normalisation_statistics(tmp_path):
@@ -111,6 +122,7 @@ def test_resume_keeps_the_reward_normalisation_statistics(tmp_path):
     assert run(tmp_path, "--timesteps", "512", "--name", "r", "--config", str(cfg), "--vec", "dummy") == 0
     run_dir = tmp_path / "runs" / "r"
     from stable_baselines3.common.save_util import load_from_pkl
+
     assert load_from_pkl(run_dir / "vecnormalize.pkl").ret_rms.count == pytest.approx(512, abs=1e-3)
     assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "256") == 0
     # one env: one return sample per step, counted on from the saved statistics
@@ -120,8 +132,9 @@ def test_resume_keeps_the_reward_normalisation_statistics(tmp_path):
 def test_same_seed_gives_identical_learning_curve(tmp_path):
     cfg = str(tiny_config(tmp_path, "maskable_ppo"))
     for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
-        assert run(tmp_path, "--timesteps", "768", "--seed", seed, "--name", name, "--config", cfg,
-                   "--vec", "dummy") == 0
+        assert (
+            run(tmp_path, "--timesteps", "768", "--seed", seed, "--name", name, "--config", cfg, "--vec", "dummy") == 0
+        )
     curves = {n: pd.read_csv(tmp_path / "runs" / n / "progress.csv") for n in "abc"}
     cols = sorted(c for c in curves["a"].columns if not c.startswith("time/fps") and c != "time/time_elapsed")
     assert len(curves["a"]) == 768 // 128
@@ -129,14 +142,17 @@ def test_same_seed_gives_identical_learning_curve(tmp_path):
     assert not curves["a"][cols].equals(curves["c"][cols])
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--algo", "reinforce"], "invalid choice: 'reinforce'"),
-    (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
-    (["--timesteps", "-5"], "--timesteps must be >= 1"),
-    (["--config", "/nonexistent/hp.yaml"], "cannot read config file"),
-    (["--resume", "/nonexistent/run"], "expected a run directory"),
-    (["--algo", "dqn", "--vec", "batched"], "needs FlatActionWrapper"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--algo", "reinforce"], "invalid choice: 'reinforce'"),
+        (["--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+        (["--timesteps", "-5"], "--timesteps must be >= 1"),
+        (["--config", "/nonexistent/hp.yaml"], "cannot read config file"),
+        (["--resume", "/nonexistent/run"], "expected a run directory"),
+        (["--algo", "dqn", "--vec", "batched"], "needs FlatActionWrapper"),
+    ],
+)
 def test_bad_option_exits_nonzero_with_one_line(tmp_path, capsys, argv, needle):
     try:
         code = run(tmp_path, *argv)
@@ -148,13 +164,16 @@ def test_bad_option_exits_nonzero_with_one_line(tmp_path, capsys, argv, needle):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("n_steps: [unclosed", "not valid YAML"),
-    ("learning_rat: 0.001", "learning_rat: unknown hyper-parameter for maskable_ppo"),
-    ("- just\n- a list", "must be a mapping"),
-    ("timesteps: 0", "timesteps: must be an integer >= 1"),
-    ("policy_kwargs: {activation_fn: swish}", "activation_fn: must be one of"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("n_steps: [unclosed", "not valid YAML"),
+        ("learning_rat: 0.001", "learning_rat: unknown hyper-parameter for maskable_ppo"),
+        ("- just\n- a list", "must be a mapping"),
+        ("timesteps: 0", "timesteps: must be an integer >= 1"),
+        ("policy_kwargs: {activation_fn: swish}", "activation_fn: must be one of"),
+    ],
+)
 def test_invalid_config_file_exits_nonzero_with_one_line(tmp_path, capsys, text, needle):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
@@ -167,8 +186,13 @@ def test_invalid_config_file_exits_nonzero_with_one_line(tmp_path, capsys, text,
 def test_command_line_error_is_one_line_without_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("gamma: 0.99\nclip_rnage: 0.1\n")
-    proc = subprocess.run([sys.executable, "train.py", "--config", str(bad), "--out", str(tmp_path / "runs")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--config", str(bad), "--out", str(tmp_path / "runs")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "clip_rnage" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -1,4 +1,5 @@
 """CarbonMigrationVectorEnv (Gymnasium VectorEnv) and its SB3 VecEnv adapter."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -35,7 +36,7 @@ def test_make_vec_builds_the_batched_env_with_batched_spaces():
     obs, info = venv.reset(seed=0)
     assert obs.shape == (N, 64) and obs.dtype == np.float32
     assert venv.action_masks().shape == (N, 4 + 1 + 5)
-    assert all(venv.envs[i].world is venv.envs[0].world for i in range(N))   # traces loaded once
+    assert all(venv.envs[i].world is venv.envs[0].world for i in range(N))  # traces loaded once
 
 
 @pytest.mark.parametrize("scenario", ["paper", "faults"])
@@ -51,7 +52,7 @@ def test_env_i_follows_the_single_env_with_seed_plus_i(scenario):
     rng = np.random.default_rng(0)
     done = [False] * N
     resets = 0
-    for _ in range(450):                                 # > 2 episodes of 192 steps
+    for _ in range(450):  # > 2 episodes of 192 steps
         actions = valid_actions(venv.action_masks(), venv.R + 1, rng)
         obs, rew, term, trunc, infos = venv.step(actions)
         for i, env in enumerate(singles):
@@ -76,9 +77,11 @@ def test_infos_use_the_gymnasium_vector_layout():
     assert infos["t_s"].shape == (N,) and infos["_t_s"].all()
     assert infos["state"].tolist() == ["TOLERANCE"] * N
     assert infos["step_metrics"]["carbon_g"].shape == (N,)
-    np.testing.assert_allclose(infos["step_metrics"]["carbon_g"],
-                               infos["step_metrics"]["operational_carbon_g"] + infos["step_metrics"]["transfer_carbon_g"])
-    assert not infos["_jct_h"].any()                      # nobody finished in 15 minutes
+    np.testing.assert_allclose(
+        infos["step_metrics"]["carbon_g"],
+        infos["step_metrics"]["operational_carbon_g"] + infos["step_metrics"]["transfer_carbon_g"],
+    )
+    assert not infos["_jct_h"].any()  # nobody finished in 15 minutes
 
 
 def test_same_step_autoreset_reports_final_obs_and_info():
@@ -86,12 +89,12 @@ def test_same_step_autoreset_reports_final_obs_and_info():
     venv.reset(seed=1)
     steps = venv.envs[0].sim.n_steps
     for _ in range(steps - 1):
-        venv.step(np.tile([4, 0], (2, 1)))               # wait: never finishes, truncates at the horizon
+        venv.step(np.tile([4, 0], (2, 1)))  # wait: never finishes, truncates at the horizon
     obs, _, term, trunc, infos = venv.step(np.tile([4, 0], (2, 1)))
     assert trunc.all() and not term.any()
     assert infos["_final_obs"].all()
     assert infos["final_info"]["remaining_mb"].tolist() == [140000.0, 140000.0]
-    assert obs[0, -8 + 0] == 1.0                          # the returned obs is the new episode's (QUEUED)
+    assert obs[0, -8 + 0] == 1.0  # the returned obs is the new episode's (QUEUED)
     assert venv.envs[0].sim.k == 0
 
 
@@ -125,7 +128,7 @@ def test_sb3_adapter_resets_in_the_same_step_and_hides_metrics_from_monitor_key(
     assert "episode" not in infos[0] and infos[0]["episode_metrics"]["carbon_g"] == 0.0
     assert infos[0]["TimeLimit.truncated"] is True
     assert infos[0]["terminal_observation"].shape == (64,)
-    assert venv.venv.envs[0].sim.k == 0                   # already reset
+    assert venv.venv.envs[0].sim.k == 0  # already reset
 
 
 def test_maskable_ppo_and_ppo_learn_on_the_sb3_adapter():
@@ -134,12 +137,28 @@ def test_maskable_ppo_and_ppo_learn_on_the_sb3_adapter():
     from stable_baselines3.common.vec_env import VecMonitor
 
     venv = VecMonitor(SB3VecEnv(num_envs=4, scenario="paper"))
-    model = MaskablePPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=1, seed=0, device="cpu",
-                        policy_kwargs={"net_arch": [32, 32]})
+    model = MaskablePPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=128,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32, 32]},
+    )
     model.learn(total_timesteps=512)
     assert model.num_timesteps >= 512
     assert venv.venv.venv.envs[0].invalid_actions == 0
-    model = PPO("MlpPolicy", venv, n_steps=64, batch_size=128, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs={"net_arch": [32, 32]})
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=64,
+        batch_size=128,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs={"net_arch": [32, 32]},
+    )
     model.learn(total_timesteps=512)
     assert model.num_timesteps >= 512

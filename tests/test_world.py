@@ -1,4 +1,5 @@
 """End to end on real traces: the environment's carbon is Σ energy × intensity of the raw files."""
+
 import csv
 import gzip
 
@@ -13,15 +14,18 @@ from sim.states import State
 
 RAW = raw_data_dir()
 EM = RAW / "carbon_intensity" / "electricitymaps" if RAW else None
-needs_raw = pytest.mark.skipif(EM is None or not EM.is_dir(), reason="raw Electricity Maps traces absent (../shared/data)")
+needs_raw = pytest.mark.skipif(
+    EM is None or not EM.is_dir(), reason="raw Electricity Maps traces absent (../shared/data)"
+)
 
 FILES = {"KR": "KR", "JP-TK": "JP-TK", "DE": "DE-LU", "US-CAL-CISO": "US-CAL-CISO"}
 
 
 def raw_hourly(zone: str) -> dict[str, float]:
     with gzip.open(EM / f"{FILES[zone]}_2021-2023_hourly.csv.gz", "rt", encoding="utf-8") as f:
-        return {row["Datetime (UTC)"][:13]: float(row["Carbon Intensity gCO₂eq/kWh (direct)"])
-                for row in csv.DictReader(f)}
+        return {
+            row["Datetime (UTC)"][:13]: float(row["Carbon Intensity gCO₂eq/kWh (direct)"]) for row in csv.DictReader(f)
+        }
 
 
 @needs_raw
@@ -33,7 +37,7 @@ def test_episode_carbon_equals_energy_times_raw_intensity():
     done = False
     while not done:
         m = env.action_masks()
-        target = rng.choice(np.flatnonzero(m[:env.R + 1])) if rng.random() < 0.2 else env._continue_target()
+        target = rng.choice(np.flatnonzero(m[: env.R + 1])) if rng.random() < 0.2 else env._continue_target()
         _, _, term, trunc, info = env.step(np.array([target, rng.integers(env.L)]))
         done = term or trunc
     zones = env.scenario.zones
@@ -41,7 +45,7 @@ def test_episode_carbon_equals_energy_times_raw_intensity():
     pue = [r.pue for r in env.scenario.regions]
     t0 = env.world.carbon.start_h + np.timedelta64(env.start_hour, "h")
     expected_g = 0.0
-    for t, dt, r, s, power_w, n, dest in env.sim.segments:
+    for t, dt, r, s, power_w, _n, dest in env.sim.segments:
         key = str(t0 + np.timedelta64(int(t // 3600), "h")).replace("T", " ")[:13]
         e_kwh = power_w * dt / 3.6e6
         expected_g += e_kwh * pue[r] * series[zones[r]][key]
@@ -56,12 +60,25 @@ def write_em_year(path, zone, year, base):
     hours = np.arange(np.datetime64(f"{year}-01-01T00"), np.datetime64(f"{year + 1}-01-01T00"), np.timedelta64(1, "h"))
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["Datetime (UTC)", "Country", "Zone Name", "Zone Id", "Carbon Intensity gCO₂eq/kWh (direct)",
-                    "Carbon Intensity gCO₂eq/kWh (LCA)", "Low Carbon Percentage", "Renewable Percentage",
-                    "Data Source", "Data Estimated", "Data Estimation Method"])
+        w.writerow(
+            [
+                "Datetime (UTC)",
+                "Country",
+                "Zone Name",
+                "Zone Id",
+                "Carbon Intensity gCO₂eq/kWh (direct)",
+                "Carbon Intensity gCO₂eq/kWh (LCA)",
+                "Low Carbon Percentage",
+                "Renewable Percentage",
+                "Data Source",
+                "Data Estimated",
+                "Data Estimation Method",
+            ]
+        )
         for i, h in enumerate(hours):
-            w.writerow([str(h).replace("T", " ") + ":00:00", "X", zone, zone, base + i % 24, base + 50, 0, 0, "t",
-                        "false", ""])
+            w.writerow(
+                [str(h).replace("T", " ") + ":00:00", "X", zone, zone, base + i % 24, base + 50, 0, 0, "t", "false", ""]
+            )
 
 
 def test_future_years_from_any_folder_run_with_no_code_change(tmp_path):
