@@ -186,13 +186,13 @@ def run_sensitivity(scenario, world, env_spec: EnvSpec, specs, args, out: Path) 
         spec = dataclasses.replace(env_spec, scenario=str(path))
         summaries[term] = plan_episodes(world, spec, specs, n, args.seed, -1)
     results = {k: run_all(t, args.workers) for k, t in summaries.items()}
-    tables = {
-        k: summarize(add_oracle_gap(pd.DataFrame([r["row"] for r in res], columns=list(COLUMNS))))
-        for k, res in results.items()
+    rows = {
+        k: add_oracle_gap(pd.DataFrame([r["row"] for r in res], columns=list(COLUMNS))) for k, res in results.items()
     }
+    tables = {k: summarize(df) for k, df in rows.items()}
     base = tables.pop("")
     with open(out / "report.md", "a", encoding="utf-8") as f:
-        f.write("\n" + sensitivity_markdown(base, tables, n))
+        f.write("\n" + sensitivity_markdown(base, tables, n, rows[""]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,11 +67,22 @@ def _ranking_and_savings(summary: pd.DataFrame) -> tuple[str, dict[str, float]]:
     return " < ".join(order), savings
 
 
-def sensitivity_markdown(base: pd.DataFrame, variants: dict[str, pd.DataFrame], episodes: int) -> str:
-    """The report section: one row for the full model, then one per term switched off.
+def with_embodied(base_episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per policy (in order of appearance), mean of operational + embodied carbon as ``carbon_kg_mean``."""
+    total = base_episodes["carbon_kg"] + base_episodes["embodied_kg"]
+    means = total.groupby(base_episodes["policy"], sort=False).mean()
+    return pd.DataFrame({"policy": means.index, "carbon_kg_mean": means.to_numpy()})
+
+
+def sensitivity_markdown(
+    base: pd.DataFrame, variants: dict[str, pd.DataFrame], episodes: int, base_episodes: pd.DataFrame | None = None
+) -> str:
+    """The report section: one row for the full model, one per term switched off, and one with embodied carbon
+    added to operational carbon (from the headline episodes; embodied carbon is never in the other rows).
 
     :param base: ``summarize`` output of the headline run (every term on).
     :param variants: term -> ``summarize`` output of that variant on the same episodes.
+    :param base_episodes: the headline run's ``episodes.csv`` rows (for the embodied row).
     """
     rank0, save0 = _ranking_and_savings(base)
     policies = [p for p in base["policy"] if p != BASELINE_POLICY]
@@ -82,8 +93,9 @@ def sensitivity_markdown(base: pd.DataFrame, variants: dict[str, pd.DataFrame], 
         "## Sensitivity to the model terms",
         "",
         f"The headline run (all terms on) and one variant per term switched off, on the same {episodes} episodes "
-        f"per policy. Savings are the change in mean carbon against `{BASELINE_POLICY}` (negative = less carbon); "
-        "deadline-meeting rates differ by row, so read the savings with the headline table's *deadline met*. "
+        f"per policy. Savings are the change in mean carbon against `{BASELINE_POLICY}` (negative = less carbon), "
+        "with the policy's deadline-met rate in that row in brackets: a saving bought by missing deadlines is "
+        "not a saving. "
         "Variant scenarios are written to `sensitivity/` and can be re-run alone with "
         "`python evaluate.py --scenario sensitivity/<file>.yaml`.",
         "",
@@ -94,17 +106,23 @@ def sensitivity_markdown(base: pd.DataFrame, variants: dict[str, pd.DataFrame], 
     def row(label: str, summary: pd.DataFrame) -> str:
         rank, save = _ranking_and_savings(summary)
         same = "yes" if rank == rank0 else "**no**"
-        cells = [f"{save[p]:+.0f} %" if p in save else "n/a" for p in policies]
+        met = summary.set_index("policy")["deadline_met_rate"] if "deadline_met_rate" in summary else {}
+        cells = [
+            (f"{save[p]:+.0f} %" + (f" ({met[p]:.0%} met)" if p in met else "")) if p in save else "n/a"
+            for p in policies
+        ]
         return f"| {label} | {rank} | {same} | " + " | ".join(cells) + " |"
 
     lines.append(row("all terms on (headline)", base))
     for term, summary in variants.items():
         lines.append(row(f"{VARIANTS[term][0]}", summary))
+    if base_episodes is not None and "embodied_kg" in base_episodes:
+        lines.append(row("all on, ranked by operational + embodied carbon", with_embodied(base_episodes)))
     del save0
     lines += [
         "",
-        "Embodied carbon is reported beside operational carbon (`embodied_kg` in `episodes.csv`) and is not in "
-        "the ranking above nor in the default reward (`reward.embodied_per_kg` = 0).",
+        "Embodied carbon is reported beside operational carbon (`embodied_kg` in `episodes.csv`); it is in the "
+        "last row only, not in the headline table nor in the default reward (`reward.embodied_per_kg` = 0).",
         "",
     ]
     return "\n".join(lines)

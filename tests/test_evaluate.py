@@ -41,6 +41,13 @@ def test_writes_tables_report_and_plots(run1):
     assert "Student" in report and "2023-03-01" in report and "2023-03-15" in report
     for png in ("carbon.png", "energy_vs_jct.png", "timeline_oracle.png"):
         assert f"({png})" in report
+    # the sensitivity section: headline + one row per model term + the embodied row; the variants are on disk
+    section = report.split("## Sensitivity to the model terms", 1)[1]
+    assert sum(ln.startswith("| ") for ln in section.splitlines()) == 1 + 1 + 6 + 1
+    assert len(list((run1 / "sensitivity").glob("*.yaml"))) == 6
+    ep = pd.read_csv(run1 / "episodes.csv")
+    assert {"host_kwh", "checkpoint_stall_s", "embodied_kg"} <= set(ep.columns)
+    assert (ep["host_kwh"] <= ep["it_energy_kwh"]).all() and (ep["embodied_kg"] > 0).all()
 
 
 def test_every_policy_runs_the_same_episodes(run1):
