@@ -194,7 +194,7 @@ class Simulator:
         self.episode_acc = [0.0] * len(METRICS)
         self.transitions: list[tuple[float, int, int]] = []
         self.segments: list[tuple[float, float, int, int, float, int, int]] = []
-        self.record = False  # log transitions and (t_s, dt_s, region, state, power_w, n_gpus, dest) pieces
+        self.record = False  # log transitions and (t_s, dt_s, region, state, gpu_w, n_gpus, dest) pieces
 
     def _init_overheads(self, scenario: Scenario, gpu_models: list[GpuModel]) -> None:
         """Host power, embodied carbon, checkpoint stall, scaling and restart terms (each switchable)."""
@@ -412,7 +412,7 @@ class Simulator:
         if slot == _GPUF:  # the failed GPU is replaced from the free pool if one is spare, else the job shrinks
             spare = self.free_gpus(self.region) - self.n_gpus
             n = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
-            self.n_gpus = self._usable(n) if n > 0 else 0  # whole parallel groups only
+            self.n_gpus = n - n % self.group  # whole parallel groups only
         else:
             self.n_gpus = self.usable_gpus(self.region)
         if self.n_gpus <= 0:
@@ -493,7 +493,8 @@ class Simulator:
             dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
             event = 0
             power_w = 0.0  # GPU board power drawn now (what the cap limits)
-            energy_w = 0.0  # IT power for energy: GPUs (stall share at idle) + host
+            gpu_w = 0.0  # GPU power for energy: the stall share of the time at idle power
+            host_w = 0.0  # the servers' CPUs and memory
             stall_frac = 0.0
             rate = 0.0
             n = self.n_gpus
@@ -510,9 +511,10 @@ class Simulator:
                 rate = 1.0 / per_mb_s
                 if stall_mb_s > 0.0:
                     stall_frac = stall_mb_s / per_mb_s
-                    energy_w = power_w + n * (idle_w[r] - p_r[lvl]) * stall_frac + n * host_busy_w[r]
+                    gpu_w = power_w + n * (idle_w[r] - p_r[lvl]) * stall_frac
                 else:
-                    energy_w = power_w + n * host_busy_w[r]
+                    gpu_w = power_w
+                host_w = n * host_busy_w[r]
                 progress = self.progress_mb
                 if self.draining:
                     fl = math.floor(progress)
@@ -526,8 +528,8 @@ class Simulator:
                 if d < dt:
                     dt, event = d, 2
             elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                power_w = n * idle_w[r]
-                energy_w = power_w + n * host_idle_w[r]
+                power_w = gpu_w = n * idle_w[r]
+                host_w = n * host_idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
                     dt, event = d, 1
@@ -547,21 +549,11 @@ class Simulator:
                 dt = 0.0
 
             # ---- integrate this piece
-            if record:  # GPU power for energy (host power apart: n * host W per GPU of the state)
-                self.segments.append(
-                    (
-                        t,
-                        dt,
-                        r,
-                        int(s),
-                        energy_w - n * (host_busy_w[r] if s == _TOLERANCE else host_idle_w[r]),
-                        n,
-                        self.dest,
-                    )
-                )
+            if record:  # GPU power for energy; host power is n * the state's host W per GPU
+                self.segments.append((t, dt, r, int(s), gpu_w, n, self.dest))
             ci = ci_tab[r][h]
             if power_w > 0.0:
-                it_kwh = energy_w * dt / _J_PER_KWH
+                it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
                 fac_kwh = it_kwh * pue[r]
                 c_g = fac_kwh * ci
                 gpu_h = n * dt / _S_PER_H
@@ -569,7 +561,7 @@ class Simulator:
                 acc[_FAC] += fac_kwh
                 acc[_OPC] += c_g
                 acc[_GPUH] += gpu_h
-                acc[_HOST] += n * (host_busy_w[r] if s == _TOLERANCE else host_idle_w[r]) * dt / _J_PER_KWH
+                acc[_HOST] += host_w * dt / _J_PER_KWH
                 acc[_EMB] += gpu_h * emb_g[r]
                 if s == _TOLERANCE:
                     acc[_STALL] += dt * stall_frac

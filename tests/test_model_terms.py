@@ -4,10 +4,13 @@ overhead, transfer energy, and GPU shortages on the shipped ``paper`` scenario."
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.availability import sample_free_gpus, sample_free_gpus_regions
 from sim.errors import ConfigError
 from sim.scenario import load_scenario
+from sim.simulator import WAIT
 from sim.states import State
 from sim.world import build_world, episode_starts
 from tests.test_simulator import OFF, make_sim, scenario
@@ -159,3 +162,38 @@ def test_region_correlation_and_daily_cycle_options():
     hour = (np.arange(len(d)) * 900 // 3600) % 24
     d = np.array(d)
     assert d[hour == 14].mean() < d[hour == 2].mean() - 10
+
+
+ALL_ON = dict(host_power=True, embodied_carbon=True, checkpoint_stall=True, scaling_efficiency=True, restart_s=20.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    actions=st.lists(st.tuples(st.sampled_from([0, 1, 2, WAIT]), st.integers(0, 2)), min_size=1, max_size=60),
+    seed=st.integers(0, 2**16),
+)
+def test_with_every_term_on_energy_host_embodied_and_stall_add_up(actions, seed):
+    sim = make_sim(
+        seed=seed,
+        model=ALL_ON,
+        regions=v100_regions(),
+        job=dict(snapshot_gb_per_s=8.0, scaling_curve=[[1, 1.0], [2, 1.9], [4, 3.6]]),
+        faults=dict(gpu_failure_per_gpu_hour=0.02, transfer_failure_prob=0.3, shortage_scale=1.0),
+    )
+    for target, level in actions:
+        sim.step(target, level)
+        if sim.done or sim.truncated:
+            break
+    ep = sim.metrics(sim.episode_acc)
+    it_kwh = host_kwh = 0.0
+    for _t, dt, _r, s, gpu_w, n, _dest in sim.segments:
+        host_w = n * (V100_HOST_BUSY_W_PER_GPU if s == State.TOLERANCE else V100_HOST_IDLE_W_PER_GPU)
+        if s in (State.SUSPEND, State.SCALING, State.RECOVERING):
+            assert gpu_w == pytest.approx(n * 40.0)
+        it_kwh += (gpu_w + host_w) * dt / 3.6e6 if gpu_w > 0 else 0.0
+        host_kwh += host_w * dt / 3.6e6 if gpu_w > 0 else 0.0
+    assert ep["it_energy_kwh"] == pytest.approx(it_kwh, rel=1e-9, abs=1e-12)
+    assert ep["host_energy_kwh"] == pytest.approx(host_kwh, rel=1e-9, abs=1e-12)
+    assert ep["embodied_carbon_g"] == pytest.approx(ep["gpu_hours"] * EMBODIED_G_PER_GPU_H, rel=1e-9, abs=1e-12)
+    assert 0.0 <= ep["checkpoint_stall_s"] <= ep["time_tolerance_s"] + 1e-9
+    assert sim.n_gpus <= 4 and 0.0 <= sim.progress_mb <= 20_000
