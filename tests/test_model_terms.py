@@ -2,6 +2,8 @@
 host power, embodied carbon, checkpoint stall (and its interval trade-off), scaling on fewer GPUs, restart
 overhead, transfer energy, and GPU shortages on the shipped ``paper`` scenario."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -197,3 +199,35 @@ def test_with_every_term_on_energy_host_embodied_and_stall_add_up(actions, seed)
     assert ep["embodied_carbon_g"] == pytest.approx(ep["gpu_hours"] * EMBODIED_G_PER_GPU_H, rel=1e-9, abs=1e-12)
     assert 0.0 <= ep["checkpoint_stall_s"] <= ep["time_tolerance_s"] + 1e-9
     assert sim.n_gpus <= 4 and 0.0 <= sim.progress_mb <= 20_000
+
+
+def test_bad_model_fields_name_the_field():
+    with pytest.raises(ConfigError, match=r"test: model.restart_s: must be >= 0.0, got -1"):
+        scenario(model={**OFF, "restart_s": -1})
+    with pytest.raises(ConfigError, match=r"test: model.host_powr: unknown field"):
+        scenario(model={"host_powr": True})
+    with pytest.raises(ConfigError, match=r"job.scaling_curve\[1\]: must be \[gpus, speed-up\]"):
+        scenario(job=dict(scaling_curve=[[1, 1], [4]]))
+
+
+def test_paper_shortages_show_as_waiting_for_a_rigid_job_and_fewer_gpus_for_an_elastic_one():
+    sc = load_scenario("paper")
+    world = build_world(sc, "test")
+    rigid_sc = dataclasses.replace(sc, job=dataclasses.replace(sc.job, elastic=False))
+    rigid_world = dataclasses.replace(world, scenario=rigid_sc)
+    waited = {True: 0.0, False: 0.0}
+    short_gpu_h = 0.0
+    for i, start in enumerate(episode_starts(world, 6, seed=1)):
+        for elastic, w in ((True, world), (False, rigid_world)):
+            sim = w.simulator()
+            sim.reset(int(start), np.random.default_rng(i))
+            held = []
+            while not (sim.done or sim.truncated):
+                sim.step(sim.home, sim.n_levels - 1)  # stay home at full clock
+                held.append(sim.n_gpus)
+            ep = sim.metrics(sim.episode_acc)
+            waited[elastic] += ep["time_waiting_s"]
+            if elastic:
+                short_gpu_h += sum(0 < n < 8 for n in held)
+    assert waited[False] > waited[True] + 3600  # rigid: waits for all 8 GPUs
+    assert short_gpu_h > 0  # elastic: runs on fewer during shortages
