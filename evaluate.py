@@ -19,6 +19,7 @@ The table is printed at the end. Examples::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 import time
@@ -84,6 +85,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)"
     )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
+    p.add_argument(
+        "--sensitivity-episodes",
+        type=int,
+        default=10,
+        help="episodes per policy for report.md's sensitivity section, one run per model term switched off "
+        "(default: 10, at most --episodes; 0 = skip)",
+    )
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
     return p.parse_args(argv)
 
@@ -163,6 +171,28 @@ def run_all(tasks, workers: int) -> list[dict]:
             results = [f.result() for f in futures]
     bar.close()
     return results
+
+
+def run_sensitivity(scenario, world, env_spec: EnvSpec, specs, args, out: Path) -> None:
+    """Re-run the policies with each model term switched off and append the section to ``report.md``."""
+    from evaluation.sensitivity import VARIANTS, sensitivity_markdown, write_variants
+
+    n = min(args.sensitivity_episodes, args.episodes)
+    paths = write_variants(scenario, out / "sensitivity")
+    base_tasks = plan_episodes(world, env_spec, specs, n, args.seed, -1)
+    summaries = {"": base_tasks}
+    print(f"sensitivity: {len(VARIANTS)} variants x {len(base_tasks)} episodes", file=sys.stderr)
+    for term, path in paths.items():
+        spec = dataclasses.replace(env_spec, scenario=str(path))
+        summaries[term] = plan_episodes(world, spec, specs, n, args.seed, -1)
+    results = {k: run_all(t, args.workers) for k, t in summaries.items()}
+    rows = {
+        k: add_oracle_gap(pd.DataFrame([r["row"] for r in res], columns=list(COLUMNS))) for k, res in results.items()
+    }
+    tables = {k: summarize(df) for k, df in rows.items()}
+    base = tables.pop("")
+    with open(out / "report.md", "a", encoding="utf-8") as f:
+        f.write("\n" + sensitivity_markdown(base, tables, n, rows[""]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,6 +291,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
         "command": "python evaluate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
     write_report(out / "report.md", summary, meta, figs)
+    if args.sensitivity_episodes > 0:
+        run_sensitivity(scenario, world, env_spec, specs, args, out)
 
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):

@@ -16,6 +16,9 @@ trajectory pays (checkpoint/restore idle power, work lost to faults and redone, 
 * intensity of a step is the minimum over the hours it overlaps (exact for 15-min steps);
 * GPUs usable in step ``k`` are ``min(N, max free GPUs over steps k - m .. k)`` with ``m`` covering a
   restore that straddles steps (the simulator sets the GPU count when a run starts), outages ignored;
+* energy per mini-batch counts GPU and host busy power on the job's most energy-efficient runnable GPU count
+  (``sim.energy_floor``: a data-parallel job's scaling curve makes fewer GPUs cheaper per mini-batch), the rate
+  the speed-up on the usable GPUs (``sim.speed``); checkpoint stalls and restart overheads are left out;
 * every clock level is allowed, also those over the power cap (so the bound holds for capped policies
   and for violators alike), and faults are ignored (they only add work and idle energy);
 * a migration ``r -> r'`` (shortest-path WAN time plus one restore, ``D``) takes away at most
@@ -77,7 +80,11 @@ class EpisodeFacts:
     u_plan: np.ndarray  # (K, R) GPUs usable at the start of step k (0 if an outage touches the step)
     xfer_s: np.ndarray  # (R, R)
     io_s: float
+    restore_s: float  # one restore: io_s plus the restart overhead
     xfer_kwh: float
+    host_busy_w: np.ndarray  # (R,) host W per GPU while training (0 when the model term is off)
+    speed: np.ndarray  # (N + 1,) speed on n GPUs as a fraction of the speed on all N (the job's scaling curve)
+    energy_floor: float  # lowest energy per mini-batch on any runnable GPU count relative to all N (<= 1)
 
     @classmethod
     def from_env(cls, env: CarbonMigrationEnv) -> EpisodeFacts:
@@ -96,7 +103,7 @@ class EpisodeFacts:
             cap_step = np.minimum(cap_step, cap[hh])
         N = sim.requested_gpus
         free = np.asarray(sim.free, dtype=float)[:, :K].T  # (K, R)
-        m = int(math.ceil(sim.io_s / s)) + 1
+        m = int(math.ceil(sim.restore_s / s)) + 1
         u_rel = free.copy()
         for j in range(1, m + 1):
             u_rel[j:] = np.maximum(u_rel[j:], free[:-j])
@@ -127,7 +134,11 @@ class EpisodeFacts:
             u_plan=u_plan,
             xfer_s=np.asarray(sim.xfer_s, dtype=float),
             io_s=sim.io_s,
+            restore_s=sim.restore_s,
             xfer_kwh=sim.xfer_kwh,
+            host_busy_w=np.asarray(sim.host_busy_w, dtype=float),
+            speed=np.asarray(sim.speed, dtype=float),
+            energy_floor=sim.energy_floor,
         )
 
 
@@ -154,9 +165,11 @@ class _Model:
         u = (f.u_relaxed if relaxed else f.u_plan)[ks]  # (K', R)
         w = f.work[ks]
         t = f.t_mb_s[None] * w[:, None, None] * N  # N*w*t: GPU-equivalent s per mini-batch
-        e_kwh = t * f.p_gpu_w[None] * f.pue[None, :, None] / _J_PER_KWH  # (K', R, L) kWh per mini-batch
+        # (K', R, L) kWh per mini-batch: GPUs and host; the bound takes the most efficient GPU count (energy_floor)
+        p_w = f.p_gpu_w + f.host_busy_w[:, None]
+        e_kwh = t * p_w[None] * f.pue[None, :, None] * (f.energy_floor if relaxed else 1.0) / _J_PER_KWH
         self.cost = e_kwh * f.ci_step[ks][:, :, None]  # g per mini-batch
-        self.rate = u[:, :, None] / t  # mini-batches per second
+        self.rate = f.speed[u.astype(int)][:, :, None] * N / t  # mini-batches per second (u / t when linear)
         if not relaxed:  # only clock levels whose power for the GPUs used stays under the cap
             over = u[:, :, None] * f.p_gpu_w[None] > f.cap_step[ks][:, None, None] + 1e-9
             over[..., 0] = False  # lowest clock always allowed
@@ -167,7 +180,7 @@ class _Model:
             self.loss_s = np.where(off, _shortest_paths(f.xfer_s) + f.io_s, 0.0)
             self.txc = np.where(off, f.xfer_kwh * 0.5 * (f.ci_min[:, None] + f.ci_min[None, :]), 0.0)
         else:
-            self.loss_s = np.where(off, f.xfer_s + 2.0 * f.io_s, 0.0)
+            self.loss_s = np.where(off, f.xfer_s + f.io_s + f.restore_s, 0.0)
             self.txc = np.where(off, f.xfer_kwh * 0.5 * (f.ci_step[k0][:, None] + f.ci_step[k0][None, :]), 0.0)
         self.relaxed = relaxed
         self.R = R

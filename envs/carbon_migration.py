@@ -126,7 +126,7 @@ class CarbonMigrationEnv(gym.Env):
     ## Rewards
 
     ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
-    + w_m * migrations) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
+    + w_m * migrations + w_b * embodied_kg) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
     section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 30 per hour late, 0.01 per kJ over
     the cap). When the episode is truncated with work left, the hours that work would still take at
     full speed count as late.
@@ -294,6 +294,7 @@ class CarbonMigrationEnv(gym.Env):
             - w.lateness_per_hour * late_h
             - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
             - w.migration_per_count * acc[_MIG]
+            - w.embodied_per_kg * acc[_EMB] / 1000.0
         )
         reward = float(reward)
         self._record(sim.k)
@@ -528,6 +529,7 @@ _MIGRATION, _SUSPEND, _WAITING, _QUEUED = (
 )
 _TWO_PI = 2 * math.pi
 _IDX = {name: i for i, name in enumerate(METRICS)}
+_EMB = _IDX["embodied_carbon_g"]
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
     _IDX[k]
     for k in (

@@ -42,6 +42,9 @@ COLUMNS = (
     "cap_violation_s",
     "lost_minibatches",
     "gpu_hours",
+    "host_kwh",
+    "checkpoint_stall_s",
+    "embodied_kg",
     "invalid_actions",
     "oracle_bound_kg",
     "oracle_gap_pct",
@@ -190,6 +193,9 @@ def episode_row(task: EpisodeTask, result: dict) -> dict:
         "cap_violation_s": m["cap_violation_s"],
         "lost_minibatches": m["lost_minibatches"],
         "gpu_hours": m["gpu_hours"],
+        "host_kwh": m["host_energy_kwh"],  # IT energy of the servers' CPUs and memory (in it_energy_kwh)
+        "checkpoint_stall_s": m["checkpoint_stall_s"],
+        "embodied_kg": m["embodied_carbon_g"] / G_PER_KG,  # beside carbon_kg, not in it
         "invalid_actions": int(m["invalid_actions"]),
         "oracle_bound_kg": float(bound_g) / G_PER_KG if bound_g is not None else math.nan,
         "oracle_gap_pct": math.nan,

@@ -61,6 +61,10 @@ class JobSpec:
     phase_multipliers: tuple[float, ...] = (1.0,)
     storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s
     elastic: bool = True  # run on fewer GPUs than requested (else wait for all)
+    # --- issue 14: checkpoint stall and scaling (see ModelSpec for the switches)
+    snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (CheckFreq snapshot); PCIe 3.0 x16
+    parallel_group_gpus: int = 1  # pipeline x tensor parallel group: runs only on multiples of it
+    scaling_curve: tuple[tuple[float, float], ...] = ()  # (GPUs, speed-up vs 1 GPU) points; () = linear
 
     @property
     def checkpoint_gb(self) -> float:
@@ -74,6 +78,9 @@ class FaultSpec:
     outage_mean_hours: float = 2.0
     transfer_failure_prob: float = 0.0
     shortage_scale: float = 0.0  # 0 = full pools always free, 1 = calibrated spot availability
+    shortage_region_correlation: float = 0.0  # share of the latent availability common to all regions (assumed)
+    shortage_daily_amplitude: float = 0.0  # latent shift (std units) toward shortage at the peak hour (assumed)
+    shortage_peak_hour_utc: float = 14.0  # UTC hour of the deepest daily shortage
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,25 @@ class RewardSpec:
     cap_violation_per_kj: float = 0.01
     migration_per_count: float = 0.0
     progress_per_job: float = 0.0
+    embodied_per_kg: float = 0.0  # embodied carbon is reported, not in the default reward
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Switches for the model terms of issue 14 (each off reproduces the earlier model for that term).
+
+    :param host_power: count host (CPU, memory) power of the GPU servers in IT energy (``sim/hardware.py``).
+    :param embodied_carbon: report amortised embodied carbon of GPUs and servers (``embodied_carbon_g``).
+    :param checkpoint_stall: each periodic checkpoint stalls training for its GPU->host snapshot.
+    :param scaling_efficiency: the job's ``scaling_curve`` and ``parallel_group_gpus`` (else linear, any count).
+    :param restart_s: fixed overhead of every restore (after a migration, pause or fault), seconds.
+    """
+
+    host_power: bool = True
+    embodied_carbon: bool = True
+    checkpoint_stall: bool = True
+    scaling_efficiency: bool = True
+    restart_s: float = 20.0  # TrainMover (Lao et al. 2024, arXiv:2412.12636): ~20 s downtime at best
 
 
 @dataclass(frozen=True)
@@ -110,8 +136,9 @@ class Scenario:
     clock_levels: int = 5
     signal: str = "direct"
     cap_enforcement: str = "measure"  # measure | throttle
-    transfer_kwh_per_gb: float = 0.06  # Aslan et al. 2018 (J. Ind. Ecol. 22(4)), 2015 estimate
+    transfer_kwh_per_gb: float = 0.006  # IEA (Kamiya 2020) data-transmission networks; see data/derived/README.md
     data_dir: str | None = None
+    model: ModelSpec = ModelSpec()
     source: str = ""
 
     @property
@@ -226,7 +253,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
     signal = top.get("signal", str, "direct", choices=("direct", "lca"))
     cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
-    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.06, lo=0.0)
+    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0)
     data_dir = top.get("data_dir", str, None)
 
     if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
@@ -287,8 +314,15 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         phase_multipliers=tuple(float(m) for m in mult),
         storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
         elastic=j.get("elastic", bool, True),
+        **_job_overheads(j),
     )
     j.done()
+    if job.gpus % job.parallel_group_gpus:
+        raise j.error(
+            "parallel_group_gpus", f"{job.parallel_group_gpus} must divide job.gpus ({job.gpus}) for the job to run"
+        )
+    if job.scaling_curve and job.scaling_curve[-1][0] < job.gpus:
+        raise j.error("scaling_curve", f"must reach job.gpus ({job.gpus}); last point is {job.scaling_curve[-1]}")
 
     fl = top.sub("faults")
     faults = FaultSpec(
@@ -297,6 +331,9 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         outage_mean_hours=fl.get("outage_mean_hours", float, 2.0, lo=0.0, lo_open=True),
         transfer_failure_prob=fl.get("transfer_failure_prob", float, 0.0, lo=0.0, hi=1.0),
         shortage_scale=fl.get("shortage_scale", float, 0.0, lo=0.0, hi=1.0),
+        shortage_region_correlation=fl.get("shortage_region_correlation", float, 0.0, lo=0.0, hi=1.0),
+        shortage_daily_amplitude=fl.get("shortage_daily_amplitude", float, 0.0, lo=0.0, hi=3.0),
+        shortage_peak_hour_utc=fl.get("shortage_peak_hour_utc", float, 14.0, lo=0.0, hi=24.0),
     )
     fl.done()
     fc = top.sub("forecast")
@@ -309,6 +346,15 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     rw = top.sub("reward")
     reward = RewardSpec(**{f.name: rw.get(f.name, float, f.default, lo=0.0) for f in fields(RewardSpec)})
     rw.done()
+    md = top.sub("model")
+    model = ModelSpec(
+        host_power=md.get("host_power", bool, True),
+        embodied_carbon=md.get("embodied_carbon", bool, True),
+        checkpoint_stall=md.get("checkpoint_stall", bool, True),
+        scaling_efficiency=md.get("scaling_efficiency", bool, True),
+        restart_s=md.get("restart_s", float, 20.0, lo=0.0),
+    )
+    md.done()
 
     sp = top.sub("splits", required=True)
     splits = {}
@@ -342,8 +388,36 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         cap_enforcement=cap_enforcement,
         transfer_kwh_per_gb=transfer_kwh_per_gb,
         data_dir=data_dir,
+        model=model,
         source=where,
     )
+
+
+# ---------------------------------------------------------------- issue 14: overhead fields of the job
+
+
+def _job_overheads(j: _Fields) -> dict:
+    """``snapshot_gb_per_s``, ``parallel_group_gpus`` and ``scaling_curve`` of ``job`` (validated)."""
+    out = dict(
+        snapshot_gb_per_s=j.get("snapshot_gb_per_s", float, 12.0, lo=0.0, lo_open=True),
+        parallel_group_gpus=j.get("parallel_group_gpus", int, 1, lo=1),
+    )
+    raw = j.data.pop("scaling_curve", None) or []
+    want = (
+        "a list of [gpus, speed-up] pairs with gpus increasing from 1 and speed-up increasing, e.g. [[1, 1], [8, 7.6]]"
+    )
+    if not isinstance(raw, list):
+        raise j.error("scaling_curve", f"must be {want}; got {raw!r}")
+    points = []
+    for i, pt in enumerate(raw):
+        ok = isinstance(pt, list) and len(pt) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in pt)
+        if not ok:
+            raise j.error(f"scaling_curve[{i}]", f"must be [gpus, speed-up], both > 0; got {pt!r}")
+        points.append((float(pt[0]), float(pt[1])))
+    if points and (points[0][0] != 1 or any(b[0] <= a[0] or b[1] <= a[1] for a, b in zip(points, points[1:]))):
+        raise j.error("scaling_curve", f"must be {want}; got {raw!r}")
+    out["scaling_curve"] = tuple(points)
+    return out
 
 
 def scenario_names() -> list[str]:

@@ -7,15 +7,23 @@ intensity changes) and integrates energy, carbon and progress exactly over each 
 nothing is rounded to step boundaries.
 
 Physics (units in names):
-- running on n of N requested GPUs at clock f: mini-batches/s = n / (N * w * t(f)),
-  IT power = n * P(f) (``sim.gpu.GpuModel``), w = work multiplier of the step (phases, noise);
-- writing / restoring a checkpoint: checkpoint_gb * 8 / storage_gbps seconds at n * idle_w;
+- running on n of N requested GPUs at clock f: mini-batches/s = 1 / (w * t(f) * S(N) / S(n) + stall_s / K),
+  GPU power = n * P(f) (``sim.gpu.GpuModel``), w = work multiplier of the step (phases, noise), S(n) the job's
+  speed-up on n GPUs (``job.scaling_curve``, linear by default; a parallel group runs only on multiples of
+  ``job.parallel_group_gpus``);
+- periodic checkpoints (every K mini-batches) stall training for the GPU -> host snapshot (CheckFreq, FAST '21):
+  stall_s = checkpoint_gb / parallel_group_gpus / snapshot_gb_per_s at n * idle_w, spread evenly over the K
+  mini-batches of the interval (exact per interval); the write to storage is asynchronous;
+- host power (CPUs, memory; ``sim.hardware``) = n * server busy W / GPUs per server while running, n * idle share
+  while a checkpoint is written or restored; counted in IT energy and reported as ``host_energy_kwh``;
+- writing a checkpoint: checkpoint_gb * 8 / storage_gbps seconds at n * idle_w; restoring one takes that plus
+  ``model.restart_s`` (container start, collective init, data staging);
 - WAN transfer: ``Network.transfer_s`` (bytes / throughput + RTT), no GPUs held, network energy
   ``transfer_kwh_per_gb`` per GB spread evenly over the transfer, charged half to each end's grid;
 - facility energy = IT energy * PUE of the region; carbon = facility energy * intensity of the
   hour (plus the transfer carbon above);
-- periodic checkpoints every K mini-batches are asynchronous (no stall); a fault rolls progress
-  back to the last durable checkpoint and reports the mini-batches lost.
+- embodied carbon (``embodied_carbon_g``, not in ``carbon_g``) = GPU-hours * (per-GPU + server share) per hour;
+- a fault rolls progress back to the last durable checkpoint and reports the mini-batches lost.
 
 Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step arrays.
 """
@@ -28,9 +36,10 @@ from operator import add as _add
 
 import numpy as np
 
-from sim.availability import sample_free_gpus
+from sim.availability import sample_free_gpus_regions
 from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
+from sim.hardware import host_server
 from sim.network import Network
 from sim.scenario import Scenario
 from sim.states import ALLOWED, State, check_transition
@@ -63,6 +72,9 @@ METRICS = (
     "outage_faults",
     "preemptions",
     "lateness_h",
+    "host_energy_kwh",
+    "embodied_carbon_g",
+    "checkpoint_stall_s",
 ) + tuple(f"time_{s.name.lower()}_s" for s in State)
 M = {name: i for i, name in enumerate(METRICS)}
 (
@@ -88,7 +100,10 @@ M = {name: i for i, name in enumerate(METRICS)}
     _OUTF,
     _PRE,
     _LATE,
-) = range(22)
+    _HOST,
+    _EMB,
+    _STALL,
+) = range(25)
 _TIME0 = M["time_queued_s"]
 _N_METRICS = len(METRICS)
 
@@ -167,7 +182,8 @@ class Simulator:
         self.p_gpu_w = [[float(m.power_w(f)) for f in self.clocks_mhz[r]] for r, m in enumerate(gpu_models)]
         self.idle_w = [float(m.idle_w) for m in gpu_models]
         self.ckpt_gb = job.checkpoint_gb
-        self.io_s = self.ckpt_gb * 8.0 / job.storage_gbps  # one checkpoint write, or one restore
+        self.io_s = self.ckpt_gb * 8.0 / job.storage_gbps  # one checkpoint write, or the I/O of one restore
+        self._init_overheads(scenario, gpu_models)
         self.xfer_s = [[float(network.transfer_s(i, j, self.ckpt_gb)) for j in range(R)] for i in range(R)]
         self.egress_usd = (network.egress_usd_per_gb * self.ckpt_gb).tolist()
         self.xfer_kwh = self.ckpt_gb * scenario.transfer_kwh_per_gb
@@ -178,7 +194,30 @@ class Simulator:
         self.episode_acc = [0.0] * len(METRICS)
         self.transitions: list[tuple[float, int, int]] = []
         self.segments: list[tuple[float, float, int, int, float, int, int]] = []
-        self.record = False  # log transitions and (t_s, dt_s, region, state, power_w, n_gpus, dest) pieces
+        self.record = False  # log transitions and (t_s, dt_s, region, state, gpu_w, n_gpus, dest) pieces
+
+    def _init_overheads(self, scenario: Scenario, gpu_models: list[GpuModel]) -> None:
+        """Host power, embodied carbon, checkpoint stall, scaling and restart terms (each switchable)."""
+        job, md, N = scenario.job, scenario.model, scenario.job.gpus
+        servers = [host_server(r.gpu) if (md.host_power or md.embodied_carbon) else None for r in scenario.regions]
+        # host W per GPU held: busy while training, idle while a checkpoint is written or restored
+        self.host_busy_w = [s.busy_w / s.gpus_per_server if md.host_power else 0.0 for s in servers]
+        self.host_idle_w = [s.idle_w / s.gpus_per_server if md.host_power else 0.0 for s in servers]
+        self.embodied_g_per_gpu_h = [s.embodied_g_per_gpu_h if md.embodied_carbon else 0.0 for s in servers]
+        self.group = job.parallel_group_gpus if md.scaling_efficiency else 1
+        # speed on n GPUs as a fraction of the speed on all N (S(n) / S(N)); index n = 0..N
+        if md.scaling_efficiency and job.scaling_curve:
+            xs, ys = zip(*job.scaling_curve)
+            s_n = np.interp(np.arange(N + 1), xs, ys)
+            s_n[0] = 0.0
+            self.speed = (s_n / s_n[N]).tolist()
+        else:
+            self.speed = [n / N for n in range(N + 1)]
+        # the lowest energy per mini-batch on any runnable count relative to all N: n / speed[n] / N (oracle bound)
+        self.energy_floor = min(n / (self.speed[n] * N) for n in range(self.group, N + 1, self.group))
+        stall_s = self.ckpt_gb / self.group / job.snapshot_gb_per_s if md.checkpoint_stall else 0.0
+        self.stall_per_mb_s = stall_s / self.ckpt_interval_mb
+        self.restore_s = self.io_s + md.restart_s
 
     # ------------------------------------------------------------------ episode set-up
 
@@ -210,12 +249,20 @@ class Simulator:
             w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
         self.work = w.tolist()
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
-        self.free = [
-            sample_free_gpus(rng, p, steps, self.step_s, scale=f.shortage_scale).tolist()
-            if f.shortage_scale > 0
-            else [p] * steps
-            for p in self.pool
-        ]
+        if f.shortage_scale > 0:
+            self.free = sample_free_gpus_regions(
+                rng,
+                self.pool,
+                steps,
+                self.step_s,
+                f.shortage_scale,
+                f.shortage_region_correlation,
+                f.shortage_daily_amplitude,
+                hour_of_day0,
+                f.shortage_peak_hour_utc,
+            )
+        else:
+            self.free = [[p] * steps for p in self.pool]
         # outages: Poisson arrivals per region, exponential durations
         self.outages: list[list[tuple[float, float]]] = []
         for _ in range(self.n_regions):
@@ -274,6 +321,9 @@ class Simulator:
         """GPUs the job can run on out of ``free``: at most its request, none if it is rigid and short."""
         req = self.requested_gpus
         n = free if free < req else req
+        g = self.group
+        if g > 1:
+            n -= n % g  # a pipeline / tensor-parallel job runs on whole parallel groups only
         return n if (self.elastic or n >= req) else 0
 
     def usable_gpus(self, r: int) -> int:
@@ -326,7 +376,7 @@ class Simulator:
             return
         self.n_gpus = n
         self._go(_SCALING)
-        self.phase_end_s = self.t_s + self.io_s
+        self.phase_end_s = self.t_s + self.restore_s
 
     def _start_migration(self, dst: int) -> None:
         self._go(_MIGRATION)
@@ -361,14 +411,15 @@ class Simulator:
             self._go(_RECOVERING)
         if slot == _GPUF:  # the failed GPU is replaced from the free pool if one is spare, else the job shrinks
             spare = self.free_gpus(self.region) - self.n_gpus
-            self.n_gpus = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
+            n = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
+            self.n_gpus = n - n % self.group  # whole parallel groups only
         else:
             self.n_gpus = self.usable_gpus(self.region)
         if self.n_gpus <= 0:
             self.n_gpus = 0
             self._go(_WAITING)
         else:
-            self.phase_end_s = self.t_s + self.io_s
+            self.phase_end_s = self.t_s + self.restore_s
 
     # ------------------------------------------------------------------ decisions
 
@@ -425,6 +476,13 @@ class Simulator:
             self.t_mb_s,
             self.idle_w,
         )
+        host_busy_w, host_idle_w, emb_g, speed, stall_mb_s = (
+            self.host_busy_w,
+            self.host_idle_w,
+            self.embodied_g_per_gpu_h,
+            self.speed,
+            self.stall_per_mb_s,
+        )
         outages, deadline_s, record, throttle = self.outages, self.deadline_s, self.record, self.throttle
         t = self.t_s
         s = self.state
@@ -434,7 +492,10 @@ class Simulator:
             dt = (h + 1) * _S_PER_H
             dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
             event = 0
-            power_w = 0.0
+            power_w = 0.0  # GPU board power drawn now (what the cap limits)
+            gpu_w = 0.0  # GPU power for energy: the stall share of the time at idle power
+            host_w = 0.0  # the servers' CPUs and memory
+            stall_frac = 0.0
             rate = 0.0
             n = self.n_gpus
             if s == _TOLERANCE:
@@ -445,7 +506,15 @@ class Simulator:
                     while lvl > 0 and n * p_r[lvl] > cap:
                         lvl -= 1
                 power_w = n * p_r[lvl]
-                rate = n / (self.requested_gpus * self.work[self.k] * t_mb_s[r][lvl])
+                compute_s = self.work[self.k] * t_mb_s[r][lvl] / speed[n]  # seconds per mini-batch on n GPUs
+                per_mb_s = compute_s + stall_mb_s
+                rate = 1.0 / per_mb_s
+                if stall_mb_s > 0.0:
+                    stall_frac = stall_mb_s / per_mb_s
+                    gpu_w = power_w + n * (idle_w[r] - p_r[lvl]) * stall_frac
+                else:
+                    gpu_w = power_w
+                host_w = n * host_busy_w[r]
                 progress = self.progress_mb
                 if self.draining:
                     fl = math.floor(progress)
@@ -459,7 +528,8 @@ class Simulator:
                 if d < dt:
                     dt, event = d, 2
             elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                power_w = n * idle_w[r]
+                power_w = gpu_w = n * idle_w[r]
+                host_w = n * host_idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
                     dt, event = d, 1
@@ -479,11 +549,11 @@ class Simulator:
                 dt = 0.0
 
             # ---- integrate this piece
-            if record:
-                self.segments.append((t, dt, r, int(s), power_w, n, self.dest))
+            if record:  # GPU power for energy; host power is n * the state's host W per GPU
+                self.segments.append((t, dt, r, int(s), gpu_w, n, self.dest))
             ci = ci_tab[r][h]
             if power_w > 0.0:
-                it_kwh = power_w * dt / _J_PER_KWH
+                it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
                 fac_kwh = it_kwh * pue[r]
                 c_g = fac_kwh * ci
                 gpu_h = n * dt / _S_PER_H
@@ -491,7 +561,10 @@ class Simulator:
                 acc[_FAC] += fac_kwh
                 acc[_OPC] += c_g
                 acc[_GPUH] += gpu_h
+                acc[_HOST] += host_w * dt / _J_PER_KWH
+                acc[_EMB] += gpu_h * emb_g[r]
                 if s == _TOLERANCE:
+                    acc[_STALL] += dt * stall_frac
                     done = rate * dt
                     self.progress_mb += done
                     self.fail_left_gpu_h -= gpu_h
@@ -541,7 +614,7 @@ class Simulator:
             if self.n_gpus == 0:
                 self._go(_WAITING)
             else:
-                self.phase_end_s = self.t_s + self.io_s
+                self.phase_end_s = self.t_s + self.restore_s
         elif event == 2:
             self.fail_left_gpu_h = self._draw_failure_gpu_h()
             self._fault(_GPUF)

@@ -1,5 +1,7 @@
 """The oracle: a true carbon lower bound (hand-computed worlds and shipped scenarios) and an executable plan."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -10,7 +12,7 @@ from envs.carbon_migration import CarbonMigrationEnv
 from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.network import Network
-from sim.scenario import parse_scenario
+from sim.scenario import load_scenario, parse_scenario
 from sim.world import World, episode_starts
 
 HOURS = 200
@@ -54,6 +56,11 @@ def hand_env(ci_a, ci_b, deadline_h=40.0, minibatches=20_000):
                 deadline_hours=deadline_h,
             ),
             forecast=dict(kind="perfect", horizon_hours=4),
+            # issue-14 terms off and the old transfer figure: the bounds below are computed by hand without them
+            model=dict(
+                host_power=False, embodied_carbon=False, checkpoint_stall=False, scaling_efficiency=False, restart_s=0
+            ),
+            transfer_kwh_per_gb=0.06,
             splits=dict(
                 train=["2029-01-01", "2029-02-01"],
                 validation=["2029-02-01", "2029-03-01"],
@@ -157,7 +164,10 @@ def test_no_deadline_meeting_policy_beats_the_bound(scenario):
 def test_oracle_respects_cap_and_meets_deadline_on_paper():
     import gymnasium as gym
 
-    env = gym.make("CarbonMigration-v0", scenario="paper", split="test")
+    # paper without its GPU shortages: a reclaimed GPU is a fault (rollback) the plan cannot avoid
+    sc = load_scenario("paper")
+    sc = dataclasses.replace(sc, faults=dataclasses.replace(sc.faults, shortage_scale=0.0))
+    env = gym.make("CarbonMigration-v0", scenario=sc, split="test")
     for i, start in enumerate(episode_starts(env.unwrapped.world, 3, seed=3)):
         m = run_episode(env, OraclePolicy(), seed=i, start_hour=int(start))
         assert m["deadline_met"]

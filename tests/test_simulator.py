@@ -33,6 +33,10 @@ MODEL = GpuModel(
 NET = Network(("A", "B", "C"), ("x", "y", "z"), np.full((3, 3), 8.0), np.full((3, 3), 100.0), np.full((3, 3), 0.02))
 
 
+# the issue-14 terms, all off: the hand-computed cases below check the core physics; each term has its own test
+OFF = dict(host_power=False, embodied_carbon=False, checkpoint_stall=False, scaling_efficiency=False, restart_s=0.0)
+
+
 def scenario(**over):
     job = dict(
         workload="toy",
@@ -57,6 +61,8 @@ def scenario(**over):
         ],
         job=job,
         faults=over.pop("faults", {}),
+        model=OFF,
+        transfer_kwh_per_gb=0.06,
         splits=dict(
             train=["2030-01-01", "2030-02-01"],
             validation=["2030-02-01", "2030-03-01"],

@@ -44,15 +44,22 @@ def test_episode_carbon_equals_energy_times_raw_intensity():
     series = {z: raw_hourly(z) for z in zones}
     pue = [r.pue for r in env.scenario.regions]
     t0 = env.world.carbon.start_h + np.timedelta64(env.start_hour, "h")
-    expected_g = 0.0
-    for t, dt, r, s, power_w, _n, dest in env.sim.segments:
+    # host power of the V100 servers by hand (Cloud Carbon Footprint coefficients, AWS p3.16xlarge: 64 Broadwell
+    # vCPUs at 0.71 / 3.69 W, 488 GB at 0.392 W/GB), per GPU of 8: busy while training, idle in checkpoint I/O
+    host_busy_w = (64 * 3.69 + 488 * 0.392) / 8
+    host_idle_w = (64 * 0.71 + 488 * 0.392) / 8
+    expected_g = host_kwh = 0.0
+    for t, dt, r, s, power_w, n, dest in env.sim.segments:
         key = str(t0 + np.timedelta64(int(t // 3600), "h")).replace("T", " ")[:13]
-        e_kwh = power_w * dt / 3.6e6
+        host_w = n * (host_busy_w if s == State.TOLERANCE else host_idle_w)
+        host_kwh += host_w * dt / 3.6e6
+        e_kwh = (power_w + host_w) * dt / 3.6e6
         expected_g += e_kwh * pue[r] * series[zones[r]][key]
         if s == State.MIGRATION:
-            net_kwh = env.sim.ckpt_gb * 0.06 * dt / env.sim.xfer_s[r][dest]
+            net_kwh = env.sim.ckpt_gb * 0.006 * dt / env.sim.xfer_s[r][dest]
             expected_g += net_kwh * 0.5 * (series[zones[r]][key] + series[zones[dest]][key])
     assert info["episode_metrics"]["carbon_g"] == pytest.approx(expected_g, rel=1e-9)
+    assert info["episode_metrics"]["host_energy_kwh"] == pytest.approx(host_kwh, rel=1e-9) and host_kwh > 0
     assert info["episode_metrics"]["facility_energy_kwh"] >= info["episode_metrics"]["it_energy_kwh"] * 1.2 - 1e-9
 
 
