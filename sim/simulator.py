@@ -42,7 +42,7 @@ from sim.gpu import GpuModel
 from sim.hardware import host_server
 from sim.network import Network
 from sim.scenario import Scenario
-from sim.states import ALLOWED, State, check_transition
+from sim.states import ALLOWED, Event, State, check_transition
 
 _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
@@ -111,7 +111,11 @@ _N_METRICS = len(METRICS)
 # scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
 _QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
 
-_ALLOWED_ROWS = ALLOWED.tolist()  # legal transitions as nested lists: one cheap lookup in _go
+_ALLOWED_ROWS = ALLOWED.tolist()
+# named events as plain ints for the hot loop (sim.states.Event documents each)
+_EV_NONE, _EV_PHASE_END, _EV_GPU_FAILURE, _EV_TRANSFER_FAILURE, _EV_OUTAGE, _EV_COMPLETION, _EV_BOUNDARY = (
+    int(e) for e in Event
+)  # legal transitions as nested lists: one cheap lookup in _go
 
 
 class Metrics(Mapping):
@@ -491,7 +495,7 @@ class Simulator:
             h = int(t // _S_PER_H)
             dt = (h + 1) * _S_PER_H
             dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
-            event = 0
+            event = _EV_NONE
             power_w = 0.0  # GPU board power drawn now (what the cap limits)
             gpu_w = 0.0  # GPU power for energy: the stall share of the time at idle power
             host_w = 0.0  # the servers' CPUs and memory
@@ -519,31 +523,33 @@ class Simulator:
                 if self.draining:
                     fl = math.floor(progress)
                     goal = progress if progress == fl else fl + 1.0
+                    done_event = _EV_BOUNDARY
                 else:
                     goal = self.total_mb
+                    done_event = _EV_COMPLETION
                 d = (goal - progress) / rate
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, done_event
                 d = self.fail_left_gpu_h * _S_PER_H / n
                 if d < dt:
-                    dt, event = d, 2
+                    dt, event = d, _EV_GPU_FAILURE
             elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
                 power_w = gpu_w = n * idle_w[r]
                 host_w = n * host_idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, _EV_PHASE_END
             elif s == _MIGRATION:
                 d = self.phase_end_s - t
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, _EV_PHASE_END
                 d = self.xfer_fail_at_s - t
                 if d < dt:
-                    dt, event = d, 3
+                    dt, event = d, _EV_TRANSFER_FAILURE
             if n > 0:  # outage in the region holding the job's GPUs
                 for start, _end in outages[r]:
                     if t <= start < t + dt:
-                        dt, event = start - t, 4
+                        dt, event = start - t, _EV_OUTAGE
                         break
             if dt < 0.0:
                 dt = 0.0
@@ -591,7 +597,7 @@ class Simulator:
             acc[_TIME0 + s] += dt
             self.power_w = power_w
             self.t_s = t = t_next
-            if event:
+            if event != _EV_NONE:
                 self._handle(event)
                 s = self.state
         # a fresh list (callers may keep the previous one); map(add) is the element-wise sum in C
@@ -603,10 +609,11 @@ class Simulator:
         self.k += 1
 
     def _handle(self, event: int) -> None:
+        """Apply one ``sim.states.Event`` at the current time."""
         s = self.state
-        if event == 4:
+        if event == _EV_OUTAGE:
             self._fault(_OUTF)
-        elif event == 3:  # transfer failed mid-flight: the checkpoint is still at the source
+        elif event == _EV_TRANSFER_FAILURE:  # the checkpoint is still at the source
             self.step_acc[_TXF] += 1
             self._go(_RECOVERING)
             self.xfer_fail_at_s = math.inf
@@ -615,19 +622,18 @@ class Simulator:
                 self._go(_WAITING)
             else:
                 self.phase_end_s = self.t_s + self.restore_s
-        elif event == 2:
+        elif event == _EV_GPU_FAILURE:
             self.fail_left_gpu_h = self._draw_failure_gpu_h()
             self._fault(_GPUF)
-        elif s == _TOLERANCE:
-            if self.draining:
-                self.progress_mb = float(round(self.progress_mb))
-                self._suspend()
-            else:
-                self.progress_mb = self.total_mb
-                self.completed_at_s = self.t_s
-                self._go(_COMPLETED)
-                self.n_gpus = 0
-        elif s == _SUSPEND:
+        elif event == _EV_BOUNDARY:  # the pending checkpoint can be written now
+            self.progress_mb = float(round(self.progress_mb))
+            self._suspend()
+        elif event == _EV_COMPLETION:
+            self.progress_mb = self.total_mb
+            self.completed_at_s = self.t_s
+            self._go(_COMPLETED)
+            self.n_gpus = 0
+        elif s == _SUSPEND:  # Event.PHASE_END from here on: the timed phase ``s`` is over
             self.ckpt_mb = self.progress_mb
             self.n_gpus = 0
             dst = self.after_suspend
