@@ -1,19 +1,20 @@
-"""Batched ``CarbonMigration-v0``: N jobs of one scenario stepped together, plus an SB3 ``VecEnv`` adapter.
+"""Batched ``CarbonMigration-v0``: N environments stepped as arrays by one compiled core, plus an SB3 ``VecEnv``.
 
 >>> import gymnasium, envs
->>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=16, vectorization_mode="vector_entry_point")
+>>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=64, vectorization_mode="vector_entry_point")
 
-What is batched, honestly: the N simulators share one :class:`sim.world.World` (traces loaded once), every
-sub-environment writes its observation and action mask straight into row ``i`` of preallocated ``(N, obs_dim)``
-and ``(N, R + 1 + L)`` arrays, actions are validated for the whole batch at once, and rewards, flags and infos
-are gathered into ``(N,)`` arrays. The physics itself stays the scalar event-driven ``sim.simulator.Simulator``
-(one Python call per job per step): a NumPy re-implementation of its event loop (faults, transfers, hour
-boundaries inside a step) is future work, so throughput is roughly N times the single environment's, not
-CartPoleVectorEnv's.
+How it is batched: the state of all N environments lives in the arrays of :class:`sim.core.CoreState`
+(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.core.EpisodeArrays`. A step is three compiled
+calls over the whole batch (actions -> :func:`sim.core.advance` -> observations, masks and rewards), plus a
+short Python loop over the few environments parked on a random draw (a migration start when transfers can
+fail, a GPU failure): each environment keeps its own ``numpy.random.Generator``, so env ``i`` reset with seed
+``s`` produces exactly the trajectory of the single environment reset with ``s + i``. Resets reuse the single
+environment's code (one ``CarbonMigrationEnv`` per row draws the episode, then its tables are copied in).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,30 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from envs.carbon_migration import CarbonMigrationEnv
+from envs.carbon_migration import REWARD_TERMS, REWARD_WEIGHTS, CarbonMigrationEnv
+from envs.kernels import _observe, _prepare
+from sim.core import (
+    _P_DEADLINE,
+    F_COMPLETED_AT_S,
+    F_DRAW,
+    F_POWER_W,
+    F_PROGRESS_MB,
+    F_T_S,
+    I_ERROR,
+    I_LEVEL,
+    I_N_GPUS,
+    I_PEND,
+    I_REGION,
+    I_STATE,
+    PARAMS,
+    PEND_GPU_FAILURE,
+    CoreState,
+    EpisodeArrays,
+    StaticTables,
+    advance,
+    load_state,
+    store_state,
+)
 from sim.errors import ConfigError
 from sim.scenario import Scenario
 from sim.simulator import METRICS
@@ -97,7 +121,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
             reward=reward,
         )
         self.world = first.world  # shared: traces, network and GPU models loaded once
-        self.envs = [first] + [
+        # one single environment per row, used to draw episodes at reset (same code, same random stream)
+        self._envs = [first] + [
             CarbonMigrationEnv(
                 first.scenario, render_mode=render_mode, invalid_action=invalid_action, reward=reward, world=first.world
             )
@@ -105,27 +130,75 @@ class CarbonMigrationVectorEnv(VectorEnv):
         ]
         self.num_envs = N = int(num_envs)
         self.render_mode = render_mode
+        self.invalid_action = invalid_action
         self.scenario = first.scenario
-        self.R, self.L = first.R, first.L
+        self.R, self.L = R, L = first.R, first.L
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, N)
         self.action_space = batch_space(self.single_action_space, N)
 
-        # batch buffers; sub-env i writes its observation and mask into row i
+        # batch buffers; a reset writes env i's observation and mask into row i through the single env
         self._observations = np.zeros((N, *first.observation_space.shape), dtype=np.float32)
-        self._masks = np.ones((N, self.R + 1 + self.L), dtype=bool)
-        for i, env in enumerate(self.envs):
+        self._masks = np.ones((N, R + 1 + L), dtype=bool)
+        for i, env in enumerate(self._envs):
             env._bind_buffers(self._observations[i], self._masks[i])
         self._rewards = np.zeros(N, dtype=np.float64)
         self._terminations = np.zeros(N, dtype=bool)
         self._truncations = np.zeros(N, dtype=bool)
+        self._reward_terms = np.zeros((N, len(REWARD_TERMS)))
         self._autoreset = np.zeros(N, dtype=bool)
         self._all = np.ones(N, dtype=bool)
+        self._all_idx = np.arange(N, dtype=np.int64)
         self._region_names = np.array(self.scenario.region_names, dtype=object)
-        self._clocks_mhz = first.sim.clocks_mhz
         self._was_reset = False
+        self._synced = True  # the single envs' simulators mirror the arrays (true until the first step)
         self.last_finals: dict[int, tuple[np.ndarray, dict]] = {}
+
+        # the array core: static tables, episode tables, state; observation tables per env
+        sim = first.sim
+        self.tables = tab = StaticTables(sim)
+        self.episodes = EpisodeArrays(N, tab)
+        self.core = CoreState(N, 1)
+        self._clocks_mhz = tab.clocks_mhz
+        self._T = (
+            tab.pue,
+            tab.p_gpu_w,
+            tab.t_mb_s,
+            tab.idle_w,
+            tab.host_busy_w,
+            tab.host_idle_w,
+            tab.embodied_g_per_gpu_h,
+            tab.speed,
+            tab.xfer_s,
+            tab.egress_usd,
+        )
+        self._templates = np.zeros((N, sim.n_hours, self._observations.shape[1]), dtype=np.float32)
+        self._hour0 = np.zeros(N, dtype=np.int64)
+        self._dow0 = np.zeros(N, dtype=np.int64)
+        self._invalid = np.zeros(N, dtype=np.int64)
+        w = first.reward_weights
+        self._weights = np.array([getattr(w, name) for name in REWARD_WEIGHTS])
+        self._total_mb = sim.total_mb
+        # (F, region block, job features offset, level divisor, full-speed s per mini-batch at home) for obs/reward
+        self._layout = np.array([first.F, first.region_block, first.job_at, first._level_div], dtype=np.int64)
+        self._t_mb_home_s = float(sim.t_mb_s[sim.home][-1])
+        self._xfer_h = first._xfer_h
+        self._rngs: list[np.random.Generator | None] = [None] * N
+        lam = tab.gpu_failure_per_gpu_hour
+        self._gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
+        self._p_xfer_fail = float(tab.params[PARAMS.index("transfer_failure_prob")])
+
+    @property
+    def envs(self) -> list[CarbonMigrationEnv]:
+        """The single environments, each brought up to date with its row of the arrays (for attribute reads,
+        ``render`` and ``view``; the step does not use them)."""
+        if not self._synced:
+            for i, env in enumerate(self._envs):
+                store_state(self.core, i, env.sim)
+                env.invalid_actions = int(self._invalid[i])
+            self._synced = True
+        return self._envs
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -145,11 +218,23 @@ class CarbonMigrationVectorEnv(VectorEnv):
         opts = options if isinstance(options, (list, tuple)) else [options] * N
         if len(opts) != N:
             raise ValueError(f"reset(options=...) got {len(opts)} option dicts for {N} environments")
-        for env, s, o in zip(self.envs, seeds, opts):
-            env._reset_core(s, o)
+        for i, (s, o) in enumerate(zip(seeds, opts)):
+            self._reset_row(i, s, o)
         self._autoreset[:] = False
         self._was_reset = True
         return self._observations.copy(), self._infos()
+
+    def _reset_row(self, i: int, seed: int | None, options: dict | None) -> None:
+        """Draw env ``i``'s next episode with its single environment and copy it into row ``i``."""
+        env = self._envs[i]
+        env._reset_core(seed, options)  # writes the first observation and mask into row i
+        sim = env.sim
+        self.episodes.load(i, sim)
+        load_state(self.core, i, sim)
+        self._templates[i] = env._obs_template
+        self._hour0[i], self._dow0[i] = env._hour0, env._dow0
+        self._invalid[i] = 0
+        self._rngs[i] = env.np_random  # a seeded reset replaces the generator
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
@@ -157,25 +242,78 @@ class CarbonMigrationVectorEnv(VectorEnv):
         targets, levels = self._check_actions(actions)
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
-        finals: list[tuple[int, np.ndarray, dict]] = []
-        for i, env in enumerate(self.envs):
-            if self._autoreset[i]:  # next-step mode: this env finished last step
-                env._reset_core(None, None)
+        idx = self._all_idx
+        if not same_step and self._autoreset.any():  # next-step mode: these finished last step
+            for i in np.flatnonzero(self._autoreset):
+                self._reset_row(int(i), None, None)
+            idx = np.flatnonzero(~self._autoreset)
+        if self.invalid_action == "raise":
+            bad = ~self._masks[idx, targets[idx]]
+            if bad.any():
+                self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
+        self._synced = False
+        core, ep, tab = self.core, self.episodes, self.tables
+        _prepare(idx, targets, self._masks, core.i, self._invalid, self.R)
+        args = (core.f, core.i, core.step_acc, core.episode_acc, ep.ci, ep.cap_w, ep.work, ep.free)
+        args = args + (ep.outage_start_s, ep.outage_end_s, ep.n_outages, self._T, tab.params, tab.allowed)
+        parked, errors = advance(idx, targets, levels, *args)
+        while parked:  # the envs parked on a random draw: draw from their own generator (as the simulator would)
+            waiting = np.flatnonzero(core.i[:, 0, I_PEND])
+            draws = []
+            for i, kind in zip(waiting.tolist(), core.i[waiting, 0, I_PEND].tolist()):
+                rng = self._rngs[i]
+                if kind == PEND_GPU_FAILURE:
+                    draws.append((rng.exponential(self._gpu_failure_scale), 0.0))
+                else:  # a migration starts: the failure coin, then the failure time if it fails
+                    u = rng.random()
+                    draws.append((u, rng.random() if u < self._p_xfer_fail else 0.0))
+            core.f[waiting, 0, F_DRAW : F_DRAW + 2] = draws
+            parked, more = advance(waiting, targets, levels, *args)
+            errors += more
+        if errors:
+            self._raise_illegal()
+        _observe(
+            idx,
+            True,
+            core.f,
+            core.i,
+            core.step_acc,
+            core.episode_acc,
+            ep.free,
+            ep.outage_start_s,
+            ep.outage_end_s,
+            ep.n_outages,
+            ep.cap_w,
+            ep.work,
+            self._templates,
+            self._hour0,
+            self._dow0,
+            self._xfer_h,
+            self._weights,
+            tab.params,
+            self._layout,
+            self._t_mb_home_s,
+            self._observations,
+            self._masks,
+            rew,
+            term,
+            trunc,
+            self._reward_terms,
+        )
+        if idx is not self._all_idx:
+            for i in np.flatnonzero(self._autoreset):
                 rew[i], term[i], trunc[i] = 0.0, False, False
-                continue
-            try:
-                rew[i], term[i], trunc[i] = env._advance(targets[i], levels[i])
-            except ValueError as e:  # invalid_action="raise"
-                raise ValueError(f"env {i}: {e}") from None
-            if same_step and (term[i] or trunc[i]):
-                info = env._info()  # metric views become dicts so Gymnasium's _add_info batches them
-                info["step_metrics"], info["episode_metrics"] = (
-                    dict(info["step_metrics"]),
-                    dict(info["episode_metrics"]),
-                )
-                finals.append((i, self._observations[i].copy(), info))
-                env._reset_core(None, None)
-        if not same_step:
+                self._reward_terms[i] = 0.0
+        finals: list[tuple[int, np.ndarray, dict]] = []
+        if same_step:
+            done = np.flatnonzero(term | trunc)
+            if done.size:
+                infos = self._infos()
+                for i in done.tolist():
+                    info = self.info_of(infos, i)
+                    finals.append((i, self._observations[i].copy(), info))
+                    self._reset_row(i, None, None)
+        else:
             np.logical_or(term, trunc, out=self._autoreset)
         infos = self._infos()
         self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
@@ -194,50 +332,71 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ helpers
 
-    def _check_actions(self, actions) -> tuple[list[int], list[int]]:
+    def _raise_masked(self, i: int, targets: np.ndarray, levels: np.ndarray) -> None:
+        R = self.R
+        state = State(int(self.core.i[i, 0, I_STATE])).name
+        valid = np.flatnonzero(self._masks[i, : R + 1]).tolist()
+        raise ValueError(
+            f"env {i}: action {[int(targets[i]), int(levels[i])]} is masked now (state {state}, valid targets {valid})"
+        )
+
+    def _raise_illegal(self) -> None:
+        from sim.states import check_transition
+
+        code = int(self.core.i[:, 0, I_ERROR].max()) - 1
+        check_transition(code // 8, code % 8)
+
+    def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
         R, L, N = self.R, self.L, self.num_envs
-        expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
-        try:
-            a = np.asarray(actions)
-        except Exception:
-            raise ValueError(f"actions {actions!r} are not array-like; {expected}") from None
-        if a.shape != (N, 2):
-            raise ValueError(f"actions have shape {a.shape}; {expected}")
-        if not np.issubdtype(a.dtype, np.integer):
-            ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
-            if not ok:
-                raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
-        bad = (a[:, 0] < 0) | (a[:, 0] > R) | (a[:, 1] < 0) | (a[:, 1] >= L)
-        if bad.any():
+        a = actions
+        if not (type(a) is np.ndarray and a.shape == (N, 2) and a.dtype.kind in "iu"):  # the fast path skips this
+            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
+            try:
+                a = np.asarray(actions)
+            except Exception:
+                raise ValueError(f"actions {actions!r} are not array-like; {expected}") from None
+            if a.shape != (N, 2):
+                raise ValueError(f"actions have shape {a.shape}; {expected}")
+            if not np.issubdtype(a.dtype, np.integer):
+                ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
+                if not ok:
+                    raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
+        a = a.astype(np.int64)  # a copy: the caller's array is never changed
+        targets, levels = a[:, 0], a[:, 1]
+        if targets.min() < 0 or targets.max() > R or levels.min() < 0 or levels.max() >= L:
+            bad = (targets < 0) | (targets > R) | (levels < 0) | (levels >= L)
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"env {i}: action {a[i].astype(int).tolist()} out of range; {expected}")
-        a = a.astype(np.int64, copy=False)
-        return a[:, 0].tolist(), a[:, 1].tolist()
+            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
+            raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
+        return np.ascontiguousarray(targets), np.ascontiguousarray(levels)
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout)."""
-        sims = [env.sim for env in self.envs]
+        f, iv = self.core.f[:, 0], self.core.i[:, 0]
         all_ = self._all
-        region = np.array([s.region for s in sims], dtype=np.int64)
-        level = np.array([s.level for s in sims], dtype=np.int64)
-        completed = np.array([s.done for s in sims], dtype=bool)
-        completed_at_s = np.array([s.completed_at_s for s in sims])
-        progress = np.array([s.progress_mb for s in sims])
+        region = iv[:, I_REGION].copy()
+        state = iv[:, I_STATE]
+        completed = state == int(State.COMPLETED)
+        completed_at_s = f[:, F_COMPLETED_AT_S]
+        progress = f[:, F_PROGRESS_MB].copy()
+        step_acc = self.core.step_acc[:, 0].T.copy()  # (metrics, N): one row per metric
+        ep_acc = self.core.episode_acc[:, 0].T.copy()
         info: dict[str, Any] = {
-            "t_s": np.array([s.t_s for s in sims]),
-            "state": _STATE_NAMES[[s.state for s in sims]],
+            "t_s": f[:, F_T_S].copy(),
+            "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
-            "n_gpus": np.array([s.n_gpus for s in sims], dtype=np.int64),
-            "clock_mhz": self._clocks_mhz[region, level].astype(np.float64),
-            "power_w": np.array([s.power_w for s in sims]),
+            "n_gpus": iv[:, I_N_GPUS].copy(),
+            "clock_mhz": self._clocks_mhz[region, iv[:, I_LEVEL]],
+            "power_w": f[:, F_POWER_W].copy(),
             "progress_mb": progress,
-            "remaining_mb": self.envs[0].total_mb - progress,
-            "invalid_actions": np.array([env.invalid_actions for env in self.envs], dtype=np.int64),
-            "deadline_met": completed & (completed_at_s <= np.array([s.deadline_s for s in sims])),
+            "remaining_mb": self._total_mb - progress,
+            "invalid_actions": self._invalid.copy(),
+            "deadline_met": completed & (completed_at_s <= self.tables.params[_P_DEADLINE]),
             "completed": completed,
-            "step_metrics": _metric_dict(np.array([s.step_acc for s in sims]), all_),
-            "episode_metrics": _metric_dict(np.array([s.episode_acc for s in sims]), all_),
+            "step_metrics": _metric_dict(step_acc, all_),
+            "episode_metrics": _metric_dict(ep_acc, all_),
+            "reward_terms": _terms_dict(self._reward_terms.T.copy(), all_),
         }
         for key in list(info):
             info["_" + key] = all_
@@ -262,11 +421,21 @@ def info_of_value(value, i: int):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _metric_dict(acc: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {name: acc[:, j] for j, name in enumerate(METRICS)}
-    out["carbon_g"] = acc[:, _OPC] + acc[:, _TXC]
-    for name in list(out):
-        out["_" + name] = mask
+_METRIC_KEYS = METRICS + ("carbon_g",)
+_METRIC_MASK_KEYS = tuple("_" + k for k in _METRIC_KEYS)
+_TERM_MASK_KEYS = tuple("_" + k for k in REWARD_TERMS)
+
+
+def _metric_dict(acc_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``{metric: (N,) values, "_" + metric: mask}`` from ``acc_t`` (metrics, N), plus ``carbon_g``."""
+    out = dict(zip(_METRIC_KEYS, (*acc_t, acc_t[_OPC] + acc_t[_TXC])))
+    out.update(dict.fromkeys(_METRIC_MASK_KEYS, mask))
+    return out
+
+
+def _terms_dict(terms_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    out = dict(zip(REWARD_TERMS, terms_t))
+    out.update(dict.fromkeys(_TERM_MASK_KEYS, mask))
     return out
 
 
