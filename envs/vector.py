@@ -37,13 +37,12 @@ from sim.core import (
     I_PEND,
     I_REGION,
     I_STATE,
-    PARAMS,
-    PEND_GPU_FAILURE,
     CoreState,
     EpisodeArrays,
     StaticTables,
     advance,
     load_state,
+    rng_handles,
     store_state,
 )
 from sim.errors import ConfigError
@@ -52,6 +51,7 @@ from sim.simulator import METRICS
 from sim.states import State
 
 _STATE_NAMES = np.array([s.name for s in State], dtype=object)
+_COMPLETED_STATE = int(State.COMPLETED)
 _OPC, _TXC = METRICS.index("operational_carbon_g"), METRICS.index("transfer_carbon_g")
 
 
@@ -187,7 +187,12 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator | None] = [None] * N
         lam = tab.gpu_failure_per_gpu_hour
         self._gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
-        self._p_xfer_fail = float(tab.params[PARAMS.index("transfer_failure_prob")])
+        self._rng_states = np.zeros(N, dtype=np.uint64)
+        self._deadline_s = float(tab.params[_P_DEADLINE])
+        keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
+        keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
+        self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
+        self._next_double = None
 
     @property
     def envs(self) -> list[CarbonMigrationEnv]:
@@ -234,7 +239,15 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._templates[i] = env._obs_template
         self._hour0[i], self._dow0[i] = env._hour0, env._dow0
         self._invalid[i] = 0
-        self._rngs[i] = env.np_random  # a seeded reset replaces the generator
+        rng = self._rngs[i] = env.np_random  # a seeded reset replaces the generator
+        next_double, self._rng_states[i] = rng_handles(rng)
+        if self._next_double is None:
+            self._next_double = next_double
+        elif next_double is not self._next_double:
+            raise ConfigError(
+                f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
+                "all environments of a vector env need the same kind (Gymnasium's is PCG64)"
+            )
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
@@ -256,18 +269,12 @@ class CarbonMigrationVectorEnv(VectorEnv):
         _prepare(idx, targets, self._masks, core.i, self._invalid, self.R)
         args = (core.f, core.i, core.step_acc, core.episode_acc, ep.ci, ep.cap_w, ep.work, ep.free)
         args = args + (ep.outage_start_s, ep.outage_end_s, ep.n_outages, self._T, tab.params, tab.allowed)
+        args = args + (self._next_double, self._rng_states)
         parked, errors = advance(idx, targets, levels, *args)
-        while parked:  # the envs parked on a random draw: draw from their own generator (as the simulator would)
+        while parked:  # envs parked on a GPU failure: draw the next failure time from their own generator
             waiting = np.flatnonzero(core.i[:, 0, I_PEND])
-            draws = []
-            for i, kind in zip(waiting.tolist(), core.i[waiting, 0, I_PEND].tolist()):
-                rng = self._rngs[i]
-                if kind == PEND_GPU_FAILURE:
-                    draws.append((rng.exponential(self._gpu_failure_scale), 0.0))
-                else:  # a migration starts: the failure coin, then the failure time if it fails
-                    u = rng.random()
-                    draws.append((u, rng.random() if u < self._p_xfer_fail else 0.0))
-            core.f[waiting, 0, F_DRAW : F_DRAW + 2] = draws
+            for i in waiting.tolist():
+                core.f[i, 0, F_DRAW] = self._rngs[i].exponential(self._gpu_failure_scale)
             parked, more = advance(waiting, targets, levels, *args)
             errors += more
         if errors:
@@ -372,34 +379,30 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout)."""
-        f, iv = self.core.f[:, 0], self.core.i[:, 0]
+        fl = self.core.f[:, 0].T.copy()  # (float fields, N): one row per field, one copy for all of them
+        it = self.core.i[:, 0].T.copy()
         all_ = self._all
-        region = iv[:, I_REGION].copy()
-        state = iv[:, I_STATE]
-        completed = state == int(State.COMPLETED)
-        completed_at_s = f[:, F_COMPLETED_AT_S]
-        progress = f[:, F_PROGRESS_MB].copy()
-        step_acc = self.core.step_acc[:, 0].T.copy()  # (metrics, N): one row per metric
-        ep_acc = self.core.episode_acc[:, 0].T.copy()
+        region, state = it[I_REGION], it[I_STATE]
+        progress, completed_at_s = fl[F_PROGRESS_MB], fl[F_COMPLETED_AT_S]
+        completed = state == _COMPLETED_STATE
         info: dict[str, Any] = {
-            "t_s": f[:, F_T_S].copy(),
+            "t_s": fl[F_T_S],
             "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
-            "n_gpus": iv[:, I_N_GPUS].copy(),
-            "clock_mhz": self._clocks_mhz[region, iv[:, I_LEVEL]],
-            "power_w": f[:, F_POWER_W].copy(),
+            "n_gpus": it[I_N_GPUS],
+            "clock_mhz": self._clocks_mhz[region, it[I_LEVEL]],
+            "power_w": fl[F_POWER_W],
             "progress_mb": progress,
             "remaining_mb": self._total_mb - progress,
             "invalid_actions": self._invalid.copy(),
-            "deadline_met": completed & (completed_at_s <= self.tables.params[_P_DEADLINE]),
+            "deadline_met": completed & (completed_at_s <= self._deadline_s),
             "completed": completed,
-            "step_metrics": _metric_dict(step_acc, all_),
-            "episode_metrics": _metric_dict(ep_acc, all_),
+            "step_metrics": _metric_dict(self.core.step_acc[:, 0].T.copy(), all_),
+            "episode_metrics": _metric_dict(self.core.episode_acc[:, 0].T.copy(), all_),
             "reward_terms": _terms_dict(self._reward_terms.T.copy(), all_),
         }
-        for key in list(info):
-            info["_" + key] = all_
+        info.update(self._info_masks)
         info["jct_h"] = np.where(completed, completed_at_s / 3600.0, 0.0)
         info["_jct_h"] = completed
         return info

@@ -7,12 +7,13 @@ ints ``(n_envs, n_jobs, N_INT)``; accounting is ``(n_envs, n_jobs, n_metrics)`` 
 
 ``advance`` runs, for every listed environment, exactly the event loop of ``Simulator.step`` (same pieces, same
 floating-point operations in the same order, so results are bit-identical; ``tests/test_golden.py`` and
-``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first import on a
-machine compiles for ~10 s, later processes load the cached machine code). Random draws stay with each
-environment's ``numpy.random.Generator`` so that the stream is the scalar simulator's: when an environment
-needs a number (a transfer-failure coin at a migration start, the next GPU-failure time after a failure) the
-kernel parks it (``I_PEND``), the caller draws for the parked environments only and calls ``advance`` again
-on them (a masked loop over environments that still have an event; rare: a few per episode).
+``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first use on a
+machine compiles for about a minute, later processes load the cached machine code in well under a second).
+Random draws come from each environment's own ``numpy.random.Generator``, in the scalar simulator's order:
+``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
+generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
+rare draw with another distribution (the next GPU-failure time, ``rng.exponential``) the kernel parks the
+environment (``I_PEND``) and the caller draws it in Python and calls ``advance`` again on the parked ones.
 
 Jobs are independent today (each job of an environment sees the whole free pool); sharing GPUs between jobs
 is the multi-job fleet's business (issue 8). The gym environments use ``n_jobs = 1``.
@@ -20,6 +21,7 @@ is the multi-job fleet's business (issue 8). The gym environments use ``n_jobs =
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
@@ -41,7 +43,6 @@ FLOAT_FIELDS = (
     ("fail_left_gpu_h", "GPU-h", "GPU-hours of running left until the next GPU failure"),
     ("t_end_s", "s", "end of the decision step being simulated"),
     ("draw", "-", "random number handed in for a parked draw"),
-    ("draw2", "-", "second number of a parked transfer draw (its failure time, if the coin came up)"),
 )
 INT_FIELDS = (
     ("k", "-", "decision steps taken"),
@@ -54,7 +55,7 @@ INT_FIELDS = (
     ("draining", "bool", "finishing the mini-batch in flight before a checkpoint"),
     ("violating", "bool", "over the power cap at the end of the last piece"),
     ("stage", "-", "0: next call starts a step; 1: inside a step (parked on a draw)"),
-    ("pend", "-", "parked on a draw: 0 none, 1 transfer coin (and failure time), 3 next GPU failure time"),
+    ("pend", "-", "parked on a draw: 0 none, 1 the next GPU failure time"),
     ("error", "-", "an illegal transition src * 8 + dst + 1 (0: none)"),
 )
 for _j, (_name, _unit, _doc) in enumerate(FLOAT_FIELDS):
@@ -64,10 +65,10 @@ for _j, (_name, _unit, _doc) in enumerate(INT_FIELDS):
 N_FLOAT, N_INT = len(FLOAT_FIELDS), len(INT_FIELDS)
 # explicit names for the compiled code and linters (the loops above define the same values)
 (F_T_S, F_PROGRESS_MB, F_CKPT_MB, F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S, F_POWER_W) = range(7)
-(F_FAIL_LEFT_GPU_H, F_T_END_S, F_DRAW, F_DRAW2) = range(7, 11)
+(F_FAIL_LEFT_GPU_H, F_T_END_S, F_DRAW) = range(7, 10)
 (I_K, I_STATE, I_REGION, I_DEST, I_N_GPUS, I_LEVEL, I_AFTER_SUSPEND, I_DRAINING, I_VIOLATING) = range(9)
 (I_STAGE, I_PEND, I_ERROR) = range(9, 12)
-PEND_NONE, PEND_XFER_COIN, PEND_GPU_FAILURE = 0, 1, 3
+PEND_NONE, PEND_GPU_FAILURE = 0, 1
 
 N_METRICS = len(METRICS)
 _M = {name: j for j, name in enumerate(METRICS)}
@@ -223,11 +224,14 @@ class EpisodeArrays:
 
     def load(self, i: int, sim) -> None:
         """Copy the episode drawn by ``sim.reset`` into row ``i``."""
-        self.ci[i] = sim.ci
-        self.cap_w[i] = sim.cap_w
-        self.work[i] = sim.work
-        self.free[i] = sim.free
+        self.ci[i] = sim.ci_table
+        self.cap_w[i] = sim.cap_table
+        self.work[i] = sim.work_table
+        self.free[i] = sim.free_table
         most = max(len(s) for s in sim.outages)
+        if most == 0:
+            self.n_outages[i] = 0
+            return
         if most > self.outage_start_s.shape[2]:  # grow (rare): keep the arrays rectangular
             pad = most - self.outage_start_s.shape[2]
             self.outage_start_s = np.pad(self.outage_start_s, ((0, 0), (0, 0), (0, pad)))
@@ -250,7 +254,6 @@ def load_state(core: CoreState, i: int, sim) -> None:
         sim.completed_at_s,
         sim.power_w,
         sim.fail_left_gpu_h,
-        0.0,
         0.0,
         0.0,
     )
@@ -281,6 +284,22 @@ def store_state(core: CoreState, i: int, sim) -> None:
     sim.draining, sim.violating = bool(n[7]), bool(n[8])
     sim.step_acc = core.step_acc[i, 0].tolist()
     sim.episode_acc = core.episode_acc[i, 0].tolist()
+
+
+_NEXT_DOUBLE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_uint64)  # double next_double(void *state)
+_NEXT_DOUBLE_FN: dict[type, object] = {}
+
+
+def rng_handles(rng: np.random.Generator) -> tuple[object, int]:
+    """``(next_double, state address)`` of ``rng``'s bit generator: ``next_double(state)`` is ``rng.random()``.
+
+    The caller must keep ``rng`` alive while the address is used.
+    """
+    bg = rng.bit_generator
+    kind = type(bg)
+    if kind not in _NEXT_DOUBLE_FN:
+        _NEXT_DOUBLE_FN[kind] = _NEXT_DOUBLE(ctypes.cast(bg.ctypes.next_double, ctypes.c_void_p).value)
+    return _NEXT_DOUBLE_FN[kind], bg.ctypes.state_address
 
 
 # ---------------------------------------------------------------- compiled physics (one env, one job at a time)
@@ -335,14 +354,16 @@ def _start_running(fv, iv, fr, os_, oe, no, P, allowed):
 
 
 @njit(cache=True, inline="always")
-def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed):
+def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state):
     _go(iv, _MIGRATION, allowed)
     iv[I_N_GPUS] = 0
     iv[I_DEST] = dst
-    fv[F_PHASE_END_S] = fv[F_T_S] + xfer_s[iv[I_REGION], dst]
+    dur = xfer_s[iv[I_REGION], dst]
+    fv[F_PHASE_END_S] = fv[F_T_S] + dur
     fv[F_XFER_FAIL_AT_S] = math.inf
-    if P[_P_XFAIL] > 0:
-        iv[I_PEND] = PEND_XFER_COIN  # park: the caller draws u = rng.random() and, if u < p, the failure time
+    p = P[_P_XFAIL]
+    if p > 0 and next_double(rng_state) < p:  # rng.random() of the env's generator, twice if it fails
+        fv[F_XFER_FAIL_AT_S] = fv[F_T_S] + next_double(rng_state) * dur
     acc[_MIG] += 1
 
 
@@ -390,7 +411,7 @@ def _fault(fv, iv, acc, slot, fr, os_, oe, no, P, allowed):
 
 
 @njit(cache=True, inline="always")
-def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed):
+def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_state):
     s = iv[I_STATE]
     if s == _COMPLETED:
         return
@@ -422,11 +443,11 @@ def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed):
         elif target == iv[I_REGION]:
             _start_running(fv, iv, fr, os_, oe, no, P, allowed)
         else:
-            _start_migration(fv, iv, acc, target, xfer_s, P, allowed)
+            _start_migration(fv, iv, acc, target, xfer_s, P, allowed, next_double, rng_state)
 
 
 @njit(cache=True, inline="always")
-def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed):
+def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_state):
     """Apply one event (``sim.states.Event``); a GPU failure parks for its draw instead."""
     if event == _EV_OUTAGE:
         _fault(fv, iv, acc, _OUTF, fr, os_, oe, no, P, allowed)
@@ -458,7 +479,7 @@ def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed):
             if dst == _WAIT or dst == iv[I_REGION]:
                 _go(iv, _WAITING, allowed)
             else:
-                _start_migration(fv, iv, acc, dst, xfer_s, P, allowed)
+                _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state)
         elif s == _MIGRATION:
             acc[_TX] += 1
             acc[_TXGB] += P[_P_CKPT_GB]
@@ -472,7 +493,7 @@ def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed):
 
 
 @njit(cache=True, inline="always")
-def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed):
+def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed, next_double, rng_state):
     """The event loop of ``Simulator.step`` from the current time to the step's end (or until parked)."""
     pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
     t_end = fv[F_T_END_S]
@@ -590,7 +611,7 @@ def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed):
         fv[F_POWER_W] = power_w
         fv[F_T_S] = t = t_next
         if event != _EV_NONE:
-            _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed)
+            _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_state)
             if iv[I_PEND] != PEND_NONE:
                 return False
             s = iv[I_STATE]
@@ -599,7 +620,25 @@ def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed):
 
 @njit(cache=True)
 def advance(
-    envs, targets, levels, f, iv_all, step_acc, ep_acc, ci, cap_w, work, free, o_start, o_end, n_out, T, P, allowed
+    envs,
+    targets,
+    levels,
+    f,
+    iv_all,
+    step_acc,
+    ep_acc,
+    ci,
+    cap_w,
+    work,
+    free,
+    o_start,
+    o_end,
+    n_out,
+    T,
+    P,
+    allowed,
+    next_double,
+    rng_states,
 ):
     """Advance each environment in ``envs`` (job 0..J-1) by one decision step or, if it is parked on a draw,
     from the parked point with ``f[..., F_DRAW]``. Returns how many are parked now and how many hit an
@@ -619,22 +658,16 @@ def advance(
                     t_end = P[_P_HORIZON]
                 fv[F_T_END_S] = t_end
                 iv[I_STAGE] = 1
-                _decide(fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed)
-                pend = PEND_NONE  # a draw the decision asked for is handed in by the next call
-            else:
-                pend = iv[I_PEND]
-            if pend == PEND_XFER_COIN:  # resume: the transfer fails if the coin is below p, at a uniform time
-                iv[I_PEND] = PEND_NONE
-                if fv[F_DRAW] < P[_P_XFAIL]:
-                    fv[F_XFER_FAIL_AT_S] = fv[F_T_S] + fv[F_DRAW2] * xfer_s[iv[I_REGION], iv[I_DEST]]
-            elif pend == PEND_GPU_FAILURE:
+                _decide(
+                    fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_states[i]
+                )
+            elif iv[I_PEND] == PEND_GPU_FAILURE:  # resume: the next failure time was drawn, now the fault
                 iv[I_PEND] = PEND_NONE
                 fv[F_FAIL_LEFT_GPU_H] = fv[F_DRAW]
                 _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, P, allowed)
-            if iv[I_PEND] != PEND_NONE:
-                parked += 1
-                continue
-            if not _run(fv, iv, acc, ci[i], cap_w[i], work[i], fr, os_, oe, no, T, P, allowed):
+            if not _run(
+                fv, iv, acc, ci[i], cap_w[i], work[i], fr, os_, oe, no, T, P, allowed, next_double, rng_states[i]
+            ):
                 parked += 1
                 continue
             # the step is over: book it, as Simulator.step does

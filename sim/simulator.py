@@ -36,7 +36,7 @@ from operator import add as _add
 
 import numpy as np
 
-from sim.availability import sample_free_gpus_regions
+from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.hardware import host_server
@@ -235,14 +235,17 @@ class Simulator:
             )
         self.rng = rng
         self.start_hour = start_hour
-        self.ci = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours].tolist()
+        # the episode's tables: arrays (read by sim.core and the oracle) and lists (this class's hot path)
+        self.ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
+        self.ci = self.ci_table.tolist()
         hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
-        cap = [job.power_cap_w] * self.n_hours
+        cap = np.full(self.n_hours, float(job.power_cap_w))
+        hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
         for w in job.cap_windows:
-            for h in range(self.n_hours):
-                if w.start_hour_utc <= (hour_of_day0 + h) % 24 < w.end_hour_utc:
-                    cap[h] = min(cap[h], w.cap_w)
-        self.cap_w = cap
+            inside = (w.start_hour_utc <= hod) & (hod < w.end_hour_utc)
+            cap[inside] = np.minimum(cap[inside], w.cap_w)
+        self.cap_table = cap
+        self.cap_w = cap.tolist()
         # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
         steps = self.n_steps + 1
         w = np.ones(steps)
@@ -251,10 +254,11 @@ class Simulator:
             w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
         if job.noise_std > 0:
             w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
+        self.work_table = w
         self.work = w.tolist()
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
         if f.shortage_scale > 0:
-            self.free = sample_free_gpus_regions(
+            self.free_table = free_gpus_table(
                 rng,
                 self.pool,
                 steps,
@@ -266,7 +270,8 @@ class Simulator:
                 f.shortage_peak_hour_utc,
             )
         else:
-            self.free = [[p] * steps for p in self.pool]
+            self.free_table = np.repeat(np.array(self.pool, dtype=np.int64)[:, None], steps, axis=1)
+        self.free = self.free_table.tolist()
         # outages: Poisson arrivals per region, exponential durations
         self.outages: list[list[tuple[float, float]]] = []
         for _ in range(self.n_regions):
