@@ -7,7 +7,9 @@ and writes into ``--out``:
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
   gap to the oracle on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
-- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``.
+- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
+  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a
+  sweep of its threshold (``theta_sweep.csv``, ``caftm_theta.png``).
 
 The table is printed at the end. Examples::
 
@@ -261,6 +263,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
         "command": "python evaluate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
     write_report(out / "report.md", summary, meta, figs)
+    if {"caftm", "stay"} <= set(episodes["policy"]):  # paper-claims section and the theta_CI sweep
+        from evaluation.theta_sweep import write_caftm_claims
+
+        write_caftm_claims(out, episodes, tasks, label)
 
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):
