@@ -8,7 +8,9 @@ information it is allowed to see, plans the rest of the episode with the oracle'
 - intensity: the current hour and the forecast the environment publishes (``view.forecast_g_per_kwh``);
   hours past the forecast horizon use the zone's mean intensity at that hour of day over the scenario's
   TRAINING split (a climatological forecast; no test data);
-- GPUs usable per region and the work multiplier: today's values, assumed to persist (no fault foresight);
+- GPUs usable per region: the current count for the current step, then the mean count seen so far in the
+  episode (a persisted momentary shortage would make the plan flip between regions step after step);
+- the work multiplier: the current step's, assumed to persist (no fault foresight);
 - static scenario facts: clock table, PUE, WAN transfer times, checkpoint size, deadline and the job's
   power-cap schedule (a constant cap plus fixed daily windows, known in advance).
 
@@ -38,8 +40,8 @@ class MpcPolicy(Policy):
     """Receding-horizon MPC: re-plan the rest of the episode every step on forecasts, apply the first step.
 
     Rule: at each decision step outside a timed phase, plan with the oracle's solver on the facts listed in
-    the module docstring (forecast intensity, climatology beyond the horizon, today's GPUs and work rate
-    held constant), aiming to finish ``reserve_h`` before the deadline with ``margin`` extra work, and
+    the module docstring (forecast intensity, climatology beyond the horizon, GPUs usable now and on average so
+    far, today's work rate), aiming to finish ``reserve_h`` before the deadline with ``margin`` extra work, and
     take the plan's first action (:func:`baselines.oracle.plan_action`); during a timed phase keep the last
     plan. Not clairvoyant: reads the environment only for static scenario facts.
 
@@ -79,6 +81,8 @@ class MpcPolicy(Policy):
         self.climate: np.ndarray | None = None  # (R, 24), loaded when a plan first looks past the forecast
         self.plan: Plan | None = None
         self.replans = 0
+        self.usable_sum = np.zeros(len(sim.pue))
+        self.views = 0
 
     def _climatology(self) -> np.ndarray:
         if self.climate is None:
@@ -99,7 +103,9 @@ class MpcPolicy(Policy):
         later = np.arange(h_now + 1 + seen, self.n_hours)
         if later.size:
             ci[:, later] = self._climatology()[:, (view.hour_of_day + later - h_now) % 24]
-        usable = np.broadcast_to(np.asarray(view.usable_gpus, dtype=float), (K, R)).copy()
+        k = int(round(view.t_s / view.step_s))
+        usable = np.broadcast_to(self.usable_sum / max(self.views, 1), (K, R)).copy()
+        usable[min(k, K - 1)] = view.usable_gpus
         return EpisodeFacts(
             **st,
             work=np.full(K, float(view.work)),
@@ -111,6 +117,8 @@ class MpcPolicy(Policy):
 
     def act(self, obs, view: PolicyView) -> np.ndarray:
         k = int(round(view.t_s / view.step_s))
+        self.usable_sum += view.usable_gpus
+        self.views += 1
         if self.plan is None or (view.state not in TIMED and k < self.static["n_steps"]):
             dl = self.static["deadline_s"] - self.reserve_h * 3600.0
             self.plan = make_plan(self.facts(view), k, view.region, view.remaining_mb, self.margin, dl)
