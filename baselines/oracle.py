@@ -400,6 +400,18 @@ def plan_action(plan: Plan, k: int, view: PolicyView) -> np.ndarray:
     return np.array([target, clamp_to_cap(view, dest, max(view.n_gpus, int(view.usable_gpus[dest])), lvl)])
 
 
+def planned_preemptions(plan: Plan, f: EpisodeFacts) -> int:
+    """Steps where ``plan`` keeps running in one region while its usable GPUs drop (the simulator then
+    reclaims GPUs from the running job: a fault that rolls back to the last checkpoint)."""
+    if len(plan.region) < 2:
+        return 0
+    r, k = plan.region, plan.k0 + np.arange(len(plan.region))
+    u = f.u_plan[k, r]
+    u_before = f.u_plan[k[1:] - 1, r[1:]]
+    keep = plan.run[1:] & plan.run[:-1] & (r[1:] == r[:-1])
+    return int(np.count_nonzero(keep & (u[1:] < u_before)))
+
+
 class OraclePolicy(Policy):
     """Clairvoyant offline optimum (spec B3): computes the carbon lower bound and follows its plan.
 
@@ -407,7 +419,9 @@ class OraclePolicy(Policy):
     the simulator, compute :func:`oracle_bound` and an executable :func:`make_plan` that finishes
     ``reserve_h`` before the deadline; ``act`` follows the plan (:func:`plan_action`), re-planning from the
     current state after any fault and when the job falls more than ``replan_tolerance`` of its work behind the
-    plan. Source: this project.
+    plan. GPUs reclaimed from a running job are foreseeable (the free-GPU series is known), so each plan adds
+    half a checkpoint interval of work per reclaim on its path (:func:`planned_preemptions`) and is redone
+    with that work until the count settles. Source: this project.
 
     :param margin: extra work fraction the plan schedules to absorb checkpoint/restore overheads.
     :param reserve_h: hours before the deadline the plan aims to finish (room for faults it cannot foresee:
@@ -428,7 +442,8 @@ class OraclePolicy(Policy):
         self.facts = EpisodeFacts.from_env(env)
         self.bound = oracle_bound(self.facts)
         self.plan_deadline_s = self.facts.deadline_s - self.reserve_h * 3600.0
-        self.plan = make_plan(self.facts, 0, self.facts.home, self.facts.total_mb, self.margin, self.plan_deadline_s)
+        self.ckpt_mb = env.sim.ckpt_interval_mb
+        self.plan = self._plan(0, self.facts.home, self.facts.total_mb)
         self.replans = 0
         self.faults_seen = 0.0
         self.replan_pending = False
@@ -439,6 +454,17 @@ class OraclePolicy(Policy):
             "oracle_feasible": self.bound["feasible"],
             "oracle_replans": self.replans,
         }
+
+    def _plan(self, k: int, region: int, left_mb: float) -> Plan:
+        """The cheapest plan that also redoes the work its foreseeable GPU reclaims roll back (3 rounds at most)."""
+        extra_mb = 0.0
+        for _ in range(3):
+            plan = make_plan(self.facts, k, region, left_mb + extra_mb, self.margin, self.plan_deadline_s)
+            need_mb = 0.5 * self.ckpt_mb * planned_preemptions(plan, self.facts)
+            if need_mb <= extra_mb:
+                break
+            extra_mb = need_mb
+        return plan
 
     def _planned_left(self, k: int) -> float:
         i = k - self.plan.k0
@@ -455,7 +481,7 @@ class OraclePolicy(Policy):
         left = view.remaining_mb
         behind = left > self._planned_left(k) + self.replan_tolerance * f.total_mb
         if view.state not in TIMED and (behind or self.replan_pending) and k < f.n_steps:
-            self.plan = make_plan(f, k, view.region, left, self.margin, self.plan_deadline_s)
+            self.plan = self._plan(k, view.region, left)
             self.replans += 1
             self.replan_pending = False
         return plan_action(self.plan, k, view)
