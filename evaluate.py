@@ -5,7 +5,7 @@ episodes of the scenario's test split, through the one evaluation loop ``baselin
 and writes into ``--out``:
 
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
-  gap to the oracle on the same episode);
+  gap to the executed oracle and to its relaxed lower bound on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
 - ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
   with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a

@@ -26,6 +26,7 @@ from baselines.rules import (
     clamp_to_cap,
     cleanest_if,
     continue_target,
+    gpus_after,
     hours_needed,
     max_level_under_cap,
     training_thresholds,
@@ -265,7 +266,7 @@ class CaftmPolicy(Policy):
             r = view.region
             target = cleanest_if(view, view.intensity_g_per_kwh[r] >= self.theta_g_per_kwh[r])
         dest = view.region if target == view.wait else target
-        n = max(view.n_gpus, int(view.usable_gpus[dest]))
+        n = gpus_after(view, target)
         cap = view.cap_w if self.theta_p_w is None else min(view.cap_w, self.theta_p_w)
         if not self.ctrl.samples or dest != view.region:
             self._fit_from_table(view, dest)

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines.base import Policy
-from baselines.rules import TIMED, clamp_to_cap, continue_target
+from baselines.rules import TIMED, clamp_to_cap, continue_target, gpus_after
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 from sim.simulator import Simulator
 
@@ -397,7 +397,7 @@ def plan_action(plan: Plan, k: int, view: PolicyView) -> np.ndarray:
     else:
         target = view.wait
     dest = view.region if target == view.wait else target
-    return np.array([target, clamp_to_cap(view, dest, max(view.n_gpus, int(view.usable_gpus[dest])), lvl)])
+    return np.array([target, clamp_to_cap(view, dest, gpus_after(view, target), lvl)])
 
 
 def planned_preemptions(plan: Plan, f: EpisodeFacts) -> int:
