@@ -249,3 +249,35 @@ def test_caftm_guarded_meets_deadlines_where_published_caftm_may_not(paper):
     g = run_episode(paper, make_policy("caftm_guarded"), seed=1, start_hour=start, keep_history=False)
     assert g["deadline_met"] and g["cap_violations"] == 0
     assert make_policy("caftm").deadline_guard is False and make_policy("caftm_guarded").deadline_guard is True
+
+
+def test_caftm_resolves_its_clock_whenever_the_gpu_count_changes():
+    env = gym.make("CarbonMigration-v0", scenario="faults", split="test")
+    pol = make_policy("caftm")
+    step, solved, changes = [0], set(), []
+    plain_reset, plain_act = pol.reset, pol.act
+
+    def reset(base, seed):
+        plain_reset(base, seed)
+        choose = pol.ctrl.choose_clock_mhz
+
+        def spy(*args, **kwargs):
+            solved.add(step[0])
+            return choose(*args, **kwargs)
+
+        pol.ctrl.choose_clock_mhz = spy
+
+    def act(obs, view):
+        step[0] += 1
+        if view.n_gpus > 0:
+            if changes and view.n_gpus != changes[-1][1]:
+                changes.append((step[0], view.n_gpus))
+            elif not changes:
+                changes.append((step[0], view.n_gpus))
+        return plain_act(obs, view)
+
+    pol.reset, pol.act = reset, act
+    start = int(episode_starts(env.unwrapped.world, 1, seed=2)[0])
+    m = run_episode(env, pol, seed=5, start_hour=start, keep_history=False)
+    assert len(changes) >= 3, m["gpu_failures"]  # the episode did change the GPU count (failures, shortages)
+    assert all(s in solved for s, _ in changes)

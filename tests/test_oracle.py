@@ -123,8 +123,8 @@ def test_infeasible_deadline_is_reported():
 # a relative 1e-9 covers summation-order rounding only, any real violation would be far larger.
 REL_TOL = 1e-9
 POLICY_SETS = {
-    "paper": ["stay", "threshold", "greedy", "caftm", "wait_awhile", "dvfs_only", "random", "oracle"],
-    "faults": ["stay", "threshold", "greedy", "caftm", "dvfs_only", "random", "oracle"],
+    "paper": ["stay", "stay_uncapped", "threshold", "greedy", "caftm", "caftm_guarded", "wait_awhile", "mpc", "oracle"],
+    "faults": ["stay", "threshold", "greedy", "caftm", "caftm_guarded", "dvfs_only", "random", "mpc", "oracle"],
     "global": ["stay", "threshold", "greedy", "dvfs_only", "oracle"],
     "llm": ["stay", "greedy", "dvfs_only", "oracle"],
 }
