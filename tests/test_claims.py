@@ -62,3 +62,22 @@ def test_paired_change_against_the_reference_per_episode():
     text = "\n".join(caftm_claims_section(df, None, None))
     assert "-46.77" in text and "-27.17" in text and "-20.22" in text and "-22.68" in text
     assert "| caftm | stay | -35.0 ± 190.6 |" in text
+
+
+def test_theta_sweep_runs_both_caftms_on_the_evaluation_episodes(tmp_path):
+    from evaluation import plots
+    from evaluation.episodes import EnvSpec, PolicySpec, plan_episodes
+    from evaluation.theta_sweep import run_theta_sweep
+    from sim.scenario import load_scenario
+    from sim.world import build_world
+
+    world = build_world(load_scenario("paper"), "test")
+    tasks = plan_episodes(world, EnvSpec("paper"), [PolicySpec("caftm", "caftm")], 1, seed=3)
+    sweep = run_theta_sweep(tasks, thetas=(0.0, 1e6))
+    assert len(sweep) == 4 and set(sweep["variant"]) == {"caftm", "caftm_guarded"}
+    c = sweep.set_index(["variant", "theta_g_per_kwh"])["carbon_kg"]
+    # theta 0: KR is always above it, the job leaves for a cleaner grid; theta 1e6: it never moves from KR
+    assert c["caftm", 0.0] < c["caftm", 1e6] and c["caftm_guarded", 0.0] < c["caftm_guarded", 1e6]
+    assert sweep.set_index(["variant", "theta_g_per_kwh"]).loc[("caftm_guarded", 0.0), "deadline_met"]
+    plots.theta_sweep(sweep, tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000
