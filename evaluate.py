@@ -5,9 +5,11 @@ episodes of the scenario's test split, through the one evaluation loop ``baselin
 and writes into ``--out``:
 
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
-  gap to the oracle on the same episode);
+  gap to the executed oracle and to its relaxed lower bound on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
-- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``.
+- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
+  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a
+  sweep of its threshold (``theta_sweep.csv``, ``caftm_theta.png``).
 
 The table is printed at the end. Examples::
 
@@ -293,6 +295,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
     write_report(out / "report.md", summary, meta, figs)
     if args.sensitivity_episodes > 0:
         run_sensitivity(scenario, world, env_spec, specs, args, out)
+    if {"caftm", "stay"} <= set(episodes["policy"]):  # paper-claims section and the theta_CI sweep
+        from evaluation.theta_sweep import write_caftm_claims
+
+        write_caftm_claims(out, episodes, tasks, label)
 
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):
