@@ -23,7 +23,7 @@ from scipy.optimize import minimize
 from baselines.base import Policy
 from baselines.rules import (
     TIMED,
-    clamp_to_cap,
+    cap_safe_level,
     cleanest_if,
     continue_target,
     gpus_after,
@@ -281,10 +281,7 @@ class CaftmPolicy(Policy):
             left_h = (view.deadline_s - view.t_s) / 3600.0
             if hours_needed(view, dest, level) > self.guard_fraction * left_h:
                 level = max_level_under_cap(view, dest, n, cap)
-        # the cap holds for the GPUs the job will hold (theta_P possibly tighter than the env's cap); a move
-        # that fails mid-flight resumes at the source within the same step, so its GPUs count too
-        n_cap = n if dest == view.region else max(n, int(view.usable_gpus[view.region]))
-        level = clamp_to_cap(view, dest, n_cap, level, cap)
+        level = cap_safe_level(view, target, level, cap)  # theta_P possibly tighter than the env's cap
         self.prev, self.prev_target = view, target
         return np.array([target, level])
 

@@ -76,7 +76,11 @@ class MpcPolicy(Policy):
             cap_step=step_min(np.asarray(sim.cap_w, dtype=float), K, s),  # the cap schedule (scenario)
             xfer_s=np.asarray(sim.xfer_s, dtype=float),
             io_s=sim.io_s,
+            restore_s=sim.restore_s,
             xfer_kwh=sim.xfer_kwh,
+            host_busy_w=np.asarray(sim.host_busy_w, dtype=float),
+            speed=np.asarray(sim.speed, dtype=float),
+            energy_floor=sim.energy_floor,
         )
         self.climate: np.ndarray | None = None  # (R, 24), loaded when a plan first looks past the forecast
         self.plan: Plan | None = None

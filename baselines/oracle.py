@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines.base import Policy
-from baselines.rules import TIMED, clamp_to_cap, continue_target, gpus_after
+from baselines.rules import TIMED, cap_safe_level, continue_target
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 from sim.simulator import Simulator
 
@@ -409,8 +409,7 @@ def plan_action(plan: Plan, k: int, view: PolicyView) -> np.ndarray:
         target = rho
     else:
         target = view.wait
-    dest = view.region if target == view.wait else target
-    return np.array([target, clamp_to_cap(view, dest, gpus_after(view, target), lvl)])
+    return np.array([target, cap_safe_level(view, target, lvl)])
 
 
 def planned_preemptions(plan: Plan, f: EpisodeFacts) -> int:

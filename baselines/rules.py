@@ -49,6 +49,17 @@ def clamp_to_cap(view: PolicyView, region: int, n_gpus: int, level: int, cap_w: 
     return min(int(level), max_level_under_cap(view, region, n_gpus, cap_w))
 
 
+def cap_safe_level(view: PolicyView, target: int, level: int, cap_w: float | None = None) -> int:
+    """``level`` lowered so the job stays under the cap wherever this action may leave it: in the destination on
+    the GPUs it will hold, and, for a move, also back at the source (a transfer that fails mid-flight resumes there
+    within the same step, on the source's usable GPUs)."""
+    dest = view.region if target == view.wait else target
+    level = clamp_to_cap(view, dest, gpus_after(view, target), level, cap_w)
+    if dest != view.region:
+        level = clamp_to_cap(view, view.region, max(view.n_gpus, int(view.usable_gpus[view.region])), level, cap_w)
+    return level
+
+
 def energy_optimal_level(view: PolicyView, region: int, n_gpus: int) -> int:
     """Zeus-style: the level minimising energy per mini-batch ``P(f) * t(f)`` among levels under the cap."""
     e = view.p_gpu_w[region] * view.t_mb_s[region]
