@@ -62,7 +62,7 @@ class JobSpec:
     storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s
     elastic: bool = True  # run on fewer GPUs than requested (else wait for all)
     # --- issue 14: checkpoint stall and scaling (see ModelSpec for the switches)
-    snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (CheckFreq snapshot); PCIe 3.0 x16
+    snapshot_gb_per_s: float = 12.0  # GPU -> host copy (CheckFreq snapshot); assumed (PCIe 3.0 x16 peak 15.75 GB/s)
     parallel_group_gpus: int = 1  # pipeline x tensor parallel group: runs only on multiples of it
     scaling_curve: tuple[tuple[float, float], ...] = ()  # (GPUs, speed-up vs 1 GPU) points; () = linear
 
@@ -118,7 +118,7 @@ class ModelSpec:
     embodied_carbon: bool = True
     checkpoint_stall: bool = True
     scaling_efficiency: bool = True
-    restart_s: float = 20.0  # TrainMover (Lao et al. 2024, arXiv:2412.12636): ~20 s downtime at best
+    restart_s: float = 20.0  # TrainMover (Lao et al., arXiv:2412.12636v3): ~20 s downtime at 1024 GPUs
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class Scenario:
     clock_levels: int = 5
     signal: str = "direct"
     cap_enforcement: str = "measure"  # measure | throttle
-    transfer_kwh_per_gb: float = 0.006  # IEA (Kamiya 2020) data-transmission networks; see data/derived/README.md
+    transfer_kwh_per_gb: float = 0.006  # assumption: Aslan et al. 2018's trend to ~2021-22; data/derived/README.md
     data_dir: str | None = None
     model: ModelSpec = ModelSpec()
     source: str = ""
