@@ -369,3 +369,17 @@ def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     return parse_scenario(data, where=str(path))
+
+
+# ---------------------------------------------------------------- reward overrides (CarbonMigrationEnv(reward=...))
+
+
+def reward_with_overrides(base: RewardSpec, overrides: Any, where: str) -> RewardSpec:
+    """``base`` with the weights in ``overrides`` (a dict, or None) replaced, checked as the YAML ``reward``
+    section is: known keys only, finite numbers >= 0. ``where`` names the caller in errors."""
+    if overrides is None:
+        return base
+    rw = _Fields(overrides, where, "reward")
+    spec = RewardSpec(**{f.name: rw.get(f.name, float, getattr(base, f.name), lo=0.0) for f in fields(RewardSpec)})
+    rw.done()
+    return spec

@@ -425,3 +425,130 @@ def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
         device="cpu",
     )
     model.learn(total_timesteps=300)
+
+
+# ---------------------------------------------------------------- misuse of the API
+
+
+def test_step_and_masks_before_reset_raise_reset_needed():
+    env = CarbonMigrationEnv("paper")
+    with pytest.raises(gym.error.ResetNeeded, match=r"step\(\) called before reset\(\); call reset\(\) first"):
+        env.step(np.array([0, 0]))
+    with pytest.raises(gym.error.ResetNeeded, match=r"action_masks\(\) called before reset\(\)"):
+        env.action_masks()
+
+
+def test_step_after_truncation_raises_until_reset():
+    env = CarbonMigrationEnv("paper")
+    env.reset(seed=0)
+    wait = np.array([env.R, 0])
+    steps = 0
+    while True:  # waiting forever: truncated after 48 h = 192 steps of 15 min, never terminated
+        _, _, terminated, truncated, _ = env.step(wait)
+        steps += 1
+        if terminated or truncated:
+            break
+    assert truncated and not terminated and steps == 48 * 4
+    t_end = env.sim.t_s
+    for _ in range(2):  # no re-charged late penalty, no state change, no time passing
+        with pytest.raises(gym.error.ResetNeeded, match=r"after the episode was truncated .* call reset\(\) first"):
+            env.step(wait)
+    assert env.sim.t_s == t_end == 48 * 3600.0 and env.sim.state == State.WAITING
+    env.reset(seed=0)
+    env.step(wait)
+    assert env.sim.t_s == 900.0
+
+
+def test_step_after_completion_raises():
+    sc = load_scenario("paper")
+    sc = dataclasses.replace(sc, job=dataclasses.replace(sc.job, minibatches=50, deadline_hours=None))
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0)
+    _, _, terminated, _, _ = env.step(np.array([0, env.L - 1]))  # 50 mini-batches finish inside one step
+    assert terminated
+    with pytest.raises(gym.error.ResetNeeded, match=r"after the episode terminated \(job completed\)"):
+        env.step(np.array([0, env.L - 1]))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"start_hr": 3}, ValueError, "unknown key 'start_hr' (did you mean 'start_hour'?); valid keys: start_hour"),
+        ({"seed": 3}, ValueError, "unknown key 'seed'; valid keys: start_hour"),
+        ("start_hour=3", TypeError, "reset(options=...) must be a dict such as {'start_hour': 0}, got 'start_hour=3'"),
+        ([("start_hour", 3)], TypeError, "must be a dict"),
+        ({"start_hour": 2.7}, ValueError, "start_hour must be an integer hour index 0..13055"),
+        ({"start_hour": "abc"}, ValueError, "got 'abc'"),
+        ({"start_hour": True}, ValueError, "got True"),
+        ({"start_hour": -1}, ValueError, "got -1"),
+        ({"start_hour": 13056}, ValueError, "got 13056"),  # train split: 2021-01-01 .. 2022-07-01 = 13104 h - 49 + 1
+    ],
+)
+def test_bad_reset_options_are_refused_with_the_valid_form(options, error, message):
+    env = CarbonMigrationEnv("paper")
+    with pytest.raises(error) as info:
+        env.reset(seed=0, options=options)
+    assert message in str(info.value)
+
+
+def test_integral_start_hours_are_accepted():
+    env = CarbonMigrationEnv("paper")
+    for h in (0, np.int64(5), 7.0, 13055):
+        env.reset(seed=0, options={"start_hour": h})
+        assert env.start_hour == int(h) and type(env.start_hour) is int
+    env.reset(seed=0, options={})  # no key: a random start, as with options=None
+    assert 0 <= env.start_hour <= 13055
+
+
+@pytest.mark.parametrize(
+    "reward, message",
+    [
+        ({"carbon_per_kg": "1.0"}, "CarbonMigrationEnv: reward.carbon_per_kg: must be a finite number, got '1.0'"),
+        ({"lateness_per_hour": math.nan}, "reward.lateness_per_hour: must be a finite number, got nan"),
+        ({"lateness_per_hour": math.inf}, "must be a finite number, got inf"),
+        ({"energy_per_kwh": -0.5}, "reward.energy_per_kwh: must be >= 0.0, got -0.5"),
+        ({"carbon_per_kg": True}, "must be a finite number, got True"),
+        ({"carbon_kg": 1.0}, "reward.carbon_kg: unknown field (misspelt?)"),
+        ([("carbon_per_kg", 1.0)], "CarbonMigrationEnv: reward: must be a mapping, got list"),
+    ],
+)
+def test_invalid_reward_weights_are_refused_as_the_yaml_loader_does(reward, message):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        CarbonMigrationEnv("paper", reward=reward)
+    assert message in str(info.value)
+
+
+def test_valid_reward_override_replaces_only_the_given_weights():
+    w = CarbonMigrationEnv("paper", reward={"carbon_per_kg": 2, "migration_per_count": 0.5}).reward_weights
+    assert (w.carbon_per_kg, w.migration_per_count, w.lateness_per_hour, w.cap_violation_per_kj) == (2.0, 0.5, 30, 0.01)
+
+
+# ---------------------------------------------------------------- soak (short version of bench/soak.py)
+
+
+def test_soak_short_run_breaks_no_invariant():
+    from bench.soak import INVARIANTS, soak
+
+    for scenario in SCENARIOS:
+        r = soak(scenario, steps=3000, seed=1)
+        assert r["violations"] == dict.fromkeys(INVARIANTS, 0), (scenario, r)
+        assert r["episodes"]["masked"] >= 1 and r["episodes"]["unmasked"] >= 1
+
+
+def test_soak_counts_a_broken_invariant():
+    from bench.soak import INVARIANTS, check_step
+    from sim.simulator import M
+
+    env = CarbonMigrationEnv("paper")
+    env.sim.record = True
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_ = env.step(np.array([0, env.L - 1]))
+    env.sim.step_acc[M["operational_carbon_g"]] *= 1.01  # 1% off power x time x PUE x intensity of the pieces
+    bad = dict.fromkeys(INVARIANTS, 0)
+    check_step(env, obs, reward, 0, bad)
+    assert bad == {**dict.fromkeys(INVARIANTS, 0), "carbon_sum": 1}
+    obs[0] = np.nan
+    check_step(env, obs, reward, 0, bad)
+    assert bad["nan"] == 1 and bad["observation"] == 1
