@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_ALGO = "maskable_ppo"
@@ -322,7 +322,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -552,3 +552,56 @@ def test_soak_counts_a_broken_invariant():
     obs[0] = np.nan
     check_step(env, obs, reward, 0, bad)
     assert bad["nan"] == 1 and bad["observation"] == 1
+
+
+# ---------------------------------------------------------------- scenario cases that must work or be refused
+
+
+def test_two_regions_on_the_same_grid_zone_reset_and_run():
+    sc = load_scenario("paper")
+    twin = dataclasses.replace(sc.regions[0], name="KR-2")  # a second cloud region behind the KR grid
+    sc = dataclasses.replace(sc, regions=(*sc.regions, twin))
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0, options={"start_hour": 10})
+    ci = env.world.carbon.intensity_g_per_kwh
+    assert env.world.carbon.zones == ("KR", "JP-TK", "DE", "US-CAL-CISO", "KR")
+    np.testing.assert_array_equal(ci[4], ci[0])
+    for _ in range(8):  # move to the twin region and run there
+        _, _, _, _, info = env.step(np.array([4, env.L - 1]))
+    assert info["region"] == "KR-2" and info["state"] == "TOLERANCE"
+
+
+def paper_with(where: str = "<test>", **job) -> object:
+    from sim.scenario import parse_scenario
+
+    data = load_scenario("paper").to_dict()
+    data["job"].update(job)
+    return parse_scenario(data, where)
+
+
+def test_cap_window_across_midnight_caps_the_hours_from_start_to_end():
+    sc = paper_with(cap_windows=[{"start_hour_utc": 20, "end_hour_utc": 5, "cap_w": 900.0}])
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0, options={"start_hour": 0})  # the train split starts at 2021-01-01 00:00 UTC
+    for h in range(48):  # hand-computed: 20:00-04:59 UTC capped at 900 W, else the job's 1700 W
+        assert env.sim.cap_w[h] == (900.0 if h % 24 >= 20 or h % 24 < 5 else 1700.0), h
+
+
+def test_cap_window_with_equal_start_and_end_is_refused():
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        paper_with("s.yaml", cap_windows=[{"start_hour_utc": 6, "end_hour_utc": 6, "cap_w": 900.0}])
+    assert str(info.value) == (
+        "s.yaml: job.cap_windows[0].end_hour_utc: equals start_hour_utc (6); for an all-day cap set job.power_cap_w"
+    )
+
+
+@pytest.mark.parametrize("value, message", [(1e6, "must be <= 32.0, got 1000000.0"), (0.1, "must be >= 0.5, got 0.1")])
+def test_bytes_per_param_outside_the_justified_range_is_refused(value, message):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        paper_with("s.yaml", bytes_per_param=value)
+    assert str(info.value) == f"s.yaml: job.bytes_per_param: {message}"
+    assert paper_with(bytes_per_param=0.5).job.checkpoint_gb == pytest.approx(110e6 * 0.5 / 1e9)
