@@ -66,8 +66,8 @@ def _resolve(path: Path) -> tuple[Path, Path]:
         raise FileNotFoundError(f"{path}: no {' or '.join(MODEL_FILES)} in this run directory")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file or run directory")
-    # runs/<name>/model.zip or runs/<name>/checkpoints/model_1000_steps.zip
-    for d in (path.parent, path.parent.parent):
+    # runs/<name>/model.zip or runs/<name>/checkpoints/step-000001000/model.zip
+    for d in (path.parent, path.parent.parent, path.parent.parent.parent):
         if (d / "config.yaml").is_file():
             return path, d
     return path, path.parent
