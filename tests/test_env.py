@@ -395,16 +395,31 @@ def test_flat_action_wrapper_maps_index_to_target_and_level_and_trains_dqn():
     m = env.unwrapped.action_masks()
     flat = env.action_masks()
     assert all(flat[t * 5 + lv] == (m[t] and m[5 + lv]) for t in range(5) for lv in range(5))
+    # learning through the wrapper, on the trivial carbon-only task of tests/test_vector_env.py (optimum: 0)
+    from tests.test_vector_env import CARBON_ONLY, carbon_only_scenario, mean_return
+
+    env = FlatActionWrapper(CarbonMigrationEnv(carbon_only_scenario(), reward=CARBON_ONLY))
     model = DQN(
         "MlpPolicy",
         env,
-        learning_starts=100,
-        buffer_size=1000,
+        learning_starts=200,
+        buffer_size=5000,
+        train_freq=1,
+        target_update_interval=200,
+        exploration_fraction=0.5,
+        learning_rate=1e-3,
         seed=0,
         device="cpu",
-        policy_kwargs={"net_arch": [64, 64]},
+        policy_kwargs={"net_arch": [32, 32]},
     )
-    model.learn(total_timesteps=300)
+
+    def act(obs, _):
+        return env.action(model.predict(obs, deterministic=True)[0])
+
+    before = mean_return(act)
+    model.learn(total_timesteps=2000)
+    assert model.num_timesteps == 2000
+    assert mean_return(act) >= -0.05 > before  # learned to pause: within 50 g of the optimum 0
 
 
 def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
