@@ -262,6 +262,7 @@ def test_sigkill_then_resume_continues_from_the_newest_complete_save(tmp_path):
     save_dir, state = latest_save(run_dir)
     step = state["num_timesteps"]
     assert step % 200 == 0 and step >= 400 and save_dir.name == f"step-{step:09d}"
+    assert load_agent(save_dir / "model.zip").name == "k"  # a save is also a loadable agent of its run
 
     total = step + 400
     assert run(tmp_path, "--resume", str(run_dir), "--timesteps", str(total)) == 0
@@ -300,6 +301,8 @@ def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
     assert load_agent(run_dir / "model.zip").model.num_timesteps == stopped
     assert run(tmp_path, "--resume", str(run_dir), "--timesteps", str(stopped + 100)) == 0
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["timesteps_total"] == stopped + 100
+    steps = pd.read_csv(run_dir / "progress.csv")["time/total_timesteps"].tolist()
+    assert steps == sorted(set(steps))
 
 
 def test_timesteps_is_the_total_and_on_policy_runs_stop_exactly_there(tmp_path, capsys):
