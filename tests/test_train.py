@@ -236,6 +236,14 @@ def start_training(tmp_path: Path, name: str, cfg: Path, *extra: str) -> subproc
     )
 
 
+def logged_steps(run_dir: Path) -> list[int]:
+    """``time/total_timesteps`` of every progress.csv row (DQN logs every 4 episodes: maybe none yet)."""
+    import csv
+
+    with (run_dir / "progress.csv").open(newline="") as f:
+        return [int(r["time/total_timesteps"]) for r in csv.DictReader(f)]
+
+
 def wait_for_saves(proc: subprocess.Popen, run_dir: Path, n: int) -> None:
     """Poll until the run has ``n`` complete saves (no timing assertion: it only waits)."""
     import time
@@ -276,7 +284,7 @@ def test_sigkill_then_resume_continues_from_the_newest_complete_save(tmp_path):
     assert load_from_pkl(latest_save(run_dir)[0] / "replay_buffer.pkl").pos == total  # one env: one per step
     # evaluations after the save were dropped and redone: each step once, every 100 steps up to the total
     assert pd.read_csv(run_dir / "eval.csv")["timesteps"].tolist() == list(range(100, total + 1, 100))
-    steps = pd.read_csv(run_dir / "progress.csv")["time/total_timesteps"].tolist()
+    steps = logged_steps(run_dir)
     assert steps == sorted(set(steps)) and steps[-1] <= total
 
 
@@ -301,7 +309,7 @@ def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
     assert load_agent(run_dir / "model.zip").model.num_timesteps == stopped
     assert run(tmp_path, "--resume", str(run_dir), "--timesteps", str(stopped + 100)) == 0
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["timesteps_total"] == stopped + 100
-    steps = pd.read_csv(run_dir / "progress.csv")["time/total_timesteps"].tolist()
+    steps = logged_steps(run_dir)
     assert steps == sorted(set(steps))
 
 
