@@ -8,6 +8,8 @@ Episodes alternate between *masked* random actions (uniform over the valid targe
 them). After every step it checks, independently of the simulator's own sums:
 
 - ``energy``: IT, facility and transfer energy of the step >= 0; ``carbon``: operational and transfer carbon >= 0;
+- ``energy_sum``: the step's IT energy equals the sum over its logged pieces of power x duration, and its
+  facility energy the same times each piece's PUE;
 - ``carbon_sum``: the step's operational carbon equals the sum over its logged pieces of
   power x duration x PUE x the raw table's intensity of that hour, and its transfer carbon the network energy of
   each migration piece x the mean intensity of both ends (``sim/simulator.py`` physics, recomputed here);
@@ -37,7 +39,7 @@ from sim.scenario import scenario_names  # noqa: E402
 from sim.simulator import M  # noqa: E402
 from sim.states import State  # noqa: E402
 
-INVARIANTS = ("energy", "carbon", "carbon_sum", "progress", "state_times", "observation", "nan")
+INVARIANTS = ("energy", "carbon", "energy_sum", "carbon_sum", "progress", "state_times", "observation", "nan")
 _J_PER_KWH = 3.6e6
 _REL = 1e-9  # relative tolerance of the recomputed sums (float summation order differs)
 _MIGRATION = int(State.MIGRATION)
@@ -59,12 +61,17 @@ def check_step(env: CarbonMigrationEnv, obs: np.ndarray, reward: float, n_segmen
     # recompute this step's carbon from its pieces and the raw intensity table
     ci = env.world.carbon.intensity_g_per_kwh
     h0 = sim.start_hour
-    op_g = tx_g = 0.0
+    it_kwh = fac_kwh = op_g = tx_g = 0.0
     for t, dt, r, s, power_w, _n, dest in sim.segments[n_segments:]:
         h = h0 + int(t // 3600.0)
-        op_g += power_w * dt / _J_PER_KWH * sim.pue[r] * ci[r, h]
+        e_kwh = power_w * dt / _J_PER_KWH
+        it_kwh += e_kwh
+        fac_kwh += e_kwh * sim.pue[r]
+        op_g += e_kwh * sim.pue[r] * ci[r, h]
         if s == _MIGRATION:
             tx_g += sim.xfer_kwh * dt / sim.xfer_s[r][dest] * 0.5 * (ci[r, h] + ci[dest, h])
+    if not (_close(it_kwh, acc[M["it_energy_kwh"]], 1e-12) and _close(fac_kwh, acc[M["facility_energy_kwh"]], 1e-12)):
+        bad["energy_sum"] += 1
     if not (_close(op_g, acc[M["operational_carbon_g"]], 1e-9) and _close(tx_g, acc[M["transfer_carbon_g"]], 1e-9)):
         bad["carbon_sum"] += 1
     total = env.total_mb
