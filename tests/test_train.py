@@ -209,7 +209,7 @@ def test_load_agent_names_missing_and_corrupt_models(tmp_path):
         load_agent(tmp_path / "nothing.zip")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    with pytest.raises(FileNotFoundError, match="no best_model.zip or model.zip"):
+    with pytest.raises(FileNotFoundError, match="no best_model.zip or model.zip or checkpoints/step-N/"):
         load_agent(run_dir)
     (run_dir / "config.yaml").write_text("algo: ppo\n")
     (run_dir / "model.zip").write_bytes(b"not a zip at all")
@@ -334,3 +334,12 @@ def test_help_says_timesteps_is_the_total():
     helptext = " ".join(proc.stdout.split())
     assert "total environment steps of the run; with --resume the new total" in helptext
     assert "--save-every STEPS" in helptext and "Default: 10% of --timesteps" in helptext
+
+
+def test_a_run_killed_before_any_model_file_loads_from_its_newest_save(tmp_path):
+    cfg = tiny_config(tmp_path, "ppo")
+    assert run(tmp_path, "--algo", "ppo", "--timesteps", "512", "--name", "r", "--config", str(cfg)) == 0
+    run_dir = tmp_path / "runs" / "r"
+    (run_dir / "model.zip").unlink()  # as after a SIGKILL before the first evaluation and the final save
+    (run_dir / "best_model.zip").unlink()
+    assert load_agent(run_dir).model.num_timesteps == 512
