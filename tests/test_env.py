@@ -429,17 +429,30 @@ def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
     assert env.action(np.array([0.0, 0.0])).tolist() == [0, 0]
     assert env.action(np.array([1.0, 1.0])).tolist() == [4, 4]  # last bin = wait, top clock
     assert env.action(np.array([0.45, 0.5])).tolist() == [2, 2]  # floor(0.45 * 5), round(0.5 * 4)
+    # learning through the wrapper, on the trivial carbon-only task of tests/test_vector_env.py (optimum: 0)
+    from tests.test_vector_env import CARBON_ONLY, carbon_only_scenario, mean_return
+
+    env = ContinuousClockWrapper(CarbonMigrationEnv(carbon_only_scenario(), reward=CARBON_ONLY))
     model = SAC(
         "MlpPolicy",
         env,
-        learning_starts=200,
-        buffer_size=1000,
+        learning_starts=100,
+        buffer_size=5000,
         batch_size=64,
-        policy_kwargs={"net_arch": [64, 64]},
+        learning_rate=3e-3,
+        ent_coef=0.05,
+        policy_kwargs={"net_arch": [32, 32]},
         seed=0,
         device="cpu",
     )
-    model.learn(total_timesteps=300)
+
+    def act(obs, _):
+        return env.action(model.predict(obs, deterministic=True)[0])
+
+    before = mean_return(act)
+    model.learn(total_timesteps=500)
+    assert model.num_timesteps == 500
+    assert mean_return(act) >= -0.05 > before  # learned to pause (x0 in the last bin): within 50 g of 0
 
 
 # ---------------------------------------------------------------- misuse of the API
