@@ -36,6 +36,7 @@ from tqdm import tqdm
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
 from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
+from loaders.carbon import PeriodOutOfRange
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
 from sim.scenario import load_scenario
@@ -225,9 +226,9 @@ def _main(argv: list[str] | None, t0: float) -> int:
         warnings.simplefilter("always")
         try:
             world = build_world(scenario, args.split, data_dir=args.data_dir, period=period)
-        except (ConfigError, DataError) as e:
-            where = f"--period {args.period}" if period else ("--data-dir" if args.data_dir else "data")
-            raise BadInput(f"{where}: {e}") from None
+        except (ConfigError, DataError) as e:  # data and scenario errors name their file; only this is --period's
+            where = f"--period {args.period}: " if period and isinstance(e, PeriodOutOfRange) else ""
+            raise BadInput(f"{where}{e}") from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     carbon = world.carbon

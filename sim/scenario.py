@@ -34,7 +34,11 @@ class RegionSpec:
 
 @dataclass(frozen=True)
 class CapWindow:
-    """A demand-response window: between these UTC hours of the day the cap is ``cap_w``."""
+    """A demand-response window: between these UTC hours of the day the cap is ``cap_w``.
+
+    Always ``start_hour_utc < end_hour_utc``: a YAML window across midnight (``20`` to ``5``) is stored as two,
+    20-24 and 0-5 (see :func:`_cap_window_pieces`).
+    """
 
     start_hour_utc: int
     end_hour_utc: int
@@ -236,6 +240,23 @@ class _Fields:
             raise self.error(next(iter(self.data)), "unknown field (misspelt?)")
 
 
+# ---- job.bytes_per_param: checkpoint bytes per model parameter. Low end: 4-bit quantised weights alone (0.5 B);
+# mixed-precision Adam stores fp16/bf16 weights + fp32 master weights + two fp32 moments = 2 + 4 + 4 + 4 = 14,
+# 16 with fp16 gradients (ZeRO, Rajbhandari et al. SC 2020, Sec. 3.1); fp64 weights + fp64 Adam moments = 24.
+# 32 leaves room for extra state (EMA weights, fp32 gradients); 1e6 is a unit mistake (bytes, not bytes/param).
+BYTES_PER_PARAM_MIN = 0.5
+BYTES_PER_PARAM_MAX = 32.0
+
+
+def _cap_window_pieces(w: _Fields, start: int, end: int, cap_w: float) -> list[CapWindow]:
+    """A cap window as pieces with start < end: one across midnight (start > end) becomes start-24 and 0-end."""
+    if start == end:
+        raise w.error("end_hour_utc", f"equals start_hour_utc ({start}); for an all-day cap set job.power_cap_w")
+    if start < end:
+        return [CapWindow(start, end, cap_w)]
+    return [CapWindow(start, 24, cap_w)] + ([CapWindow(0, end, cap_w)] if end > 0 else [])
+
+
 def _date(f: _Fields, key: str, value) -> np.datetime64:
     try:
         return np.datetime64(str(value), "h")
@@ -286,12 +307,11 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         raise j.error("cap_windows", "must be a list")
     for i, raw in enumerate(raw_windows):
         w = _Fields(raw, where, f"job.cap_windows[{i}]")
-        windows.append(
-            CapWindow(
-                w.get("start_hour_utc", int, lo=0, hi=23),
-                w.get("end_hour_utc", int, lo=1, hi=24),
-                w.get("cap_w", float, lo=0.0, lo_open=True),
-            )
+        windows += _cap_window_pieces(
+            w,
+            w.get("start_hour_utc", int, lo=0, hi=23),
+            w.get("end_hour_utc", int, lo=0, hi=24),
+            w.get("cap_w", float, lo=0.0, lo_open=True),
         )
         w.done()
     mult = j.data.pop("phase_multipliers", None) or [1.0]
@@ -300,7 +320,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     job = JobSpec(
         workload=j.get("workload", str),
         params=j.get("params", float, lo=1.0),
-        bytes_per_param=j.get("bytes_per_param", float, 16.0, lo=0.0, lo_open=True),
+        bytes_per_param=j.get("bytes_per_param", float, 16.0, lo=BYTES_PER_PARAM_MIN, hi=BYTES_PER_PARAM_MAX),
         gpus=j.get("gpus", int, 8, lo=1),
         minibatches=j.get("minibatches", int, lo=1),
         checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
@@ -443,3 +463,17 @@ def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     return parse_scenario(data, where=str(path))
+
+
+# ---------------------------------------------------------------- reward overrides (CarbonMigrationEnv(reward=...))
+
+
+def reward_with_overrides(base: RewardSpec, overrides: Any, where: str) -> RewardSpec:
+    """``base`` with the weights in ``overrides`` (a dict, or None) replaced, checked as the YAML ``reward``
+    section is: known keys only, finite numbers >= 0. ``where`` names the caller in errors."""
+    if overrides is None:
+        return base
+    rw = _Fields(overrides, where, "reward")
+    spec = RewardSpec(**{f.name: rw.get(f.name, float, getattr(base, f.name), lo=0.0) for f in fields(RewardSpec)})
+    rw.done()
+    return spec
