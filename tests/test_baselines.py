@@ -130,21 +130,24 @@ def test_threshold_defaults_come_from_training_split(paper):
     cap_frac=st.floats(0.3, 1.5),
 )
 def test_controller_picks_the_allowed_level_nearest_the_brute_force_optimum(k_t, k_p, work, f_prev, n, cap_frac):
-    clocks = np.linspace(300.0, 1800.0, 9)
+    clocks = np.linspace(300.0, 1800.0, 9)  # 300, 487.5, ..., 1800 MHz
+    caftm_range = np.arange(1, 7)  # CAFTM's 337-1522 MHz keeps 487.5 ... 1425 MHz (levels 1-6)
+    lo_ghz, hi_ghz = 0.4875, 1.425
     idle = 40.0
     p = idle + 1000.0 * k_p * work * (clocks / 1000.0) ** 3  # profiled power consistent with the model
     cap = cap_frac * n * p[-1]
     ctrl = FrequencyController()
     level, f_opt = ctrl.choose_clock_mhz(clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_ghz=f_prev)
-    ok = np.flatnonzero(n * p <= cap)
-    if ok.size == 0:
-        assert level == 0
+    under = np.flatnonzero(n * p <= cap)
+    ok = np.intersect1d(under, caftm_range)
+    if ok.size == 0:  # no level of CAFTM's range fits: the cap wins (highest level under it, else the lowest)
+        assert level == (int(under[-1]) if under.size else 0)
         return
     assert n * p[level] <= cap
-    # the spec: the continuous optimum f* of J over [lowest clock, cap-limited clock], then the nearest allowed
+    # the spec: the continuous optimum f* of J over CAFTM's range limited by the cap, then the nearest allowed
     # level. f* by brute force on a 10 kHz grid (J is convex in f > 0, so the grid minimum is the optimum).
-    f_cap = ((cap / n - idle) / 1000.0 / (k_p * work)) ** (1 / 3) if cap / n > idle else 0.3
-    grid = np.arange(0.3, max(0.3, min(1.8, f_cap)) + 1e-5, 1e-5)
+    f_cap = ((cap / n - idle) / 1000.0 / (k_p * work)) ** (1 / 3) if cap / n > idle else lo_ghz
+    grid = np.arange(lo_ghz, max(lo_ghz, min(hi_ghz, f_cap)) + 1e-5, 1e-5)
     f_star = float(grid[np.argmin(caftm_cost(grid, k_t, k_p, work, f_prev))])
     assert f_opt == pytest.approx(f_star, abs=1e-3)
     distance = np.abs(clocks[ok] / 1000.0 - f_star)
