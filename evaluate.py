@@ -5,9 +5,11 @@ episodes of the scenario's test split, through the one evaluation loop ``baselin
 and writes into ``--out``:
 
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
-  gap to the oracle on the same episode);
+  gap to the executed oracle and to its relaxed lower bound on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
-- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``.
+- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
+  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a
+  sweep of its threshold (``theta_sweep.csv``, ``caftm_theta.png``).
 
 The table is printed at the end. Examples::
 
@@ -34,6 +36,7 @@ from tqdm import tqdm
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
 from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
+from loaders.carbon import PeriodOutOfRange
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
 from sim.scenario import load_scenario
@@ -223,9 +226,9 @@ def _main(argv: list[str] | None, t0: float) -> int:
         warnings.simplefilter("always")
         try:
             world = build_world(scenario, args.split, data_dir=args.data_dir, period=period)
-        except (ConfigError, DataError) as e:
-            where = f"--period {args.period}" if period else ("--data-dir" if args.data_dir else "data")
-            raise BadInput(f"{where}: {e}") from None
+        except (ConfigError, DataError) as e:  # data and scenario errors name their file; only this is --period's
+            where = f"--period {args.period}: " if period and isinstance(e, PeriodOutOfRange) else ""
+            raise BadInput(f"{where}{e}") from None
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     carbon = world.carbon
@@ -293,6 +296,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
     write_report(out / "report.md", summary, meta, figs)
     if args.sensitivity_episodes > 0:
         run_sensitivity(scenario, world, env_spec, specs, args, out)
+    if {"caftm", "stay"} <= set(episodes["policy"]):  # paper-claims section and the theta_CI sweep
+        from evaluation.theta_sweep import write_caftm_claims
+
+        write_caftm_claims(out, episodes, tasks, label)
 
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):

@@ -74,7 +74,7 @@ TRAIN_DEFAULTS: dict[str, int] = {
     "n_envs": 4,  # parallel environments
     "eval_freq": 10_000,  # environment steps between validation evaluations
     "eval_episodes": 5,  # validation episodes per evaluation (fixed start hours)
-    "checkpoint_freq": 50_000,  # environment steps between checkpoints
+    "checkpoint_freq": 50_000,  # most environment steps between resumable saves (train.py --save-every)
 }
 # Extra keys translated into constructor objects or wrappers.
 SPECIAL_KEYS = {

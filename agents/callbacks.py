@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.checkpoint import atomic_save_model
 from agents.policy import AgentPolicy
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
@@ -112,7 +113,7 @@ class ValidationCallback(BaseCallback):
         row["best"] = int(is_best)
         if is_best:
             self.best = score
-            self.model.save(self.run_dir / "best_model.zip")
+            atomic_save_model(self.model, self.run_dir / "best_model.zip")
         path = self.run_dir / "eval.csv"
         new = not path.exists()
         with path.open("a", newline="") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -9,10 +10,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
-from sim.scenario import RewardSpec, Scenario, load_scenario
+from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
 from sim.world import World, build_world
@@ -151,7 +153,8 @@ class CarbonMigrationEnv(gym.Env):
 
     ## Episode End
 
-    Terminated when the job completes; truncated after ``episode_hours`` of simulated time.
+    Terminated when the job completes; truncated after ``episode_hours`` of simulated time. ``step()`` before the
+    first ``reset()`` or after the episode ended raises ``gymnasium.error.ResetNeeded`` until ``reset()``.
 
     ## Arguments
 
@@ -159,7 +162,8 @@ class CarbonMigrationEnv(gym.Env):
     period=None, render_mode=None, invalid_action="ignore", reward=None)``: ``scenario`` is a shipped
     name, a YAML path or a :class:`Scenario`; ``split`` is ``train``/``validation``/``test``;
     ``period=("2023-01-01", "2023-03-01")`` overrides the split's dates; ``data_dir`` points at a
-    folder of carbon-intensity files; ``reward`` overrides reward weights (a dict).
+    folder of carbon-intensity files; ``reward`` overrides reward weights (a dict checked like the YAML's
+    ``reward`` section: known keys, finite numbers >= 0). ``reset(options=...)`` accepts only ``start_hour``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -185,8 +189,7 @@ class CarbonMigrationEnv(gym.Env):
         self.sim = self.world.simulator()
         self.render_mode = render_mode
         self.invalid_action = invalid_action
-        w = RewardSpec(**{**sc.reward.__dict__, **(reward or {})})
-        self.reward_weights = w
+        self.reward_weights = reward_with_overrides(sc.reward, reward, "CarbonMigrationEnv")
         self.R = R = len(sc.regions)
         self.L = L = sc.clock_levels
         self.F = F = sc.forecast.horizon_hours
@@ -228,6 +231,7 @@ class CarbonMigrationEnv(gym.Env):
         self.invalid_actions = 0
         self._terms = _NO_TERMS
         self._hist = None
+        self._ended: str | None = _NOT_RESET  # why step() may not be called now, or None when it may
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -236,12 +240,18 @@ class CarbonMigrationEnv(gym.Env):
         return self._obs.copy(), self._info()
 
     def step(self, action):
+        if self._ended is not None:
+            raise ResetNeeded(f"CarbonMigrationEnv.step() called {self._ended}; call reset() first")
         target, level = self._check_action(action)
         reward, terminated, truncated = self._advance(target, level, action)
+        if terminated or truncated:  # a finished job or an exhausted horizon has no next step until reset
+            self._ended = _AFTER_COMPLETION if terminated else _AFTER_TRUNCATION
         return self._obs.copy(), reward, terminated, truncated, self._info()
 
     def action_masks(self) -> np.ndarray:
         """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
+        if self._ended is _NOT_RESET:
+            raise ResetNeeded("CarbonMigrationEnv.action_masks() called before reset(); call reset() first")
         return self._mask.copy()
 
     # ------------------------------------------------------------------ hot path (shared with envs.vector)
@@ -252,12 +262,12 @@ class CarbonMigrationEnv(gym.Env):
         mask[:] = True
 
     def _reset_core(self, seed: int | None, options: dict | None) -> None:
+        start = self._start_hour_option(options)
         super().reset(seed=seed)
         rng = self.np_random
-        if options and "start_hour" in options:
-            start = int(options["start_hour"])
-        else:
+        if start is None:
             start = int(rng.integers(0, self.world.n_start_hours))
+        self._ended = None
         self.start_hour = start
         self.sim.reset(start, rng)
         sim = self.sim
@@ -425,6 +435,30 @@ class CarbonMigrationEnv(gym.Env):
 
     # ------------------------------------------------------------------ helpers
 
+    def _start_hour_option(self, options) -> int | None:
+        """``options["start_hour"]`` checked (an integer hour index inside the split), or None when absent."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
+        unknown = [k for k in options if k not in RESET_OPTIONS]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
+            )
+        if "start_hour" not in options:
+            return None
+        h, n = options["start_hour"], self.world.n_start_hours
+        integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
+        if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
+            raise ValueError(
+                f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
+                f"carbon table (from {self.world.carbon.start_h} UTC), got {h!r}"
+            )
+        return int(h)
+
     def _continue_target(self) -> int:
         sim = self.sim
         s = sim.state
@@ -535,6 +569,10 @@ class CarbonMigrationEnv(gym.Env):
         return None
 
 
+RESET_OPTIONS = ("start_hour",)
+_NOT_RESET = "before reset()"
+_AFTER_COMPLETION = "after the episode terminated (job completed)"
+_AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"
 _STATE_NAMES = [s.name for s in State]
 _TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
 _TOLERANCE = int(State.TOLERANCE)

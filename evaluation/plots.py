@@ -106,3 +106,37 @@ def timeline(history: dict, ci_g_per_kwh: np.ndarray, region_names, path, title:
 def safe_name(name: str) -> str:
     """A file-name-safe version of a policy name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "policy"
+
+
+def theta_sweep(sweep: pd.DataFrame, path, title: str = "") -> None:
+    """CAFTM's mean carbon (with 95% interval) and share of deadlines met against one theta_CI for all zones.
+
+    :param sweep: rows ``variant, theta_g_per_kwh, episode, carbon_kg, deadline_met`` (``evaluation.theta_sweep``).
+    """
+    from evaluation.report import ci95_half_width
+
+    fig, (ax_c, ax_d) = plt.subplots(2, 1, figsize=(7.5, 6.0), sharex=True, constrained_layout=True)
+    variants = list(dict.fromkeys(sweep["variant"]))
+    for i, (color, v) in enumerate(zip(_colors(len(variants)), variants)):
+        g = sweep[sweep["variant"] == v].groupby("theta_g_per_kwh", sort=True)
+        theta = np.array(list(g.groups), dtype=float)
+        ax_c.errorbar(
+            theta,
+            g["carbon_kg"].mean(),
+            yerr=_err(g["carbon_kg"].agg(ci95_half_width)),
+            fmt=MARKERS[i] + "-",
+            color=color,
+            capsize=3,
+            label=v,
+        )
+        ax_d.plot(theta, 100.0 * g["deadline_met"].mean(), MARKERS[i] + "-", color=color, label=v)
+    ax_c.set_ylabel("carbon per episode (kg CO2eq)")
+    ax_c.set_title(title or "CAFTM against theta_CI")
+    ax_c.legend(fontsize=9)
+    ax_d.set_ylabel("deadline met (% of episodes)")
+    ax_d.set_ylim(-5, 105)
+    ax_d.set_xlabel("theta_CI, one threshold for every zone (g CO2eq/kWh)")
+    for ax in (ax_c, ax_d):
+        ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)

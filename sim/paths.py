@@ -3,12 +3,15 @@
 Raw traces are looked up, in order, in an explicit ``data_dir`` argument, the
 ``CARBON_DATA_DIR`` environment variable, and ``../shared/data`` beside the
 repository. When none exists the derived tables in ``data/derived`` are used.
+A ``CARBON_DATA_DIR`` that is set but not a folder is an error, not a silent switch to other data.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from sim.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DERIVED_DIR = REPO_ROOT / "data" / "derived"
@@ -21,7 +24,12 @@ def raw_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
         return Path(data_dir)
     env = os.environ.get("CARBON_DATA_DIR")
     if env:
-        return Path(env)
+        if not Path(env).expanduser().is_dir():  # a typo must not silently select other (or synthetic) data
+            raise DataError(
+                f"CARBON_DATA_DIR={env} is not a folder; fix it, or unset it to use {DEFAULT_SHARED_DATA} "
+                "(else synthetic profiles)"
+            )
+        return Path(env).expanduser()
     if DEFAULT_SHARED_DATA.is_dir():
         return DEFAULT_SHARED_DATA
     return None
