@@ -13,9 +13,9 @@ import numpy as np
 
 from baselines.base import Policy
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
+from loaders.world import build_world
 from sim.errors import ConfigError
 from sim.states import State
-from sim.world import build_world
 
 TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
 

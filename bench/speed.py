@@ -213,7 +213,7 @@ def load_s(scenario: str) -> float:
     """``build_world`` of the scenario's train split in a fresh interpreter (cold: no per-process cache)."""
     code = (
         f"import sys, time; sys.path.insert(0, {str(REPO)!r})\n"
-        "from sim.scenario import load_scenario\nfrom sim.world import build_world\n"
+        "from sim.scenario import load_scenario\nfrom loaders.world import build_world\n"
         f"t0 = time.perf_counter(); build_world(load_scenario({scenario!r}), 'train'); print(time.perf_counter() - t0)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

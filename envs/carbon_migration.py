@@ -12,12 +12,12 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
-from sim.world import World, build_world
 
 CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
 XFER_SCALE_S = 3600.0  # transfer times in hours
