@@ -8,7 +8,7 @@ Episodes alternate between *masked* random actions (uniform over the valid targe
 them). After every step it checks, independently of the simulator's own sums:
 
 - ``energy``: IT, facility and transfer energy of the step >= 0; ``carbon``: operational and transfer carbon >= 0;
-- ``energy_sum``: the step's IT energy equals the sum over its logged pieces of power x duration, and its
+- ``energy_sum``: the step's IT energy equals the sum over its logged pieces of (GPU + host) power x duration, and its
   facility energy the same times each piece's PUE;
 - ``carbon_sum``: the step's operational carbon equals the sum over its logged pieces of
   power x duration x PUE x the raw table's intensity of that hour, and its transfer carbon the network energy of
@@ -42,7 +42,7 @@ from sim.states import State  # noqa: E402
 INVARIANTS = ("energy", "carbon", "energy_sum", "carbon_sum", "progress", "state_times", "observation", "nan")
 _J_PER_KWH = 3.6e6
 _REL = 1e-9  # relative tolerance of the recomputed sums (float summation order differs)
-_MIGRATION = int(State.MIGRATION)
+_MIGRATION, _TOLERANCE = int(State.MIGRATION), int(State.TOLERANCE)
 _TIME_SLOTS = [M[f"time_{s.name.lower()}_s"] for s in State]
 
 
@@ -62,9 +62,11 @@ def check_step(env: CarbonMigrationEnv, obs: np.ndarray, reward: float, n_segmen
     ci = env.world.carbon.intensity_g_per_kwh
     h0 = sim.start_hour
     it_kwh = fac_kwh = op_g = tx_g = 0.0
-    for t, dt, r, s, power_w, _n, dest in sim.segments[n_segments:]:
+    for t, dt, r, s, power_w, n, dest in sim.segments[n_segments:]:
         h = h0 + int(t // 3600.0)
-        e_kwh = power_w * dt / _J_PER_KWH
+        # pieces log GPU power; the servers' host power per GPU held is busy while training, idle otherwise
+        host_w = n * (sim.host_busy_w[r] if s == _TOLERANCE else sim.host_idle_w[r])
+        e_kwh = (power_w + host_w) * dt / _J_PER_KWH
         it_kwh += e_kwh
         fac_kwh += e_kwh * sim.pue[r]
         op_g += e_kwh * sim.pue[r] * ci[r, h]
