@@ -15,6 +15,7 @@ from gymnasium.error import ResetNeeded
 from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
+from sim.rules import TIMED_STATES, continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
@@ -461,14 +462,7 @@ class CarbonMigrationEnv(gym.Env):
 
     def _continue_target(self) -> int:
         sim = self.sim
-        s = sim.state
-        if s == _MIGRATION:  # plain-int states: IntEnum attribute lookups are slow per step
-            return sim.dest
-        if s == _SUSPEND:
-            return self.R if sim.after_suspend == WAIT else sim.after_suspend
-        if s == _WAITING or s == _QUEUED:
-            return self.R
-        return sim.region
+        return continue_target(sim.state, sim.region, sim.dest, sim.after_suspend, self.R)
 
     def _check_action(self, action) -> tuple[int, int]:
         if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # fast path
@@ -574,12 +568,9 @@ _NOT_RESET = "before reset()"
 _AFTER_COMPLETION = "after the episode terminated (job completed)"
 _AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"
 _STATE_NAMES = [s.name for s in State]
-_TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
+_TIMED = frozenset(TIMED_STATES)
 _TOLERANCE = int(State.TOLERANCE)
 _COMPLETED = int(State.COMPLETED)
-_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (
-    int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING, State.QUEUED)
-)
 _TWO_PI = 2 * math.pi
 _NO_TERMS = (0.0,) * len(REWARD_TERMS)
 _IDX = {name: i for i, name in enumerate(METRICS)}

@@ -30,7 +30,6 @@ from sim.core import (
     _P_NSTEPS,
     _P_REQ,
     _P_TOTAL,
-    _QUEUED,
     _RECOVERING,
     _SCALING,
     _SUSPEND,
@@ -38,7 +37,6 @@ from sim.core import (
     _TXC,
     _TXE,
     _WAIT,
-    _WAITING,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
@@ -51,23 +49,12 @@ from sim.core import (
     I_STATE,
     _down,
     _usable,
+    continue_target,
 )
 
 _TWO_PI = 2 * math.pi
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
-
-
-@njit(cache=True)
-def continue_target(state, region, dest, after_suspend, n_regions):
-    """The action target that keeps the job on its course (``n_regions`` = wait)."""
-    if state == _MIGRATION:
-        return dest
-    if state == _SUSPEND:
-        return n_regions if after_suspend == _WAIT else after_suspend
-    if state == _WAITING or state == _QUEUED:
-        return n_regions
-    return region
 
 
 @njit(cache=True)

@@ -27,6 +27,7 @@ import math
 import numpy as np
 from numba import njit
 
+from sim import rules
 from sim.simulator import METRICS, WAIT
 from sim.states import ALLOWED, Event, State
 
@@ -313,14 +314,15 @@ def _down(os_, oe, no, r, t):
     return False
 
 
+# the shared rules (sim/rules.py), compiled from the same source
+usable_gpus = njit(cache=True, inline="always")(rules.usable_gpus)
+continue_target = njit(cache=True, inline="always")(rules.continue_target)
+level_under_cap = njit(cache=True, inline="always")(rules.level_under_cap)
+
+
 @njit(cache=True, inline="always")
 def _usable(free, P):
-    req = int(P[_P_REQ])
-    n = free if free < req else req
-    g = int(P[_P_GROUP])
-    if g > 1:
-        n -= n % g
-    return n if (P[_P_ELASTIC] != 0.0 or n >= req) else 0
+    return usable_gpus(free, int(P[_P_REQ]), int(P[_P_GROUP]), P[_P_ELASTIC] != 0.0)
 
 
 @njit(cache=True, inline="always")
@@ -518,9 +520,7 @@ def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed, next_doub
         if s == _TOLERANCE:
             lvl = iv[I_LEVEL]
             if throttle:
-                cap = cap_w[h]
-                while lvl > 0 and n * p_gpu_w[r, lvl] > cap:
-                    lvl -= 1
+                lvl = level_under_cap(p_gpu_w[r], n, cap_w[h], lvl)
             p_l = p_gpu_w[r, lvl]
             power_w = n * p_l
             compute_s = work[iv[I_K]] * t_mb_s[r, lvl] / speed[n]

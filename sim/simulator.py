@@ -41,6 +41,7 @@ from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.hardware import host_server
 from sim.network import Network
+from sim.rules import WAIT, level_under_cap, usable_gpus
 from sim.scenario import Scenario
 from sim.states import ALLOWED, Event, State, check_transition
 
@@ -144,7 +145,7 @@ class Metrics(Mapping):
         return repr(dict(self))
 
 
-WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
+# ``WAIT`` (from sim.rules): the ``Simulator.step`` target meaning "pause here" (the env maps its action index R to it)
 
 
 class Simulator:
@@ -327,13 +328,8 @@ class Simulator:
         return self.free[r][k if k < self.n_steps else self.n_steps]
 
     def _usable(self, free: int) -> int:
-        """GPUs the job can run on out of ``free``: at most its request, none if it is rigid and short."""
-        req = self.requested_gpus
-        n = free if free < req else req
-        g = self.group
-        if g > 1:
-            n -= n % g  # a pipeline / tensor-parallel job runs on whole parallel groups only
-        return n if (self.elastic or n >= req) else 0
+        """GPUs the job can run on out of ``free`` (``sim.rules.usable_gpus``)."""
+        return usable_gpus(free, self.requested_gpus, self.group, self.elastic)
 
     def usable_gpus(self, r: int) -> int:
         return self._usable(self.free_gpus(r))
@@ -511,9 +507,7 @@ class Simulator:
                 lvl = self.level
                 p_r = p_gpu_w[r]
                 if throttle:
-                    cap = cap_w[h]
-                    while lvl > 0 and n * p_r[lvl] > cap:
-                        lvl -= 1
+                    lvl = level_under_cap(p_r, n, cap_w[h], lvl)
                 power_w = n * p_r[lvl]
                 compute_s = self.work[self.k] * t_mb_s[r][lvl] / speed[n]  # seconds per mini-batch on n GPUs
                 per_mb_s = compute_s + stall_mb_s
