@@ -58,6 +58,16 @@ N_JOB_FEATURES = 8
 
 
 @njit(cache=True)
+def out_of_range(actions, n_regions, n_levels):
+    """Index of the first row of ``actions`` (N, 2) outside ``[0, n_regions] x [0, n_levels)``, or -1."""
+    for i in range(actions.shape[0]):
+        t, lv = actions[i, 0], actions[i, 1]
+        if t < 0 or t > n_regions or lv < 0 or lv >= n_levels:
+            return i
+    return -1
+
+
+@njit(cache=True)
 def _prepare(envs, targets, masks, iv_all, invalid, n_regions):
     """Masked targets become the continue target (counted in ``invalid``); the wait index becomes ``WAIT``."""
     for e in range(envs.shape[0]):

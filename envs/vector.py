@@ -23,7 +23,7 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
 from envs.carbon_migration import REWARD_TERMS, REWARD_WEIGHTS, CarbonMigrationEnv
-from envs.kernels import _observe, _prepare
+from envs.kernels import _observe, _prepare, out_of_range
 from sim.core import (
     _P_DEADLINE,
     F_COMPLETED_AT_S,
@@ -369,13 +369,11 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 if not ok:
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
         a = a.astype(np.int64)  # a copy: the caller's array is never changed
-        targets, levels = a[:, 0], a[:, 1]
-        if targets.min() < 0 or targets.max() > R or levels.min() < 0 or levels.max() >= L:
-            bad = (targets < 0) | (targets > R) | (levels < 0) | (levels >= L)
-            i = int(np.flatnonzero(bad)[0])
+        i = out_of_range(a, R, L)
+        if i >= 0:
             expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
             raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
-        return np.ascontiguousarray(targets), np.ascontiguousarray(levels)
+        return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout)."""
