@@ -173,10 +173,7 @@ def training_fps(scenario: str, timesteps: int) -> tuple[float, float]:
 
     torch.set_num_threads(1)
     kw = dict(n_steps=64, batch_size=256, n_epochs=2, policy_kwargs=dict(net_arch=[64, 64]), seed=0, device="cpu")
-    same_step = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
-    cart = _GymVecToSB3(
-        gym.make_vec("CartPole-v1", num_envs=TRAIN_N, vectorization_mode="vector_entry_point", **same_step)
-    )
+    cart = _GymVecToSB3(gym.make_vec("CartPole-v1", num_envs=TRAIN_N, vectorization_mode="vector_entry_point"))
     ours = SB3VecEnv(num_envs=TRAIN_N, scenario=scenario)
     fps = []
     for algo, venv in ((PPO, cart), (MaskablePPO, ours)):

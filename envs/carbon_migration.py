@@ -19,6 +19,7 @@ from sim.rules import TIMED_STATES, continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
+from sim.tables import EpisodeTables, StaticTables
 
 CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
 XFER_SCALE_S = 3600.0  # transfer times in hours
@@ -248,6 +249,17 @@ class CarbonMigrationEnv(gym.Env):
         if terminated or truncated:  # a finished job or an exhausted horizon has no next step until reset
             self._ended = _AFTER_COMPLETION if terminated else _AFTER_TRUNCATION
         return self._obs.copy(), reward, terminated, truncated, self._info()
+
+    @property
+    def tables(self) -> StaticTables:
+        """The scenario's fixed tables (GPU model, PUE, network, job constants) as read-only arrays."""
+        return self.sim.tables
+
+    @property
+    def episode(self) -> EpisodeTables | None:
+        """This episode's drawn tables (intensity, cap, work multipliers, free GPUs, outages); ``None`` before
+        ``reset()``. Clairvoyant: for the oracle and for tests, not for a deployable policy (see ``view()``)."""
+        return self.sim.episode
 
     def action_masks(self) -> np.ndarray:
         """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""

@@ -39,7 +39,6 @@ from sim.core import (
     I_STATE,
     CoreState,
     EpisodeArrays,
-    StaticTables,
     advance,
     load_state,
     rng_handles,
@@ -157,7 +156,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
         # the array core: static tables, episode tables, state; observation tables per env
         sim = first.sim
-        self.tables = tab = StaticTables(sim)
+        self.tables = tab = sim.tables
         self.episodes = EpisodeArrays(N, tab)
         self.core = CoreState(N, 1)
         self._clocks_mhz = tab.clocks_mhz
@@ -405,6 +404,28 @@ class CarbonMigrationVectorEnv(VectorEnv):
         info["_jct_h"] = completed
         return info
 
+    def info_rows(self, infos: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every env's info as a plain dict (``[info_of(infos, i) for i in range(N)]``, built column-wise)."""
+        N = self.num_envs
+        keys, cols = [], []
+        for key, value in infos.items():
+            if key.startswith("_") or key in ("final_obs", "final_info"):
+                continue
+            keys.append(key)
+            if isinstance(value, dict):
+                sub = [k for k in value if not k.startswith("_")]
+                rows = np.array([value[k] for k in sub]).T.tolist()
+                cols.append([dict(zip(sub, r)) for r in rows])
+            else:
+                cols.append(value.tolist())
+        out = [dict(zip(keys, r)) for r in zip(*cols)] if keys else [{} for _ in range(N)]
+        for key in keys:  # keys some envs do not have (e.g. jct_h before completion)
+            has = infos.get("_" + key, self._all)
+            if not has.all():
+                for i in np.flatnonzero(~has).tolist():
+                    del out[i][key]
+        return out
+
     def info_of(self, infos: dict[str, Any], i: int) -> dict[str, Any]:
         """Env ``i``'s info as a plain dict (the single environment's layout) from a batched ``infos``."""
         out = {}
@@ -481,6 +502,7 @@ class SB3VecEnv(VecEnv):
     def step_wait(self):
         obs, rew, term, trunc, infos = self.venv.step(self._actions)
         dones = term | trunc
+        rows = self.venv.info_rows(infos)
         out = []
         for i in range(self.num_envs):
             if dones[i]:
@@ -489,7 +511,7 @@ class SB3VecEnv(VecEnv):
                 info["terminal_observation"] = terminal_obs
                 info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
             else:
-                info = self.venv.info_of(infos, i)
+                info = rows[i]
             out.append(info)
         return obs, rew.astype(np.float32), dones, out
 

@@ -44,6 +44,7 @@ from sim.network import Network
 from sim.rules import WAIT, level_under_cap, usable_gpus
 from sim.scenario import Scenario
 from sim.states import ALLOWED, Event, State, check_transition
+from sim.tables import EpisodeTables, StaticTables
 
 _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
@@ -200,6 +201,8 @@ class Simulator:
         self.transitions: list[tuple[float, int, int]] = []
         self.segments: list[tuple[float, float, int, int, float, int, int]] = []
         self.record = False  # log transitions and (t_s, dt_s, region, state, gpu_w, n_gpus, dest) pieces
+        self.tables = StaticTables(self)  # the same numbers as read-only arrays, for every reader above the core
+        self.episode: EpisodeTables | None = None  # this episode's drawn tables (set by reset)
 
     def _init_overheads(self, scenario: Scenario, gpu_models: list[GpuModel]) -> None:
         """Host power, embodied carbon, checkpoint stall, scaling and restart terms (each switchable)."""
@@ -283,6 +286,9 @@ class Simulator:
                     spans.append((float(s), float(s + rng.exponential(f.outage_mean_hours * _S_PER_H))))
             self.outages.append(spans)
         self.fail_left_gpu_h = self._draw_failure_gpu_h()
+        self.episode = EpisodeTables(
+            self.ci_table, self.cap_table, self.work_table, self.free_table, tuple(tuple(s) for s in self.outages)
+        )
 
         self.t_s = 0.0
         self.k = 0
