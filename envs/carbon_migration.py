@@ -523,9 +523,9 @@ class CarbonMigrationEnv(gym.Env):
             info["jct_h"] = sim.completed_at_s / 3600.0
         return info
 
-    def _record(self, k: int) -> None:
+    def _record(self, k: int, force: bool = False) -> None:
         hist = self._hist
-        if k != len(hist):
+        if k != len(hist) and not force:  # ``force``: a history that starts mid-episode (envs.vector)
             return
         sim = self.sim
         h = int(sim.t_s // 3600)

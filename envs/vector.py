@@ -17,34 +17,49 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from envs.carbon_migration import REWARD_TERMS, REWARD_WEIGHTS, CarbonMigrationEnv
+from envs.carbon_migration import (
+    _NO_TERMS,
+    CI_SCALE_G_PER_KWH,
+    N_TIME_FEATURES,
+    REWARD_TERMS,
+    REWARD_WEIGHTS,
+    CarbonMigrationEnv,
+)
 from envs.kernels import _observe, _prepare, out_of_range
 from sim.core import (
     _P_DEADLINE,
     F_COMPLETED_AT_S,
     F_DRAW,
+    F_FAIL_LEFT_GPU_H,
+    F_PHASE_END_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
+    F_XFER_FAIL_AT_S,
+    I_AFTER_SUSPEND,
+    I_DEST,
     I_ERROR,
     I_LEVEL,
     I_N_GPUS,
     I_PEND,
     I_REGION,
     I_STATE,
+    N_FLOAT,
+    N_INT,
     CoreState,
     EpisodeArrays,
     advance,
-    load_state,
     rng_handles,
     store_state,
 )
 from sim.errors import ConfigError
+from sim.forecast import forecast_matrix
 from sim.scenario import Scenario
 from sim.simulator import METRICS
 from sim.states import State
@@ -187,6 +202,17 @@ class CarbonMigrationVectorEnv(VectorEnv):
         lam = tab.gpu_failure_per_gpu_hour
         self._gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
         self._rng_states = np.zeros(N, dtype=np.uint64)
+        self._drawn: list[tuple | None] = [None] * N  # episodes drawn into the arrays, not yet given to the env
+        self._n_start_hours = first.world.n_start_hours
+        self._start_h = int(first.world.carbon.start_h.astype(np.int64))
+        F1, block = first.F + 1, first.region_block
+        self._ci_cols = np.concatenate([N_TIME_FEATURES + r * block + np.arange(F1) for r in range(R)])
+        # a fresh episode's state row (job 0): Queued at home, top clock level, nothing done
+        self._f0 = np.zeros(N_FLOAT)
+        self._f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
+        self._i0 = np.zeros(N_INT, dtype=np.int64)
+        home = tab.home
+        self._i0[[I_STATE, I_REGION, I_DEST, I_LEVEL, I_AFTER_SUSPEND]] = (int(State.QUEUED), home, home, L - 1, home)
         self._deadline_s = float(tab.params[_P_DEADLINE])
         keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
@@ -196,11 +222,23 @@ class CarbonMigrationVectorEnv(VectorEnv):
     @property
     def envs(self) -> list[CarbonMigrationEnv]:
         """The single environments, each brought up to date with its row of the arrays (for attribute reads,
-        ``render`` and ``view``; the step does not use them)."""
+        ``render`` and ``view``; the step does not use them). A sub-environment's ``history()`` starts at the
+        first such read of its episode."""
         if not self._synced:
             for i, env in enumerate(self._envs):
+                if self._drawn[i] is not None:  # an episode drawn into the arrays: give it to the single env too
+                    start, ep, block = self._drawn[i]
+                    self._drawn[i] = None
+                    env.start_hour = start
+                    env.sim.use_episode(start, env.np_random, ep)
+                    env._ci_block = block
+                    env._obs_template = self._templates[i].copy()
+                    env._hour0, env._dow0 = int(self._hour0[i]), int(self._dow0[i])
+                    env._ended, env._terms, env._hist = None, _NO_TERMS, []
                 store_state(self.core, i, env.sim)
                 env.invalid_actions = int(self._invalid[i])
+                if env._hist is not None and not env._hist:
+                    env._record(env.sim.k, force=True)
             self._synced = True
         return self._envs
 
@@ -222,31 +260,51 @@ class CarbonMigrationVectorEnv(VectorEnv):
         opts = options if isinstance(options, (list, tuple)) else [options] * N
         if len(opts) != N:
             raise ValueError(f"reset(options=...) got {len(opts)} option dicts for {N} environments")
-        for i, (s, o) in enumerate(zip(seeds, opts)):
-            self._reset_row(i, s, o)
+        self._reset_rows(list(range(N)), seeds, list(opts))
         self._autoreset[:] = False
         self._was_reset = True
         return self._observations.copy(), self._infos()
 
-    def _reset_row(self, i: int, seed: int | None, options: dict | None) -> None:
-        """Draw env ``i``'s next episode with its single environment and copy it into row ``i``."""
-        env = self._envs[i]
-        env._reset_core(seed, options)  # writes the first observation and mask into row i
-        sim = env.sim
-        self.episodes.load(i, sim)
-        load_state(self.core, i, sim)
-        self._templates[i] = env._obs_template
-        self._hour0[i], self._dow0[i] = env._hour0, env._dow0
-        self._invalid[i] = 0
-        rng = self._rngs[i] = env.np_random  # a seeded reset replaces the generator
-        next_double, self._rng_states[i] = rng_handles(rng)
-        if self._next_double is None:
-            self._next_double = next_double
-        elif next_double is not self._next_double:
-            raise ConfigError(
-                f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
-                "all environments of a vector env need the same kind (Gymnasium's is PCG64)"
-            )
+    def _reset_rows(self, rows: list[int], seeds: list[int | None], options: list[dict | None]) -> None:
+        """Draw the next episode of each env in ``rows`` with its own generator, exactly as the single environment's
+        ``reset`` does (same checks, same draws in the same order: start hour, ``Simulator.draw_episode``, forecast),
+        straight into the arrays; then write their first observations and masks."""
+        starts = [self._envs[i]._start_hour_option(o) for i, o in zip(rows, options)]  # all checked before any draw
+        sim0, H = self._envs[0].sim, self.tables.n_hours
+        ci_all = self.world.carbon.intensity_g_per_kwh
+        core, eps = self.core, self.episodes
+        for i, seed, start in zip(rows, seeds, starts):
+            env = self._envs[i]
+            gym.Env.reset(env, seed=seed)
+            rng = env.np_random
+            if start is None:
+                start = int(rng.integers(0, self._n_start_hours))
+            ep, fail_left_gpu_h = sim0.draw_episode(start, rng)  # reads only the scenario's fixed fields
+            fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
+            now = ci_all[:, start : start + H, None]
+            block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
+            self._templates[i][:, self._ci_cols] = block.transpose(1, 0, 2).reshape(H, -1)
+            hours = self._start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
+            self._hour0[i], self._dow0[i] = hours % 24, (hours // 24 + 3) % 7
+            eps.load_tables(i, ep)
+            core.f[i, 0] = self._f0
+            core.f[i, 0, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
+            core.i[i, 0] = self._i0
+            core.step_acc[i, 0] = 0.0
+            core.episode_acc[i, 0] = 0.0
+            self._invalid[i] = 0
+            self._drawn[i] = (start, ep, block)
+            self._synced = False
+            self._rngs[i] = rng  # a seeded reset replaces the generator
+            next_double, self._rng_states[i] = rng_handles(rng)
+            if self._next_double is None:
+                self._next_double = next_double
+            elif next_double is not self._next_double:
+                raise ConfigError(
+                    f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
+                    "all environments of a vector env need the same kind (Gymnasium's is PCG64)"
+                )
+        self._observe(np.asarray(rows, dtype=np.int64), False)
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
@@ -256,8 +314,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         idx = self._all_idx
         if not same_step and self._autoreset.any():  # next-step mode: these finished last step
-            for i in np.flatnonzero(self._autoreset):
-                self._reset_row(int(i), None, None)
+            rows = np.flatnonzero(self._autoreset).tolist()
+            self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
             idx = np.flatnonzero(~self._autoreset)
         if self.invalid_action == "raise":
             bad = ~self._masks[idx, targets[idx]]
@@ -278,9 +336,35 @@ class CarbonMigrationVectorEnv(VectorEnv):
             errors += more
         if errors:
             self._raise_illegal()
+        self._observe(idx, True)
+        if idx is not self._all_idx:
+            for i in np.flatnonzero(self._autoreset):
+                rew[i], term[i], trunc[i] = 0.0, False, False
+                self._reward_terms[i] = 0.0
+        finals: list[tuple[int, np.ndarray, dict]] = []
+        if same_step:
+            done = np.flatnonzero(term | trunc)
+            if done.size:
+                infos = self._infos()
+                for i in done.tolist():
+                    info = self.info_of(infos, i)
+                    finals.append((i, self._observations[i].copy(), info))
+                rows = done.tolist()
+                self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
+        else:
+            np.logical_or(term, trunc, out=self._autoreset)
+        infos = self._infos()
+        self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
+        for i, obs, info in finals:
+            infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
+        return self._observations.copy(), rew.copy(), term.copy(), trunc.copy(), infos
+
+    def _observe(self, idx: np.ndarray, stepped: bool) -> None:
+        """Observations and masks of the envs ``idx`` (and, when ``stepped``, their rewards and flags)."""
+        core, ep = self.core, self.episodes
         _observe(
             idx,
-            True,
+            stepped,
             core.f,
             core.i,
             core.step_acc,
@@ -296,36 +380,16 @@ class CarbonMigrationVectorEnv(VectorEnv):
             self._dow0,
             self._xfer_h,
             self._weights,
-            tab.params,
+            self.tables.params,
             self._layout,
             self._t_mb_home_s,
             self._observations,
             self._masks,
-            rew,
-            term,
-            trunc,
+            self._rewards,
+            self._terminations,
+            self._truncations,
             self._reward_terms,
         )
-        if idx is not self._all_idx:
-            for i in np.flatnonzero(self._autoreset):
-                rew[i], term[i], trunc[i] = 0.0, False, False
-                self._reward_terms[i] = 0.0
-        finals: list[tuple[int, np.ndarray, dict]] = []
-        if same_step:
-            done = np.flatnonzero(term | trunc)
-            if done.size:
-                infos = self._infos()
-                for i in done.tolist():
-                    info = self.info_of(infos, i)
-                    finals.append((i, self._observations[i].copy(), info))
-                    self._reset_row(i, None, None)
-        else:
-            np.logical_or(term, trunc, out=self._autoreset)
-        infos = self._infos()
-        self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
-        for i, obs, info in finals:
-            infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
-        return self._observations.copy(), rew.copy(), term.copy(), trunc.copy(), infos
 
     def action_masks(self) -> np.ndarray:
         """``(N, R + 1 + L)`` booleans: valid targets (regions, wait) then clock levels, per env."""

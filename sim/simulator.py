@@ -229,27 +229,23 @@ class Simulator:
 
     # ------------------------------------------------------------------ episode set-up
 
-    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
-        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
+    def draw_episode(self, start_hour: int, rng: np.random.Generator) -> tuple[EpisodeTables, float]:
+        """The episode starting at hour index ``start_hour`` of the carbon table: its tables and the GPU-hours of
+        running until the first GPU failure, drawn from ``rng`` in this order (part of the model's definition):
+        work noise, free GPUs, outages, failure."""
         job, f = self.scenario.job, self.faults
         if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
             raise ValueError(
                 f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
                 f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
             )
-        self.rng = rng
-        self.start_hour = start_hour
-        # the episode's tables: arrays (read by sim.core and the oracle) and lists (this class's hot path)
-        self.ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
-        self.ci = self.ci_table.tolist()
+        ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
         hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
         cap = np.full(self.n_hours, float(job.power_cap_w))
         hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
         for w in job.cap_windows:
             inside = (w.start_hour_utc <= hod) & (hod < w.end_hour_utc)
             cap[inside] = np.minimum(cap[inside], w.cap_w)
-        self.cap_table = cap
-        self.cap_w = cap.tolist()
         # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
         steps = self.n_steps + 1
         w = np.ones(steps)
@@ -258,11 +254,9 @@ class Simulator:
             w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
         if job.noise_std > 0:
             w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
-        self.work_table = w
-        self.work = w.tolist()
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
         if f.shortage_scale > 0:
-            self.free_table = free_gpus_table(
+            free = free_gpus_table(
                 rng,
                 self.pool,
                 steps,
@@ -274,21 +268,38 @@ class Simulator:
                 f.shortage_peak_hour_utc,
             )
         else:
-            self.free_table = np.repeat(np.array(self.pool, dtype=np.int64)[:, None], steps, axis=1)
-        self.free = self.free_table.tolist()
+            free = np.repeat(np.array(self.pool, dtype=np.int64)[:, None], steps, axis=1)
         # outages: Poisson arrivals per region, exponential durations
-        self.outages: list[list[tuple[float, float]]] = []
+        outages = []
         for _ in range(self.n_regions):
             spans = []
             if f.outage_per_region_day > 0:
                 n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
                 for s in np.sort(rng.uniform(0, self.horizon_s, n)):
                     spans.append((float(s), float(s + rng.exponential(f.outage_mean_hours * _S_PER_H))))
-            self.outages.append(spans)
-        self.fail_left_gpu_h = self._draw_failure_gpu_h()
-        self.episode = EpisodeTables(
-            self.ci_table, self.cap_table, self.work_table, self.free_table, tuple(tuple(s) for s in self.outages)
-        )
+            outages.append(tuple(spans))
+        lam = f.gpu_failure_per_gpu_hour
+        fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
+        return EpisodeTables(ci_table, cap, w, free, tuple(outages)), fail_left_gpu_h
+
+    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
+        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
+        ep, self.fail_left_gpu_h = self.draw_episode(start_hour, rng)
+        self.use_episode(start_hour, rng, ep)
+
+    def use_episode(self, start_hour: int, rng: np.random.Generator, ep: EpisodeTables) -> None:
+        """Start an episode on the drawn tables ``ep`` (kept as arrays, and as lists for this class's hot path),
+        the job Queued at home; ``rng`` draws the episode's remaining randomness."""
+        self.rng = rng
+        self.start_hour = start_hour
+        self.episode = ep
+        self.ci_table, self.cap_table = ep.ci_g_per_kwh, ep.cap_w
+        self.work_table, self.free_table = ep.work, ep.free_gpus
+        self.ci = ep.ci_g_per_kwh.tolist()
+        self.cap_w = ep.cap_w.tolist()
+        self.work = ep.work.tolist()
+        self.free = ep.free_gpus.tolist()
+        self.outages: list[list[tuple[float, float]]] = [list(spans) for spans in ep.outages]
 
         self.t_s = 0.0
         self.k = 0

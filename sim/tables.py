@@ -119,11 +119,15 @@ class EpisodeArrays:
 
     def load(self, i: int, sim) -> None:
         """Copy the episode drawn by ``sim.reset`` into row ``i``."""
-        self.ci[i] = sim.ci_table
-        self.cap_w[i] = sim.cap_table
-        self.work[i] = sim.work_table
-        self.free[i] = sim.free_table
-        most = max(len(s) for s in sim.outages)
+        self.load_tables(i, sim.episode)
+
+    def load_tables(self, i: int, ep: EpisodeTables) -> None:
+        """Copy one episode's tables into row ``i``."""
+        self.ci[i] = ep.ci_g_per_kwh
+        self.cap_w[i] = ep.cap_w
+        self.work[i] = ep.work
+        self.free[i] = ep.free_gpus
+        most = max(len(s) for s in ep.outages)
         if most == 0:
             self.n_outages[i] = 0
             return
@@ -131,7 +135,7 @@ class EpisodeArrays:
             pad = most - self.outage_start_s.shape[2]
             self.outage_start_s = np.pad(self.outage_start_s, ((0, 0), (0, 0), (0, pad)))
             self.outage_end_s = np.pad(self.outage_end_s, ((0, 0), (0, 0), (0, pad)))
-        for r, spans in enumerate(sim.outages):
+        for r, spans in enumerate(ep.outages):
             self.n_outages[i, r] = len(spans)
             for j, (start, end) in enumerate(spans):
                 self.outage_start_s[i, r, j] = start
