@@ -382,130 +382,6 @@ def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, nex
             _go(iv, _TOLERANCE, allowed)
 
 
-@njit(cache=True, inline="always")
-def _run(fv, iv, acc, ci, cap_w, work, fr, os_, oe, no, T, P, allowed, next_double, rng_state):
-    """The event loop of ``Simulator.step`` from the current time to the step's end (or until parked)."""
-    pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
-    t_end = fv[F_T_END_S]
-    t_stop = t_end - _EPS_S
-    stall_mb_s = P[_P_STALL]
-    throttle = P[_P_THROTTLE] != 0.0
-    deadline_s = P[_P_DEADLINE]
-    t = fv[F_T_S]
-    s = iv[I_STATE]
-    while t < t_stop and s != _COMPLETED:
-        r = iv[I_REGION]
-        h = int(t // _S_PER_H)
-        dt = (h + 1) * _S_PER_H
-        dt = (t_end if t_end <= dt else dt) - t
-        event = _EV_NONE
-        power_w = 0.0
-        gpu_w = 0.0
-        host_w = 0.0
-        stall_frac = 0.0
-        rate = 0.0
-        n = iv[I_N_GPUS]
-        if s == _TOLERANCE:
-            lvl = iv[I_LEVEL]
-            if throttle:
-                lvl = level_under_cap(p_gpu_w[r], n, cap_w[h], lvl)
-            p_l = p_gpu_w[r, lvl]
-            power_w = n * p_l
-            compute_s = work[iv[I_K]] * t_mb_s[r, lvl] / speed[n]
-            per_mb_s = compute_s + stall_mb_s
-            rate = 1.0 / per_mb_s
-            if stall_mb_s > 0.0:
-                stall_frac = stall_mb_s / per_mb_s
-                gpu_w = power_w + n * (idle_w[r] - p_l) * stall_frac
-            else:
-                gpu_w = power_w
-            host_w = n * host_busy_w[r]
-            progress = fv[F_PROGRESS_MB]
-            if iv[I_DRAINING] != 0:
-                fl = math.floor(progress)
-                goal = progress if progress == fl else fl + 1.0
-                done_event = _EV_BOUNDARY
-            else:
-                goal = P[_P_TOTAL]
-                done_event = _EV_COMPLETION
-            d = (goal - progress) / rate
-            if d <= dt:
-                dt, event = d, done_event
-            d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
-            if d < dt:
-                dt, event = d, _EV_GPU_FAILURE
-        elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-            power_w = n * idle_w[r]
-            gpu_w = power_w
-            host_w = n * host_idle_w[r]
-            d = fv[F_PHASE_END_S] - t
-            if d <= dt:
-                dt, event = d, _EV_PHASE_END
-        elif s == _MIGRATION:
-            d = fv[F_PHASE_END_S] - t
-            if d <= dt:
-                dt, event = d, _EV_PHASE_END
-            d = fv[F_XFER_FAIL_AT_S] - t
-            if d < dt:
-                dt, event = d, _EV_TRANSFER_FAILURE
-        if n > 0:
-            for j in range(no[r]):
-                start = os_[r, j]
-                if t <= start < t + dt:
-                    dt, event = start - t, _EV_OUTAGE
-                    break
-        if dt < 0.0:
-            dt = 0.0
-
-        ci_now = ci[r, h]
-        if power_w > 0.0:
-            it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
-            fac_kwh = it_kwh * pue[r]
-            c_g = fac_kwh * ci_now
-            gpu_h = n * dt / _S_PER_H
-            acc[_IT] += it_kwh
-            acc[_FAC] += fac_kwh
-            acc[_OPC] += c_g
-            acc[_GPUH] += gpu_h
-            acc[_HOST] += host_w * dt / _J_PER_KWH
-            acc[_EMB] += gpu_h * emb_g[r]
-            if s == _TOLERANCE:
-                acc[_STALL] += dt * stall_frac
-                done = rate * dt
-                fv[F_PROGRESS_MB] += done
-                fv[F_FAIL_LEFT_GPU_H] -= gpu_h
-                cap = cap_w[h]
-                over = power_w > cap
-                if over:
-                    acc[_CAPS] += dt
-                    acc[_CAPJ] += (power_w - cap) * dt
-                    if iv[I_VIOLATING] == 0:
-                        acc[_CAPN] += 1
-                iv[I_VIOLATING] = 1 if over else 0
-                acc[_DONE] += done
-        elif s == _MIGRATION:
-            dest = iv[I_DEST]
-            tx_kwh = P[_P_XKWH] * dt / xfer_s[r, dest]
-            acc[_TXE] += tx_kwh
-            acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci[dest, h])
-            acc[_TXS] += dt
-        t_next = t + dt
-        if t_next > deadline_s:
-            c_at = fv[F_COMPLETED_AT_S]
-            late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
-            if late > 0:
-                acc[_LATE] += late / _S_PER_H
-        acc[_TIME0 + s] += dt
-        fv[F_POWER_W] = power_w
-        fv[F_T_S] = t = t_next
-        if event != _EV_NONE:
-            _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_state)
-            if iv[I_PEND] != PEND_NONE:
-                return False
-            s = iv[I_STATE]
-    return True
-
-
 @njit(cache=True)
 def advance(
     envs,
@@ -533,7 +409,7 @@ def advance(
     illegal transition (``I_ERROR``)."""
     parked = 0
     errors = 0
-    xfer_s = T[8]
+    pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
     for e in range(envs.shape[0]):
         i = envs[e]
         for j in range(f.shape[1]):
@@ -553,9 +429,128 @@ def advance(
                 iv[I_PEND] = PEND_NONE
                 fv[F_FAIL_LEFT_GPU_H] = fv[F_DRAW]
                 _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, P, allowed)
-            if not _run(
-                fv, iv, acc, ci[i], cap_w[i], work[i], fr, os_, oe, no, T, P, allowed, next_double, rng_states[i]
-            ):
+            # the event loop of Simulator.step from the current time to the step's end (or until parked); written
+            # out here rather than called: per call, numba would take a reference to each of ~20 array arguments
+            parked_now = False
+            t_end = fv[F_T_END_S]
+            t_stop = t_end - _EPS_S
+            stall_mb_s = P[_P_STALL]
+            throttle = P[_P_THROTTLE] != 0.0
+            deadline_s = P[_P_DEADLINE]
+            t = fv[F_T_S]
+            s = iv[I_STATE]
+            while t < t_stop and s != _COMPLETED:
+                r = iv[I_REGION]
+                h = int(t // _S_PER_H)
+                dt = (h + 1) * _S_PER_H
+                dt = (t_end if t_end <= dt else dt) - t
+                event = _EV_NONE
+                power_w = 0.0
+                gpu_w = 0.0
+                host_w = 0.0
+                stall_frac = 0.0
+                rate = 0.0
+                n = iv[I_N_GPUS]
+                if s == _TOLERANCE:
+                    lvl = iv[I_LEVEL]
+                    if throttle:
+                        lvl = level_under_cap(p_gpu_w[r], n, cap_w[i, h], lvl)
+                    p_l = p_gpu_w[r, lvl]
+                    power_w = n * p_l
+                    compute_s = work[i, iv[I_K]] * t_mb_s[r, lvl] / speed[n]
+                    per_mb_s = compute_s + stall_mb_s
+                    rate = 1.0 / per_mb_s
+                    if stall_mb_s > 0.0:
+                        stall_frac = stall_mb_s / per_mb_s
+                        gpu_w = power_w + n * (idle_w[r] - p_l) * stall_frac
+                    else:
+                        gpu_w = power_w
+                    host_w = n * host_busy_w[r]
+                    progress = fv[F_PROGRESS_MB]
+                    if iv[I_DRAINING] != 0:
+                        fl = math.floor(progress)
+                        goal = progress if progress == fl else fl + 1.0
+                        done_event = _EV_BOUNDARY
+                    else:
+                        goal = P[_P_TOTAL]
+                        done_event = _EV_COMPLETION
+                    d = (goal - progress) / rate
+                    if d <= dt:
+                        dt, event = d, done_event
+                    d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
+                    if d < dt:
+                        dt, event = d, _EV_GPU_FAILURE
+                elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
+                    power_w = n * idle_w[r]
+                    gpu_w = power_w
+                    host_w = n * host_idle_w[r]
+                    d = fv[F_PHASE_END_S] - t
+                    if d <= dt:
+                        dt, event = d, _EV_PHASE_END
+                elif s == _MIGRATION:
+                    d = fv[F_PHASE_END_S] - t
+                    if d <= dt:
+                        dt, event = d, _EV_PHASE_END
+                    d = fv[F_XFER_FAIL_AT_S] - t
+                    if d < dt:
+                        dt, event = d, _EV_TRANSFER_FAILURE
+                if n > 0:
+                    for j in range(no[r]):
+                        start = os_[r, j]
+                        if t <= start < t + dt:
+                            dt, event = start - t, _EV_OUTAGE
+                            break
+                if dt < 0.0:
+                    dt = 0.0
+
+                ci_now = ci[i, r, h]
+                if power_w > 0.0:
+                    it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
+                    fac_kwh = it_kwh * pue[r]
+                    c_g = fac_kwh * ci_now
+                    gpu_h = n * dt / _S_PER_H
+                    acc[_IT] += it_kwh
+                    acc[_FAC] += fac_kwh
+                    acc[_OPC] += c_g
+                    acc[_GPUH] += gpu_h
+                    acc[_HOST] += host_w * dt / _J_PER_KWH
+                    acc[_EMB] += gpu_h * emb_g[r]
+                    if s == _TOLERANCE:
+                        acc[_STALL] += dt * stall_frac
+                        done = rate * dt
+                        fv[F_PROGRESS_MB] += done
+                        fv[F_FAIL_LEFT_GPU_H] -= gpu_h
+                        cap = cap_w[i, h]
+                        over = power_w > cap
+                        if over:
+                            acc[_CAPS] += dt
+                            acc[_CAPJ] += (power_w - cap) * dt
+                            if iv[I_VIOLATING] == 0:
+                                acc[_CAPN] += 1
+                        iv[I_VIOLATING] = 1 if over else 0
+                        acc[_DONE] += done
+                elif s == _MIGRATION:
+                    dest = iv[I_DEST]
+                    tx_kwh = P[_P_XKWH] * dt / xfer_s[r, dest]
+                    acc[_TXE] += tx_kwh
+                    acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci[i, dest, h])
+                    acc[_TXS] += dt
+                t_next = t + dt
+                if t_next > deadline_s:
+                    c_at = fv[F_COMPLETED_AT_S]
+                    late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
+                    if late > 0:
+                        acc[_LATE] += late / _S_PER_H
+                acc[_TIME0 + s] += dt
+                fv[F_POWER_W] = power_w
+                fv[F_T_S] = t = t_next
+                if event != _EV_NONE:
+                    _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_states[i])
+                    if iv[I_PEND] != PEND_NONE:
+                        parked_now = True
+                        break
+                    s = iv[I_STATE]
+            if parked_now:
                 parked += 1
                 continue
             # the step is over: book it, as Simulator.step does
