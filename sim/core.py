@@ -495,8 +495,8 @@ def advance(
                     if d < dt:
                         dt, event = d, _EV_TRANSFER_FAILURE
                 if n > 0:
-                    for j in range(no[r]):
-                        start = os_[r, j]
+                    for jo in range(no[r]):
+                        start = os_[r, jo]
                         if t <= start < t + dt:
                             dt, event = start - t, _EV_OUTAGE
                             break
