@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
-from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
+from evaluation.report import ORACLE, add_oracle_gap, data_label, print_table, summarize, write_report
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
 from sim.scenario import load_scenario
@@ -60,7 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="RUN_DIR_OR_MODEL",
-        help="a trained agent (run directory or model .zip); repeatable; named after its run directory",
+        help="a trained agent (run directory or model .zip); repeatable; named after its run directory. "
+        "Default: the newest run under --runs trained on --scenario; 'none': baselines only",
+    )
+    p.add_argument(
+        "--runs", default="runs", metavar="DIR", help="where the default agent is looked for (default: runs)"
     )
     p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file (default: paper)")
     p.add_argument(
@@ -130,7 +134,9 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
         agent = load_agent(path)
     except Exception as e:  # FileNotFoundError, AgentConfigError, ...: already name the file
         raise BadInput(f"--agent {path}: {e}") from None
-    env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
+    with warnings.catch_warnings():  # the data-source warning was already printed once by main
+        warnings.simplefilter("ignore")
+        env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
     want, got = env.observation_space.shape, getattr(agent.model.observation_space, "shape", None)
     if got != want:
         raise BadInput(
@@ -141,6 +147,65 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
     while name in taken:
         name, k = f"{agent.name}-{k}", k + 1
     return PolicySpec(name, AGENT_PREFIX + str(path))
+
+
+def print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning once, as one clean ``warning: ...`` line on stderr (no file/line/category)."""
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def newest_run(runs_dir: str | Path, scenario_name: str) -> Path | None:
+    """The most recently saved training run under ``runs_dir`` trained on ``scenario_name``, or None.
+
+    A run is a folder with ``config.yaml`` and ``best_model.zip`` or ``model.zip`` (what ``train.py`` writes);
+    "most recent" is the newest model file's modification time.
+    """
+    import yaml
+
+    found = []
+    for cfg_path in Path(runs_dir).glob("*/config.yaml"):
+        models = [m for m in (cfg_path.parent / "best_model.zip", cfg_path.parent / "model.zip") if m.is_file()]
+        if not models:
+            continue
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            name = cfg["scenario"]["name"]
+        except (yaml.YAMLError, OSError, KeyError, TypeError):
+            continue  # not a train.py run (or a damaged one): not a candidate for the default
+        if name == scenario_name:
+            found.append((max(m.stat().st_mtime for m in models), cfg_path.parent.name, cfg_path.parent))
+    return max(found)[2] if found else None
+
+
+def default_agents(agent_args: list[str], runs_dir: str, scenario_name: str) -> list[str]:
+    """The ``--agent`` paths to evaluate: as given, none for ``--agent none``, else the newest matching run."""
+    if agent_args:
+        return [a for a in agent_args if a.strip().lower() != "none"]
+    run = newest_run(runs_dir, scenario_name)
+    if run is None:
+        print(f"no trained agent under {runs_dir}/ for scenario {scenario_name!r}: baselines only (python train.py)")
+        return []
+    print(f"agent: the newest run under {runs_dir}/, {run} (pick one with --agent RUN_DIR, or --agent none)")
+    return [str(run)]
+
+
+def evaluate_command(run_dir: str | Path, prog: str = "python evaluate.py") -> str:
+    """The command that compares the run in ``run_dir`` with every baseline on its scenario's test split."""
+    import yaml
+
+    from sim.scenario import SCENARIO_DIR
+
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    name, path = cfg["scenario"]["name"], cfg["scenario"]["path"]
+    argv = ["--agent", str(run_dir)]
+    shipped = Path(SCENARIO_DIR) / f"{name}.yaml"
+    is_shipped = shipped.is_file() and Path(path).resolve() == shipped.resolve()
+    if not (is_shipped and name == "paper"):  # paper is evaluate.py's default
+        argv += ["--scenario", name if is_shipped else path]
+    if cfg.get("data_dir"):
+        argv += ["--data-dir", str(cfg["data_dir"])]
+    return f"{prog} {shlex.join(argv)}"
 
 
 def run_all(tasks, workers: int) -> list[dict]:
@@ -196,14 +261,13 @@ def _main(argv: list[str] | None, t0: float) -> int:
         except (ConfigError, DataError) as e:
             where = f"--period {args.period}" if period else ("--data-dir" if args.data_dir else "data")
             raise BadInput(f"{where}: {e}") from None
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+    print_warnings(caught)
     carbon = world.carbon
     env_spec = EnvSpec(str(scenario.source), args.split, args.data_dir, period)
 
     # ---- policies: baselines by name, agents loaded once to check them
     specs = [PolicySpec(n, n) for n in choose_policies(args.policies)]
-    for path in args.agent:
+    for path in default_agents(args.agent, args.runs, scenario.name):
         specs.append(check_agent(path, env_spec, {s.name for s in specs}))
     if not specs:
         raise BadInput("nothing to evaluate: --policies none and no --agent")
@@ -224,7 +288,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
     summary.to_csv(out / "summary.csv", index=False)
 
     # ---- plots and report
-    label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes"
+    data = data_label(carbon.source)
+    label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes, {data}"
     figs = {"Carbon per episode": "carbon.png", "Energy vs completion time": "energy_vs_jct.png"}
     plots.carbon_bars(summary, out / "carbon.png", title=f"Carbon per episode, mean and 95% CI\n({label})")
     plots.energy_vs_jct(
@@ -234,6 +299,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
         title=f"Energy vs completion time, mean and 95% CI\n({label})",
     )
     ci = carbon.intensity_g_per_kwh
+    limits = plots.shared_limits([r["history"] for r in results if r["history"] is not None])
     for t, r in zip(tasks, results):
         if r["history"] is None:
             continue
@@ -243,7 +309,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
             ci[:, t.start_hour : t.start_hour + world.episode_hours],
             scenario.region_names,
             out / fname,
-            title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC",
+            title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC\n({scenario.name}, {data})",
+            limits=limits,
         )
         figs[f"Timeline of episode {t.episode}: {t.policy.name}"] = fname
     meta = {
@@ -253,6 +320,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
         "period": f"{carbon.start_h} to {carbon.end_h}",
         "split": f"{args.split} split" if period is None else "explicit --period",
         "data_source": carbon.source,
+        "data_label": data,
         "synthetic": carbon.source == SYNTHETIC_SOURCE,
         "episodes": args.episodes,
         "seed": args.seed,

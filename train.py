@@ -183,6 +183,7 @@ def train(args: argparse.Namespace) -> Path:
     from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env, normalize_rewards
     from agents.callbacks import ValidationCallback
     from envs.carbon_migration import CarbonMigrationEnv
+    from evaluation.report import data_label
     from sim.scenario import load_scenario
 
     # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
@@ -238,6 +239,7 @@ def train(args: argparse.Namespace) -> Path:
     venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
     venv = normalize_rewards(venv, hp, run_dir / "vecnormalize.pkl" if args.resume else None)
     eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
+    cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
 
     # ---- model
     if args.resume:
@@ -321,10 +323,14 @@ def train(args: argparse.Namespace) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        train(args)
+        run_dir = train(args)
     except (ConfigError, FileNotFoundError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
+    from evaluate import evaluate_command
+
+    prog = "cmg-evaluate" if Path(sys.argv[0]).name == "cmg-train" else "python evaluate.py"
+    print(f"compare it with every baseline on the test split:\n  {evaluate_command(run_dir, prog)}")
     return 0
 
 
