@@ -85,7 +85,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed of episode starts and reset seeds (default: 0)")
     p.add_argument(
-        "--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)"
+        "--workers",
+        type=int,
+        default=None,
+        help="episodes run in parallel processes; same results as 1 (default: 1; with --backend ray: the local "
+        "Ray's CPUs, default all)",
+    )
+    p.add_argument(
+        "--backend",
+        default="processes",
+        choices=("processes", "ray"),
+        help="processes: --workers local processes (default); ray: one Ray task per episode, on a local Ray "
+        "(--workers CPUs, default all) or the cluster at --address; same results either way",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --backend ray: a Ray cluster (ray://head:10001, or auto on a cluster node); default: local Ray",
     )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
@@ -230,6 +247,39 @@ def run_all(tasks, workers: int) -> list[dict]:
     return results
 
 
+def run_all_ray(tasks, address: str | None, num_cpus: int | None) -> list[dict]:
+    """:func:`run_all` as Ray tasks (one per episode), on a local Ray or the cluster at ``address``.
+
+    The tasks are the same :class:`EpisodeTask` objects, seeded per episode, so the rows equal ``--workers 1``'s
+    byte for byte. Paths are made absolute: a worker does not share this process's working directory.
+    """
+    import dataclasses
+
+    from evaluation.distributed import init_ray, ray_map
+
+    def absolute(t):
+        env = dataclasses.replace(
+            t.env,
+            scenario=str(Path(t.env.scenario).resolve()) if Path(t.env.scenario).exists() else t.env.scenario,
+            data_dir=None if t.env.data_dir is None else str(Path(t.env.data_dir).resolve()),
+        )
+        policy = t.policy
+        if policy.is_agent:
+            policy = dataclasses.replace(policy, source=AGENT_PREFIX + str(Path(policy.path).resolve()))
+        return dataclasses.replace(t, env=env, policy=policy)
+
+    started = init_ray(address, num_cpus)
+    bar = tqdm(total=len(tasks), desc="episodes (ray)", unit="ep", file=sys.stderr)
+    try:
+        return ray_map(run_task, [absolute(t) for t in tasks], on_done=bar.update)
+    finally:
+        bar.close()
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
@@ -243,7 +293,9 @@ def _main(argv: list[str] | None, t0: float) -> int:
     args = parse_args(argv)
     if args.episodes < 1:
         raise BadInput(f"--episodes {args.episodes}: expected at least 1")
-    if args.workers < 1:
+    if args.address and args.backend != "ray":
+        raise BadInput(f"--address {args.address}: only used with --backend ray")
+    if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: expected at least 1")
     if not 0 <= args.timeline_episode < args.episodes:
         raise BadInput(f"--timeline-episode {args.timeline_episode}: expected 0..{args.episodes - 1}")
@@ -277,7 +329,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
 
     # ---- the same episodes for every policy
     tasks = plan_episodes(world, env_spec, specs, args.episodes, args.seed, args.timeline_episode)
-    results = run_all(tasks, args.workers)
+    if args.backend == "ray":
+        results = run_all_ray(tasks, args.address, args.workers)
+    else:
+        results = run_all(tasks, args.workers or 1)
 
     # ---- per-episode rows, gap to the oracle, per-policy summary
     episodes = add_oracle_gap(pd.DataFrame([r["row"] for r in results], columns=list(COLUMNS)))
