@@ -1,8 +1,8 @@
 """Compare policies on held-out episodes: ``python evaluate.py``.
 
-Runs the chosen policies (default: every baseline and the oracle, plus any ``--agent``) on the same
-episodes of the scenario's test split, through the one evaluation loop ``baselines.runner.run_episode``,
-and writes into ``--out``:
+Runs the chosen policies (default: every baseline and the oracle, plus the ``--agent`` runs, by default the
+newest run under ``runs/`` trained on the scenario) on the same episodes of the scenario's test split,
+through the one evaluation loop ``baselines.runner.run_episode``, and writes into ``--out``:
 
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
   gap to the oracle on the same episode);
@@ -14,6 +14,8 @@ The table is printed at the end. Examples::
     python evaluate.py
     python evaluate.py --policies stay,caftm,oracle --episodes 50 --workers 2
     python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
+    python evaluate.py --backend ray --episodes 200                      # Ray tasks on a local Ray
+    python evaluate.py --backend ray --address ray://head:10001 --episodes 2000
 """
 
 from __future__ import annotations
