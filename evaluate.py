@@ -322,7 +322,14 @@ def _main(argv: list[str] | None, t0: float) -> int:
     # ---- policies: baselines by name, agents loaded once to check them
     specs = [PolicySpec(n, n) for n in choose_policies(args.policies)]
     for path in default_agents(args.agent, args.runs, scenario.name):
-        specs.append(check_agent(path, env_spec, {s.name for s in specs}))
+        try:
+            specs.append(check_agent(path, env_spec, {s.name for s in specs}))
+        except BadInput as e:
+            if args.agent:
+                raise
+            raise BadInput(
+                f"{e} (the newest run under {args.runs}/, evaluated by default; --agent none skips it)"
+            ) from None
     if not specs:
         raise BadInput("nothing to evaluate: --policies none and no --agent")
 

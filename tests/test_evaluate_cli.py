@@ -148,3 +148,31 @@ def test_timelines_share_time_clock_and_power_ranges():
     # 5% margins around [600, 1200] MHz and [0, 1.7] kW
     assert lim["clock_mhz"] == pytest.approx((600 - 30, 1200 + 30))
     assert lim["power_kw"] == pytest.approx((0 - 0.085, 1.7 + 0.085))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_train_prints_the_command_that_evaluates_its_run_and_evaluate_finds_it(tmp_path, monkeypatch, capsys):
+    import shlex
+
+    import train
+
+    monkeypatch.chdir(tmp_path)  # runs/ of this test only
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text("n_steps: 64\nbatch_size: 64\nn_envs: 2\neval_freq: 128\neval_episodes: 1\n")
+    assert train.main(["--timesteps", "128", "--config", str(cfg), "--name", "tiny", "--no-progress-bar"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1].strip()
+    assert printed == "python evaluate.py --agent runs/tiny"
+    assert yaml.safe_load((tmp_path / "runs" / "tiny" / "config.yaml").read_text())["data_source"]
+    small = ["--policies", "stay", "--episodes", "1", "--period", "2023-03-01:2023-03-15"]
+    # the printed command, and the default (no --agent): both evaluate the run beside the baselines
+    assert evaluate.main(shlex.split(printed)[2:] + small + ["--out", "a"]) == 0
+    assert evaluate.main(small + ["--out", "b"]) == 0
+    assert "the newest run under runs/, runs/tiny" in capsys.readouterr().out
+    for out in ("a", "b"):
+        assert list(pd.read_csv(tmp_path / out / "episodes.csv")["policy"]) == ["stay", "tiny"]
+        assert (
+            "(real data: " in (tmp_path / out / "report.md").read_text().splitlines()[0]
+            or "SYNTHETIC" in (tmp_path / out / "report.md").read_text().splitlines()[0]
+        )
+    assert evaluate.main(small + ["--agent", "none", "--out", "c"]) == 0
+    assert list(pd.read_csv(tmp_path / "c" / "episodes.csv")["policy"]) == ["stay"]
