@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import time
 
 import numpy as np
@@ -170,9 +171,7 @@ def test_train_prints_the_command_that_evaluates_its_run_and_evaluate_finds_it(t
     assert "the newest run under runs/, runs/tiny" in capsys.readouterr().out
     for out in ("a", "b"):
         assert list(pd.read_csv(tmp_path / out / "episodes.csv")["policy"]) == ["stay", "tiny"]
-        assert (
-            "(real data: " in (tmp_path / out / "report.md").read_text().splitlines()[0]
-            or "SYNTHETIC" in (tmp_path / out / "report.md").read_text().splitlines()[0]
-        )
+        title = (tmp_path / out / "report.md").read_text().splitlines()[0]
+        assert re.fullmatch(r"# Evaluation: paper \((real data: /.+|SYNTHETIC carbon data .+)\)", title), title
     assert evaluate.main(small + ["--agent", "none", "--out", "c"]) == 0
     assert list(pd.read_csv(tmp_path / "c" / "episodes.csv")["policy"]) == ["stay"]
