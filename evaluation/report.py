@@ -14,7 +14,7 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 ORACLE = "oracle"
-SYNTHETIC_LABEL = "SYNTHETIC carbon data (no traces found)"
+SYNTHETIC_LABEL = "SYNTHETIC carbon data, no traces found"
 PIPE_WIDTH = 100  # printed table width when stdout is not a terminal (and COLUMNS is unset)
 
 # summary.csv: metric -> (episodes.csv column, with a 95% interval?)

@@ -172,6 +172,6 @@ def test_train_prints_the_command_that_evaluates_its_run_and_evaluate_finds_it(t
     for out in ("a", "b"):
         assert list(pd.read_csv(tmp_path / out / "episodes.csv")["policy"]) == ["stay", "tiny"]
         title = (tmp_path / out / "report.md").read_text().splitlines()[0]
-        assert re.fullmatch(r"# Evaluation: paper \((real data: /.+|SYNTHETIC carbon data .+)\)", title), title
+        assert re.fullmatch(r"# Evaluation: paper \((real data: /.+|SYNTHETIC carbon data, .+)\)", title), title
     assert evaluate.main(small + ["--agent", "none", "--out", "c"]) == 0
     assert list(pd.read_csv(tmp_path / "c" / "episodes.csv")["policy"]) == ["stay"]
