@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import time
@@ -283,10 +284,14 @@ def _main(argv: list[str] | None) -> int:
         )
     )
 
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no per-trial progress tables
+    import optuna
     import ray
     from ray import tune
 
     from evaluation.distributed import init_ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     started = init_ray(args.address, args.cpus)
     try:
