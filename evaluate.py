@@ -249,21 +249,26 @@ def run_all(tasks, workers: int) -> list[dict]:
     return results
 
 
-def run_all_ray(tasks, address: str | None, num_cpus: int | None) -> list[dict]:
+def run_all_ray(tasks, address: str | None, num_cpus: int | None, carbon_source: str) -> list[dict]:
     """:func:`run_all` as Ray tasks (one per episode), on a local Ray or the cluster at ``address``.
 
     The tasks are the same :class:`EpisodeTask` objects, seeded per episode, so the rows equal ``--workers 1``'s
-    byte for byte. Paths are made absolute: a worker does not share this process's working directory.
+    byte for byte. Paths are made absolute (a worker does not share this process's working directory), the raw
+    data folder this process found is passed explicitly, and each worker checks it reads the same carbon data
+    (``carbon_source``) before running an episode.
     """
     import dataclasses
 
-    from evaluation.distributed import init_ray, ray_map
+    from evaluation.distributed import init_ray, ray_map, run_task_checked
+    from sim.paths import raw_data_dir
+
+    found = None if carbon_source == SYNTHETIC_SOURCE else raw_data_dir(None)
 
     def absolute(t):
         env = dataclasses.replace(
             t.env,
             scenario=str(Path(t.env.scenario).resolve()) if Path(t.env.scenario).exists() else t.env.scenario,
-            data_dir=None if t.env.data_dir is None else str(Path(t.env.data_dir).resolve()),
+            data_dir=str(Path(t.env.data_dir).resolve()) if t.env.data_dir else (str(found) if found else None),
         )
         policy = t.policy
         if policy.is_agent:
@@ -273,7 +278,7 @@ def run_all_ray(tasks, address: str | None, num_cpus: int | None) -> list[dict]:
     started = init_ray(address, num_cpus)
     bar = tqdm(total=len(tasks), desc="episodes (ray)", unit="ep", file=sys.stderr)
     try:
-        return ray_map(run_task, [absolute(t) for t in tasks], on_done=bar.update)
+        return ray_map(run_task_checked, [(absolute(t), carbon_source) for t in tasks], on_done=bar.update)
     finally:
         bar.close()
         if started:
@@ -339,7 +344,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
     # ---- the same episodes for every policy
     tasks = plan_episodes(world, env_spec, specs, args.episodes, args.seed, args.timeline_episode)
     if args.backend == "ray":
-        results = run_all_ray(tasks, args.address, args.workers)
+        results = run_all_ray(tasks, args.address, args.workers, carbon.source)
     else:
         results = run_all(tasks, args.workers or 1)
 

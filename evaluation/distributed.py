@@ -64,3 +64,22 @@ def ray_map(fn: Callable, items: Iterable, on_done: Callable[[], None] | None = 
             for _ in done:
                 on_done()
     return ray.get(refs)
+
+
+def run_task_checked(item: tuple) -> dict:
+    """``evaluation.episodes.run_task(task)`` on a worker, after checking the worker reads the carbon data the
+    driver read (``item = (task, driver's CarbonTable.source)``): a cluster node without the traces at the same
+    path would otherwise fall back to synthetic data and silently change the results."""
+    import socket
+
+    from evaluation.episodes import _env, run_task
+    from sim.errors import DataError
+
+    task, source = item
+    got = _env(task.env).world.carbon.source
+    if got != source:
+        raise DataError(
+            f"worker {socket.gethostname()}: carbon data is {got!r} but the driver read {source!r}; "
+            "pass --data-dir with a folder that exists at the same path on every node"
+        )
+    return run_task(task)

@@ -15,6 +15,43 @@ EVAL = ["--agent", "none", "--policies", "stay,greedy,oracle", "--episodes", "4"
 
 
 @pytest.fixture(scope="module")
+def one_worker(tmp_path_factory):
+    out = tmp_path_factory.mktemp("w1")
+    assert evaluate.main(EVAL + ["--workers", "1", "--out", str(out)]) == 0
+    return (out / "episodes.csv").read_bytes()
+
+
+def test_cluster_path_ships_the_checkout_and_reads_the_same_data(one_worker, tmp_path):
+    """``--address local`` starts a separate Ray the way a cluster is used: the checkout goes to the workers as
+    Ray's working_dir (not imported in place), so only the explicitly passed data folder gives the same rows."""
+    import subprocess
+    import sys
+
+    from sim.paths import REPO_ROOT
+
+    out = tmp_path / "cluster"
+    argv = [sys.executable, str(REPO_ROOT / "evaluate.py"), *EVAL, "--backend", "ray", "--address", "local"]
+    proc = subprocess.run(argv + ["--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "episodes.csv").read_bytes() == one_worker
+
+
+def test_a_worker_reading_other_carbon_data_refuses_to_run():
+    from evaluation.distributed import run_task_checked
+    from evaluation.episodes import EnvSpec, PolicySpec, plan_episodes
+    from sim.errors import DataError
+    from sim.scenario import load_scenario
+    from sim.world import build_world
+
+    period = ("2023-03-01", "2023-03-15")
+    world = build_world(load_scenario("paper"), "test", period=period)
+    (task,) = plan_episodes(world, EnvSpec("paper", "test", None, period), [PolicySpec("stay", "stay")], 1, 0)
+    with pytest.raises(DataError, match="pass --data-dir with a folder that exists at the same path on every node"):
+        run_task_checked((task, "carbon-intensity files under /elsewhere"))
+    assert run_task_checked((task, world.carbon.source))["row"]["carbon_kg"] > 0
+
+
+@pytest.fixture(scope="module")
 def local_ray():
     """One local Ray (2 CPUs) for the module: evaluate.py and sweep.py reuse a running session."""
     import ray
@@ -27,11 +64,9 @@ def local_ray():
         ray.shutdown()
 
 
-def test_ray_backend_writes_the_same_episodes_as_one_worker(local_ray, tmp_path):
-    assert evaluate.main(EVAL + ["--workers", "1", "--out", str(tmp_path / "w1")]) == 0
+def test_ray_backend_writes_the_same_episodes_as_one_worker(one_worker, local_ray, tmp_path):
     assert evaluate.main(EVAL + ["--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
-    one = (tmp_path / "w1" / "episodes.csv").read_bytes()
-    assert (tmp_path / "ray" / "episodes.csv").read_bytes() == one
+    assert (tmp_path / "ray" / "episodes.csv").read_bytes() == one_worker
     assert len(pd.read_csv(tmp_path / "ray" / "episodes.csv")) == 3 * 4
 
 
