@@ -175,3 +175,18 @@ def test_train_prints_the_command_that_evaluates_its_run_and_evaluate_finds_it(t
         assert re.fullmatch(r"# Evaluation: paper \((real data: /.+|SYNTHETIC carbon data, .+)\)", title), title
     assert evaluate.main(small + ["--agent", "none", "--out", "c"]) == 0
     assert list(pd.read_csv(tmp_path / "c" / "episodes.csv")["policy"]) == ["stay"]
+
+
+def test_compare_returns_the_rows_evaluate_writes(tmp_path):
+    from evaluation.compare import compare
+
+    argv = ["--agent", "none", "--policies", "stay,greedy,oracle", "--episodes", "2", "--seed", "3"]
+    argv += ["--period", "2023-03-01:2023-03-15", "--out", str(tmp_path / "ev")]
+    assert evaluate.main(argv) == 0
+    written = pd.read_csv(tmp_path / "ev" / "episodes.csv")
+    episodes, summary = compare(["stay", "greedy", "oracle"], episodes=2, seed=3, period=("2023-03-01", "2023-03-15"))
+    pd.testing.assert_frame_equal(episodes[written.columns].reset_index(drop=True), written, check_dtype=False)
+    assert list(summary["policy"]) == ["stay", "greedy", "oracle"]
+    assert summary["carbon_kg_mean"].tolist() == pytest.approx(
+        written.groupby("policy", sort=False)["carbon_kg"].mean()
+    )
