@@ -216,6 +216,7 @@ def train(args: argparse.Namespace) -> Path:
         save_training_state,
     )
     from envs.carbon_migration import CarbonMigrationEnv
+    from evaluation.report import data_label
     from sim.scenario import load_scenario
 
     # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
@@ -286,6 +287,7 @@ def train(args: argparse.Namespace) -> Path:
     venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
     venv = normalize_rewards(venv, hp, save_dir / "vecnormalize.pkl" if args.resume else None)
     eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
+    cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
 
     # ---- model: fresh, or the newest complete save (weights, optimiser, step counter, replay buffer)
     wall_before = 0.0
@@ -386,10 +388,14 @@ def train(args: argparse.Namespace) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        train(args)
+        run_dir = train(args)
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
+    from evaluate import evaluate_command
+
+    prog = "cmg-evaluate" if Path(sys.argv[0]).name == "cmg-train" else "python evaluate.py"
+    print(f"compare it with every baseline on the test split:\n  {evaluate_command(run_dir, prog)}")
     return 0
 
 

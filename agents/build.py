@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.scenario import Scenario
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(str(resources.files("agents").joinpath("configs")))  # package data (pyproject.toml)
 VEC_KINDS = ("auto", "batched", "dummy", "subproc")
 
 

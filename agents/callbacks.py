@@ -121,11 +121,20 @@ class ValidationCallback(BaseCallback):
             if new:
                 w.writeheader()
             w.writerow(row)
-        for k in ("mean_carbon_kg", "deadline_met_rate"):
-            self.logger.record(f"eval/{k}", row[k])
+        metrics = {f"eval/{k}": row[k] for k in ("mean_carbon_kg", "deadline_met_rate")}
+        for k, v in metrics.items():  # progress.csv gets them at the next dump ...
+            self.logger.record(k, v, exclude="tensorboard")
+        self._to_tensorboard(metrics)  # ... TensorBoard now, even if no dump follows (e.g. the final evaluation)
         if self.verbose:
             print(
                 f"[eval] {self.num_timesteps} steps: carbon {row['mean_carbon_kg']:.2f} kg, "
                 f"deadline met {100 * met:.0f}%{'  (best)' if is_best else ''}"
             )
         return row
+
+    def _to_tensorboard(self, metrics: dict[str, float]) -> None:
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        for fmt in self.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.write(metrics, dict.fromkeys(metrics), self.num_timesteps)  # writes and flushes

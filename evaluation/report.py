@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,6 +14,8 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 ORACLE = "oracle"
+SYNTHETIC_LABEL = "SYNTHETIC carbon data, no traces found"
+PIPE_WIDTH = 100  # printed table width when stdout is not a terminal (and COLUMNS is unset)
 
 # summary.csv: metric -> (episodes.csv column, with a 95% interval?)
 MEANS = {
@@ -129,27 +135,81 @@ def policy_label(row) -> str:
     return str(row["policy"]) + (CAP_MARK if pd.notna(over) and over > 0 else "")
 
 
-def print_table(summary: pd.DataFrame, title: str = "") -> None:
-    """Print the comparison table (rich when it is installed, else aligned plain text)."""
+def data_label(source: str) -> str:
+    """Short data-source label for titles: ``real data: <folder>`` or :data:`SYNTHETIC_LABEL`.
+
+    :param source: ``CarbonTable.source`` (``"carbon-intensity files under <folder>"`` or the synthetic source).
+    """
+    from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
+
+    if source == SYNTHETIC_SOURCE:
+        return SYNTHETIC_LABEL
+    m = re.fullmatch(r"carbon-intensity files under (.+)", source)
+    return f"real data: {m.group(1) if m else source}"
+
+
+def table_width() -> int:
+    """Columns available for the printed table: the terminal's (or ``$COLUMNS``), else :data:`PIPE_WIDTH`."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
+    return PIPE_WIDTH
+
+
+def _min_width(header: str, cells: list[str]) -> int:
+    # numbers never wrap; a header may wrap between words
+    return max([len(c) for c in cells] + [max(len(w) for w in header.split())])
+
+
+def column_groups(header: list[str], body: list[list[str]], width: int) -> tuple[list[int], list[list[int]]]:
+    """Column widths, and the value columns split into groups that each fit ``width`` beside the policy column.
+
+    A column costs its content width + 3 (padding, border), the table 1 more border. When the whole table fits
+    with one-line headers it is one group; otherwise headers wrap between words, the policy column takes at most
+    a quarter of the width (longer names wrap) and value columns go over as many tables as needed.
+    :return: (content width of every column, groups of value-column indices into ``header``)
+    """
+    cols = list(zip(header, *body))
+    natural = [max(len(x) for x in col) for col in cols]
+    if sum(w + 3 for w in natural) + 1 <= width:
+        return natural, [list(range(1, len(header)))]
+    widths = [max(len(header[0]), min(natural[0], max(12, width // 4)))]
+    widths += [_min_width(h, [r[j] for r in body]) for j, h in enumerate(header) if j > 0]
+    groups: list[list[int]] = [[]]
+    used = 1 + widths[0] + 3
+    for j in range(1, len(header)):
+        if groups[-1] and used + widths[j] + 3 > width:
+            groups.append([])
+            used = 1 + widths[0] + 3
+        groups[-1].append(j)
+        used += widths[j] + 3
+    return widths, groups
+
+
+def print_table(summary: pd.DataFrame, title: str = "", width: int | None = None) -> None:
+    """Print the comparison table within ``width`` columns (default :func:`table_width`).
+
+    When every column does not fit, the value columns are split over several tables, each repeating the
+    policy column; long policy names wrap inside their cell, numbers never wrap.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    width = width or table_width()
     header, body = table_cells(summary)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(x) for x in col) for col in zip(header, *body)]
-        if title:
-            print(title)
-        for line in [header] + body:
-            print("  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(line, widths))))
-        return
-    t = Table(title=title or None)
-    widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    width = sum(w + 3 for w in widths) + 1  # cell padding and borders: never squeeze the numbers
-    for i, h in enumerate(header):
-        t.add_column(h, justify="left" if i == 0 else "right", no_wrap=True)
-    for line in body:
-        t.add_row(*line)
-    Console(width=width).print(t)
+    widths, groups = column_groups(header, body, width)
+    console = Console(width=width, highlight=False, soft_wrap=False)
+    for k, group in enumerate(groups):
+        caption = title if k == 0 else "(continued)"
+        t = Table(title=caption or None, box=box.HEAVY_HEAD, title_justify="left")
+        t.add_column(header[0], justify="left", overflow="fold", width=widths[0])
+        for j in group:
+            t.add_column(header[j], justify="right", width=widths[j])
+        for line in body:
+            t.add_row(line[0], *(line[j] for j in group))
+        console.print(t)
 
 
 def markdown_table(summary: pd.DataFrame) -> str:
@@ -187,7 +247,7 @@ def write_report(path, summary: pd.DataFrame, meta: dict, plots: dict[str, str])
         else "real hourly carbon-intensity traces"
     )
     lines = [
-        f"# Evaluation: {meta['scenario']}",
+        f"# Evaluation: {meta['scenario']} ({meta.get('data_label') or data_label(meta['data_source'])})",
         "",
         f"- **Scenario:** `{meta['scenario']}` ({meta['scenario_file']}): {meta['description']}",
         f"- **Period:** {meta['period']} UTC ({meta['split']}); {meta['episode_hours']:g} h episodes, "

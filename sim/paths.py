@@ -1,4 +1,9 @@
-"""Where data lives: the repository's derived tables and the raw traces.
+"""Where data lives: the shipped scenarios and derived tables, and the raw traces.
+
+Scenarios (``scenarios/*.yaml``) and derived tables (``data/derived/``) ship in the wheel as package data of
+``sim`` (``sim/_shipped/scenarios``, ``sim/_shipped/derived``, see ``pyproject.toml``) and are found through
+:mod:`importlib.resources`; from a source checkout (or an editable install) they are read where they live in the
+repository.
 
 Raw traces are looked up, in order, in an explicit ``data_dir`` argument, the
 ``CARBON_DATA_DIR`` environment variable, and ``../shared/data`` beside the
@@ -9,12 +14,25 @@ A ``CARBON_DATA_DIR`` that is set but not a folder is an error, not a silent swi
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 from sim.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DERIVED_DIR = REPO_ROOT / "data" / "derived"
+
+
+def shipped_dir(name: str, checkout_path: str) -> Path:
+    """The folder of shipped data ``name``: ``sim/_shipped/<name>`` in an installed wheel, else
+    ``<repository>/<checkout_path>`` (source checkout, editable install)."""
+    installed = resources.files("sim").joinpath("_shipped", name)
+    if installed.is_dir():
+        return Path(str(installed))  # a wheel is installed unpacked: a real folder
+    return REPO_ROOT / checkout_path
+
+
+SCENARIO_DIR = shipped_dir("scenarios", "scenarios")
+DERIVED_DIR = shipped_dir("derived", "data/derived")
 DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 

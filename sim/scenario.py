@@ -16,9 +16,7 @@ import numpy as np
 import yaml
 
 from sim.errors import ConfigError
-from sim.paths import REPO_ROOT
-
-SCENARIO_DIR = REPO_ROOT / "scenarios"
+from sim.paths import SCENARIO_DIR  # shipped scenarios, found through importlib.resources
 
 
 @dataclass(frozen=True)
