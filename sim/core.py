@@ -8,7 +8,7 @@ ints ``(n_envs, n_jobs, N_INT)``; accounting is ``(n_envs, n_jobs, n_metrics)`` 
 ``advance`` runs, for every listed environment, exactly the event loop of ``Simulator.step`` (same pieces, same
 floating-point operations in the same order, so results are bit-identical; ``tests/test_golden.py`` and
 ``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first use on a
-machine compiles for about a minute, later processes load the cached machine code in well under a second).
+machine compiles for about 16 s of CPU, later processes load the cached machine code in well under a second).
 Random draws come from each environment's own ``numpy.random.Generator``, in the scalar simulator's order:
 ``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
 generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
