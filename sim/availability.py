@@ -151,16 +151,7 @@ def sample_free_gpus_regions(
     :returns: per region a list of ``n_steps`` ints in ``[0, pool]`` (``free_gpus_table`` gives the array).
     """
     return free_gpus_table(
-        rng,
-        pools_gpus,
-        n_steps,
-        step_s,
-        scale,
-        correlation,
-        daily_amplitude,
-        start_hour_utc,
-        peak_hour_utc,
-        params,
+        rng, pools_gpus, n_steps, step_s, scale, correlation, daily_amplitude, start_hour_utc, peak_hour_utc, params
     ).tolist()
 
 
