@@ -39,10 +39,10 @@ from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
 from evaluation.report import ORACLE, add_oracle_gap, data_label, print_table, summarize, write_report
 from loaders.carbon import PeriodOutOfRange
+from loaders.world import build_world
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
 from sim.scenario import load_scenario
-from sim.world import build_world
 
 
 class BadInput(Exception):

@@ -38,9 +38,9 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from envs.carbon_migration import CarbonMigrationEnv
 from envs.wrappers import ContinuousClockWrapper, FlatActionWrapper
+from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.scenario import Scenario
-from sim.world import World, build_world
 
 CONFIG_DIR = Path(str(resources.files("agents").joinpath("configs")))  # package data (pyproject.toml)
 VEC_KINDS = ("auto", "batched", "dummy", "subproc")

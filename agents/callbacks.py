@@ -14,7 +14,7 @@ from agents.checkpoint import atomic_save_model
 from agents.policy import AgentPolicy
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
-from sim.world import episode_starts
+from loaders.world import episode_starts
 
 EVAL_COLUMNS = [
     "timesteps",
@@ -50,7 +50,7 @@ class ValidationCallback(BaseCallback):
     :param run_dir: where ``eval.csv`` and ``best_model.zip`` go
     :param eval_freq: environment steps (summed over the vector envs) between evaluations
     :param n_episodes: validation episodes per evaluation
-    :param seed: seeds the start hours (``sim.world.episode_starts``) and the episodes' randomness
+    :param seed: seeds the start hours (``loaders.world.episode_starts``) and the episodes' randomness
     :param best: (deadline-met rate, mean carbon kg) of the best model so far, when resuming a run
     """
 

@@ -58,34 +58,35 @@ class MpcPolicy(Policy):
         self.reserve_h = reserve_h
 
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
-        sim = env.sim  # static facts only: tables fixed by the scenario, not this episode's draws
+        tab = env.tables  # static facts only: tables fixed by the scenario, not this episode's draws
         self.env = env
-        self.n_hours = sim.n_hours
-        K, s = sim.n_steps, sim.step_s
+        self.n_hours = tab.n_hours
+        K, s = tab.n_steps, tab.step_s
+        cap_w = env.episode.cap_w  # the cap schedule: the scenario's windows on this episode's hours (no draw)
         self.static = dict(
             step_s=s,
             n_steps=K,
-            total_mb=sim.total_mb,
-            requested_gpus=sim.requested_gpus,
-            home=sim.home,
-            deadline_s=sim.deadline_s,
-            horizon_s=sim.horizon_s,
-            t_mb_s=np.asarray(sim.t_mb_s, dtype=float),
-            p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
-            pue=np.asarray(sim.pue, dtype=float),
-            cap_step=step_min(np.asarray(sim.cap_w, dtype=float), K, s),  # the cap schedule (scenario)
-            xfer_s=np.asarray(sim.xfer_s, dtype=float),
-            io_s=sim.io_s,
-            restore_s=sim.restore_s,
-            xfer_kwh=sim.xfer_kwh,
-            host_busy_w=np.asarray(sim.host_busy_w, dtype=float),
-            speed=np.asarray(sim.speed, dtype=float),
-            energy_floor=sim.energy_floor,
+            total_mb=tab.total_mb,
+            requested_gpus=tab.requested_gpus,
+            home=tab.home,
+            deadline_s=tab.deadline_s,
+            horizon_s=tab.horizon_s,
+            t_mb_s=tab.t_mb_s,
+            p_gpu_w=tab.p_gpu_w,
+            pue=tab.pue,
+            cap_step=step_min(cap_w, K, s),
+            xfer_s=tab.xfer_s,
+            io_s=tab.io_s,
+            restore_s=tab.restore_s,
+            xfer_kwh=tab.xfer_kwh,
+            host_busy_w=tab.host_busy_w,
+            speed=tab.speed,
+            energy_floor=tab.energy_floor,
         )
         self.climate: np.ndarray | None = None  # (R, 24), loaded when a plan first looks past the forecast
         self.plan: Plan | None = None
         self.replans = 0
-        self.usable_sum = np.zeros(len(sim.pue))
+        self.usable_sum = np.zeros(len(tab.pue))
         self.views = 0
 
     def _climatology(self) -> np.ndarray:

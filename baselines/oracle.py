@@ -107,50 +107,49 @@ class EpisodeFacts:
 
     @classmethod
     def from_env(cls, env: CarbonMigrationEnv) -> EpisodeFacts:
-        sim = env.sim
-        K, s = sim.n_steps, sim.step_s
+        tab, ep = env.tables, env.episode  # the scenario's tables and this episode's draws (sim/tables.py)
+        K, s = tab.n_steps, tab.step_s
         t0 = np.arange(K) * s
-        ci = np.asarray(sim.ci, dtype=float)  # (R, hours)
+        ci = ep.ci_g_per_kwh  # (R, hours)
         ci_step = step_min(ci, K, s)
-        cap_step = step_min(np.asarray(sim.cap_w, dtype=float), K, s)
-        N = sim.requested_gpus
-        free = np.asarray(sim.free, dtype=float)[:, :K].T  # (K, R)
-        m = int(math.ceil(sim.restore_s / s)) + 1
+        cap_step = step_min(ep.cap_w, K, s)
+        N = tab.requested_gpus
+        free = ep.free_gpus[:, :K].T.astype(float)  # (K, R)
+        m = int(math.ceil(tab.restore_s / s)) + 1
         u_rel = free.copy()
         for j in range(1, m + 1):
             u_rel[j:] = np.maximum(u_rel[j:], free[:-j])
         u_rel = np.minimum(u_rel, N)
-        elastic = sim.scenario.job.elastic
         u_plan = np.minimum(free, N)
-        if not elastic:
+        if not tab.elastic:
             u_plan = np.where(free >= N, N, 0.0)
-        for r, spans in enumerate(sim.outages):
+        for r, spans in enumerate(ep.outages):
             for a, b in spans:
                 u_plan[(t0 + s > a) & (t0 < b), r] = 0.0
         return cls(
             step_s=s,
             n_steps=K,
-            total_mb=sim.total_mb,
+            total_mb=tab.total_mb,
             requested_gpus=N,
-            home=sim.home,
-            deadline_s=sim.deadline_s,
-            horizon_s=sim.horizon_s,
-            work=np.asarray(sim.work[:K], dtype=float),
-            t_mb_s=np.asarray(sim.t_mb_s, dtype=float),
-            p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
-            pue=np.asarray(sim.pue, dtype=float),
+            home=tab.home,
+            deadline_s=tab.deadline_s,
+            horizon_s=tab.horizon_s,
+            work=ep.work[:K].astype(float),
+            t_mb_s=tab.t_mb_s,
+            p_gpu_w=tab.p_gpu_w,
+            pue=tab.pue,
             ci_step=ci_step,
             ci_min=ci.min(axis=1),
             cap_step=cap_step,
             u_relaxed=u_rel,
             u_plan=u_plan,
-            xfer_s=np.asarray(sim.xfer_s, dtype=float),
-            io_s=sim.io_s,
-            restore_s=sim.restore_s,
-            xfer_kwh=sim.xfer_kwh,
-            host_busy_w=np.asarray(sim.host_busy_w, dtype=float),
-            speed=np.asarray(sim.speed, dtype=float),
-            energy_floor=sim.energy_floor,
+            xfer_s=tab.xfer_s,
+            io_s=tab.io_s,
+            restore_s=tab.restore_s,
+            xfer_kwh=tab.xfer_kwh,
+            host_busy_w=tab.host_busy_w,
+            speed=tab.speed,
+            energy_floor=tab.energy_floor,
         )
 
 
@@ -454,7 +453,7 @@ class OraclePolicy(Policy):
         self.facts = EpisodeFacts.from_env(env)
         self.bound = oracle_bound(self.facts)
         self.plan_deadline_s = self.facts.deadline_s - self.reserve_h * 3600.0
-        self.ckpt_mb = env.sim.ckpt_interval_mb
+        self.ckpt_mb = env.tables.ckpt_interval_mb
         self.plan = self._plan(0, self.facts.home, self.facts.total_mb)
         self.replans = 0
         self.faults_seen = 0.0

@@ -13,11 +13,12 @@ import numpy as np
 
 from baselines.base import Policy
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
+from loaders.world import build_world
 from sim.errors import ConfigError
+from sim.rules import TIMED_STATES
 from sim.states import State
-from sim.world import build_world
 
-TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
+TIMED = tuple(State(s) for s in TIMED_STATES)  # the env's timed phases (sim.rules)
 
 
 def continue_target(view: PolicyView) -> int:

@@ -12,17 +12,31 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
+from sim.rules import TIMED_STATES, continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
-from sim.world import World, build_world
+from sim.tables import EpisodeTables, StaticTables
 
 CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
 XFER_SCALE_S = 3600.0  # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
+# the reward's terms, each a weighted accounting quantity (info["reward_terms"], signed as added to the reward),
+# and the RewardSpec weight of each, in the same order
+REWARD_TERMS = ("progress", "carbon", "energy", "lateness", "cap_violation", "migration", "embodied")
+REWARD_WEIGHTS = (
+    "progress_per_job",
+    "carbon_per_kg",
+    "energy_per_kwh",
+    "lateness_per_hour",
+    "cap_violation_per_kj",
+    "migration_per_count",
+    "embodied_per_kg",
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +144,8 @@ class CarbonMigrationEnv(gym.Env):
     ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
     + w_m * migrations + w_b * embodied_kg) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
     section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 30 per hour late, 0.01 per kJ over
-    the cap). When the episode is truncated with work left, the hours that work would still take at
+    the cap); ``info["reward_terms"]`` gives each weighted term as added to the reward (``REWARD_TERMS``).
+    When the episode is truncated with work left, the hours that work would still take at
     full speed count as late.
 
     ## Starting State
@@ -216,6 +231,7 @@ class CarbonMigrationEnv(gym.Env):
         self.total_mb = self.sim.total_mb
         self.horizon_s = self.sim.horizon_s
         self.invalid_actions = 0
+        self._terms = _NO_TERMS
         self._hist = None
         self._ended: str | None = _NOT_RESET  # why step() may not be called now, or None when it may
 
@@ -233,6 +249,17 @@ class CarbonMigrationEnv(gym.Env):
         if terminated or truncated:  # a finished job or an exhausted horizon has no next step until reset
             self._ended = _AFTER_COMPLETION if terminated else _AFTER_TRUNCATION
         return self._obs.copy(), reward, terminated, truncated, self._info()
+
+    @property
+    def tables(self) -> StaticTables:
+        """The scenario's fixed tables (GPU model, PUE, network, job constants) as read-only arrays."""
+        return self.sim.tables
+
+    @property
+    def episode(self) -> EpisodeTables | None:
+        """This episode's drawn tables (intensity, cap, work multipliers, free GPUs, outages); ``None`` before
+        ``reset()``. Clairvoyant: for the oracle and for tests, not for a deployable policy (see ``view()``)."""
+        return self.sim.episode
 
     def action_masks(self) -> np.ndarray:
         """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
@@ -272,6 +299,7 @@ class CarbonMigrationEnv(gym.Env):
         self._hour0 = int(t0.astype(np.int64) % 24)
         self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)  # 1970-01-01 was a Thursday (3)
         self.invalid_actions = 0
+        self._terms = _NO_TERMS
         self._hist = []  # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
         self._record(0)
         self._refresh()
@@ -297,16 +325,15 @@ class CarbonMigrationEnv(gym.Env):
         if truncated:  # work left at the horizon: the hours it would still need at full speed count as late
             late_h += (self.total_mb - sim.progress_mb) * sim.t_mb_s[sim.home][-1] / 3600.0
         carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
-        reward = (
-            w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
-            - w.carbon_per_kg * carbon_kg
-            - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
-            - w.lateness_per_hour * late_h
-            - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
-            - w.migration_per_count * acc[_MIG]
-            - w.embodied_per_kg * acc[_EMB] / 1000.0
-        )
-        reward = float(reward)
+        progress = w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
+        carbon = w.carbon_per_kg * carbon_kg
+        energy = w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
+        late = w.lateness_per_hour * late_h
+        cap = w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
+        mig = w.migration_per_count * acc[_MIG]
+        emb = w.embodied_per_kg * acc[_EMB] / 1000.0
+        self._terms = (progress, -carbon, -energy, -late, -cap, -mig, -emb)  # REWARD_TERMS order
+        reward = float(progress - carbon - energy - late - cap - mig - emb)
         self._record(sim.k)
         self._refresh()
         return reward, terminated, truncated
@@ -447,14 +474,7 @@ class CarbonMigrationEnv(gym.Env):
 
     def _continue_target(self) -> int:
         sim = self.sim
-        s = sim.state
-        if s == _MIGRATION:  # plain-int states: IntEnum attribute lookups are slow per step
-            return sim.dest
-        if s == _SUSPEND:
-            return self.R if sim.after_suspend == WAIT else sim.after_suspend
-        if s == _WAITING or s == _QUEUED:
-            return self.R
-        return sim.region
+        return continue_target(sim.state, sim.region, sim.dest, sim.after_suspend, self.R)
 
     def _check_action(self, action) -> tuple[int, int]:
         if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # fast path
@@ -497,14 +517,15 @@ class CarbonMigrationEnv(gym.Env):
             "completed": done,
             "step_metrics": step,
             "episode_metrics": episode,
+            "reward_terms": dict(zip(REWARD_TERMS, self._terms)),
         }
         if done:
             info["jct_h"] = sim.completed_at_s / 3600.0
         return info
 
-    def _record(self, k: int) -> None:
+    def _record(self, k: int, force: bool = False) -> None:
         hist = self._hist
-        if k != len(hist):
+        if k != len(hist) and not force:  # ``force``: a history that starts mid-episode (envs.vector)
             return
         sim = self.sim
         h = int(sim.t_s // 3600)
@@ -559,13 +580,11 @@ _NOT_RESET = "before reset()"
 _AFTER_COMPLETION = "after the episode terminated (job completed)"
 _AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"
 _STATE_NAMES = [s.name for s in State]
-_TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
+_TIMED = frozenset(TIMED_STATES)
 _TOLERANCE = int(State.TOLERANCE)
 _COMPLETED = int(State.COMPLETED)
-_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (
-    int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING, State.QUEUED)
-)
 _TWO_PI = 2 * math.pi
+_NO_TERMS = (0.0,) * len(REWARD_TERMS)
 _IDX = {name: i for i, name in enumerate(METRICS)}
 _EMB = _IDX["embodied_carbon_g"]
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (

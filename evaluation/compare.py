@@ -39,8 +39,8 @@ def compare(
     :return: ``(episodes, summary)``: the rows of ``episodes.csv`` (carbon_kg, energy_kwh, jct_h, ...,
         oracle_gap_pct) and of ``summary.csv`` (per policy: ``<metric>_mean``, ``<metric>_ci95``, rates)
     """
+    from loaders.world import build_world
     from sim.scenario import load_scenario
-    from sim.world import build_world
 
     sc = load_scenario(scenario)
     with warnings.catch_warnings():  # the environment warns about synthetic data on its own, once

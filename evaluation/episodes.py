@@ -1,7 +1,7 @@
 """Which episodes every policy runs, and one episode turned into a row of metrics.
 
 Every policy sees exactly the same episodes: episode ``i`` starts at hour
-``sim.world.episode_starts(world, n, seed)[i]`` and the environment is reset with
+``loaders.world.episode_starts(world, n, seed)[i]`` and the environment is reset with
 :func:`reset_seed` ``(seed, i)``, so faults, availability, work noise and forecast errors are identical
 across policies. Each (policy, episode) pair is an independent :class:`EpisodeTask` that a worker
 process can run on its own; results do not depend on how many workers run them.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.world import World, episode_starts
+from loaders.world import World, episode_starts
 
 AGENT_PREFIX = "agent:"  # PolicySpec.source of a learned agent: "agent:<run dir or model zip>"
 S_PER_H = 3600.0

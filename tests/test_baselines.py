@@ -14,10 +14,10 @@ from baselines import POLICIES, make_policy
 from baselines.caftm import FrequencyController, caftm_cost
 from baselines.rules import energy_optimal_level
 from baselines.runner import run_episode
+from loaders.world import episode_starts
 from sim.errors import ConfigError
 from sim.scenario import load_scenario
 from sim.states import State
-from sim.world import episode_starts
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_dvfs_only_picks_min_energy_level_on_hand_model():
 
 
 def test_threshold_defaults_come_from_training_split(paper):
-    from sim.world import build_world
+    from loaders.world import build_world
 
     pol = make_policy("threshold")
     pol.reset(paper.unwrapped, 0)
@@ -210,7 +210,7 @@ def test_runner_is_deterministic(paper, name):
 
 
 def test_caftm_thresholds_are_the_prototypes_per_zone_else_the_training_median(paper):
-    from sim.world import build_world
+    from loaders.world import build_world
 
     pol = make_policy("caftm")
     pol.reset(paper.unwrapped, 0)

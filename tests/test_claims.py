@@ -68,8 +68,8 @@ def test_theta_sweep_runs_both_caftms_on_the_evaluation_episodes(tmp_path):
     from evaluation import plots
     from evaluation.episodes import EnvSpec, PolicySpec, plan_episodes
     from evaluation.theta_sweep import run_theta_sweep
+    from loaders.world import build_world
     from sim.scenario import load_scenario
-    from sim.world import build_world
 
     world = build_world(load_scenario("paper"), "test")
     tasks = plan_episodes(world, EnvSpec("paper"), [PolicySpec("caftm", "caftm")], 1, seed=3)

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loaders.world import build_world, episode_starts
 from sim.availability import sample_free_gpus, sample_free_gpus_regions
 from sim.errors import ConfigError
 from sim.scenario import load_scenario
 from sim.simulator import WAIT
 from sim.states import State
-from sim.world import build_world, episode_starts
 from tests.test_simulator import OFF, make_sim, scenario
 
 # V100 host by hand (Cloud Carbon Footprint: Broadwell vCPU 0.71 / 3.69 W; memory 0.392 W/GB above the 69.65 GB

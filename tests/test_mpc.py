@@ -10,8 +10,8 @@ from baselines.oracle import EpisodeFacts, OraclePolicy, make_plan
 from baselines.rules import TIMED
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
+from loaders.world import episode_starts
 from sim.scenario import SCENARIO_DIR, parse_scenario
-from sim.world import episode_starts
 
 
 def clairvoyant_paper_env() -> CarbonMigrationEnv:

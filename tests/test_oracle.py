@@ -9,11 +9,11 @@ from baselines import make_policy
 from baselines.oracle import EpisodeFacts, OraclePolicy, oracle_bound
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
+from loaders.world import World, episode_starts
 from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.network import Network
 from sim.scenario import load_scenario, parse_scenario
-from sim.world import World, episode_starts
 
 HOURS = 200
 CLOCKS = np.array([1000.0, 1500.0, 2000.0])

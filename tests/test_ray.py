@@ -39,9 +39,9 @@ def test_cluster_path_ships_the_checkout_and_reads_the_same_data(one_worker, tmp
 def test_a_worker_reading_other_carbon_data_refuses_to_run():
     from evaluation.distributed import run_task_checked
     from evaluation.episodes import EnvSpec, PolicySpec, plan_episodes
+    from loaders.world import build_world
     from sim.errors import DataError
     from sim.scenario import load_scenario
-    from sim.world import build_world
 
     period = ("2023-03-01", "2023-03-15")
     world = build_world(load_scenario("paper"), "test", period=period)

@@ -39,9 +39,13 @@ def test_make_vec_builds_the_batched_env_with_batched_spaces():
     assert all(venv.envs[i].world is venv.envs[0].world for i in range(N))  # traces loaded once
 
 
-@pytest.mark.parametrize("scenario", ["paper", "faults"])
-def test_env_i_follows_the_single_env_with_seed_plus_i(scenario):
-    """Next-step autoreset: after a finished episode the next step resets (action ignored, reward 0)."""
+@pytest.mark.parametrize(
+    ("scenario", "n"), [("paper", 1), ("faults", 7), ("paper", 64), ("faults", 64), ("global", 7), ("llm", 7)]
+)
+def test_env_i_follows_the_single_env_with_seed_plus_i(scenario, n):
+    """The batched core reproduces the single environment bit for bit (observations, rewards, flags, every info
+    value, masks), through faults, parked GPU-failure draws and next-step autoresets (action ignored, reward 0)."""
+    N = n
     venv = CarbonMigrationVectorEnv(N, scenario)
     singles = [CarbonMigrationEnv(scenario) for _ in range(N)]
     obs, infos = venv.reset(seed=100)
@@ -52,9 +56,11 @@ def test_env_i_follows_the_single_env_with_seed_plus_i(scenario):
     rng = np.random.default_rng(0)
     done = [False] * N
     resets = 0
-    for _ in range(450):  # > 2 episodes of 192 steps
+    gpu_failures = 0
+    for _ in range(450 if scenario != "llm" else 700):  # > 2 episodes of 192 steps (llm: 672)
         actions = valid_actions(venv.action_masks(), venv.R + 1, rng)
         obs, rew, term, trunc, infos = venv.step(actions)
+        gpu_failures += infos["step_metrics"]["gpu_failures"].sum()
         for i, env in enumerate(singles):
             if done[i]:
                 o, info = env.reset()
@@ -68,6 +74,8 @@ def test_env_i_follows_the_single_env_with_seed_plus_i(scenario):
             np.testing.assert_array_equal(venv.action_masks()[i], env.action_masks())
             done[i] = te or tr
     assert resets >= N
+    if scenario == "faults" and N == 64:  # the parked-draw path (GPU failures) was exercised
+        assert gpu_failures > 0
 
 
 def test_infos_use_the_gymnasium_vector_layout():
