@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from baselines.base import Policy
-from baselines.oracle import EpisodeFacts, Plan, make_plan, plan_action, step_min
+from baselines.oracle import EpisodeFacts, Plan, make_plan, plan_action, static_facts, step_min
 from baselines.rules import TIMED, training_intensity
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 from sim.errors import ConfigError
@@ -61,28 +61,7 @@ class MpcPolicy(Policy):
         tab = env.tables  # static facts only: tables fixed by the scenario, not this episode's draws
         self.env = env
         self.n_hours = tab.n_hours
-        K, s = tab.n_steps, tab.step_s
-        cap_w = env.episode.cap_w  # the cap schedule: the scenario's windows on this episode's hours (no draw)
-        self.static = dict(
-            step_s=s,
-            n_steps=K,
-            total_mb=tab.total_mb,
-            requested_gpus=tab.requested_gpus,
-            home=tab.home,
-            deadline_s=tab.deadline_s,
-            horizon_s=tab.horizon_s,
-            t_mb_s=tab.t_mb_s,
-            p_gpu_w=tab.p_gpu_w,
-            pue=tab.pue,
-            cap_step=step_min(cap_w, K, s),
-            xfer_s=tab.xfer_s,
-            io_s=tab.io_s,
-            restore_s=tab.restore_s,
-            xfer_kwh=tab.xfer_kwh,
-            host_busy_w=tab.host_busy_w,
-            speed=tab.speed,
-            energy_floor=tab.energy_floor,
-        )
+        self.static = static_facts(env)
         self.climate: np.ndarray | None = None  # (R, 24), loaded when a plan first looks past the forecast
         self.plan: Plan | None = None
         self.replans = 0

@@ -112,7 +112,6 @@ class EpisodeFacts:
         t0 = np.arange(K) * s
         ci = ep.ci_g_per_kwh  # (R, hours)
         ci_step = step_min(ci, K, s)
-        cap_step = step_min(ep.cap_w, K, s)
         N = tab.requested_gpus
         free = ep.free_gpus[:, :K].T.astype(float)  # (K, R)
         m = int(math.ceil(tab.restore_s / s)) + 1
@@ -127,30 +126,39 @@ class EpisodeFacts:
             for a, b in spans:
                 u_plan[(t0 + s > a) & (t0 < b), r] = 0.0
         return cls(
-            step_s=s,
-            n_steps=K,
-            total_mb=tab.total_mb,
-            requested_gpus=N,
-            home=tab.home,
-            deadline_s=tab.deadline_s,
-            horizon_s=tab.horizon_s,
+            **static_facts(env),
             work=ep.work[:K].astype(float),
-            t_mb_s=tab.t_mb_s,
-            p_gpu_w=tab.p_gpu_w,
-            pue=tab.pue,
             ci_step=ci_step,
             ci_min=ci.min(axis=1),
-            cap_step=cap_step,
             u_relaxed=u_rel,
             u_plan=u_plan,
-            xfer_s=tab.xfer_s,
-            io_s=tab.io_s,
-            restore_s=tab.restore_s,
-            xfer_kwh=tab.xfer_kwh,
-            host_busy_w=tab.host_busy_w,
-            speed=tab.speed,
-            energy_floor=tab.energy_floor,
         )
+
+
+def static_facts(env: CarbonMigrationEnv) -> dict:
+    """The :class:`EpisodeFacts` fields fixed by the scenario (and the cap schedule, which draws nothing): what a
+    non-clairvoyant planner (``mpc``) may know as well as the oracle."""
+    tab = env.tables
+    return dict(
+        step_s=tab.step_s,
+        n_steps=tab.n_steps,
+        total_mb=tab.total_mb,
+        requested_gpus=tab.requested_gpus,
+        home=tab.home,
+        deadline_s=tab.deadline_s,
+        horizon_s=tab.horizon_s,
+        t_mb_s=tab.t_mb_s,
+        p_gpu_w=tab.p_gpu_w,
+        pue=tab.pue,
+        cap_step=step_min(env.episode.cap_w, tab.n_steps, tab.step_s),
+        xfer_s=tab.xfer_s,
+        io_s=tab.io_s,
+        restore_s=tab.restore_s,
+        xfer_kwh=tab.xfer_kwh,
+        host_busy_w=tab.host_busy_w,
+        speed=tab.speed,
+        energy_floor=tab.energy_floor,
+    )
 
 
 def _shortest_paths(d: np.ndarray) -> np.ndarray:
