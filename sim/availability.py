@@ -124,37 +124,6 @@ def sample_free_gpus(
     return np.rint(frac * pool_gpus).astype(np.int64)
 
 
-def sample_free_gpus_regions(
-    rng: np.random.Generator,
-    pools_gpus: list[int],
-    n_steps: int,
-    step_s: float,
-    scale: float = 1.0,
-    correlation: float = 0.0,
-    daily_amplitude: float = 0.0,
-    start_hour_utc: float = 0.0,
-    peak_hour_utc: float = 14.0,
-    params: AvailabilityParams | None = None,
-) -> list[list[int]]:
-    """GPUs free per region and step, with optional cross-region correlation and daily cycle (assumptions).
-
-    The calibrated marginal (``sample_free_gpus``) has one time scale and independent regions; the four
-    1-GPU spot traces are too short and too few to fit a daily cycle or a correlation between regions, so both
-    are stated assumptions, off by default:
-
-    - ``correlation`` c: latent ``z_r = sqrt(c) * z_common + sqrt(1 - c) * z_own`` (both AR(1) with the same
-      phi, so each region keeps the calibrated autocorrelation and marginal), i.e. latent correlation c;
-    - ``daily_amplitude`` a: ``z_r(t) - a * cos(2 pi (hour_utc(t) - peak_hour_utc) / 24)``, fewer free GPUs
-      around the peak hour (a busy afternoon of other tenants), more at night; the daily mean of the shift is 0.
-
-    With both 0 the draws are exactly those of ``sample_free_gpus`` region by region (same random stream).
-    :returns: per region a list of ``n_steps`` ints in ``[0, pool]`` (``free_gpus_table`` gives the array).
-    """
-    return free_gpus_table(
-        rng, pools_gpus, n_steps, step_s, scale, correlation, daily_amplitude, start_hour_utc, peak_hour_utc, params
-    ).tolist()
-
-
 def free_gpus_table(
     rng: np.random.Generator,
     pools_gpus: list[int],
@@ -167,8 +136,21 @@ def free_gpus_table(
     peak_hour_utc: float = 14.0,
     params: AvailabilityParams | None = None,
 ) -> np.ndarray:
-    """``sample_free_gpus_regions`` as an int64 array (regions, n_steps), all regions in one pass (each row's
-    normal draws are the next ``n_steps`` of the stream, region after region, as in the per-region loop)."""
+    """GPUs free per region and step, with optional cross-region correlation and daily cycle (assumptions).
+
+    The calibrated marginal (``sample_free_gpus``) has one time scale and independent regions; the four
+    1-GPU spot traces are too short and too few to fit a daily cycle or a correlation between regions, so both
+    are stated assumptions, off by default:
+
+    - ``correlation`` c: latent ``z_r = sqrt(c) * z_common + sqrt(1 - c) * z_own`` (both AR(1) with the same
+      phi, so each region keeps the calibrated autocorrelation and marginal), i.e. latent correlation c;
+    - ``daily_amplitude`` a: ``z_r(t) - a * cos(2 pi (hour_utc(t) - peak_hour_utc) / 24)``, fewer free GPUs
+      around the peak hour (a busy afternoon of other tenants), more at night; the daily mean of the shift is 0.
+
+    With both 0 the draws are exactly those of ``sample_free_gpus`` region by region (same random stream).
+    :returns: int64 array (regions, n_steps) in ``[0, pool]``, all regions in one pass (each row's normal draws are
+        the next ``n_steps`` of the stream, region after region).
+    """
     p = params or availability_params()
     phi = p.phi_at(step_s)
     common = _ar1(phi, rng.standard_normal(n_steps)) if correlation > 0 else None

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loaders.world import build_world, episode_starts
-from sim.availability import sample_free_gpus, sample_free_gpus_regions
+from sim.availability import free_gpus_table, sample_free_gpus
 from sim.errors import ConfigError
 from sim.scenario import load_scenario
 from sim.simulator import WAIT
@@ -153,15 +153,15 @@ def test_paper_episodes_find_a_region_short_of_gpus():
 def test_region_correlation_and_daily_cycle_options():
     rng = np.random.default_rng(1)
     # both off: the same draws as the calibrated single-region sampler
-    a = sample_free_gpus_regions(np.random.default_rng(4), [12, 12], 500, 900.0)
+    a = free_gpus_table(np.random.default_rng(4), [12, 12], 500, 900.0)
     b = np.random.default_rng(4)
-    assert a == [sample_free_gpus(b, 12, 500, 900.0).tolist(), sample_free_gpus(b, 12, 500, 900.0).tolist()]
-    x, y = np.array(sample_free_gpus_regions(rng, [100, 100], 20_000, 900.0, correlation=0.9), dtype=float)
+    assert a.tolist() == [sample_free_gpus(b, 12, 500, 900.0).tolist(), sample_free_gpus(b, 12, 500, 900.0).tolist()]
+    x, y = np.array(free_gpus_table(rng, [100, 100], 20_000, 900.0, correlation=0.9), dtype=float)
     assert np.corrcoef(x, y)[0, 1] > 0.6
-    x, y = np.array(sample_free_gpus_regions(rng, [100, 100], 20_000, 900.0), dtype=float)
+    x, y = np.array(free_gpus_table(rng, [100, 100], 20_000, 900.0), dtype=float)
     assert abs(np.corrcoef(x, y)[0, 1]) < 0.1
     # daily cycle peaking at 14 UTC: fewer free GPUs at 14 h than at 2 h, on average
-    (d,) = sample_free_gpus_regions(rng, [100], 96 * 200, 900.0, daily_amplitude=1.0, peak_hour_utc=14.0)
+    (d,) = free_gpus_table(rng, [100], 96 * 200, 900.0, daily_amplitude=1.0, peak_hour_utc=14.0)
     hour = (np.arange(len(d)) * 900 // 3600) % 24
     d = np.array(d)
     assert d[hour == 14].mean() < d[hour == 2].mean() - 10
