@@ -1,0 +1,246 @@
+"""A lower bound on a fleet's operational carbon, and an executable schedule derived from it (``oracle``).
+
+The bound is the linear-programming relaxation of scheduling every job over the time-expanded network of
+regions x hours (Gurobi-free: SciPy's HiGHS). Variable ``x[j, r, h, l]`` is the share of job ``j``'s
+mini-batches done in region ``r`` during hour ``h`` at clock level ``l``:
+
+    minimise   sum x * E[j, r, l] * CI[r, h] / 1000                       (kg; E = whole-job facility kWh)
+    subject to sum_{r,h,l} x[j, ...] = 1                                   every job completes
+               sum_{r,l} x * T[j, r, l] <= overlap_h[j, h]                 a job runs at most its window's
+                                                                           share of each hour (T = job hours)
+               sum_{j,l} x * T[j, r, l] * gpus[j] <= capacity[r, h]        the pool's GPU-hours
+               x >= 0, and x = 0 outside [arrival, deadline)
+
+Why it is a lower bound for any schedule that completes every job by its deadline: every such schedule gives
+a feasible ``x`` (with linear scaling, a job on fewer GPUs uses the same GPU-hours and energy per mini-batch,
+only spread over more time); the objective counts only busy power (GPU + host, x PUE) at the chosen clock,
+never idle, checkpoint, transfer or restart energy, which are >= 0. Clock levels that are both slower and
+costlier than another level are dropped (never useful). The capacity passed in must be an upper bound on the
+GPUs free to the fleet in each hour (e.g. the hourly maximum of the free-GPU series).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from sim.fleet_jobs import FleetJobs
+
+_S_PER_H = 3600.0
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class FleetBound:
+    """The LP's optimum: ``carbon_kg`` (``inf`` if no schedule can complete every job) and its plan."""
+
+    carbon_kg: float
+    status: str  # optimal | infeasible
+    share: np.ndarray  # (J, R, H, L) float64, share of each job done per region, hour, level (zeros if infeasible)
+    n_variables: int
+    solve_s: float  # wall time of the HiGHS call
+
+
+@dataclass(frozen=True)
+class FleetSchedule:
+    """A per-hour placement: in hour ``h`` job ``j`` holds ``held_gpus[j, h]`` GPUs (at most its request) in
+    ``region[j, h]`` (``-1``: none); elastic, as the simulator: fewer GPUs run proportionally fewer mini-batches."""
+
+    region: np.ndarray  # (J, H) int64, -1 = not running
+    held_gpus: np.ndarray  # (J, H) int64, GPUs held for the hour, 0 when not running
+    level: np.ndarray  # (J, H) int64 clock level, -1 = not running
+    minibatches: np.ndarray  # (J, H) float64, mini-batches done in the hour
+    carbon_kg: float  # sum minibatches * energy per mini-batch * intensity
+    energy_kwh: float
+    completed: np.ndarray  # (J,) bool, every mini-batch done (by the deadline: nothing runs outside the window)
+
+    @property
+    def all_completed(self) -> bool:
+        return bool(self.completed.all())
+
+
+def n_hours(jobs: FleetJobs) -> int:
+    return int(np.ceil(jobs.horizon_s / _S_PER_H - _EPS))
+
+
+def window_overlap_h(jobs: FleetJobs, hours: int) -> np.ndarray:
+    """(J, H) float64: hours of each hour ``[h, h+1)`` inside each job's window ``[arrival, deadline)``."""
+    start = np.arange(hours) * _S_PER_H
+    lo = np.maximum(jobs.arrival_s[:, None], start[None, :])
+    hi = np.minimum(jobs.deadline_s[:, None], start[None, :] + _S_PER_H)
+    return np.clip(hi - lo, 0.0, None) / _S_PER_H
+
+
+def useful_levels(jobs: FleetJobs) -> np.ndarray:
+    """(J, R, L) bool: levels not dominated by a faster level with no more energy per mini-batch."""
+    e = jobs.energy_per_minibatch_kwh
+    faster_min = np.minimum.accumulate(e[:, :, ::-1], axis=2)[:, :, ::-1]  # min over levels >= l
+    keep = np.ones_like(e, dtype=bool)
+    keep[:, :, :-1] = e[:, :, :-1] < faster_min[:, :, 1:]
+    return keep
+
+
+def _check_tables(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> int:
+    hours = n_hours(jobs)
+    want = (jobs.n_regions, hours)
+    for name, a in (("intensity_g_per_kwh", intensity_g_per_kwh), ("capacity_gpus", capacity_gpus)):
+        if np.shape(a) != want:
+            raise ValueError(f"{name}: expected shape (regions, hours) = {want}, got {np.shape(a)}")
+        if not np.all(np.isfinite(a)) or np.any(np.asarray(a) < 0):
+            raise ValueError(f"{name}: expected finite values >= 0")
+    return hours
+
+
+def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> FleetBound:
+    """Solve the LP relaxation (module docstring) with HiGHS.
+
+    :param intensity_g_per_kwh: (R, H) gCO2/kWh of each region in each hour from the episode start.
+    :param capacity_gpus: (R, H) GPUs of each pool free to the fleet in each hour (an upper bound).
+    """
+    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
+    overlap = window_overlap_h(jobs, hours)
+    cell = (
+        (overlap[:, None, :, None] > 0)
+        & useful_levels(jobs)[:, :, None, :]
+        & (np.asarray(capacity_gpus)[None, :, :, None] > 0)
+    )
+    j, r, h, lv = np.nonzero(cell)
+    n = j.size
+    job_h = jobs.work_s[j, r, lv] / _S_PER_H  # hours on the full request for the whole job
+    cost = jobs.energy_kwh[j, r, lv] * np.asarray(intensity_g_per_kwh)[r, h] / 1000.0
+
+    a_eq = sp.csr_array((np.ones(n), (j, np.arange(n))), shape=(J, n))
+    time_rows, time_row = np.unique(j * hours + h, return_inverse=True)
+    cap_rows, cap_row = np.unique(r * hours + h, return_inverse=True)
+    a_ub = sp.vstack(
+        [
+            sp.csr_array((job_h, (time_row, np.arange(n))), shape=(time_rows.size, n)),
+            sp.csr_array((job_h * jobs.gpus[j], (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
+        ],
+        format="csr",
+    )
+    b_ub = np.concatenate(
+        [overlap.ravel()[time_rows], np.asarray(capacity_gpus, dtype=float).ravel()[cap_rows]],
+    )
+    t0 = time.perf_counter()
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
+    solve_s = time.perf_counter() - t0
+    share = np.zeros((J, R, hours, L))
+    if res.status == 2 or (n == 0 and J > 0):
+        return FleetBound(np.inf, "infeasible", share, n, solve_s)
+    if res.status != 0:
+        raise RuntimeError(f"HiGHS did not solve the fleet LP: {res.message}")
+    share[j, r, h, lv] = np.clip(res.x, 0.0, None)
+    return FleetBound(float(res.fun), "optimal", share, n, solve_s)
+
+
+def evaluate_schedule(
+    jobs: FleetJobs,
+    region: np.ndarray,
+    held_gpus: np.ndarray,
+    level: np.ndarray,
+    minibatches: np.ndarray,
+    intensity_g_per_kwh: np.ndarray,
+    capacity_gpus: np.ndarray,
+) -> FleetSchedule:
+    """Check an hourly schedule and account its carbon. Raises ValueError naming the job and hour if it runs
+    outside the job's window, faster than its rate, or on more GPUs than a pool has."""
+    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    region, level = np.asarray(region, dtype=np.int64), np.asarray(level, dtype=np.int64)
+    held = np.asarray(held_gpus, dtype=np.int64)
+    mb = np.asarray(minibatches, dtype=float)
+    overlap = window_overlap_h(jobs, hours)
+    J = jobs.n_jobs
+    running = region >= 0
+    jj, hh = np.nonzero(running)
+    rr, ll = region[jj, hh], level[jj, hh]
+    if np.any(mb[~running] != 0) or np.any(mb < 0) or np.any(held[~running] != 0):
+        raise ValueError("minibatches, held_gpus: only where a region is given, never negative")
+    if np.any(held[jj, hh] < 1) or np.any(held[jj, hh] > jobs.gpus[jj]):
+        raise ValueError("held_gpus: a running job holds between 1 and its requested GPUs")
+    share = held[jj, hh] / jobs.gpus[jj]  # linear scaling on fewer GPUs
+    rate_cap = share * overlap[jj, hh] * _S_PER_H / jobs.minibatch_s[jj, rr, ll]
+    bad = np.flatnonzero(mb[jj, hh] > rate_cap * (1 + 1e-9) + 1e-9)
+    if bad.size:
+        k = bad[0]
+        raise ValueError(
+            f"job {jj[k]} hour {hh[k]}: {mb[jj[k], hh[k]]:.6g} mini-batches exceed its {rate_cap[k]:.6g} "
+            "(window share of the hour / time per mini-batch)"
+        )
+    used = np.zeros((jobs.n_regions, hours))
+    np.add.at(used, (rr, hh), held[jj, hh])
+    over = np.argwhere(used > np.asarray(capacity_gpus) + 1e-9)
+    if over.size:
+        r0, h0 = over[0]
+        raise ValueError(f"region {r0} hour {h0}: {used[r0, h0]:g} GPUs held, pool has {capacity_gpus[r0, h0]:g}")
+    e_kwh = mb[jj, hh] * jobs.energy_per_minibatch_kwh[jj, rr, ll]
+    carbon_kg = float(np.sum(e_kwh * np.asarray(intensity_g_per_kwh)[rr, hh]) / 1000.0)
+    done = np.zeros(J)
+    np.add.at(done, jj, mb[jj, hh])
+    completed = done >= jobs.minibatches * (1 - 1e-9)
+    return FleetSchedule(region, held, level, mb, carbon_kg, float(e_kwh.sum()), completed)
+
+
+def lp_schedule(
+    jobs: FleetJobs, bound: FleetBound, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray
+) -> FleetSchedule:
+    """Round the LP's plan to an executable hourly placement (whole GPU requests, pools respected).
+
+    Hour by hour: jobs that must run now to finish (waiting this hour would leave less window than their work at
+    the top clock in the fastest region) go first, by slack; then the jobs the LP runs in this hour, by planned
+    share. Each takes the region where the LP put most of its work this hour (else the cleanest with room), at the
+    LP's fastest level there (else the energy-optimal one; the top one if it must run), and does the LP's planned
+    mini-batches (the whole hour if it must run), as far as its rate and remaining work allow.
+    """
+    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    J, L = jobs.n_jobs, jobs.n_levels
+    ci = np.asarray(intensity_g_per_kwh, dtype=float)
+    overlap = window_overlap_h(jobs, hours)
+    left_h = np.cumsum(overlap[:, ::-1], axis=1)[:, ::-1]  # window hours from hour h to the deadline
+    fastest_s = jobs.minibatch_s[:, :, L - 1].min(axis=1)  # (J,) s per mini-batch, fastest region, top clock
+    planned_mb = bound.share * jobs.minibatches[:, None, None, None]  # (J, R, H, L)
+    optimal = jobs.energy_optimal_level
+    lp_kwh = bound.share * jobs.energy_kwh[:, :, None, :]
+    lp_ci = (lp_kwh * ci[None, :, :, None]).sum(axis=(1, 2, 3)) / np.maximum(lp_kwh.sum(axis=(1, 2, 3)), 1e-300)
+    remaining = jobs.minibatches.astype(float)
+    region = np.full((J, hours), -1, dtype=np.int64)
+    held = np.zeros((J, hours), dtype=np.int64)
+    level = np.full((J, hours), -1, dtype=np.int64)
+    mb = np.zeros((J, hours))
+    for h in range(hours):
+        free = np.floor(np.asarray(capacity_gpus, dtype=float)[:, h] + 1e-9)
+        active = (overlap[:, h] > 0) & (remaining > 1e-9)
+        slack_h = left_h[:, h] - remaining * fastest_s / _S_PER_H
+        must = active & (slack_h < overlap[:, h] - 1e-9)
+        plan_jr = planned_mb[:, :, h, :].sum(axis=2)  # (J, R)
+        planned = active & ~must & (plan_jr.sum(axis=1) > 1e-9)
+        order = [*np.flatnonzero(must)[np.argsort(slack_h[must], kind="stable")]]
+        order += [*np.flatnonzero(planned)[np.argsort(-plan_jr[planned].sum(axis=1), kind="stable")]]
+        idle = active & ~must & ~planned  # fill: pull work forward where it is as clean as the LP's average for it
+        order += [*np.flatnonzero(idle)[np.argsort(slack_h[idle], kind="stable")]]
+        for j in order:
+            choices = np.lexsort((ci[:, h], -plan_jr[j]))  # most LP work first, then cleanest
+            full = [r for r in choices if free[r] >= jobs.gpus[j] and (not idle[j] or ci[r, h] <= lp_ci[j])]
+            part = [r for r in choices if free[r] >= 1 and not idle[j]]  # elastic: fewer GPUs, slower
+            if not (full or part):
+                continue
+            r = full[0] if full else part[0]
+            n_gpus = int(min(jobs.gpus[j], free[r]))
+            lp_levels = np.flatnonzero(planned_mb[j, r, h] > 1e-9)
+            if must[j]:  # the least energy per mini-batch among the levels that still finish in the window
+                fits = remaining[j] * jobs.minibatch_s[j, r] <= left_h[j, h] * _S_PER_H
+                e = np.where(fits, jobs.energy_per_minibatch_kwh[j, r], np.inf)
+                lv = int(np.argmin(e)) if fits.any() else L - 1
+            else:
+                lv = lp_levels[-1] if lp_levels.size else optimal[j, r]  # (fill jobs: energy-optimal)
+            rate = n_gpus / jobs.gpus[j] * overlap[j, h] * _S_PER_H / jobs.minibatch_s[j, r, lv]
+            work = min(remaining[j], rate)
+            region[j, h], held[j, h], level[j, h], mb[j, h] = r, n_gpus, lv, work
+            remaining[j] -= work
+            free[r] -= n_gpus
+    return evaluate_schedule(jobs, region, held, level, mb, intensity_g_per_kwh, capacity_gpus)
