@@ -84,6 +84,20 @@ def useful_levels(jobs: FleetJobs) -> np.ndarray:
     return keep
 
 
+def hourly_capacity(free_gpus: np.ndarray, step_s: float, hours: int) -> np.ndarray:
+    """(R, H) the most GPUs free in each hour, from a per-step series ``free_gpus`` (R, steps) of ``step_s``
+    seconds: an upper bound on what any schedule can hold in that hour, as the LP needs."""
+    free = np.asarray(free_gpus, dtype=float)
+    steps_per_h = _S_PER_H / step_s
+    if not float(steps_per_h).is_integer() or free.shape[1] < hours * steps_per_h:
+        raise ValueError(
+            f"free_gpus: need whole steps per hour and >= {hours} h of steps; got step_s={step_s}, "
+            f"{free.shape[1]} steps"
+        )
+    n = int(steps_per_h)
+    return free[:, : hours * n].reshape(free.shape[0], hours, n).max(axis=2)
+
+
 def _check_tables(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> int:
     hours = n_hours(jobs)
     want = (jobs.n_regions, hours)
