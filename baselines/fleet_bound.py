@@ -47,16 +47,17 @@ class FleetBound:
 
 @dataclass(frozen=True)
 class FleetSchedule:
-    """A per-hour placement: in hour ``h`` job ``j`` holds ``held_gpus[j, h]`` GPUs (at most its request) in
-    ``region[j, h]`` (``-1``: none); elastic, as the simulator: fewer GPUs run proportionally fewer mini-batches."""
+    """A placement by steps of ``step_s``: in step ``k`` job ``j`` holds ``held_gpus[j, k]`` GPUs (at most its
+    request) in ``region[j, k]`` (``-1``: none); elastic, as the simulator: fewer GPUs, proportionally slower."""
 
-    region: np.ndarray  # (J, H) int64, -1 = not running
-    held_gpus: np.ndarray  # (J, H) int64, GPUs held for the hour, 0 when not running
-    level: np.ndarray  # (J, H) int64 clock level, -1 = not running
-    minibatches: np.ndarray  # (J, H) float64, mini-batches done in the hour
+    region: np.ndarray  # (J, S) int64, -1 = not running
+    held_gpus: np.ndarray  # (J, S) int64, GPUs held for the step, 0 when not running
+    level: np.ndarray  # (J, S) int64 clock level, -1 = not running
+    minibatches: np.ndarray  # (J, S) float64, mini-batches done in the step
     carbon_kg: float  # sum minibatches * energy per mini-batch * intensity
     energy_kwh: float
     completed: np.ndarray  # (J,) bool, every mini-batch done (by the deadline: nothing runs outside the window)
+    step_s: float = _S_PER_H
 
     @property
     def all_completed(self) -> bool:
@@ -64,15 +65,20 @@ class FleetSchedule:
 
 
 def n_hours(jobs: FleetJobs) -> int:
-    return int(np.ceil(jobs.horizon_s / _S_PER_H - _EPS))
+    return n_steps(jobs, _S_PER_H)
+
+
+def window_overlap_s(jobs: FleetJobs, n_steps: int, step_s: float) -> np.ndarray:
+    """(J, S) float64: seconds of each step ``[k, k+1) * step_s`` inside each job's window ``[arrival, deadline)``."""
+    start = np.arange(n_steps) * step_s
+    lo = np.maximum(jobs.arrival_s[:, None], start[None, :])
+    hi = np.minimum(jobs.deadline_s[:, None], start[None, :] + step_s)
+    return np.clip(hi - lo, 0.0, None)
 
 
 def window_overlap_h(jobs: FleetJobs, hours: int) -> np.ndarray:
     """(J, H) float64: hours of each hour ``[h, h+1)`` inside each job's window ``[arrival, deadline)``."""
-    start = np.arange(hours) * _S_PER_H
-    lo = np.maximum(jobs.arrival_s[:, None], start[None, :])
-    hi = np.minimum(jobs.deadline_s[:, None], start[None, :] + _S_PER_H)
-    return np.clip(hi - lo, 0.0, None) / _S_PER_H
+    return window_overlap_s(jobs, hours, _S_PER_H) / _S_PER_H
 
 
 def useful_levels(jobs: FleetJobs) -> np.ndarray:
@@ -98,15 +104,23 @@ def hourly_capacity(free_gpus: np.ndarray, step_s: float, hours: int) -> np.ndar
     return free[:, : hours * n].reshape(free.shape[0], hours, n).max(axis=2)
 
 
-def _check_tables(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> int:
-    hours = n_hours(jobs)
-    want = (jobs.n_regions, hours)
+def n_steps(jobs: FleetJobs, step_s: float) -> int:
+    return int(np.ceil(jobs.horizon_s / step_s - _EPS))
+
+
+def _check_tables(
+    jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray, step_s: float = _S_PER_H
+) -> int:
+    if not (step_s > 0 and float(_S_PER_H / step_s).is_integer()):
+        raise ValueError(f"step_s: must divide an hour into whole steps, got {step_s}")
+    steps = n_steps(jobs, step_s)
+    want = (jobs.n_regions, steps)
     for name, a in (("intensity_g_per_kwh", intensity_g_per_kwh), ("capacity_gpus", capacity_gpus)):
         if np.shape(a) != want:
-            raise ValueError(f"{name}: expected shape (regions, hours) = {want}, got {np.shape(a)}")
+            raise ValueError(f"{name}: expected shape (regions, steps of {step_s:g} s) = {want}, got {np.shape(a)}")
         if not np.all(np.isfinite(a)) or np.any(np.asarray(a) < 0):
             raise ValueError(f"{name}: expected finite values >= 0")
-    return hours
+    return steps
 
 
 def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> FleetBound:
@@ -161,100 +175,119 @@ def evaluate_schedule(
     minibatches: np.ndarray,
     intensity_g_per_kwh: np.ndarray,
     capacity_gpus: np.ndarray,
+    step_s: float = _S_PER_H,
 ) -> FleetSchedule:
-    """Check an hourly schedule and account its carbon. Raises ValueError naming the job and hour if it runs
-    outside the job's window, faster than its rate, or on more GPUs than a pool has."""
-    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    """Check a schedule of ``step_s``-second steps and account its carbon. Raises ValueError naming the job and
+    step if it runs outside the job's window or faster than its rate, or the region and step if a pool holds more
+    GPUs than it has. Tables are per step, shape (R, S)."""
+    steps = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     region, level = np.asarray(region, dtype=np.int64), np.asarray(level, dtype=np.int64)
     held = np.asarray(held_gpus, dtype=np.int64)
     mb = np.asarray(minibatches, dtype=float)
-    overlap = window_overlap_h(jobs, hours)
+    overlap_s = window_overlap_s(jobs, steps, step_s)
     J = jobs.n_jobs
     running = region >= 0
-    jj, hh = np.nonzero(running)
-    rr, ll = region[jj, hh], level[jj, hh]
+    jj, kk = np.nonzero(running)
+    rr, ll = region[jj, kk], level[jj, kk]
     if np.any(mb[~running] != 0) or np.any(mb < 0) or np.any(held[~running] != 0):
         raise ValueError("minibatches, held_gpus: only where a region is given, never negative")
-    if np.any(held[jj, hh] < 1) or np.any(held[jj, hh] > jobs.gpus[jj]):
+    if np.any(held[jj, kk] < 1) or np.any(held[jj, kk] > jobs.gpus[jj]):
         raise ValueError("held_gpus: a running job holds between 1 and its requested GPUs")
-    share = held[jj, hh] / jobs.gpus[jj]  # linear scaling on fewer GPUs
-    rate_cap = share * overlap[jj, hh] * _S_PER_H / jobs.minibatch_s[jj, rr, ll]
-    bad = np.flatnonzero(mb[jj, hh] > rate_cap * (1 + 1e-9) + 1e-9)
+    share = held[jj, kk] / jobs.gpus[jj]  # linear scaling on fewer GPUs
+    rate_cap = share * overlap_s[jj, kk] / jobs.minibatch_s[jj, rr, ll]
+    bad = np.flatnonzero(mb[jj, kk] > rate_cap * (1 + 1e-9) + 1e-9)
     if bad.size:
         k = bad[0]
         raise ValueError(
-            f"job {jj[k]} hour {hh[k]}: {mb[jj[k], hh[k]]:.6g} mini-batches exceed its {rate_cap[k]:.6g} "
-            "(window share of the hour / time per mini-batch)"
+            f"job {jj[k]} step {kk[k]}: {mb[jj[k], kk[k]]:.6g} mini-batches exceed its {rate_cap[k]:.6g} "
+            "(window share of the step / time per mini-batch)"
         )
-    used = np.zeros((jobs.n_regions, hours))
-    np.add.at(used, (rr, hh), held[jj, hh])
+    used = np.zeros((jobs.n_regions, steps))
+    np.add.at(used, (rr, kk), held[jj, kk])
     over = np.argwhere(used > np.asarray(capacity_gpus) + 1e-9)
     if over.size:
-        r0, h0 = over[0]
-        raise ValueError(f"region {r0} hour {h0}: {used[r0, h0]:g} GPUs held, pool has {capacity_gpus[r0, h0]:g}")
-    e_kwh = mb[jj, hh] * jobs.energy_per_minibatch_kwh[jj, rr, ll]
-    carbon_kg = float(np.sum(e_kwh * np.asarray(intensity_g_per_kwh)[rr, hh]) / 1000.0)
+        r0, k0 = over[0]
+        raise ValueError(f"region {r0} step {k0}: {used[r0, k0]:g} GPUs held, pool has {capacity_gpus[r0, k0]:g}")
+    e_kwh = mb[jj, kk] * jobs.energy_per_minibatch_kwh[jj, rr, ll]
+    carbon_kg = float(np.sum(e_kwh * np.asarray(intensity_g_per_kwh)[rr, kk]) / 1000.0)
     done = np.zeros(J)
-    np.add.at(done, jj, mb[jj, hh])
+    np.add.at(done, jj, mb[jj, kk])
     completed = done >= jobs.minibatches * (1 - 1e-9)
-    return FleetSchedule(region, held, level, mb, carbon_kg, float(e_kwh.sum()), completed)
+    return FleetSchedule(region, held, level, mb, carbon_kg, float(e_kwh.sum()), completed, float(step_s))
 
 
 def lp_schedule(
-    jobs: FleetJobs, bound: FleetBound, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray
+    jobs: FleetJobs,
+    bound: FleetBound,
+    intensity_g_per_kwh: np.ndarray,
+    capacity_gpus: np.ndarray,
+    step_s: float = _S_PER_H,
+    margin_s: float = _S_PER_H,
 ) -> FleetSchedule:
-    """Round the LP's plan to an executable hourly placement (whole GPU requests, pools respected).
+    """Round the LP's hourly plan to an executable placement in steps of ``step_s`` seconds (a divisor of an
+    hour; tables per step, shape (R, S)): GPUs held for whole steps, pools respected.
 
-    Hour by hour: jobs that must run now to finish (waiting this hour would leave less window than their work at
-    the top clock in the fastest region) go first, by slack; then the jobs the LP runs in this hour, by planned
-    share. Each takes the region where the LP put most of its work this hour (else the cleanest with room), at the
-    LP's fastest level there (else the energy-optimal one; the top one if it must run), and does the LP's planned
-    mini-batches (the whole hour if it must run), as far as its rate and remaining work allow.
+    Step by step: jobs that must run now to finish (waiting this step and ``margin_s`` more would leave less
+    window than their work at the top clock in the fastest region; the margin absorbs GPU shortages) go first, by
+    slack; then the jobs with LP work left in this hour, by that work; then, to fill, the others where a region is
+    as clean as the LP's average for the job. Each takes the region where the LP put most of its work this hour
+    (else the cleanest with room; on fewer GPUs, elastic, if none has room for all), at the LP's fastest level
+    there (else the energy-optimal one; for a job that must run,
+    the cheapest level that still finishes), and runs the step or, if planned, the hour's LP work left.
     """
-    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    steps = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
+    per_h = int(round(_S_PER_H / step_s))
     J, L = jobs.n_jobs, jobs.n_levels
     ci = np.asarray(intensity_g_per_kwh, dtype=float)
-    overlap = window_overlap_h(jobs, hours)
-    left_h = np.cumsum(overlap[:, ::-1], axis=1)[:, ::-1]  # window hours from hour h to the deadline
+    cap = np.asarray(capacity_gpus, dtype=float)
+    overlap_s = window_overlap_s(jobs, steps, step_s)
+    left_s = np.cumsum(overlap_s[:, ::-1], axis=1)[:, ::-1]  # window seconds from step k to the deadline
     fastest_s = jobs.minibatch_s[:, :, L - 1].min(axis=1)  # (J,) s per mini-batch, fastest region, top clock
     planned_mb = bound.share * jobs.minibatches[:, None, None, None]  # (J, R, H, L)
     optimal = jobs.energy_optimal_level
     lp_kwh = bound.share * jobs.energy_kwh[:, :, None, :]
-    lp_ci = (lp_kwh * ci[None, :, :, None]).sum(axis=(1, 2, 3)) / np.maximum(lp_kwh.sum(axis=(1, 2, 3)), 1e-300)
+    hourly_ci = ci[:, ::per_h][:, : bound.share.shape[2]]
+    lp_ci = (lp_kwh * hourly_ci[None, :, :, None]).sum(axis=(1, 2, 3)) / np.maximum(lp_kwh.sum(axis=(1, 2, 3)), 1e-300)
     remaining = jobs.minibatches.astype(float)
-    region = np.full((J, hours), -1, dtype=np.int64)
-    held = np.zeros((J, hours), dtype=np.int64)
-    level = np.full((J, hours), -1, dtype=np.int64)
-    mb = np.zeros((J, hours))
-    for h in range(hours):
-        free = np.floor(np.asarray(capacity_gpus, dtype=float)[:, h] + 1e-9)
-        active = (overlap[:, h] > 0) & (remaining > 1e-9)
-        slack_h = left_h[:, h] - remaining * fastest_s / _S_PER_H
-        must = active & (slack_h < overlap[:, h] - 1e-9)
+    region = np.full((J, steps), -1, dtype=np.int64)
+    held = np.zeros((J, steps), dtype=np.int64)
+    level = np.full((J, steps), -1, dtype=np.int64)
+    mb = np.zeros((J, steps))
+    budget = np.zeros(J)
+    for k in range(steps):
+        h = k // per_h
         plan_jr = planned_mb[:, :, h, :].sum(axis=2)  # (J, R)
-        planned = active & ~must & (plan_jr.sum(axis=1) > 1e-9)
-        order = [*np.flatnonzero(must)[np.argsort(slack_h[must], kind="stable")]]
-        order += [*np.flatnonzero(planned)[np.argsort(-plan_jr[planned].sum(axis=1), kind="stable")]]
-        idle = active & ~must & ~planned  # fill: pull work forward where it is as clean as the LP's average for it
-        order += [*np.flatnonzero(idle)[np.argsort(slack_h[idle], kind="stable")]]
+        if k % per_h == 0:
+            budget = plan_jr.sum(axis=1)  # LP mini-batches of this hour still to run
+        free = np.floor(cap[:, k] + 1e-9)
+        active = (overlap_s[:, k] > 0) & (remaining > 1e-9)
+        slack_s = left_s[:, k] - remaining * fastest_s
+        must = active & (slack_s < overlap_s[:, k] + margin_s - 1e-6)
+        planned = active & ~must & (budget > 1e-9)
+        fill = active & ~must & ~planned
+        order = [*np.flatnonzero(must)[np.argsort(slack_s[must], kind="stable")]]
+        order += [*np.flatnonzero(planned)[np.argsort(-budget[planned], kind="stable")]]
+        order += [*np.flatnonzero(fill)[np.argsort(slack_s[fill], kind="stable")]]
         for j in order:
-            choices = np.lexsort((ci[:, h], -plan_jr[j]))  # most LP work first, then cleanest
-            full = [r for r in choices if free[r] >= jobs.gpus[j] and (not idle[j] or ci[r, h] <= lp_ci[j])]
-            part = [r for r in choices if free[r] >= 1 and not idle[j]]  # elastic: fewer GPUs, slower
+            choices = np.lexsort((ci[:, k], -plan_jr[j]))  # most LP work this hour first, then cleanest
+            full = [r for r in choices if free[r] >= jobs.gpus[j] and (not fill[j] or ci[r, k] <= lp_ci[j])]
+            part = [r for r in choices if free[r] >= 1 and not fill[j]]  # elastic: fewer GPUs, slower
             if not (full or part):
                 continue
             r = full[0] if full else part[0]
             n_gpus = int(min(jobs.gpus[j], free[r]))
-            lp_levels = np.flatnonzero(planned_mb[j, r, h] > 1e-9)
             if must[j]:  # the least energy per mini-batch among the levels that still finish in the window
-                fits = remaining[j] * jobs.minibatch_s[j, r] <= left_h[j, h] * _S_PER_H
-                e = np.where(fits, jobs.energy_per_minibatch_kwh[j, r], np.inf)
-                lv = int(np.argmin(e)) if fits.any() else L - 1
+                fits = remaining[j] * jobs.minibatch_s[j, r] <= left_s[j, k]
+                lv = (
+                    int(np.argmin(np.where(fits, jobs.energy_per_minibatch_kwh[j, r], np.inf))) if fits.any() else L - 1
+                )
             else:
-                lv = lp_levels[-1] if lp_levels.size else optimal[j, r]  # (fill jobs: energy-optimal)
-            rate = n_gpus / jobs.gpus[j] * overlap[j, h] * _S_PER_H / jobs.minibatch_s[j, r, lv]
-            work = min(remaining[j], rate)
-            region[j, h], held[j, h], level[j, h], mb[j, h] = r, n_gpus, lv, work
+                lp_levels = np.flatnonzero(planned_mb[j, r, h] > 1e-9)
+                lv = lp_levels[-1] if lp_levels.size else optimal[j, r]
+            rate = n_gpus / jobs.gpus[j] * overlap_s[j, k] / jobs.minibatch_s[j, r, lv]
+            work = min(remaining[j], rate, budget[j] if planned[j] else rate)
+            region[j, k], held[j, k], level[j, k], mb[j, k] = r, n_gpus, lv, work
             remaining[j] -= work
+            budget[j] = max(0.0, budget[j] - work)
             free[r] -= n_gpus
-    return evaluate_schedule(jobs, region, held, level, mb, intensity_g_per_kwh, capacity_gpus)
+    return evaluate_schedule(jobs, region, held, level, mb, intensity_g_per_kwh, capacity_gpus, step_s)

@@ -4,7 +4,8 @@
 
 Per episode (seed 0, 1, ...): the jobs drawn from the trace, a 168-hour window of the split's carbon traces
 (start hour drawn by the seed) and the pools' hourly free GPUs (the scenario's shortage process, hourly
-maximum). Times ``fleet_lower_bound`` (matrix build + HiGHS) and ``lp_schedule`` (rounding), wall clock, and
+maximum for the LP; per 15-minute step for the rounded schedule). Times ``fleet_lower_bound`` (matrix build +
+HiGHS) and ``lp_schedule`` (rounding), wall clock, and
 prints the median and worst, the LP size, the bound and the rounded schedule's carbon and completed jobs.
 """
 
@@ -48,7 +49,8 @@ def run(scenario: str = "fleet", episodes: int = 5, split: str = "test") -> list
         t0 = time.perf_counter()
         bound = fleet_lower_bound(jobs, ci, cap)
         t1 = time.perf_counter()
-        sched = lp_schedule(jobs, bound, ci, cap)
+        per_h = int(3600 / sc.step_s)  # the rounded schedule decides every step, as the environment will
+        sched = lp_schedule(jobs, bound, np.repeat(ci, per_h, axis=1), np.array(free), sc.step_s)
         t2 = time.perf_counter()
         rows.append(
             dict(

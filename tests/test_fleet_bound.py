@@ -55,7 +55,9 @@ def test_no_room_for_a_job_makes_the_lp_infeasible():
 
 def test_tables_of_the_wrong_shape_are_rejected():
     jobs = make_jobs([0], [1], [1], [[[1.0]]], [[[1.0]]], 1)
-    with pytest.raises(ValueError, match=r"intensity_g_per_kwh: expected shape \(regions, hours\) = \(1, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"intensity_g_per_kwh: expected shape \(regions, steps of 3600 s\) = \(1, 1\)"
+    ):
         fleet_lower_bound(jobs, np.ones((1, 2)), np.ones((1, 1)))
 
 
@@ -63,9 +65,9 @@ def test_evaluate_schedule_rejects_an_overfull_pool_and_work_before_arrival():
     jobs = make_jobs([0, 1], [2, 2], [1, 1], [[[1.0]]] * 2, [[[1.0]]] * 2, 2)
     ci, cap = np.full((1, 2), 100.0), np.ones((1, 2))
     region, held, level = np.array([[-1, 0], [-1, 0]]), np.array([[0, 1], [0, 1]]), np.zeros((2, 2), int)
-    with pytest.raises(ValueError, match="region 0 hour 1: 2 GPUs held, pool has 1"):
+    with pytest.raises(ValueError, match="region 0 step 1: 2 GPUs held, pool has 1"):
         evaluate_schedule(jobs, region, held, level, np.array([[0, MB], [0, MB]]), ci, cap)
-    with pytest.raises(ValueError, match="job 1 hour 0"):
+    with pytest.raises(ValueError, match="job 1 step 0"):
         evaluate_schedule(
             jobs, np.array([[-1, -1], [0, -1]]), np.array([[0, 0], [1, 0]]), level, np.array([[0, 0], [1, 0]]), ci, cap
         )
