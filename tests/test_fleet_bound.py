@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baselines.fleet_bound import evaluate_schedule, fleet_lower_bound, lp_schedule
+from baselines.fleet_bound import evaluate_schedule, fleet_lower_bound, hourly_capacity, lp_schedule
 from sim.fleet_jobs import FleetJobs
 from tests.fleet_helpers import MB, make_jobs
 
@@ -129,3 +129,35 @@ def test_bound_is_below_every_brute_forced_schedule_and_the_rounded_one(data):
     rounded = lp_schedule(jobs, bound, ci, cap)  # evaluate_schedule inside checks pools, windows and rates
     if rounded.all_completed:
         assert bound.carbon_kg <= rounded.carbon_kg + 1e-9
+
+
+def test_quarter_hour_steps_let_two_jobs_share_one_gpu_within_an_hour():
+    # two 1-GPU jobs of 0.5 h / 1 kWh due in the first hour, one GPU at 100 g: the LP runs both (0.2 kg);
+    # holding the GPU for whole hours completes only one, 15-minute steps complete both at the bound
+    jobs = make_jobs([0, 0], [1, 1], [1, 1], [[[0.5]]] * 2, [[[1.0]]] * 2, 1)
+    bound = fleet_lower_bound(jobs, np.full((1, 1), 100.0), np.ones((1, 1)))
+    assert bound.carbon_kg == pytest.approx(0.2)
+    hourly = lp_schedule(jobs, bound, np.full((1, 1), 100.0), np.ones((1, 1)))
+    assert hourly.completed.tolist() == [True, False]
+    quarter = lp_schedule(jobs, bound, np.full((1, 4), 100.0), np.ones((1, 4)), step_s=900)
+    assert quarter.all_completed and quarter.carbon_kg == pytest.approx(0.2)
+    assert quarter.region.tolist() == [[0, -1, 0, -1], [-1, 0, -1, 0]]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31))
+def test_rounded_quarter_hour_schedules_respect_pools_and_never_beat_the_bound(seed):
+    rng = np.random.default_rng(seed)
+    J, R, L, H = 6, 3, 2, 8
+    arrival = rng.uniform(0, 4, J)
+    deadline = np.minimum(H, arrival + rng.uniform(1, 5, J))
+    work_h = np.sort(rng.uniform(0.2, 1.5, (J, R, L)), axis=2)[:, :, ::-1]
+    jobs = make_jobs(arrival, deadline, rng.integers(1, 5, J), work_h, rng.uniform(0.5, 3.0, (J, R, L)), H)
+    ci_h = rng.uniform(20, 500, (R, H))
+    free = rng.integers(0, 7, (R, 4 * H)).astype(float)  # GPUs free per 15-minute step
+    bound = fleet_lower_bound(jobs, ci_h, hourly_capacity(free, 900, H))
+    if bound.status == "infeasible":
+        return
+    sched = lp_schedule(jobs, bound, np.repeat(ci_h, 4, axis=1), free, step_s=900)  # checked inside
+    if sched.all_completed:
+        assert bound.carbon_kg <= sched.carbon_kg + 1e-9
