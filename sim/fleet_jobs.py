@@ -8,7 +8,7 @@ placement) on the same job axis.
 How a trace job becomes a simulator job (documented in :class:`sim.scenario.FleetJobSource`):
 
 - mini-batches = trace duration / time per mini-batch of its workload at the top clock of the reference GPU
-  (Philly ran P100 / P40 GPUs), rounded, at least 1;
+  (``jobs.reference_gpu``; Philly's servers were of the Pascal generation), rounded, at least 1;
 - deadline = arrival + ``slack_factor`` x (mini-batches x time per mini-batch at the top clock in the home
   region), capped at the horizon;
 - checkpoint size = parameters x bytes per parameter of the workload.

@@ -520,7 +520,7 @@ class FleetJobSource:
     ``source: philly``: the trace rows arriving in ``window_days`` (days after the trace's first job) whose
     duration and GPU count fall in the given ranges; ``n_jobs`` of them are drawn without replacement by the
     episode seed, each keeping its own arrival offset (from the window start), GPU count and duration.
-    The trace duration is wall time on Philly's GPUs (P100 / P40, Jeon et al. ATC '19), so it becomes
+    The trace duration is wall time on Philly's GPUs (2017, Pascal generation; an assumption), so it becomes
     mini-batches at the top clock of ``reference_gpu`` for the job's workload (drawn uniformly from
     ``workloads`` by the seed). The deadline is ``arrival + slack_factor x`` the job's time at the top clock in
     its home region, capped at the horizon. ``home``: ``cluster`` (the Philly virtual cluster, by sorted hash,
