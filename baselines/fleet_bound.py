@@ -258,10 +258,12 @@ def lp_schedule(
         h = k // per_h
         plan_jr = planned_mb[:, :, h, :].sum(axis=2)  # (J, R)
         if k % per_h == 0:
-            budget = plan_jr.sum(axis=1)  # LP mini-batches of this hour still to run
+            budget = budget + plan_jr.sum(axis=1)  # LP mini-batches of this hour, and any left from earlier ones
         free = np.floor(cap[:, k] + 1e-9)
         active = (overlap_s[:, k] > 0) & (remaining > 1e-9)
-        slack_s = left_s[:, k] - remaining * fastest_s
+        # at the top clock in the fastest region, on as many GPUs as the largest pool has free now
+        widest = np.minimum(jobs.gpus, max(free.max(), 1.0)) / jobs.gpus
+        slack_s = left_s[:, k] - remaining * fastest_s / widest
         must = active & (slack_s < overlap_s[:, k] + margin_s - 1e-6)
         planned = active & ~must & (budget > 1e-9)
         fill = active & ~must & ~planned
@@ -272,9 +274,13 @@ def lp_schedule(
             choices = np.lexsort((ci[:, k], -plan_jr[j]))  # most LP work this hour first, then cleanest
             full = [r for r in choices if free[r] >= jobs.gpus[j] and (not fill[j] or ci[r, k] <= lp_ci[j])]
             part = [r for r in choices if free[r] >= 1 and not fill[j]]  # elastic: fewer GPUs, slower
+            lp_part = [r for r in part if plan_jr[j, r] > 1e-9] if planned[j] else []
             if not (full or part):
                 continue
-            r = full[0] if full else part[0]
+            if must[j] and not full:  # fastest progress: the most free GPUs (then the cleanest)
+                part = sorted(part, key=lambda r: (-free[r], ci[r, k]))
+            # a planned job keeps to the LP's regions, on fewer GPUs if need be (the LP counts GPU-hours)
+            r = lp_part[0] if lp_part else (full[0] if full else part[0])
             n_gpus = int(min(jobs.gpus[j], free[r]))
             if must[j]:  # the least energy per mini-batch among the levels that still finish in the window
                 fits = remaining[j] * jobs.minibatch_s[j, r] <= left_s[j, k]
