@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loaders.philly import PHILLY_RELPATH, fleet_jobs, load_philly, philly_window, sample_jobs
 from sim.errors import ConfigError, DataError
@@ -167,3 +169,16 @@ def test_an_empty_trace_window_names_the_field(trace, fleet):
     too_many = replace(fleet, jobs=replace(fleet.jobs, n_jobs=600))
     with pytest.raises(ConfigError, match=r"jobs\.n_jobs: 600 exceeds the 571 trace jobs in window_days"):
         fleet_jobs(too_many, 0, trace)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_any_seed_draws_distinct_window_rows_with_sound_windows_and_work(trace, fleet, seed):
+    jobs = fleet_jobs(fleet, seed, trace)
+    window_rows = set(philly_window(trace, fleet.jobs)["row"])
+    assert len(set(jobs.trace_row.tolist())) == 160 and set(jobs.trace_row.tolist()) <= window_rows
+    assert np.all((jobs.arrival_s >= 0) & (jobs.arrival_s < 120 * 3600))  # window_days [70, 75)
+    assert np.all((jobs.deadline_s > jobs.arrival_s) & (jobs.deadline_s <= 168 * 3600))
+    assert np.all((jobs.gpus >= 1) & (jobs.gpus <= 16) & (jobs.minibatches >= 1))
+    assert np.all(np.diff(jobs.minibatch_s, axis=2) < 0)  # a higher clock level is faster
+    assert np.all(jobs.energy_per_minibatch_kwh > 0)
