@@ -1,7 +1,7 @@
 """A lower bound on a fleet's operational carbon, and an executable schedule derived from it (``oracle``).
 
 The bound is the linear-programming relaxation of scheduling every job over the time-expanded network of
-regions x hours (Gurobi-free: SciPy's HiGHS). Variable ``x[j, r, h, l]`` is the share of job ``j``'s
+regions x hours, solved by SciPy's HiGHS. Variable ``x[j, r, h, l]`` is the share of job ``j``'s
 mini-batches done in region ``r`` during hour ``h`` at clock level ``l``:
 
     minimise   sum x * E[j, r, l] * CI[r, h] / 1000                       (kg; E = whole-job facility kWh)
@@ -227,13 +227,16 @@ def lp_schedule(
     """Round the LP's hourly plan to an executable placement in steps of ``step_s`` seconds (a divisor of an
     hour; tables per step, shape (R, S)): GPUs held for whole steps, pools respected.
 
-    Step by step: jobs that must run now to finish (waiting this step and ``margin_s`` more would leave less
-    window than their work at the top clock in the fastest region; the margin absorbs GPU shortages) go first, by
-    slack; then the jobs with LP work left in this hour, by that work; then, to fill, the others where a region is
-    as clean as the LP's average for the job. Each takes the region where the LP put most of its work this hour
-    (else the cleanest with room; on fewer GPUs, elastic, if none has room for all), at the LP's fastest level
-    there (else the energy-optimal one; for a job that must run,
-    the cheapest level that still finishes), and runs the step or, if planned, the hour's LP work left.
+    Step by step, in this order:
+
+    - jobs that must run now to finish (waiting this step and ``margin_s`` more would leave less window than their
+      work at the top clock in the fastest region, on the GPUs the widest pool has free; the margin absorbs
+      shortages), by slack: the cleanest region with room for the whole request, else the one with most free
+      GPUs (elastic), at the cheapest level that still finishes;
+    - jobs with LP work left (this hour's, plus any the pools did not let them do earlier), most first: the
+      LP's region of this hour with any free GPUs (on fewer GPUs if need be: the LP counts GPU-hours), else the
+      cleanest with room, at the LP's fastest level there (else the energy-optimal one), for that work at most;
+    - the others, to fill, where a region with room is as clean as the LP's average for the job.
     """
     steps = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     per_h = int(round(_S_PER_H / step_s))
