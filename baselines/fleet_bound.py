@@ -231,8 +231,8 @@ def lp_schedule(
 
     - jobs that must run now to finish (waiting this step and ``margin_s`` more would leave less window than their
       work at the top clock in the fastest region, on the GPUs the widest pool has free; the margin absorbs
-      shortages), by slack: the cleanest region with room for the whole request, else the one with most free
-      GPUs (elastic), at the cheapest level that still finishes;
+      shortages), by slack: a region with room for the whole request (the LP's of this hour first, then the
+      cleanest), else the one with most free GPUs (elastic), at the cheapest level that still finishes;
     - jobs with LP work left (this hour's, plus any the pools did not let them do earlier), most first: the
       LP's region of this hour with any free GPUs (on fewer GPUs if need be: the LP counts GPU-hours), else the
       cleanest with room, at the LP's fastest level there (else the energy-optimal one), for that work at most;
