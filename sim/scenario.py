@@ -430,50 +430,6 @@ def _job_overheads(j: _Fields) -> dict:
     return out
 
 
-def scenario_names(kind: str = "single") -> list[str]:
-    """Shipped scenarios of one kind: ``single`` (one job, ``CarbonMigration-v0``) or ``fleet`` (many jobs)."""
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if _kind_of(p) == kind)
-
-
-def _kind_of(path: Path) -> str:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return "single"  # reported properly when loaded
-    return data.get("kind", "single") if isinstance(data, dict) else "single"
-
-
-def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
-    """A shipped scenario by name (``paper``, ``global``, ``llm``, ``faults``) or a YAML file path."""
-    data, where = _read_yaml(name_or_path)
-    if isinstance(data, dict) and data.get("kind") == "fleet":
-        raise ConfigError(
-            f"{where}: kind: fleet is a multi-job scenario; load it with sim.scenario.load_fleet_scenario "
-            "(CarbonMigration-v0 runs one job)"
-        )
-    return parse_scenario(data, where=where)
-
-
-def _read_yaml(name_or_path: str | Path) -> tuple[Any, str]:
-    """The YAML data of a shipped scenario name or a file path, and the path to name in errors."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = SCENARIO_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            shipped = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
-            raise ConfigError(
-                f"unknown scenario {str(name_or_path)!r}; shipped: {shipped}, or give a path to a .yaml file"
-            )
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read scenario file ({e.strerror})") from None
-    try:
-        return yaml.safe_load(text), str(path)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-
-
 # ---------------------------------------------------------------- issue 10: fleet scenarios (many jobs, CarbonFleet-v0)
 
 
@@ -757,3 +713,47 @@ def load_fleet_scenario(name_or_path: str | Path = "fleet") -> FleetScenario:
     if not (isinstance(data, dict) and data.get("kind") == "fleet"):
         raise ConfigError(f"{where}: kind: must be fleet for a fleet scenario (single-job: load_scenario)")
     return parse_fleet_scenario(data, where=where)
+
+
+def scenario_names(kind: str = "single") -> list[str]:
+    """Shipped scenarios of one kind: ``single`` (one job, ``CarbonMigration-v0``) or ``fleet`` (many jobs)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if _kind_of(p) == kind)
+
+
+def _kind_of(path: Path) -> str:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return "single"  # reported properly when loaded
+    return data.get("kind", "single") if isinstance(data, dict) else "single"
+
+
+def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
+    """A shipped scenario by name (``paper``, ``global``, ``llm``, ``faults``) or a YAML file path."""
+    data, where = _read_yaml(name_or_path)
+    if isinstance(data, dict) and data.get("kind") == "fleet":
+        raise ConfigError(
+            f"{where}: kind: fleet is a multi-job scenario; load it with sim.scenario.load_fleet_scenario "
+            "(CarbonMigration-v0 runs one job)"
+        )
+    return parse_scenario(data, where=where)
+
+
+def _read_yaml(name_or_path: str | Path) -> tuple[Any, str]:
+    """The YAML data of a shipped scenario name or a file path, and the path to name in errors."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            shipped = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+            raise ConfigError(
+                f"unknown scenario {str(name_or_path)!r}; shipped: {shipped}, or give a path to a .yaml file"
+            )
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read scenario file ({e.strerror})") from None
+    try:
+        return yaml.safe_load(text), str(path)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
