@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from baselines.fleet_packing import WAIT, carbon_aware_packing
 from tests.fleet_helpers import MB, make_jobs
@@ -59,3 +61,25 @@ def test_with_no_room_anywhere_a_job_waits():
     remaining = np.array([MB, MB, MB, MB, 0])
     p = carbon_aware_packing(fleet(), 0.0, remaining, np.full(5, WAIT), np.array([4, 0, 0]), np.array([1.0, 1, 1]))
     assert p.region.tolist() == [0, WAIT, WAIT, WAIT, WAIT]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31))
+def test_placements_never_overfill_a_pool_and_only_place_active_jobs_in_regions_up(seed):
+    rng = np.random.default_rng(seed)
+    J, R, L = 12, 4, 3
+    work = np.sort(rng.uniform(0.5, 6, (J, R, L)), axis=2)[:, :, ::-1]
+    arrival = rng.uniform(0, 10, J)
+    jobs = make_jobs(
+        arrival, arrival + rng.uniform(1, 20, J), rng.integers(1, 9, J), work, rng.uniform(1, 5, (J, R, L)), 48
+    )
+    now = rng.uniform(0, 12)
+    remaining = np.where(rng.random(J) < 0.2, 0, rng.integers(1, MB + 1, J))
+    free, up = rng.integers(0, 12, R), rng.random(R) < 0.8
+    current = np.where(rng.random(J) < 0.5, rng.integers(0, R, J), WAIT)
+    p = carbon_aware_packing(jobs, now, remaining, current, free, rng.uniform(10, 600, R), up)
+    placed = p.region != WAIT
+    assert np.all(jobs.arrival_s[placed] <= now) and np.all(remaining[placed] > 0) and np.all(up[p.region[placed]])
+    used = np.bincount(p.region[placed], weights=jobs.gpus[placed], minlength=R)
+    assert np.all(used <= free)
+    assert np.all((p.level >= 0) & (p.level < L))
