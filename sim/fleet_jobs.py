@@ -57,11 +57,14 @@ class FleetJobs:
     home: np.ndarray  # (J,) int64, home region index
     checkpoint_gb: np.ndarray  # (J,) float64, GB of training state written per checkpoint and sent per migration
     checkpoint_interval_minibatches: np.ndarray  # (J,) int64
+    storage_gbps: np.ndarray  # (J,) float64, checkpoint write / restore bandwidth, Gbit/s
+    snapshot_gb_per_s: np.ndarray  # (J,) float64, GPU -> host checkpoint copy, GB/s
     trace_row: np.ndarray  # (J,) int64, source row of the trace, NO_TRACE_ROW for listed jobs
     trace_duration_s: np.ndarray  # (J,) float64, the source duration (reference GPU, top clock)
     clocks_mhz: np.ndarray  # (J, R, L) float64, SM clock of each level (the workload's measured range) per region
     minibatch_s: np.ndarray  # (J, R, L) float64, s per mini-batch on the job's full GPU request
     gpu_power_w: np.ndarray  # (J, R, L) float64, board power per busy GPU, W
+    idle_w: np.ndarray  # (J, R) float64, power per GPU held but blocked (checkpoint I/O), W
     host_power_w: np.ndarray  # (R,) float64, host (CPU, memory) power per busy GPU, W; 0 if model.host_power off
     pue: np.ndarray  # (R,) float64
     energy_per_minibatch_kwh: np.ndarray  # (J, R, L) float64, facility kWh of one mini-batch (all the job's GPUs)
@@ -203,6 +206,7 @@ def build_fleet_jobs(scenario: FleetScenario, draws: JobDraws) -> FleetJobs:
     clocks = np.array([[m.clock_levels_mhz(L) for m in row] for row in models])
     t_wrl = np.array([[m.time_per_minibatch_s(c) for m, c in zip(row, cs)] for row, cs in zip(models, clocks)])
     p_wrl = np.array([[m.power_w(c) for m, c in zip(row, cs)] for row, cs in zip(models, clocks)])
+    idle_wr = np.array([[m.idle_w for m in row] for row in models])
     host_w = np.array([host_server(r.gpu).busy_w / host_server(r.gpu).gpus_per_server for r in scenario.regions])
     if not scenario.model.host_power:
         host_w = np.zeros(R)
@@ -224,11 +228,14 @@ def build_fleet_jobs(scenario: FleetScenario, draws: JobDraws) -> FleetJobs:
         home=home,
         checkpoint_gb=ckpt_gb,
         checkpoint_interval_minibatches=np.full(len(order), src.checkpoint_interval_minibatches, dtype=np.int64),
+        storage_gbps=np.full(len(order), src.storage_gbps),
+        snapshot_gb_per_s=np.full(len(order), src.snapshot_gb_per_s),
         trace_row=draws.trace_row[order],
         trace_duration_s=duration_s,
         clocks_mhz=clocks[workload],
         minibatch_s=minibatch_s,
         gpu_power_w=gpu_power_w,
+        idle_w=idle_wr[workload],
         host_power_w=host_w,
         pue=pue,
         energy_per_minibatch_kwh=energy / _J_PER_KWH,

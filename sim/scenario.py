@@ -493,6 +493,8 @@ class FleetJobSource:
     home: str = "cluster"
     reference_gpu: str = "P100"
     checkpoint_interval_minibatches: int = 1000
+    storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s (as JobSpec)
+    snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (as JobSpec)
     listed: tuple[ListedJob, ...] = ()  # list only
 
 
@@ -513,6 +515,8 @@ class FleetScenario:
     horizon_hours: float = 168.0
     clock_levels: int = 5
     signal: str = "direct"
+    cap_enforcement: str = "measure"  # measure | throttle
+    transfer_kwh_per_gb: float = 0.006  # as Scenario
     data_dir: str | None = None
     source: str = ""
     kind: str = "fleet"
@@ -574,6 +578,8 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
     horizon_hours = top.get("horizon_hours", float, 168.0, lo=step_minutes / 60.0)
     clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
     signal = top.get("signal", str, "direct", choices=("direct", "lca"))
+    cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
+    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0)
     data_dir = top.get("data_dir", str, None)
 
     if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
@@ -635,6 +641,8 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
         home=home,
         reference_gpu=j.get("reference_gpu", str, "P100"),
         checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
+        storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
+        snapshot_gb_per_s=j.get("snapshot_gb_per_s", float, 12.0, lo=0.0, lo_open=True),
     )
     if source == "philly":
         window = _pair(j, "window_days", float, None, 0.0, "days after the trace's first job")
@@ -698,6 +706,8 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
         horizon_hours=horizon_hours,
         clock_levels=clock_levels,
         signal=signal,
+        cap_enforcement=cap_enforcement,
+        transfer_kwh_per_gb=transfer_kwh_per_gb,
         data_dir=data_dir,
         source=where,
     )

@@ -36,6 +36,8 @@ def test_listed_jobs_keep_their_order_homes_and_sizes(jobs):
     assert jobs.gpus.tolist() == [1, 2, 4, 1, 2, 1] and jobs.home.tolist() == [0, 1, 0, 2, 1, 0]
     assert jobs.trace_row.tolist() == [NO_TRACE_ROW] * 6
     assert jobs.checkpoint_gb[0] == pytest.approx(25.6e6 * 16 / 1e9)  # 0.4096 GB
+    assert jobs.idle_w[0].tolist() == [30.5989448, 70.38, 70.38]  # idle_w of V100 / A40 resnet50 in the table
+    assert jobs.storage_gbps.tolist() == [10.0] * 6  # the default, as a single job's
 
 
 def test_first_job_work_deadline_and_energy_by_hand(jobs):

@@ -60,6 +60,8 @@ SMALL = [
     (("jobs", "colour"), "red", r"jobs.colour: unknown field \(misspelt\?\)"),
     (("regions", 2, "name"), "KR", r"regions\[2\].name: duplicate region name 'KR'"),
     (("horizon_hours",), 0.1, "horizon_hours: must be >= 0.25"),
+    (("jobs", "storage_gbps"), 0, "jobs.storage_gbps: must be > 0.0, got 0"),
+    (("cap_enforcement",), "pray", "cap_enforcement: must be one of measure, throttle; got 'pray'"),
 ]
 
 FLEET = [
