@@ -57,10 +57,22 @@ def test_a_running_job_moves_only_for_a_clearly_cleaner_region():
     assert p.region.tolist() == [1, 2, 0, WAIT, WAIT]
 
 
+def test_with_no_pool_big_enough_an_elastic_job_runs_on_the_most_free_gpus():
+    # only C (8 GPUs) active; pools have 6, 3 and 0 free: C runs on region 0's 6, at 6/8 speed: its 4.5 h at
+    # level 0 become 6 h, still inside the 10 h to its deadline, so the cheaper level
+    remaining = np.array([0, 0, MB, 0, 0])
+    p = carbon_aware_packing(fleet(), 0.0, remaining, np.full(5, WAIT), np.array([6, 3, 0]), np.array([300.0, 1, 1]))
+    assert (p.region[C], p.gpus[C], p.level[C]) == (0, 6, 0)
+    rigid = carbon_aware_packing(
+        fleet(), 0.0, remaining, np.full(5, WAIT), np.array([6, 3, 0]), np.array([300.0, 1, 1]), elastic=False
+    )
+    assert rigid.region[C] == WAIT and rigid.gpus[C] == 0
+
+
 def test_with_no_room_anywhere_a_job_waits():
     remaining = np.array([MB, MB, MB, MB, 0])
     p = carbon_aware_packing(fleet(), 0.0, remaining, np.full(5, WAIT), np.array([4, 0, 0]), np.array([1.0, 1, 1]))
-    assert p.region.tolist() == [0, WAIT, WAIT, WAIT, WAIT]
+    assert p.region.tolist() == [0, WAIT, WAIT, WAIT, WAIT] and p.gpus.tolist() == [4, 0, 0, 0, 0]
 
 
 @settings(max_examples=50, deadline=None)
@@ -80,6 +92,7 @@ def test_placements_never_overfill_a_pool_and_only_place_active_jobs_in_regions_
     p = carbon_aware_packing(jobs, now, remaining, current, free, rng.uniform(10, 600, R), up)
     placed = p.region != WAIT
     assert np.all(jobs.arrival_s[placed] <= now) and np.all(remaining[placed] > 0) and np.all(up[p.region[placed]])
-    used = np.bincount(p.region[placed], weights=jobs.gpus[placed], minlength=R)
-    assert np.all(used <= free)
+    used = np.bincount(p.region[placed], weights=p.gpus[placed], minlength=R)
+    assert np.all(used <= free) and np.all((p.gpus[placed] >= 1) & (p.gpus[placed] <= jobs.gpus[placed]))
+    assert np.all(p.gpus[~placed] == 0)
     assert np.all((p.level >= 0) & (p.level < L))
