@@ -1,19 +1,23 @@
 """Compare policies on held-out episodes: ``python evaluate.py``.
 
-Runs the chosen policies (default: every baseline and the oracle, plus any ``--agent``) on the same
-episodes of the scenario's test split, through the one evaluation loop ``baselines.runner.run_episode``,
-and writes into ``--out``:
+Runs the chosen policies (default: every baseline and the oracle, plus the ``--agent`` runs, by default the
+newest run under ``runs/`` trained on the scenario) on the same episodes of the scenario's test split,
+through the one evaluation loop ``baselines.runner.run_episode``, and writes into ``--out``:
 
 - ``episodes.csv``: one row per policy and episode (carbon, energy, completion time, migrations, ...,
-  gap to the oracle on the same episode);
+  gap to the executed oracle and to its relaxed lower bound on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
-- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``.
+- ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
+  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a
+  sweep of its threshold (``theta_sweep.csv``, ``caftm_theta.png``).
 
 The table is printed at the end. Examples::
 
     python evaluate.py
     python evaluate.py --policies stay,caftm,oracle --episodes 50 --workers 2
     python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
+    python evaluate.py --backend ray --episodes 200                      # Ray tasks on a local Ray
+    python evaluate.py --backend ray --address ray://head:10001 --episodes 2000
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from tqdm import tqdm
 
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
-from evaluation.report import ORACLE, add_oracle_gap, print_table, summarize, write_report
+from evaluation.report import ORACLE, add_oracle_gap, data_label, print_table, summarize, write_report
+from loaders.carbon import PeriodOutOfRange
+from loaders.world import build_world
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
 from sim.scenario import load_scenario
-from sim.world import build_world
 
 
 class BadInput(Exception):
@@ -61,7 +66,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="RUN_DIR_OR_MODEL",
-        help="a trained agent (run directory or model .zip); repeatable; named after its run directory",
+        help="a trained agent (run directory or model .zip); repeatable; named after its run directory. "
+        "Default: the newest run under --runs trained on --scenario; 'none': baselines only",
+    )
+    p.add_argument(
+        "--runs", default="runs", metavar="DIR", help="where the default agent is looked for (default: runs)"
     )
     p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a YAML file (default: paper)")
     p.add_argument(
@@ -82,7 +91,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="evaluation seed of episode starts and reset seeds (default: 0)")
     p.add_argument(
-        "--workers", type=int, default=1, help="episodes run in parallel processes; same results as 1 (default: 1)"
+        "--workers",
+        type=int,
+        default=None,
+        help="episodes run in parallel processes; same results as 1 (default: 1; with --backend ray: the local "
+        "Ray's CPUs, default all)",
+    )
+    p.add_argument(
+        "--backend",
+        default="processes",
+        choices=("processes", "ray"),
+        help="processes: --workers local processes (default); ray: one Ray task per episode, on a local Ray "
+        "(--workers CPUs, default all) or the cluster at --address; same results either way",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="with --backend ray: a Ray cluster (ray://head:10001, or auto on a cluster node); default: local Ray",
     )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
     p.add_argument(
@@ -138,7 +164,9 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
         agent = load_agent(path)
     except Exception as e:  # FileNotFoundError, AgentConfigError, ...: already name the file
         raise BadInput(f"--agent {path}: {e}") from None
-    env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
+    with warnings.catch_warnings():  # the data-source warning was already printed once by main
+        warnings.simplefilter("ignore")
+        env = CarbonMigrationEnv(env_spec.scenario, env_spec.split, env_spec.data_dir, env_spec.period)
     want, got = env.observation_space.shape, getattr(agent.model.observation_space, "shape", None)
     if got != want:
         raise BadInput(
@@ -149,6 +177,65 @@ def check_agent(path: str, env_spec: EnvSpec, taken: set[str]) -> PolicySpec:
     while name in taken:
         name, k = f"{agent.name}-{k}", k + 1
     return PolicySpec(name, AGENT_PREFIX + str(path))
+
+
+def print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning once, as one clean ``warning: ...`` line on stderr (no file/line/category)."""
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def newest_run(runs_dir: str | Path, scenario_name: str) -> Path | None:
+    """The most recently saved training run under ``runs_dir`` trained on ``scenario_name``, or None.
+
+    A run is a folder with ``config.yaml`` and ``best_model.zip`` or ``model.zip`` (what ``train.py`` writes);
+    "most recent" is the newest model file's modification time.
+    """
+    import yaml
+
+    found = []
+    for cfg_path in Path(runs_dir).glob("*/config.yaml"):
+        models = [m for m in (cfg_path.parent / "best_model.zip", cfg_path.parent / "model.zip") if m.is_file()]
+        if not models:
+            continue
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            name = cfg["scenario"]["name"]
+        except (yaml.YAMLError, OSError, KeyError, TypeError):
+            continue  # not a train.py run (or a damaged one): not a candidate for the default
+        if name == scenario_name:
+            found.append((max(m.stat().st_mtime for m in models), cfg_path.parent.name, cfg_path.parent))
+    return max(found)[2] if found else None
+
+
+def default_agents(agent_args: list[str], runs_dir: str, scenario_name: str) -> list[str]:
+    """The ``--agent`` paths to evaluate: as given, none for ``--agent none``, else the newest matching run."""
+    if agent_args:
+        return [a for a in agent_args if a.strip().lower() != "none"]
+    run = newest_run(runs_dir, scenario_name)
+    if run is None:
+        print(f"no trained agent under {runs_dir}/ for scenario {scenario_name!r}: baselines only (python train.py)")
+        return []
+    print(f"agent: the newest run under {runs_dir}/, {run} (pick one with --agent RUN_DIR, or --agent none)")
+    return [str(run)]
+
+
+def evaluate_command(run_dir: str | Path, prog: str = "python evaluate.py") -> str:
+    """The command that compares the run in ``run_dir`` with every baseline on its scenario's test split."""
+    import yaml
+
+    from sim.scenario import SCENARIO_DIR
+
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    name, path = cfg["scenario"]["name"], cfg["scenario"]["path"]
+    argv = ["--agent", str(run_dir)]
+    shipped = Path(SCENARIO_DIR) / f"{name}.yaml"
+    is_shipped = shipped.is_file() and Path(path).resolve() == shipped.resolve()
+    if not (is_shipped and name == "paper"):  # paper is evaluate.py's default
+        argv += ["--scenario", name if is_shipped else path]
+    if cfg.get("data_dir"):
+        argv += ["--data-dir", str(cfg["data_dir"])]
+    return f"{prog} {shlex.join(argv)}"
 
 
 def run_all(tasks, workers: int) -> list[dict]:
@@ -195,6 +282,44 @@ def run_sensitivity(scenario, world, env_spec: EnvSpec, specs, args, out: Path) 
         f.write("\n" + sensitivity_markdown(base, tables, n, rows[""]))
 
 
+def run_all_ray(tasks, address: str | None, num_cpus: int | None, carbon_source: str) -> list[dict]:
+    """:func:`run_all` as Ray tasks (one per episode), on a local Ray or the cluster at ``address``.
+
+    The tasks are the same :class:`EpisodeTask` objects, seeded per episode, so the rows equal ``--workers 1``'s
+    byte for byte. Paths are made absolute (a worker does not share this process's working directory), the raw
+    data folder this process found is passed explicitly, and each worker checks it reads the same carbon data
+    (``carbon_source``) before running an episode.
+    """
+    import dataclasses
+
+    from evaluation.distributed import init_ray, ray_map, run_task_checked
+    from sim.paths import raw_data_dir
+
+    found = None if carbon_source == SYNTHETIC_SOURCE else raw_data_dir(None)
+
+    def absolute(t):
+        env = dataclasses.replace(
+            t.env,
+            scenario=str(Path(t.env.scenario).resolve()) if Path(t.env.scenario).exists() else t.env.scenario,
+            data_dir=str(Path(t.env.data_dir).resolve()) if t.env.data_dir else (str(found) if found else None),
+        )
+        policy = t.policy
+        if policy.is_agent:
+            policy = dataclasses.replace(policy, source=AGENT_PREFIX + str(Path(policy.path).resolve()))
+        return dataclasses.replace(t, env=env, policy=policy)
+
+    started = init_ray(address, num_cpus)
+    bar = tqdm(total=len(tasks), desc="episodes (ray)", unit="ep", file=sys.stderr)
+    try:
+        return ray_map(run_task_checked, [(absolute(t), carbon_source) for t in tasks], on_done=bar.update)
+    finally:
+        bar.close()
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
@@ -208,7 +333,9 @@ def _main(argv: list[str] | None, t0: float) -> int:
     args = parse_args(argv)
     if args.episodes < 1:
         raise BadInput(f"--episodes {args.episodes}: expected at least 1")
-    if args.workers < 1:
+    if args.address and args.backend != "ray":
+        raise BadInput(f"--address {args.address}: only used with --backend ray")
+    if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: expected at least 1")
     if not 0 <= args.timeline_episode < args.episodes:
         raise BadInput(f"--timeline-episode {args.timeline_episode}: expected 0..{args.episodes - 1}")
@@ -223,18 +350,24 @@ def _main(argv: list[str] | None, t0: float) -> int:
         warnings.simplefilter("always")
         try:
             world = build_world(scenario, args.split, data_dir=args.data_dir, period=period)
-        except (ConfigError, DataError) as e:
-            where = f"--period {args.period}" if period else ("--data-dir" if args.data_dir else "data")
-            raise BadInput(f"{where}: {e}") from None
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
+        except (ConfigError, DataError) as e:  # data and scenario errors name their file; only this is --period's
+            where = f"--period {args.period}: " if period and isinstance(e, PeriodOutOfRange) else ""
+            raise BadInput(f"{where}{e}") from None
+    print_warnings(caught)
     carbon = world.carbon
     env_spec = EnvSpec(str(scenario.source), args.split, args.data_dir, period)
 
     # ---- policies: baselines by name, agents loaded once to check them
     specs = [PolicySpec(n, n) for n in choose_policies(args.policies)]
-    for path in args.agent:
-        specs.append(check_agent(path, env_spec, {s.name for s in specs}))
+    for path in default_agents(args.agent, args.runs, scenario.name):
+        try:
+            specs.append(check_agent(path, env_spec, {s.name for s in specs}))
+        except BadInput as e:
+            if args.agent:
+                raise
+            raise BadInput(
+                f"{e} (the newest run under {args.runs}/, evaluated by default; --agent none skips it)"
+            ) from None
     if not specs:
         raise BadInput("nothing to evaluate: --policies none and no --agent")
 
@@ -243,7 +376,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
 
     # ---- the same episodes for every policy
     tasks = plan_episodes(world, env_spec, specs, args.episodes, args.seed, args.timeline_episode)
-    results = run_all(tasks, args.workers)
+    if args.backend == "ray":
+        results = run_all_ray(tasks, args.address, args.workers, carbon.source)
+    else:
+        results = run_all(tasks, args.workers or 1)
 
     # ---- per-episode rows, gap to the oracle, per-policy summary
     episodes = add_oracle_gap(pd.DataFrame([r["row"] for r in results], columns=list(COLUMNS)))
@@ -254,7 +390,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
     summary.to_csv(out / "summary.csv", index=False)
 
     # ---- plots and report
-    label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes"
+    data = data_label(carbon.source)
+    label = f"{scenario.name}, {carbon.start_h} to {carbon.end_h} UTC, {args.episodes} episodes, {data}"
     figs = {"Carbon per episode": "carbon.png", "Energy vs completion time": "energy_vs_jct.png"}
     plots.carbon_bars(summary, out / "carbon.png", title=f"Carbon per episode, mean and 95% CI\n({label})")
     plots.energy_vs_jct(
@@ -264,6 +401,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
         title=f"Energy vs completion time, mean and 95% CI\n({label})",
     )
     ci = carbon.intensity_g_per_kwh
+    limits = plots.shared_limits([r["history"] for r in results if r["history"] is not None])
     for t, r in zip(tasks, results):
         if r["history"] is None:
             continue
@@ -273,7 +411,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
             ci[:, t.start_hour : t.start_hour + world.episode_hours],
             scenario.region_names,
             out / fname,
-            title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC",
+            title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC\n({scenario.name}, {data})",
+            limits=limits,
         )
         figs[f"Timeline of episode {t.episode}: {t.policy.name}"] = fname
     meta = {
@@ -283,6 +422,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
         "period": f"{carbon.start_h} to {carbon.end_h}",
         "split": f"{args.split} split" if period is None else "explicit --period",
         "data_source": carbon.source,
+        "data_label": data,
         "synthetic": carbon.source == SYNTHETIC_SOURCE,
         "episodes": args.episodes,
         "seed": args.seed,
@@ -293,6 +433,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
     write_report(out / "report.md", summary, meta, figs)
     if args.sensitivity_episodes > 0:
         run_sensitivity(scenario, world, env_spec, specs, args, out)
+    if {"caftm", "stay"} <= set(episodes["policy"]):  # paper-claims section and the theta_CI sweep
+        from evaluation.theta_sweep import write_caftm_claims
+
+        write_caftm_claims(out, episodes, tasks, label)
 
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):

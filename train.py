@@ -2,14 +2,16 @@
 
     python train.py                                  # MaskablePPO on `paper`, training split (a few minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
-    python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 100000
+    python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 300000   # to 300k in total
 
 Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
 ``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
 resume), ``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation),
-``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one), ``checkpoints/``, for
-DQN/SAC/TD3 ``replay_buffer.pkl`` and, with ``normalize_reward``, the return statistics ``vecnormalize.pkl``.
-``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one) and ``checkpoints/step-<N>/``:
+complete, atomically written saves (model and optimiser, step counter, for DQN/SAC/TD3 the replay buffer, with
+``normalize_reward`` the return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when
+the run ends or is stopped. Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the
+newest complete save. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from __future__ import annotations
 import argparse
 import csv
 import platform
+import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent
 DEFAULT_ALGO = "maskable_ppo"
@@ -62,8 +66,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--timesteps",
         type=int,
         default=None,
-        help="environment steps to train (with --resume: steps to add). "
-        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset)",
+        help="total environment steps of the run; with --resume the new total, counting the steps already done "
+        "(the run continues from its saved step count up to this). "
+        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset); "
+        "with --resume, the run's saved total",
+    )
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="environment steps between resumable saves (RUN_DIR/checkpoints/step-N/, written atomically). "
+        "Default: 10%% of --timesteps, at most 'checkpoint_freq' of the config; with --resume, the run's own",
     )
     p.add_argument("--seed", type=int, default=0, help="seeds torch, numpy, the envs and the validation episodes")
     p.add_argument(
@@ -100,7 +114,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--resume",
         default=None,
         metavar="RUN_DIR",
-        help="continue RUN_DIR's model.zip (step counter, optimiser state, replay buffer)",
+        help="continue RUN_DIR from its newest complete save (model, optimiser state, replay buffer, "
+        "normalisation statistics, step counter), also after SIGKILL, up to --timesteps in total",
     )
     p.add_argument("--tensorboard", action="store_true", help="also log to RUN_DIR/tb for TensorBoard")
     p.add_argument("--no-progress-bar", action="store_true", help="hide the progress bar")
@@ -111,7 +126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch CPU threads (1 keeps runs reproducible and is fastest for small networks)",
     )
     args = p.parse_args(argv)
-    for opt in ("timesteps", "n_envs", "threads"):
+    for opt in ("timesteps", "n_envs", "threads", "save_every"):
         v = getattr(args, opt)
         if v is not None and v < 1:
             p.error(f"--{opt.replace('_', '-')} must be >= 1, got {v}")
@@ -175,22 +190,47 @@ def best_so_far(eval_csv: Path):
     return max(rows, key=lambda s: (s[0], -s[1])) if rows else None
 
 
+def default_save_every(timesteps: int, hp: dict) -> int:
+    """Steps between saves: 10% of the run, at most the config's ``checkpoint_freq`` (so a kill loses <= 10%)."""
+    return max(1, min(int(hp["checkpoint_freq"]), timesteps // 10))
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM (cluster schedulers, `kill`) saves and exits like Ctrl-C
+    raise KeyboardInterrupt
+
+
 def train(args: argparse.Namespace) -> Path:
     import torch
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.utils import set_random_seed
 
     from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env, normalize_rewards
     from agents.callbacks import ValidationCallback
+    from agents.checkpoint import (
+        PeriodicSave,
+        StopAtTotal,
+        atomic_save_model,
+        atomic_write_text,
+        latest_save,
+        restore_logs,
+        save_training_state,
+    )
     from envs.carbon_migration import CarbonMigrationEnv
+    from evaluation.report import data_label
     from sim.scenario import load_scenario
 
     # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
     if args.resume:
         run_dir = Path(args.resume)
         cfg_path = run_dir / "config.yaml"
-        if not (run_dir / "model.zip").is_file() or not cfg_path.is_file():
-            raise ConfigError(f"--resume {run_dir}: expected a run directory with model.zip and config.yaml")
+        saved = latest_save(run_dir) if cfg_path.is_file() else None
+        # runs from before checkpoints/step-N/ existed kept their last state beside config.yaml
+        save_dir = saved[0] if saved else run_dir
+        if not cfg_path.is_file() or not (save_dir / "model.zip").is_file():
+            raise ConfigError(
+                f"--resume {run_dir}: expected a run directory with config.yaml and a complete save "
+                "(checkpoints/step-N/ or model.zip) made by train.py"
+            )
         cfg = yaml.safe_load(cfg_path.read_text())
         algo, seed, n_envs, vec = cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"]
         hp = cfg["hyperparams"]
@@ -199,12 +239,20 @@ def train(args: argparse.Namespace) -> Path:
         )
         data_dir = cfg["data_dir"]
         timesteps = args.timesteps or cfg["timesteps"]
+        save_every = args.save_every or cfg.get("save_every") or default_save_every(timesteps, hp)
+        cfg["timesteps"], cfg["save_every"] = timesteps, save_every
+        if saved and saved[1]["num_timesteps"] >= timesteps:  # before building anything
+            raise ConfigError(
+                f"--resume {run_dir}: the run already has {saved[1]['num_timesteps']} steps and --timesteps "
+                f"{timesteps} is the total; give a total above {saved[1]['num_timesteps']}"
+            )
     else:
         algo, seed, vec, data_dir = args.algo, args.seed, args.vec, args.data_dir
         hp = load_hyperparams(algo, args.config)
         scenario = load_scenario(args.scenario)
         n_envs = args.n_envs or hp["n_envs"]
         timesteps = args.timesteps or hp["timesteps"]
+        save_every = args.save_every or default_save_every(timesteps, hp)
         name = args.name or f"{scenario.name}-{algo}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
         run_dir = Path(args.out) / name
         if run_dir.exists():
@@ -217,6 +265,7 @@ def train(args: argparse.Namespace) -> Path:
             "train_split": "train",
             "eval_split": "validation",
             "timesteps": timesteps,
+            "save_every": save_every,
             "seed": seed,
             "n_envs": n_envs,
             "vec": vec,
@@ -236,37 +285,50 @@ def train(args: argparse.Namespace) -> Path:
 
     # ---- environments: training split to learn on, validation split to select the model
     venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
-    venv = normalize_rewards(venv, hp, run_dir / "vecnormalize.pkl" if args.resume else None)
+    venv = normalize_rewards(venv, hp, save_dir / "vecnormalize.pkl" if args.resume else None)
     eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
+    cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
 
-    # ---- model
+    # ---- model: fresh, or the newest complete save (weights, optimiser, step counter, replay buffer)
+    wall_before = 0.0
     if args.resume:
-        model = spec.cls.load(run_dir / "model.zip", env=venv, device="cpu")
-        if spec.off_policy and (run_dir / "replay_buffer.pkl").exists():
-            model.load_replay_buffer(run_dir / "replay_buffer.pkl")
-        venv.seed(seed + model.num_timesteps)  # fresh episodes, still determined by the seed
+        model = spec.cls.load(save_dir / "model.zip", env=venv, device="cpu")
+        if spec.off_policy and (save_dir / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(save_dir / "replay_buffer.pkl")
+        done = int(model.num_timesteps)
+        dropped = restore_logs(run_dir, save_dir, done)  # log rows after the save are redone, not repeated
+        wall_before = float((saved[1] if saved else cfg).get("wall_s", 0.0))
+        venv.seed(seed + done)  # fresh episodes, still determined by the seed
         cfg.setdefault("resumed", []).append(
             {
-                "at_timesteps": int(model.num_timesteps),
-                "added": timesteps,
+                "at_timesteps": done,
+                "from": str(save_dir),
+                "log_rows_dropped": dropped,
+                "to_total": timesteps,
                 "when": datetime.now().isoformat(timespec="seconds"),
             }
         )
+        if done >= timesteps:
+            venv.close()
+            raise ConfigError(
+                f"--resume {run_dir}: the run already has {done} steps and --timesteps {timesteps} is the total; "
+                f"give a total above {done}"
+            )
     else:
         run_dir.mkdir(parents=True)
         model = make_model(algo, hp, venv, seed)
-    cfg["timesteps_total"] = int(model.num_timesteps) + timesteps
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     model.set_logger(make_logger(run_dir, args.tensorboard, append=bool(args.resume)))
 
-    # ---- callbacks: periodic checkpoints, validation-split selection of best_model.zip
+    # ---- callbacks: atomic resumable saves, validation-split selection of best_model.zip, stop at the total
+    t0 = time.time()
+
+    def save_state() -> dict:
+        return {"wall_s": round(wall_before + time.time() - t0, 1)}
+
     callbacks = CallbackList(
         [
-            CheckpointCallback(
-                save_freq=max(hp["checkpoint_freq"] // n_envs, 1),
-                save_path=str(run_dir / "checkpoints"),
-                name_prefix="model",
-            ),
+            PeriodicSave(run_dir, save_every, venv, spec.off_policy, state=save_state),
             ValidationCallback(
                 eval_env,
                 algo,
@@ -277,35 +339,40 @@ def train(args: argparse.Namespace) -> Path:
                 best=best_so_far(run_dir / "eval.csv"),
                 verbose=1,
             ),
+            StopAtTotal(timesteps),
         ]
     )
 
+    start = int(model.num_timesteps)
     print(
-        f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name} for {timesteps} steps "
-        f"({n_envs} envs, seed {seed}) -> {run_dir}",
+        f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name}"
+        f"{f' from {start} steps' if args.resume else ''} to {timesteps} steps in total "
+        f"({n_envs} envs, seed {seed}, a save every {save_every} steps) -> {run_dir}",
         flush=True,
     )
-    t0 = time.time()
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main else None
     try:
         model.learn(
-            total_timesteps=timesteps,
+            total_timesteps=timesteps - start if args.resume else timesteps,  # SB3 adds the steps done on resume
             callback=callbacks,
             progress_bar=not args.no_progress_bar,
             reset_num_timesteps=not args.resume,
         )
     except KeyboardInterrupt:
-        print("interrupted: saving model.zip so the run can be resumed", file=sys.stderr)
+        print(f"interrupted at {model.num_timesteps} steps: saving so the run can be resumed", file=sys.stderr)
     finally:
-        model.save(run_dir / "model.zip")
-        if spec.off_policy:
-            model.save_replay_buffer(run_dir / "replay_buffer.pkl")
-        if hp.get("normalize_reward"):
-            venv.save(str(run_dir / "vecnormalize.pkl"))
+        if on_main:  # a second SIGTERM must not break the final save
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        save_training_state(model, venv, run_dir, spec.off_policy, save_state())
+        atomic_save_model(model, run_dir / "model.zip")
         venv.close()
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)
     wall_s = time.time() - t0
     cfg["timesteps_total"] = int(model.num_timesteps)
-    cfg["wall_s"] = round(wall_s + cfg.get("wall_s", 0.0) if args.resume else wall_s, 1)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cfg["wall_s"] = round(wall_before + wall_s, 1)
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     best = best_so_far(run_dir / "eval.csv")
     print(
         f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run_dir}/model.zip"
@@ -321,10 +388,14 @@ def train(args: argparse.Namespace) -> Path:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        train(args)
-    except (ConfigError, FileNotFoundError) as e:
+        run_dir = train(args)
+    except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
+    from evaluate import evaluate_command
+
+    prog = "cmg-evaluate" if Path(sys.argv[0]).name == "cmg-train" else "python evaluate.py"
+    print(f"compare it with every baseline on the test split:\n  {evaluate_command(run_dir, prog)}")
     return 0
 
 

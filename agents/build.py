@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 from envs.carbon_migration import CarbonMigrationEnv
 from envs.wrappers import ContinuousClockWrapper, FlatActionWrapper
+from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.scenario import Scenario
-from sim.world import World, build_world
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(str(resources.files("agents").joinpath("configs")))  # package data (pyproject.toml)
 VEC_KINDS = ("auto", "batched", "dummy", "subproc")
 
 
@@ -74,7 +75,7 @@ TRAIN_DEFAULTS: dict[str, int] = {
     "n_envs": 4,  # parallel environments
     "eval_freq": 10_000,  # environment steps between validation evaluations
     "eval_episodes": 5,  # validation episodes per evaluation (fixed start hours)
-    "checkpoint_freq": 50_000,  # environment steps between checkpoints
+    "checkpoint_freq": 50_000,  # most environment steps between resumable saves (train.py --save-every)
 }
 # Extra keys translated into constructor objects or wrappers.
 SPECIAL_KEYS = {

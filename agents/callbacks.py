@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
+from agents.checkpoint import atomic_save_model
 from agents.policy import AgentPolicy
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
-from sim.world import episode_starts
+from loaders.world import episode_starts
 
 EVAL_COLUMNS = [
     "timesteps",
@@ -49,7 +50,7 @@ class ValidationCallback(BaseCallback):
     :param run_dir: where ``eval.csv`` and ``best_model.zip`` go
     :param eval_freq: environment steps (summed over the vector envs) between evaluations
     :param n_episodes: validation episodes per evaluation
-    :param seed: seeds the start hours (``sim.world.episode_starts``) and the episodes' randomness
+    :param seed: seeds the start hours (``loaders.world.episode_starts``) and the episodes' randomness
     :param best: (deadline-met rate, mean carbon kg) of the best model so far, when resuming a run
     """
 
@@ -112,7 +113,7 @@ class ValidationCallback(BaseCallback):
         row["best"] = int(is_best)
         if is_best:
             self.best = score
-            self.model.save(self.run_dir / "best_model.zip")
+            atomic_save_model(self.model, self.run_dir / "best_model.zip")
         path = self.run_dir / "eval.csv"
         new = not path.exists()
         with path.open("a", newline="") as f:
@@ -120,11 +121,20 @@ class ValidationCallback(BaseCallback):
             if new:
                 w.writeheader()
             w.writerow(row)
-        for k in ("mean_carbon_kg", "deadline_met_rate"):
-            self.logger.record(f"eval/{k}", row[k])
+        metrics = {f"eval/{k}": row[k] for k in ("mean_carbon_kg", "deadline_met_rate")}
+        for k, v in metrics.items():  # progress.csv gets them at the next dump ...
+            self.logger.record(k, v, exclude="tensorboard")
+        self._to_tensorboard(metrics)  # ... TensorBoard now, even if no dump follows (e.g. the final evaluation)
         if self.verbose:
             print(
                 f"[eval] {self.num_timesteps} steps: carbon {row['mean_carbon_kg']:.2f} kg, "
                 f"deadline met {100 * met:.0f}%{'  (best)' if is_best else ''}"
             )
         return row
+
+    def _to_tensorboard(self, metrics: dict[str, float]) -> None:
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        for fmt in self.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.write(metrics, dict.fromkeys(metrics), self.num_timesteps)  # writes and flushes

@@ -63,11 +63,16 @@ def _resolve(path: Path) -> tuple[Path, Path]:
         for name in MODEL_FILES:
             if (path / name).is_file():
                 return path / name, path
-        raise FileNotFoundError(f"{path}: no {' or '.join(MODEL_FILES)} in this run directory")
+        from agents.checkpoint import complete_saves
+
+        saves = complete_saves(path)  # a run killed before its first evaluation and its final save
+        if saves:
+            return saves[-1] / "model.zip", path
+        raise FileNotFoundError(f"{path}: no {' or '.join(MODEL_FILES)} or checkpoints/step-N/ in this run directory")
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such model file or run directory")
-    # runs/<name>/model.zip or runs/<name>/checkpoints/model_1000_steps.zip
-    for d in (path.parent, path.parent.parent):
+    # runs/<name>/model.zip or runs/<name>/checkpoints/step-000001000/model.zip
+    for d in (path.parent, path.parent.parent, path.parent.parent.parent):
         if (d / "config.yaml").is_file():
             return path, d
     return path, path.parent

@@ -1,4 +1,4 @@
-"""Policies: the known heuristics, CAFTM and the offline-optimal oracle, all behind one interface.
+"""Policies: the known heuristics, CAFTM, receding-horizon MPC and the offline-optimal oracle, all behind one interface.
 
 ``POLICIES`` maps a name to its class; ``make_policy(name, **kw)`` builds one. Run any policy with
 ``baselines.runner.run_episode``.
@@ -7,19 +7,31 @@
 from __future__ import annotations
 
 from baselines.base import Policy
-from baselines.caftm import CaftmPolicy, FrequencyController
+from baselines.caftm import CaftmGuardedPolicy, CaftmPolicy, FrequencyController
+from baselines.mpc import MpcPolicy
 from baselines.oracle import OraclePolicy, oracle_bound
-from baselines.rules import DvfsOnlyPolicy, GreedyPolicy, RandomPolicy, StayPolicy, ThresholdPolicy, WaitAwhilePolicy
+from baselines.rules import (
+    DvfsOnlyPolicy,
+    GreedyPolicy,
+    RandomPolicy,
+    StayPolicy,
+    StayUncappedPolicy,
+    ThresholdPolicy,
+    WaitAwhilePolicy,
+)
 from sim.errors import ConfigError
 
 POLICIES: dict[str, type[Policy]] = {
     "stay": StayPolicy,
+    "stay_uncapped": StayUncappedPolicy,
     "threshold": ThresholdPolicy,
     "greedy": GreedyPolicy,
     "caftm": CaftmPolicy,
+    "caftm_guarded": CaftmGuardedPolicy,
     "wait_awhile": WaitAwhilePolicy,
     "dvfs_only": DvfsOnlyPolicy,
     "random": RandomPolicy,
+    "mpc": MpcPolicy,
     "oracle": OraclePolicy,
 }
 

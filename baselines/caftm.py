@@ -6,10 +6,11 @@ kW; ``k_t`` in s*GHz, ``k_p`` in kW/GHz^3. The cost
 
     J(f) = 0.05 * k_t * W / f  +  0.75 * (10 * k_p * W * f**3)  +  0.2 * (f_prev - f)**2
 
-is minimised over ``[f_min, min(f_max, f_cap)]`` with ``scipy.optimize.minimize(method="L-BFGS-B")``,
-where ``f_cap`` solves ``n * (idle + 1000 * k_p * W * f_cap**3) = cap`` (the cap as a bound on f).
-The continuous optimum is mapped to the nearest supported clock level whose *profiled* job power
-``n * P(level)`` does not exceed the cap, so the job never exceeds its cap, also on fewer GPUs.
+is minimised over CAFTM's clock range (337-1522 MHz, the paper's bounds) intersected with the GPU's supported
+clocks and with ``f <= f_cap`` (``scipy.optimize.minimize(method="L-BFGS-B")``), where ``f_cap`` solves
+``n * (idle + 1000 * k_p * W * f_cap**3) = cap`` (the cap as a bound on f). The continuous optimum is mapped
+to the nearest supported clock level inside that range whose *profiled* job power ``n * P(level)`` does not
+exceed the cap, so the job never exceeds its cap, also on fewer GPUs.
 """
 
 from __future__ import annotations
@@ -20,12 +21,48 @@ import numpy as np
 from scipy.optimize import minimize
 
 from baselines.base import Policy
-from baselines.rules import TIMED, cleanest_if, continue_target, hours_needed, max_level_under_cap
+from baselines.rules import (
+    TIMED,
+    cap_safe_level,
+    cleanest_if,
+    continue_target,
+    gpus_after,
+    hours_needed,
+    max_level_under_cap,
+    training_thresholds,
+)
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 from sim.errors import ConfigError
 from sim.states import State
 
 W_TIME, W_POWER, W_SMOOTH = 0.05, 0.75, 0.2
+# CAFTM's frequency bounds (Park et al. 2024, S3: f in [337, 1522] MHz); intersected with each GPU's clocks
+CAFTM_F_MIN_MHZ, CAFTM_F_MAX_MHZ = 337.0, 1522.0
+# theta_CI of the authors' prototype (g/kWh), by zone: KR 320 and US 250, as quoted in issue 11's review of
+# this baseline. The prototype gives one US value; it is applied to the zone the paper scenario uses for its US
+# region (California) only -- other US grids (PJM, ERCOT, NYISO) differ by up to 2x and get the default rule.
+PROTOTYPE_THETA_G_PER_KWH = {"KR": 320.0, "US-CAL-CISO": 250.0}
+# every other zone: this quantile of the zone's hourly intensity over the scenario's TRAINING split
+THETA_QUANTILE = 0.5
+
+
+def caftm_levels(clocks_mhz: np.ndarray) -> np.ndarray:
+    """Indices of the supported clock levels inside CAFTM's range [337, 1522] MHz (all levels if none is)."""
+    c = np.asarray(clocks_mhz, dtype=float)
+    idx = np.flatnonzero((c >= CAFTM_F_MIN_MHZ - 1e-9) & (c <= CAFTM_F_MAX_MHZ + 1e-9))
+    return idx if idx.size else np.arange(c.size)
+
+
+def zone_thetas(zones, train_quantile_g_per_kwh: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per-zone theta_CI (g/kWh) and where each comes from: the prototype's value where the zone has one
+    (:data:`PROTOTYPE_THETA_G_PER_KWH`), else the given training-split quantile of that zone."""
+    theta = np.asarray(train_quantile_g_per_kwh, dtype=float).copy()
+    source = [f"training-split q{THETA_QUANTILE:g}"] * len(theta)
+    for r, z in enumerate(zones):
+        if z in PROTOTYPE_THETA_G_PER_KWH:
+            theta[r] = PROTOTYPE_THETA_G_PER_KWH[z]
+            source[r] = "CAFTM prototype"
+    return theta, source
 
 
 def caftm_cost(f_ghz, k_t: float, k_p: float, work: float, f_prev_ghz: float):
@@ -80,12 +117,16 @@ class FrequencyController:
         :param clocks_mhz: the supported clock levels (ascending).
         :param p_gpu_w: profiled busy power per GPU at each level (for the final cap check).
         :param n_gpus: GPUs the job runs on; ``cap_w``: job power cap (inf if none); ``work``: multiplier W.
-        :returns: (level index, continuous optimum f* in GHz).
+        :returns: (level index, continuous optimum f* in GHz). The level lies in CAFTM's clock range
+            (:func:`caftm_levels`) unless no level there fits under the cap: then the highest level under the
+            cap below the range (lowest level if none fits), because the cap is a hard rule.
         """
         k_t = self.k_t if k_t is None else k_t
         k_p = self.k_p if k_p is None else k_p
         f_prev = self.f_prev_ghz if f_prev_ghz is None else f_prev_ghz
-        lo, hi = clocks_mhz[0] / 1000.0, clocks_mhz[-1] / 1000.0
+        clocks_mhz = np.asarray(clocks_mhz, dtype=float)
+        allowed = caftm_levels(clocks_mhz)
+        lo, hi = clocks_mhz[allowed[0]] / 1000.0, clocks_mhz[allowed[-1]] / 1000.0
         if not math.isfinite(f_prev):
             f_prev = hi
         n = max(n_gpus, 1)
@@ -108,23 +149,28 @@ class FrequencyController:
             ),
         )
         f_star = float(np.clip(res.x[0], lo, hi))
-        ok = np.flatnonzero(n * np.asarray(p_gpu_w) <= cap_w + 1e-9)
-        if ok.size == 0:
-            level = 0
-        else:
-            level = int(ok[np.argmin(np.abs(np.asarray(clocks_mhz)[ok] / 1000.0 - f_star))])
-        self.f_prev_ghz = float(clocks_mhz[level]) / 1000.0
+        under = n * np.asarray(p_gpu_w) <= cap_w + 1e-9
+        ok = allowed[under[allowed]]
+        if ok.size:
+            level = int(ok[np.argmin(np.abs(clocks_mhz[ok] / 1000.0 - f_star))])
+        else:  # no level in CAFTM's range fits the cap
+            below = np.flatnonzero(under)
+            level = int(below[-1]) if below.size else 0
         return level, f_star
 
 
 class CaftmPolicy(Policy):
-    """CAFTM (Park et al., IEEE CLOUD 2024): state machine driven by theta_CI plus the S3 frequency controller.
+    """CAFTM as published (Park et al., IEEE CLOUD 2024): state machine driven by theta_CI plus the S3
+    frequency controller, with no deadline awareness.
 
-    Rule: in Tolerance, after each step, if the current region's intensity >= ``theta_ci`` migrate
+    Rule: in Tolerance, after each step, if the current region's intensity >= its ``theta_ci`` migrate
     (Suspend -> Migration -> Scaling) to the lowest-intensity region with usable GPUs (if it is below the
     current one); when it is below ``theta_ci`` stay (Tolerance -> Scaling only when the clock or GPU count
-    changes). ``theta_ci`` defaults to the median hourly intensity over all of the scenario's zones in the
-    TRAINING split. The clock comes from :class:`FrequencyController`.
+    changes). ``theta_ci`` is per zone: the authors' prototype values where the zone has one
+    (:data:`PROTOTYPE_THETA_G_PER_KWH`: KR 320, US-CAL-CISO 250 g/kWh), else the median
+    (:data:`THETA_QUANTILE`) of the zone's hourly intensity over the scenario's TRAINING split.
+    The clock comes from :class:`FrequencyController`, within CAFTM's 337-1522 MHz range intersected with
+    the GPU's supported clocks; ``f_prev`` is the clock actually applied (``view.level``).
 
     "Profiled" here: after a decision step the job spent entirely in Tolerance in one region at one clock
     and GPU count (consecutive views, no rollback), the policy records the observed mean time per mini-batch
@@ -132,15 +178,12 @@ class CaftmPolicy(Policy):
     work multiplier W) and the observed power per GPU (``view.power_w / n_gpus``). Each such step is one of
     the "last 10 profiled mini-batches" (the simulator is deterministic within a step, so a step's mean
     equals each mini-batch's value). Before any sample, ``k_t``/``k_p`` are fitted on the region's profile
-    table (what a scheduler measures offline). Re-solved when W changes by more than ``work_tol``, when the
-    GPU count, region, cap or coefficients change.
+    table (what a scheduler measures offline). Coefficients are refitted and the clock re-solved when the GPU
+    count changes (S3), and re-solved when W changes by more than ``work_tol``, or the region or cap changes.
 
-    Deadline guard (this project's addition, ``deadline_guard=True``): the paper's cost ignores deadlines,
-    so if the remaining work at the chosen clock would need more than ``guard_fraction`` of the time left,
-    the highest level under the cap is used instead.
-
-    :param theta_ci: migration threshold in g/kWh (None = training-split median).
+    :param theta_ci: one migration threshold for every zone in g/kWh (None = the per-zone rule above).
     :param theta_p_w: job power cap (None = the scenario's cap, time-varying windows included).
+    :param deadline_guard: this project's addition (see ``caftm_guarded``); off as published.
     """
 
     name = "caftm"
@@ -149,7 +192,7 @@ class CaftmPolicy(Policy):
         self,
         theta_ci: float | None = None,
         theta_p_w: float | None = None,
-        deadline_guard: bool = True,
+        deadline_guard: bool = False,
         guard_fraction: float = 0.9,
         work_tol: float = 0.01,
     ):
@@ -157,6 +200,8 @@ class CaftmPolicy(Policy):
             raise ConfigError(f"caftm: theta_ci={theta_ci} must be >= 0 g/kWh")
         if theta_p_w is not None and theta_p_w <= 0:
             raise ConfigError(f"caftm: theta_p_w={theta_p_w} must be > 0 W")
+        if not 0.0 < guard_fraction <= 1.0:
+            raise ConfigError(f"caftm: guard_fraction={guard_fraction} must be in (0, 1]")
         self.theta_ci_arg = theta_ci
         self.theta_p_w = theta_p_w
         self.deadline_guard = deadline_guard
@@ -164,17 +209,19 @@ class CaftmPolicy(Policy):
         self.work_tol = work_tol
 
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
+        zones = env.scenario.zones
         if self.theta_ci_arg is None:
-            from sim.world import build_world
-
-            self.theta_ci = float(np.median(build_world(env.scenario, "train").carbon.intensity_g_per_kwh))
+            self.theta_g_per_kwh, self.theta_source = zone_thetas(zones, training_thresholds(env, THETA_QUANTILE))
         else:
-            self.theta_ci = float(self.theta_ci_arg)
+            self.theta_g_per_kwh = np.full(len(zones), float(self.theta_ci_arg))
+            self.theta_source = ["argument"] * len(zones)
         self.ctrl = FrequencyController()
         self.prev: PolicyView | None = None
         self.prev_target = -1
         self.key = None
+        self.key_work = math.nan
         self.level = None
+        self.n_running = 0
 
     def _profile(self, view: PolicyView) -> None:
         p = self.prev
@@ -208,12 +255,18 @@ class CaftmPolicy(Policy):
 
     def act(self, obs, view: PolicyView) -> np.ndarray:
         self._profile(view)
+        if view.n_gpus > 0 and view.n_gpus != self.n_running:  # GPU count changed (fault, shortage, scaling)
+            self.n_running = view.n_gpus
+            self.ctrl.refit()
+            self.key = None
+        self.ctrl.f_prev_ghz = float(view.clocks_mhz[view.region, view.level]) / 1000.0  # the clock applied
         if view.state in TIMED:
             target = continue_target(view)
         else:
-            target = cleanest_if(view, view.intensity_g_per_kwh[view.region] >= self.theta_ci)
+            r = view.region
+            target = cleanest_if(view, view.intensity_g_per_kwh[r] >= self.theta_g_per_kwh[r])
         dest = view.region if target == view.wait else target
-        n = max(view.n_gpus, int(view.usable_gpus[dest]))
+        n = gpus_after(view, target)
         cap = view.cap_w if self.theta_p_w is None else min(view.cap_w, self.theta_p_w)
         if not self.ctrl.samples or dest != view.region:
             self._fit_from_table(view, dest)
@@ -227,11 +280,21 @@ class CaftmPolicy(Policy):
         if self.deadline_guard and math.isfinite(view.deadline_s) and view.usable_gpus[dest] > 0:
             left_h = (view.deadline_s - view.t_s) / 3600.0
             if hours_needed(view, dest, level) > self.guard_fraction * left_h:
-                level = max_level_under_cap(view, dest, n)
-        # the cap holds for the GPUs the job will hold (theta_P possibly tighter than the env's cap); a move
-        # that fails mid-flight resumes at the source within the same step, so its GPUs count too
-        n_cap = n if dest == view.region else max(n, int(view.usable_gpus[view.region]))
-        while level > 0 and n_cap * view.p_gpu_w[dest, level] > cap + 1e-9:
-            level -= 1
+                level = max_level_under_cap(view, dest, n, cap)
+        level = cap_safe_level(view, target, level, cap)  # theta_P possibly tighter than the env's cap
         self.prev, self.prev_target = view, target
         return np.array([target, level])
+
+
+class CaftmGuardedPolicy(CaftmPolicy):
+    """CAFTM (as in ``caftm``) plus this project's deadline guard.
+
+    Rule: CAFTM's threshold migration and S3 clock; then, because the paper's cost ignores deadlines, if the
+    remaining work at the chosen clock would need more than ``guard_fraction`` (0.9) of the time left before
+    the deadline, the highest clock level under the cap is used instead.
+    """
+
+    name = "caftm_guarded"
+
+    def __init__(self, theta_ci: float | None = None, theta_p_w: float | None = None, **kwargs):
+        super().__init__(theta_ci, theta_p_w, deadline_guard=True, **kwargs)

@@ -38,9 +38,11 @@ The plan
 --------
 The same DP without the relaxations (usable GPUs as the simulator will see them, outages, clock levels
 under the cap for the GPUs used, full migration time spent in the destination's step) gives a region,
-run/pause flag and clock per step; :class:`OraclePolicy` executes it and re-plans when a fault or
-overhead leaves it more than 1 % of the job behind the plan. The executed episode may emit more than
-the bound (report both).
+run/pause flag and clock per step; :class:`OraclePolicy` executes it, planning to finish a reserve
+(default 1 h) before the deadline, and re-plans from the current state after any fault (GPU failure,
+reclaimed GPUs, outage, failed transfer, rollback) and whenever overheads leave it more than 1 % of the job
+behind the plan. When the reserve cannot be kept, the plan is the earliest finish the model allows. The
+executed episode may emit more than the bound (tables report the gap to both).
 """
 
 from __future__ import annotations
@@ -51,11 +53,28 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines.base import Policy
+from baselines.rules import TIMED, cap_safe_level, continue_target
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
-from sim.states import State
+from sim.simulator import Simulator
 
 _J_PER_KWH = 3.6e6
-_TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
+# episode counters whose change means a fault happened since the last decision (re-plan)
+FAULT_COUNTERS = ("gpu_failures", "outage_faults", "preemptions", "transfer_failures", "rollbacks")
+
+
+def step_min(by_hour: np.ndarray, n_steps: int, step_s: float) -> np.ndarray:
+    """Per decision step, the minimum of an hourly table over the hours the step overlaps.
+
+    :param by_hour: (..., hours) values per hour of the episode (intensity g/kWh per region, or cap W).
+    :returns: (n_steps, ...).
+    """
+    t0 = np.arange(n_steps) * step_s
+    h0 = (t0 // 3600.0).astype(int)
+    h1 = np.minimum(((t0 + step_s - 1e-6) // 3600.0).astype(int), by_hour.shape[-1] - 1)
+    out = np.moveaxis(by_hour[..., h0], -1, 0).copy()
+    for extra in range(1, int(np.max(h1 - h0)) + 1):  # steps longer than an hour
+        out = np.minimum(out, np.moveaxis(by_hour[..., np.minimum(h0 + extra, h1)], -1, 0))
+    return out
 
 
 @dataclass
@@ -88,57 +107,49 @@ class EpisodeFacts:
 
     @classmethod
     def from_env(cls, env: CarbonMigrationEnv) -> EpisodeFacts:
-        sim = env.sim
-        K, s = sim.n_steps, sim.step_s
-        ci = np.asarray(sim.ci, dtype=float)  # (R, hours)
+        tab, ep = env.tables, env.episode  # the scenario's tables and this episode's draws (sim/tables.py)
+        K, s = tab.n_steps, tab.step_s
         t0 = np.arange(K) * s
-        h0 = (t0 // 3600.0).astype(int)
-        h1 = np.minimum(((t0 + s - 1e-6) // 3600.0).astype(int), ci.shape[1] - 1)
-        ci_step = ci[:, h0].T.copy()
-        cap = np.asarray(sim.cap_w, dtype=float)
-        cap_step = cap[h0].copy()
-        for extra in range(1, int(np.max(h1 - h0)) + 1):  # steps longer than an hour
-            hh = np.minimum(h0 + extra, h1)
-            ci_step = np.minimum(ci_step, ci[:, hh].T)
-            cap_step = np.minimum(cap_step, cap[hh])
-        N = sim.requested_gpus
-        free = np.asarray(sim.free, dtype=float)[:, :K].T  # (K, R)
-        m = int(math.ceil(sim.restore_s / s)) + 1
+        ci = ep.ci_g_per_kwh  # (R, hours)
+        ci_step = step_min(ci, K, s)
+        cap_step = step_min(ep.cap_w, K, s)
+        N = tab.requested_gpus
+        free = ep.free_gpus[:, :K].T.astype(float)  # (K, R)
+        m = int(math.ceil(tab.restore_s / s)) + 1
         u_rel = free.copy()
         for j in range(1, m + 1):
             u_rel[j:] = np.maximum(u_rel[j:], free[:-j])
         u_rel = np.minimum(u_rel, N)
-        elastic = sim.scenario.job.elastic
         u_plan = np.minimum(free, N)
-        if not elastic:
+        if not tab.elastic:
             u_plan = np.where(free >= N, N, 0.0)
-        for r, spans in enumerate(sim.outages):
+        for r, spans in enumerate(ep.outages):
             for a, b in spans:
                 u_plan[(t0 + s > a) & (t0 < b), r] = 0.0
         return cls(
             step_s=s,
             n_steps=K,
-            total_mb=sim.total_mb,
+            total_mb=tab.total_mb,
             requested_gpus=N,
-            home=sim.home,
-            deadline_s=sim.deadline_s,
-            horizon_s=sim.horizon_s,
-            work=np.asarray(sim.work[:K], dtype=float),
-            t_mb_s=np.asarray(sim.t_mb_s, dtype=float),
-            p_gpu_w=np.asarray(sim.p_gpu_w, dtype=float),
-            pue=np.asarray(sim.pue, dtype=float),
+            home=tab.home,
+            deadline_s=tab.deadline_s,
+            horizon_s=tab.horizon_s,
+            work=ep.work[:K].astype(float),
+            t_mb_s=tab.t_mb_s,
+            p_gpu_w=tab.p_gpu_w,
+            pue=tab.pue,
             ci_step=ci_step,
             ci_min=ci.min(axis=1),
             cap_step=cap_step,
             u_relaxed=u_rel,
             u_plan=u_plan,
-            xfer_s=np.asarray(sim.xfer_s, dtype=float),
-            io_s=sim.io_s,
-            restore_s=sim.restore_s,
-            xfer_kwh=sim.xfer_kwh,
-            host_busy_w=np.asarray(sim.host_busy_w, dtype=float),
-            speed=np.asarray(sim.speed, dtype=float),
-            energy_floor=sim.energy_floor,
+            xfer_s=tab.xfer_s,
+            io_s=tab.io_s,
+            restore_s=tab.restore_s,
+            xfer_kwh=tab.xfer_kwh,
+            host_busy_w=tab.host_busy_w,
+            speed=tab.speed,
+            energy_floor=tab.energy_floor,
         )
 
 
@@ -300,10 +311,18 @@ class Plan:
     work_mb: np.ndarray  # planned mini-batches per step
 
 
-def make_plan(f: EpisodeFacts, k0: int, region0: int, remaining_mb: float, margin: float = 0.03) -> Plan:
-    """Executable plan from step ``k0`` in ``region0``: cheapest region/clock path doing ``remaining*(1+margin)``."""
+def make_plan(
+    f: EpisodeFacts,
+    k0: int,
+    region0: int,
+    remaining_mb: float,
+    margin: float = 0.03,
+    deadline_s: float | None = None,
+) -> Plan:
+    """Executable plan from step ``k0`` in ``region0``: cheapest region/clock path doing ``remaining*(1+margin)``
+    by ``deadline_s`` (default the job's deadline); when that cannot be done, the earliest finish possible."""
     target = remaining_mb * (1.0 + margin)
-    model = _Model(f, relaxed=False, k0=k0)
+    model = _Model(f, relaxed=False, k0=k0, deadline_s=deadline_s)
     if model.n == 0 or _max_work_end(model, f, region0, target) < target:
         dl = _earliest_feasible_deadline(f, False, region0, target, k0)
         model = _Model(f, relaxed=False, k0=k0, deadline_s=dl)
@@ -374,31 +393,71 @@ def _extract(model: _Model, lam: float, start: int, target: float = 0.0) -> Plan
     return Plan(model.k0, region, runs[0], level[0], work[0])
 
 
+def plan_action(plan: Plan, k: int, view: PolicyView) -> np.ndarray:
+    """The action that follows ``plan`` at decision step ``k``: move to / run in the planned region at the
+    planned clock (lowered to the cap for the GPUs held), pause when the plan pauses or the region is masked;
+    during a timed phase the phase's own target. Past the plan's end: run here, as fast as the cap allows."""
+    i = k - plan.k0
+    if i >= len(plan.region):
+        rho, run, lvl = view.region, True, view.n_levels - 1
+    else:
+        rho, run, lvl = int(plan.region[i]), bool(plan.run[i]), int(plan.level[i])
+    if view.state in TIMED:
+        target = continue_target(view)
+    elif run and view.mask[rho]:
+        target = rho
+    else:
+        target = view.wait
+    return np.array([target, cap_safe_level(view, target, lvl)])
+
+
+def planned_preemptions(plan: Plan, f: EpisodeFacts) -> int:
+    """Steps where ``plan`` keeps running in one region while its usable GPUs drop (the simulator then
+    reclaims GPUs from the running job: a fault that rolls back to the last checkpoint)."""
+    if len(plan.region) < 2:
+        return 0
+    r, k = plan.region, plan.k0 + np.arange(len(plan.region))
+    u = f.u_plan[k, r]
+    u_before = f.u_plan[k[1:] - 1, r[1:]]
+    keep = plan.run[1:] & plan.run[:-1] & (r[1:] == r[:-1])
+    return int(np.count_nonzero(keep & (u[1:] < u_before)))
+
+
 class OraclePolicy(Policy):
     """Clairvoyant offline optimum (spec B3): computes the carbon lower bound and follows its plan.
 
     Rule: at ``reset`` read the episode's future (intensity, work multipliers, free GPUs, outages) from
-    the simulator, compute :func:`oracle_bound` and an executable :func:`make_plan`; ``act`` follows the
-    plan (migrate to the planned region, run at the planned clock or pause), re-planning from the current
-    state when the job falls more than 1 % of its work behind the plan. Source: this project.
+    the simulator, compute :func:`oracle_bound` and an executable :func:`make_plan` that finishes
+    ``reserve_h`` before the deadline; ``act`` follows the plan (:func:`plan_action`), re-planning from the
+    current state after any fault and when the job falls more than ``replan_tolerance`` of its work behind the
+    plan. GPUs reclaimed from a running job are foreseeable (the free-GPU series is known), so each plan adds
+    half a checkpoint interval of work per reclaim on its path (:func:`planned_preemptions`) and is redone
+    with that work until the count settles. Source: this project.
 
     :param margin: extra work fraction the plan schedules to absorb checkpoint/restore overheads.
+    :param reserve_h: hours before the deadline the plan aims to finish (room for faults it cannot foresee:
+        GPU failures and transfer failures are random draws at run time).
     """
 
     name = "oracle"
     clairvoyant = True
 
-    def __init__(self, margin: float = 0.03, replan_tolerance: float = 0.01):
+    def __init__(self, margin: float = 0.03, replan_tolerance: float = 0.01, reserve_h: float = 1.0):
         self.margin = margin
         self.replan_tolerance = replan_tolerance
+        self.reserve_h = reserve_h
         self.bound: dict = {}
 
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
         self.env = env
         self.facts = EpisodeFacts.from_env(env)
         self.bound = oracle_bound(self.facts)
-        self.plan = make_plan(self.facts, 0, self.facts.home, self.facts.total_mb, self.margin)
+        self.plan_deadline_s = self.facts.deadline_s - self.reserve_h * 3600.0
+        self.ckpt_mb = env.tables.ckpt_interval_mb
+        self.plan = self._plan(0, self.facts.home, self.facts.total_mb)
         self.replans = 0
+        self.faults_seen = 0.0
+        self.replan_pending = False
 
     def extra_metrics(self) -> dict:
         return {
@@ -407,36 +466,33 @@ class OraclePolicy(Policy):
             "oracle_replans": self.replans,
         }
 
+    def _plan(self, k: int, region: int, left_mb: float) -> Plan:
+        """The cheapest plan that also redoes the work its foreseeable GPU reclaims roll back (3 rounds at most)."""
+        extra_mb = 0.0
+        for _ in range(3):
+            plan = make_plan(self.facts, k, region, left_mb + extra_mb, self.margin, self.plan_deadline_s)
+            need_mb = 0.5 * self.ckpt_mb * planned_preemptions(plan, self.facts)
+            if need_mb <= extra_mb:
+                break
+            extra_mb = need_mb
+        return plan
+
     def _planned_left(self, k: int) -> float:
         i = k - self.plan.k0
         return float(self.plan.work_mb[max(i, 0) :].sum())
 
     def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:
-        k = self.env.sim.k
+        sim = self.env.sim
+        k = sim.k
         f = self.facts
+        acc = Simulator.metrics(sim.episode_acc)
+        faults = sum(acc[c] for c in FAULT_COUNTERS)
+        if faults != self.faults_seen:
+            self.faults_seen, self.replan_pending = faults, True
         left = view.remaining_mb
-        if (
-            view.state not in _TIMED
-            and left > self._planned_left(k) + self.replan_tolerance * f.total_mb
-            and k < f.n_steps
-        ):
-            self.plan = make_plan(f, k, view.region, left, self.margin)
+        behind = left > self._planned_left(k) + self.replan_tolerance * f.total_mb
+        if view.state not in TIMED and (behind or self.replan_pending) and k < f.n_steps:
+            self.plan = self._plan(k, view.region, left)
             self.replans += 1
-        i = k - self.plan.k0
-        mask = view.mask
-        R = view.n_regions
-        if i >= len(self.plan.region):
-            rho, run, lvl = view.region, True, view.n_levels - 1
-        else:
-            rho, run, lvl = int(self.plan.region[i]), bool(self.plan.run[i]), int(self.plan.level[i])
-        if view.state in _TIMED:
-            target = int(np.flatnonzero(mask[: R + 1])[0])
-        elif run and mask[rho]:
-            target = rho
-        else:
-            target = view.wait
-        dest = view.region if target == view.wait else target
-        n = max(view.n_gpus, int(view.usable_gpus[dest]))
-        while lvl > 0 and n * view.p_gpu_w[dest, lvl] > view.cap_w:
-            lvl -= 1
-        return np.array([target, lvl])
+            self.replan_pending = False
+        return plan_action(self.plan, k, view)

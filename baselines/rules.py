@@ -7,16 +7,18 @@ timed phase (checkpoint write, transfer, restore) it returns the phase's own tar
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
 from baselines.base import Policy
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
+from loaders.world import build_world
 from sim.errors import ConfigError
+from sim.rules import TIMED_STATES
 from sim.states import State
-from sim.world import build_world
 
-TIMED = (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING)
+TIMED = tuple(State(s) for s in TIMED_STATES)  # the env's timed phases (sim.rules)
 
 
 def continue_target(view: PolicyView) -> int:
@@ -32,10 +34,31 @@ def gpus_after(view: PolicyView, target: int) -> int:
     return max(view.n_gpus, int(view.usable_gpus[dest]))
 
 
-def max_level_under_cap(view: PolicyView, region: int, n_gpus: int) -> int:
-    """Highest clock level whose power ``n_gpus * P`` stays within the cap (lowest level if none does)."""
-    ok = np.flatnonzero(n_gpus * view.p_gpu_w[region] <= view.cap_w + 1e-9)
+def max_level_under_cap(view: PolicyView, region: int, n_gpus: int, cap_w: float | None = None) -> int:
+    """Highest clock level whose power ``n_gpus * P`` stays within the cap (lowest level if none does).
+
+    :param cap_w: job power cap in W (default: the environment's cap now, ``view.cap_w``).
+    """
+    cap = view.cap_w if cap_w is None else cap_w
+    ok = np.flatnonzero(n_gpus * view.p_gpu_w[region] <= cap + 1e-9)
     return int(ok[-1]) if ok.size else 0
+
+
+def clamp_to_cap(view: PolicyView, region: int, n_gpus: int, level: int, cap_w: float | None = None) -> int:
+    """``level``, lowered to the highest level under the cap when ``n_gpus`` GPUs at it would exceed the cap
+    (power rises with the clock, so this is the one rule every capped policy applies last)."""
+    return min(int(level), max_level_under_cap(view, region, n_gpus, cap_w))
+
+
+def cap_safe_level(view: PolicyView, target: int, level: int, cap_w: float | None = None) -> int:
+    """``level`` lowered so the job stays under the cap wherever this action may leave it: in the destination on
+    the GPUs it will hold, and, for a move, also back at the source (a transfer that fails mid-flight resumes there
+    within the same step, on the source's usable GPUs)."""
+    dest = view.region if target == view.wait else target
+    level = clamp_to_cap(view, dest, gpus_after(view, target), level, cap_w)
+    if dest != view.region:
+        level = clamp_to_cap(view, view.region, max(view.n_gpus, int(view.usable_gpus[view.region])), level, cap_w)
+    return level
 
 
 def energy_optimal_level(view: PolicyView, region: int, n_gpus: int) -> int:
@@ -73,9 +96,11 @@ def cleanest_if(view: PolicyView, trigger: bool) -> int:
 
 
 class StayPolicy(Policy):
-    """Carbon-agnostic: run in the home region at the maximum clock, never migrate (spec B2; this project).
+    """Carbon-agnostic reference: run in the home region as fast as the power cap allows, never migrate
+    (spec B2 "stay home, max clock", read as the highest clock that keeps the rule every other policy keeps).
 
-    Rule: target = home region when it has GPUs (else pause there), clock level = highest.
+    Rule: target = home region when it has GPUs (else pause there); clock level = the highest whose job power
+    (GPUs held x profiled power per GPU) stays within the cap now. See ``stay_uncapped`` for the top clock.
     """
 
     name = "stay"
@@ -84,15 +109,41 @@ class StayPolicy(Policy):
         self.home = env.scenario.home_index
 
     def act(self, obs, view: PolicyView) -> np.ndarray:
-        if view.state in TIMED:
-            return np.array([continue_target(view), view.n_levels - 1])
-        return np.array([_run_or_wait(view, self.home), view.n_levels - 1])
+        tgt = continue_target(view) if view.state in TIMED else _run_or_wait(view, self.home)
+        dest = view.region if tgt == view.wait else tgt
+        return np.array([tgt, self._level(view, dest, gpus_after(view, tgt))])
+
+    def _level(self, view: PolicyView, region: int, n_gpus: int) -> int:
+        return max_level_under_cap(view, region, n_gpus)
+
+
+class StayUncappedPolicy(StayPolicy):
+    """Carbon-agnostic, cap ignored: run in the home region at the top clock, never migrate (this project).
+
+    Rule: as ``stay`` but always the highest clock level, even when the job's power exceeds its cap (the
+    environment measures the violation; tables mark this policy). Kept as the reference "what the hardware
+    would do unmanaged"; compare against ``stay`` for claims about policies that keep the cap.
+    """
+
+    name = "stay_uncapped"
+
+    def _level(self, view: PolicyView, region: int, n_gpus: int) -> int:
+        return view.n_levels - 1
+
+
+_TRAIN_CI: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def training_intensity(env: CarbonMigrationEnv):
+    """The scenario's TRAINING-split carbon table (``sim.carbon.CarbonTable``), loaded once per environment."""
+    if env not in _TRAIN_CI:
+        _TRAIN_CI[env] = build_world(env.scenario, "train").carbon
+    return _TRAIN_CI[env]
 
 
 def training_thresholds(env: CarbonMigrationEnv, quantile: float = 0.5) -> np.ndarray:
     """Per-region intensity threshold: the ``quantile`` of the zone's TRAINING-split hourly intensity."""
-    world = build_world(env.scenario, "train")
-    return np.quantile(world.carbon.intensity_g_per_kwh, quantile, axis=1)
+    return np.quantile(training_intensity(env).intensity_g_per_kwh, quantile, axis=1)
 
 
 class ThresholdPolicy(Policy):

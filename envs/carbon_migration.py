@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -9,18 +10,33 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 
+from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.forecast import forecast_matrix
-from sim.scenario import RewardSpec, Scenario, load_scenario
+from sim.rules import TIMED_STATES, continue_target
+from sim.scenario import Scenario, load_scenario, reward_with_overrides
 from sim.simulator import METRICS, WAIT, Metrics
 from sim.states import N_STATES, State
-from sim.world import World, build_world
+from sim.tables import EpisodeTables, StaticTables
 
 CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
 XFER_SCALE_S = 3600.0  # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
+# the reward's terms, each a weighted accounting quantity (info["reward_terms"], signed as added to the reward),
+# and the RewardSpec weight of each, in the same order
+REWARD_TERMS = ("progress", "carbon", "energy", "lateness", "cap_violation", "migration", "embodied")
+REWARD_WEIGHTS = (
+    "progress_per_job",
+    "carbon_per_kg",
+    "energy_per_kwh",
+    "lateness_per_hour",
+    "cap_violation_per_kj",
+    "migration_per_count",
+    "embodied_per_kg",
+)
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,8 @@ class CarbonMigrationEnv(gym.Env):
     ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
     + w_m * migrations + w_b * embodied_kg) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
     section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 30 per hour late, 0.01 per kJ over
-    the cap). When the episode is truncated with work left, the hours that work would still take at
+    the cap); ``info["reward_terms"]`` gives each weighted term as added to the reward (``REWARD_TERMS``).
+    When the episode is truncated with work left, the hours that work would still take at
     full speed count as late.
 
     ## Starting State
@@ -138,7 +155,8 @@ class CarbonMigrationEnv(gym.Env):
 
     ## Episode End
 
-    Terminated when the job completes; truncated after ``episode_hours`` of simulated time.
+    Terminated when the job completes; truncated after ``episode_hours`` of simulated time. ``step()`` before the
+    first ``reset()`` or after the episode ended raises ``gymnasium.error.ResetNeeded`` until ``reset()``.
 
     ## Arguments
 
@@ -146,7 +164,8 @@ class CarbonMigrationEnv(gym.Env):
     period=None, render_mode=None, invalid_action="ignore", reward=None)``: ``scenario`` is a shipped
     name, a YAML path or a :class:`Scenario`; ``split`` is ``train``/``validation``/``test``;
     ``period=("2023-01-01", "2023-03-01")`` overrides the split's dates; ``data_dir`` points at a
-    folder of carbon-intensity files; ``reward`` overrides reward weights (a dict).
+    folder of carbon-intensity files; ``reward`` overrides reward weights (a dict checked like the YAML's
+    ``reward`` section: known keys, finite numbers >= 0). ``reset(options=...)`` accepts only ``start_hour``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -172,8 +191,7 @@ class CarbonMigrationEnv(gym.Env):
         self.sim = self.world.simulator()
         self.render_mode = render_mode
         self.invalid_action = invalid_action
-        w = RewardSpec(**{**sc.reward.__dict__, **(reward or {})})
-        self.reward_weights = w
+        self.reward_weights = reward_with_overrides(sc.reward, reward, "CarbonMigrationEnv")
         self.R = R = len(sc.regions)
         self.L = L = sc.clock_levels
         self.F = F = sc.forecast.horizon_hours
@@ -213,7 +231,9 @@ class CarbonMigrationEnv(gym.Env):
         self.total_mb = self.sim.total_mb
         self.horizon_s = self.sim.horizon_s
         self.invalid_actions = 0
+        self._terms = _NO_TERMS
         self._hist = None
+        self._ended: str | None = _NOT_RESET  # why step() may not be called now, or None when it may
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -222,12 +242,29 @@ class CarbonMigrationEnv(gym.Env):
         return self._obs.copy(), self._info()
 
     def step(self, action):
+        if self._ended is not None:
+            raise ResetNeeded(f"CarbonMigrationEnv.step() called {self._ended}; call reset() first")
         target, level = self._check_action(action)
         reward, terminated, truncated = self._advance(target, level, action)
+        if terminated or truncated:  # a finished job or an exhausted horizon has no next step until reset
+            self._ended = _AFTER_COMPLETION if terminated else _AFTER_TRUNCATION
         return self._obs.copy(), reward, terminated, truncated, self._info()
+
+    @property
+    def tables(self) -> StaticTables:
+        """The scenario's fixed tables (GPU model, PUE, network, job constants) as read-only arrays."""
+        return self.sim.tables
+
+    @property
+    def episode(self) -> EpisodeTables | None:
+        """This episode's drawn tables (intensity, cap, work multipliers, free GPUs, outages); ``None`` before
+        ``reset()``. Clairvoyant: for the oracle and for tests, not for a deployable policy (see ``view()``)."""
+        return self.sim.episode
 
     def action_masks(self) -> np.ndarray:
         """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
+        if self._ended is _NOT_RESET:
+            raise ResetNeeded("CarbonMigrationEnv.action_masks() called before reset(); call reset() first")
         return self._mask.copy()
 
     # ------------------------------------------------------------------ hot path (shared with envs.vector)
@@ -238,12 +275,12 @@ class CarbonMigrationEnv(gym.Env):
         mask[:] = True
 
     def _reset_core(self, seed: int | None, options: dict | None) -> None:
+        start = self._start_hour_option(options)
         super().reset(seed=seed)
         rng = self.np_random
-        if options and "start_hour" in options:
-            start = int(options["start_hour"])
-        else:
+        if start is None:
             start = int(rng.integers(0, self.world.n_start_hours))
+        self._ended = None
         self.start_hour = start
         self.sim.reset(start, rng)
         sim = self.sim
@@ -262,6 +299,7 @@ class CarbonMigrationEnv(gym.Env):
         self._hour0 = int(t0.astype(np.int64) % 24)
         self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)  # 1970-01-01 was a Thursday (3)
         self.invalid_actions = 0
+        self._terms = _NO_TERMS
         self._hist = []  # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
         self._record(0)
         self._refresh()
@@ -287,16 +325,15 @@ class CarbonMigrationEnv(gym.Env):
         if truncated:  # work left at the horizon: the hours it would still need at full speed count as late
             late_h += (self.total_mb - sim.progress_mb) * sim.t_mb_s[sim.home][-1] / 3600.0
         carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
-        reward = (
-            w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
-            - w.carbon_per_kg * carbon_kg
-            - w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
-            - w.lateness_per_hour * late_h
-            - w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
-            - w.migration_per_count * acc[_MIG]
-            - w.embodied_per_kg * acc[_EMB] / 1000.0
-        )
-        reward = float(reward)
+        progress = w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
+        carbon = w.carbon_per_kg * carbon_kg
+        energy = w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
+        late = w.lateness_per_hour * late_h
+        cap = w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
+        mig = w.migration_per_count * acc[_MIG]
+        emb = w.embodied_per_kg * acc[_EMB] / 1000.0
+        self._terms = (progress, -carbon, -energy, -late, -cap, -mig, -emb)  # REWARD_TERMS order
+        reward = float(progress - carbon - energy - late - cap - mig - emb)
         self._record(sim.k)
         self._refresh()
         return reward, terminated, truncated
@@ -411,16 +448,33 @@ class CarbonMigrationEnv(gym.Env):
 
     # ------------------------------------------------------------------ helpers
 
+    def _start_hour_option(self, options) -> int | None:
+        """``options["start_hour"]`` checked (an integer hour index inside the split), or None when absent."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
+        unknown = [k for k in options if k not in RESET_OPTIONS]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
+            )
+        if "start_hour" not in options:
+            return None
+        h, n = options["start_hour"], self.world.n_start_hours
+        integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
+        if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
+            raise ValueError(
+                f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
+                f"carbon table (from {self.world.carbon.start_h} UTC), got {h!r}"
+            )
+        return int(h)
+
     def _continue_target(self) -> int:
         sim = self.sim
-        s = sim.state
-        if s == _MIGRATION:  # plain-int states: IntEnum attribute lookups are slow per step
-            return sim.dest
-        if s == _SUSPEND:
-            return self.R if sim.after_suspend == WAIT else sim.after_suspend
-        if s == _WAITING or s == _QUEUED:
-            return self.R
-        return sim.region
+        return continue_target(sim.state, sim.region, sim.dest, sim.after_suspend, self.R)
 
     def _check_action(self, action) -> tuple[int, int]:
         if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # fast path
@@ -463,14 +517,15 @@ class CarbonMigrationEnv(gym.Env):
             "completed": done,
             "step_metrics": step,
             "episode_metrics": episode,
+            "reward_terms": dict(zip(REWARD_TERMS, self._terms)),
         }
         if done:
             info["jct_h"] = sim.completed_at_s / 3600.0
         return info
 
-    def _record(self, k: int) -> None:
+    def _record(self, k: int, force: bool = False) -> None:
         hist = self._hist
-        if k != len(hist):
+        if k != len(hist) and not force:  # ``force``: a history that starts mid-episode (envs.vector)
             return
         sim = self.sim
         h = int(sim.t_s // 3600)
@@ -520,14 +575,16 @@ class CarbonMigrationEnv(gym.Env):
         return None
 
 
+RESET_OPTIONS = ("start_hour",)
+_NOT_RESET = "before reset()"
+_AFTER_COMPLETION = "after the episode terminated (job completed)"
+_AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"
 _STATE_NAMES = [s.name for s in State]
-_TIMED = frozenset(int(s) for s in (State.SUSPEND, State.MIGRATION, State.SCALING, State.RECOVERING))
+_TIMED = frozenset(TIMED_STATES)
 _TOLERANCE = int(State.TOLERANCE)
 _COMPLETED = int(State.COMPLETED)
-_MIGRATION, _SUSPEND, _WAITING, _QUEUED = (
-    int(s) for s in (State.MIGRATION, State.SUSPEND, State.WAITING, State.QUEUED)
-)
 _TWO_PI = 2 * math.pi
+_NO_TERMS = (0.0,) * len(REWARD_TERMS)
 _IDX = {name: i for i, name in enumerate(METRICS)}
 _EMB = _IDX["embodied_carbon_g"]
 _LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (

@@ -1,33 +1,73 @@
-"""Batched ``CarbonMigration-v0``: N jobs of one scenario stepped together, plus an SB3 ``VecEnv`` adapter.
+"""Batched ``CarbonMigration-v0``: N environments stepped as arrays by one compiled core, plus an SB3 ``VecEnv``.
 
 >>> import gymnasium, envs
->>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=16, vectorization_mode="vector_entry_point")
+>>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=64, vectorization_mode="vector_entry_point")
 
-What is batched, honestly: the N simulators share one :class:`sim.world.World` (traces loaded once), every
-sub-environment writes its observation and action mask straight into row ``i`` of preallocated ``(N, obs_dim)``
-and ``(N, R + 1 + L)`` arrays, actions are validated for the whole batch at once, and rewards, flags and infos
-are gathered into ``(N,)`` arrays. The physics itself stays the scalar event-driven ``sim.simulator.Simulator``
-(one Python call per job per step): a NumPy re-implementation of its event loop (faults, transfers, hour
-boundaries inside a step) is future work, so throughput is roughly N times the single environment's, not
-CartPoleVectorEnv's.
+How it is batched: the state of all N environments lives in the arrays of :class:`sim.core.CoreState`
+(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`. A step is three compiled
+calls over the whole batch (actions -> :func:`sim.core.advance` -> observations, masks and rewards). Each
+environment keeps its own ``numpy.random.Generator``: transfer-failure coins are drawn inside the compiled loop
+through the generator's C ``next_double`` (what ``rng.random()`` calls), and the rare GPU-failure time is drawn
+in a short Python loop over the environments parked on it; so env ``i`` reset with seed ``s`` produces exactly
+the trajectory of the single environment reset with ``s + i`` (``tests/test_vector_env.py``). Resets draw each
+episode with the single environment's calls in the same order (``Simulator.draw_episode``, the forecast) straight
+into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are brought up to date when read.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from envs.carbon_migration import CarbonMigrationEnv
+from envs.carbon_migration import (
+    _NO_TERMS,
+    CI_SCALE_G_PER_KWH,
+    N_TIME_FEATURES,
+    REWARD_TERMS,
+    REWARD_WEIGHTS,
+    CarbonMigrationEnv,
+)
+from envs.kernels import _observe, _prepare, out_of_range
+from sim.core import (
+    _P_DEADLINE,
+    F_COMPLETED_AT_S,
+    F_DRAW,
+    F_FAIL_LEFT_GPU_H,
+    F_PHASE_END_S,
+    F_POWER_W,
+    F_PROGRESS_MB,
+    F_T_S,
+    F_XFER_FAIL_AT_S,
+    I_AFTER_SUSPEND,
+    I_DEST,
+    I_ERROR,
+    I_LEVEL,
+    I_N_GPUS,
+    I_PEND,
+    I_REGION,
+    I_STATE,
+    N_FLOAT,
+    N_INT,
+    CoreState,
+    EpisodeArrays,
+    advance,
+    rng_handles,
+    store_state,
+)
 from sim.errors import ConfigError
+from sim.forecast import forecast_matrix
 from sim.scenario import Scenario
 from sim.simulator import METRICS
 from sim.states import State
 
 _STATE_NAMES = np.array([s.name for s in State], dtype=object)
+_COMPLETED_STATE = int(State.COMPLETED)
 _OPC, _TXC = METRICS.index("operational_carbon_g"), METRICS.index("transfer_carbon_g")
 
 
@@ -97,7 +137,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
             reward=reward,
         )
         self.world = first.world  # shared: traces, network and GPU models loaded once
-        self.envs = [first] + [
+        # one single environment per row, used to draw episodes at reset (same code, same random stream)
+        self._envs = [first] + [
             CarbonMigrationEnv(
                 first.scenario, render_mode=render_mode, invalid_action=invalid_action, reward=reward, world=first.world
             )
@@ -105,27 +146,103 @@ class CarbonMigrationVectorEnv(VectorEnv):
         ]
         self.num_envs = N = int(num_envs)
         self.render_mode = render_mode
+        self.invalid_action = invalid_action
         self.scenario = first.scenario
-        self.R, self.L = first.R, first.L
+        self.R, self.L = R, L = first.R, first.L
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, N)
         self.action_space = batch_space(self.single_action_space, N)
 
-        # batch buffers; sub-env i writes its observation and mask into row i
+        # batch buffers; a reset writes env i's observation and mask into row i through the single env
         self._observations = np.zeros((N, *first.observation_space.shape), dtype=np.float32)
-        self._masks = np.ones((N, self.R + 1 + self.L), dtype=bool)
-        for i, env in enumerate(self.envs):
+        self._masks = np.ones((N, R + 1 + L), dtype=bool)
+        for i, env in enumerate(self._envs):
             env._bind_buffers(self._observations[i], self._masks[i])
         self._rewards = np.zeros(N, dtype=np.float64)
         self._terminations = np.zeros(N, dtype=bool)
         self._truncations = np.zeros(N, dtype=bool)
+        self._reward_terms = np.zeros((N, len(REWARD_TERMS)))
         self._autoreset = np.zeros(N, dtype=bool)
         self._all = np.ones(N, dtype=bool)
+        self._all_idx = np.arange(N, dtype=np.int64)
         self._region_names = np.array(self.scenario.region_names, dtype=object)
-        self._clocks_mhz = first.sim.clocks_mhz
         self._was_reset = False
+        self._synced = True  # the single envs' simulators mirror the arrays (true until the first step)
         self.last_finals: dict[int, tuple[np.ndarray, dict]] = {}
+
+        # the array core: static tables, episode tables, state; observation tables per env
+        sim = first.sim
+        self.tables = tab = sim.tables
+        self.episodes = EpisodeArrays(N, tab)
+        self.core = CoreState(N, 1)
+        self._clocks_mhz = tab.clocks_mhz
+        self._T = (
+            tab.pue,
+            tab.p_gpu_w,
+            tab.t_mb_s,
+            tab.idle_w,
+            tab.host_busy_w,
+            tab.host_idle_w,
+            tab.embodied_g_per_gpu_h,
+            tab.speed,
+            tab.xfer_s,
+            tab.egress_usd,
+        )
+        self._templates = np.zeros((N, sim.n_hours, self._observations.shape[1]), dtype=np.float32)
+        self._hour0 = np.zeros(N, dtype=np.int64)
+        self._dow0 = np.zeros(N, dtype=np.int64)
+        self._invalid = np.zeros(N, dtype=np.int64)
+        w = first.reward_weights
+        self._weights = np.array([getattr(w, name) for name in REWARD_WEIGHTS])
+        self._total_mb = sim.total_mb
+        # (F, region block, job features offset, level divisor, full-speed s per mini-batch at home) for obs/reward
+        self._layout = np.array([first.F, first.region_block, first.job_at, first._level_div], dtype=np.int64)
+        self._t_mb_home_s = float(sim.t_mb_s[sim.home][-1])
+        self._xfer_h = first._xfer_h
+        self._rngs: list[np.random.Generator | None] = [None] * N
+        lam = tab.gpu_failure_per_gpu_hour
+        self._gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
+        self._rng_states = np.zeros(N, dtype=np.uint64)
+        self._drawn: list[tuple | None] = [None] * N  # episodes drawn into the arrays, not yet given to the env
+        self._n_start_hours = first.world.n_start_hours
+        self._start_h = int(first.world.carbon.start_h.astype(np.int64))
+        F1, block = first.F + 1, first.region_block
+        self._ci_cols = np.concatenate([N_TIME_FEATURES + r * block + np.arange(F1) for r in range(R)])
+        # a fresh episode's state row (job 0): Queued at home, top clock level, nothing done
+        self._f0 = np.zeros(N_FLOAT)
+        self._f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
+        self._i0 = np.zeros(N_INT, dtype=np.int64)
+        home = tab.home
+        self._i0[[I_STATE, I_REGION, I_DEST, I_LEVEL, I_AFTER_SUSPEND]] = (int(State.QUEUED), home, home, L - 1, home)
+        self._deadline_s = float(tab.params[_P_DEADLINE])
+        keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
+        keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
+        self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
+        self._next_double = None
+
+    @property
+    def envs(self) -> list[CarbonMigrationEnv]:
+        """The single environments, each brought up to date with its row of the arrays (for attribute reads,
+        ``render`` and ``view``; the step does not use them). A sub-environment's ``history()`` starts at the
+        first such read of its episode."""
+        if not self._synced:
+            for i, env in enumerate(self._envs):
+                if self._drawn[i] is not None:  # an episode drawn into the arrays: give it to the single env too
+                    start, ep, block = self._drawn[i]
+                    self._drawn[i] = None
+                    env.start_hour = start
+                    env.sim.use_episode(start, env.np_random, ep)
+                    env._ci_block = block
+                    env._obs_template = self._templates[i].copy()
+                    env._hour0, env._dow0 = int(self._hour0[i]), int(self._dow0[i])
+                    env._ended, env._terms, env._hist = None, _NO_TERMS, []
+                store_state(self.core, i, env.sim)
+                env.invalid_actions = int(self._invalid[i])
+                if env._hist is not None and not env._hist:
+                    env._record(env.sim.k, force=True)
+            self._synced = True
+        return self._envs
 
     # ------------------------------------------------------------------ gymnasium API
 
@@ -145,11 +262,51 @@ class CarbonMigrationVectorEnv(VectorEnv):
         opts = options if isinstance(options, (list, tuple)) else [options] * N
         if len(opts) != N:
             raise ValueError(f"reset(options=...) got {len(opts)} option dicts for {N} environments")
-        for env, s, o in zip(self.envs, seeds, opts):
-            env._reset_core(s, o)
+        self._reset_rows(list(range(N)), seeds, list(opts))
         self._autoreset[:] = False
         self._was_reset = True
         return self._observations.copy(), self._infos()
+
+    def _reset_rows(self, rows: list[int], seeds: list[int | None], options: list[dict | None]) -> None:
+        """Draw the next episode of each env in ``rows`` with its own generator, exactly as the single environment's
+        ``reset`` does (same checks, same draws in the same order: start hour, ``Simulator.draw_episode``, forecast),
+        straight into the arrays; then write their first observations and masks."""
+        starts = [self._envs[i]._start_hour_option(o) for i, o in zip(rows, options)]  # all checked before any draw
+        sim0, H = self._envs[0].sim, self.tables.n_hours
+        ci_all = self.world.carbon.intensity_g_per_kwh
+        core, eps = self.core, self.episodes
+        for i, seed, start in zip(rows, seeds, starts):
+            env = self._envs[i]
+            gym.Env.reset(env, seed=seed)
+            rng = env.np_random
+            if start is None:
+                start = int(rng.integers(0, self._n_start_hours))
+            ep, fail_left_gpu_h = sim0.draw_episode(start, rng)  # reads only the scenario's fixed fields
+            fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
+            now = ci_all[:, start : start + H, None]
+            block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
+            self._templates[i][:, self._ci_cols] = block.transpose(1, 0, 2).reshape(H, -1)
+            hours = self._start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
+            self._hour0[i], self._dow0[i] = hours % 24, (hours // 24 + 3) % 7
+            eps.load_tables(i, ep)
+            core.f[i, 0] = self._f0
+            core.f[i, 0, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
+            core.i[i, 0] = self._i0
+            core.step_acc[i, 0] = 0.0
+            core.episode_acc[i, 0] = 0.0
+            self._invalid[i] = 0
+            self._drawn[i] = (start, ep, block)
+            self._synced = False
+            self._rngs[i] = rng  # a seeded reset replaces the generator
+            next_double, self._rng_states[i] = rng_handles(rng)
+            if self._next_double is None:
+                self._next_double = next_double
+            elif next_double is not self._next_double:
+                raise ConfigError(
+                    f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
+                    "all environments of a vector env need the same kind (Gymnasium's is PCG64)"
+                )
+        self._observe(np.asarray(rows, dtype=np.int64), False)
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
@@ -157,31 +314,84 @@ class CarbonMigrationVectorEnv(VectorEnv):
         targets, levels = self._check_actions(actions)
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
-        finals: list[tuple[int, np.ndarray, dict]] = []
-        for i, env in enumerate(self.envs):
-            if self._autoreset[i]:  # next-step mode: this env finished last step
-                env._reset_core(None, None)
+        idx = self._all_idx
+        if not same_step and self._autoreset.any():  # next-step mode: these finished last step
+            rows = np.flatnonzero(self._autoreset).tolist()
+            self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
+            idx = np.flatnonzero(~self._autoreset)
+        if self.invalid_action == "raise":
+            bad = ~self._masks[idx, targets[idx]]
+            if bad.any():
+                self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
+        self._synced = False
+        core, ep, tab = self.core, self.episodes, self.tables
+        _prepare(idx, targets, self._masks, core.i, self._invalid, self.R)
+        args = (core.f, core.i, core.step_acc, core.episode_acc, ep.ci, ep.cap_w, ep.work, ep.free)
+        args = args + (ep.outage_start_s, ep.outage_end_s, ep.n_outages, self._T, tab.params, tab.allowed)
+        args = args + (self._next_double, self._rng_states)
+        parked, errors = advance(idx, targets, levels, *args)
+        while parked:  # envs parked on a GPU failure: draw the next failure time from their own generator
+            waiting = np.flatnonzero(core.i[:, 0, I_PEND])
+            for i in waiting.tolist():
+                core.f[i, 0, F_DRAW] = self._rngs[i].exponential(self._gpu_failure_scale)
+            parked, more = advance(waiting, targets, levels, *args)
+            errors += more
+        if errors:
+            self._raise_illegal()
+        self._observe(idx, True)
+        if idx is not self._all_idx:
+            for i in np.flatnonzero(self._autoreset):
                 rew[i], term[i], trunc[i] = 0.0, False, False
-                continue
-            try:
-                rew[i], term[i], trunc[i] = env._advance(targets[i], levels[i])
-            except ValueError as e:  # invalid_action="raise"
-                raise ValueError(f"env {i}: {e}") from None
-            if same_step and (term[i] or trunc[i]):
-                info = env._info()  # metric views become dicts so Gymnasium's _add_info batches them
-                info["step_metrics"], info["episode_metrics"] = (
-                    dict(info["step_metrics"]),
-                    dict(info["episode_metrics"]),
-                )
-                finals.append((i, self._observations[i].copy(), info))
-                env._reset_core(None, None)
-        if not same_step:
+                self._reward_terms[i] = 0.0
+        finals: list[tuple[int, np.ndarray, dict]] = []
+        if same_step:
+            done = np.flatnonzero(term | trunc)
+            if done.size:
+                infos = self._infos()
+                for i in done.tolist():
+                    info = self.info_of(infos, i)
+                    finals.append((i, self._observations[i].copy(), info))
+                rows = done.tolist()
+                self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
+        else:
             np.logical_or(term, trunc, out=self._autoreset)
         infos = self._infos()
         self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
         for i, obs, info in finals:
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
         return self._observations.copy(), rew.copy(), term.copy(), trunc.copy(), infos
+
+    def _observe(self, idx: np.ndarray, stepped: bool) -> None:
+        """Observations and masks of the envs ``idx`` (and, when ``stepped``, their rewards and flags)."""
+        core, ep = self.core, self.episodes
+        _observe(
+            idx,
+            stepped,
+            core.f,
+            core.i,
+            core.step_acc,
+            core.episode_acc,
+            ep.free,
+            ep.outage_start_s,
+            ep.outage_end_s,
+            ep.n_outages,
+            ep.cap_w,
+            ep.work,
+            self._templates,
+            self._hour0,
+            self._dow0,
+            self._xfer_h,
+            self._weights,
+            self.tables.params,
+            self._layout,
+            self._t_mb_home_s,
+            self._observations,
+            self._masks,
+            self._rewards,
+            self._terminations,
+            self._truncations,
+            self._reward_terms,
+        )
 
     def action_masks(self) -> np.ndarray:
         """``(N, R + 1 + L)`` booleans: valid targets (regions, wait) then clock levels, per env."""
@@ -194,56 +404,93 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ helpers
 
-    def _check_actions(self, actions) -> tuple[list[int], list[int]]:
+    def _raise_masked(self, i: int, targets: np.ndarray, levels: np.ndarray) -> None:
+        R = self.R
+        state = State(int(self.core.i[i, 0, I_STATE])).name
+        valid = np.flatnonzero(self._masks[i, : R + 1]).tolist()
+        raise ValueError(
+            f"env {i}: action {[int(targets[i]), int(levels[i])]} is masked now (state {state}, valid targets {valid})"
+        )
+
+    def _raise_illegal(self) -> None:
+        from sim.states import check_transition
+
+        code = int(self.core.i[:, 0, I_ERROR].max()) - 1
+        check_transition(code // 8, code % 8)
+
+    def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
         R, L, N = self.R, self.L, self.num_envs
-        expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
-        try:
-            a = np.asarray(actions)
-        except Exception:
-            raise ValueError(f"actions {actions!r} are not array-like; {expected}") from None
-        if a.shape != (N, 2):
-            raise ValueError(f"actions have shape {a.shape}; {expected}")
-        if not np.issubdtype(a.dtype, np.integer):
-            ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
-            if not ok:
-                raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
-        bad = (a[:, 0] < 0) | (a[:, 0] > R) | (a[:, 1] < 0) | (a[:, 1] >= L)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"env {i}: action {a[i].astype(int).tolist()} out of range; {expected}")
-        a = a.astype(np.int64, copy=False)
-        return a[:, 0].tolist(), a[:, 1].tolist()
+        a = actions
+        if not (type(a) is np.ndarray and a.shape == (N, 2) and a.dtype.kind in "iu"):  # the fast path skips this
+            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
+            try:
+                a = np.asarray(actions)
+            except Exception:
+                raise ValueError(f"actions {actions!r} are not array-like; {expected}") from None
+            if a.shape != (N, 2):
+                raise ValueError(f"actions have shape {a.shape}; {expected}")
+            if not np.issubdtype(a.dtype, np.integer):
+                ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
+                if not ok:
+                    raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
+        a = a.astype(np.int64)  # a copy: the caller's array is never changed
+        i = out_of_range(a, R, L)
+        if i >= 0:
+            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
+            raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
+        return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout)."""
-        sims = [env.sim for env in self.envs]
+        fl = self.core.f[:, 0].T.copy()  # (float fields, N): one row per field, one copy for all of them
+        it = self.core.i[:, 0].T.copy()
         all_ = self._all
-        region = np.array([s.region for s in sims], dtype=np.int64)
-        level = np.array([s.level for s in sims], dtype=np.int64)
-        completed = np.array([s.done for s in sims], dtype=bool)
-        completed_at_s = np.array([s.completed_at_s for s in sims])
-        progress = np.array([s.progress_mb for s in sims])
+        region, state = it[I_REGION], it[I_STATE]
+        progress, completed_at_s = fl[F_PROGRESS_MB], fl[F_COMPLETED_AT_S]
+        completed = state == _COMPLETED_STATE
         info: dict[str, Any] = {
-            "t_s": np.array([s.t_s for s in sims]),
-            "state": _STATE_NAMES[[s.state for s in sims]],
+            "t_s": fl[F_T_S],
+            "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
-            "n_gpus": np.array([s.n_gpus for s in sims], dtype=np.int64),
-            "clock_mhz": self._clocks_mhz[region, level].astype(np.float64),
-            "power_w": np.array([s.power_w for s in sims]),
+            "n_gpus": it[I_N_GPUS],
+            "clock_mhz": self._clocks_mhz[region, it[I_LEVEL]],
+            "power_w": fl[F_POWER_W],
             "progress_mb": progress,
-            "remaining_mb": self.envs[0].total_mb - progress,
-            "invalid_actions": np.array([env.invalid_actions for env in self.envs], dtype=np.int64),
-            "deadline_met": completed & (completed_at_s <= np.array([s.deadline_s for s in sims])),
+            "remaining_mb": self._total_mb - progress,
+            "invalid_actions": self._invalid.copy(),
+            "deadline_met": completed & (completed_at_s <= self._deadline_s),
             "completed": completed,
-            "step_metrics": _metric_dict(np.array([s.step_acc for s in sims]), all_),
-            "episode_metrics": _metric_dict(np.array([s.episode_acc for s in sims]), all_),
+            "step_metrics": _metric_dict(self.core.step_acc[:, 0].T.copy(), all_),
+            "episode_metrics": _metric_dict(self.core.episode_acc[:, 0].T.copy(), all_),
+            "reward_terms": _terms_dict(self._reward_terms.T.copy(), all_),
         }
-        for key in list(info):
-            info["_" + key] = all_
+        info.update(self._info_masks)
         info["jct_h"] = np.where(completed, completed_at_s / 3600.0, 0.0)
         info["_jct_h"] = completed
         return info
+
+    def info_rows(self, infos: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every env's info as a plain dict (``[info_of(infos, i) for i in range(N)]``, built column-wise)."""
+        N = self.num_envs
+        keys, cols = [], []
+        for key, value in infos.items():
+            if key.startswith("_") or key in ("final_obs", "final_info"):
+                continue
+            keys.append(key)
+            if isinstance(value, dict):
+                sub = [k for k in value if not k.startswith("_")]
+                rows = np.array([value[k] for k in sub]).T.tolist()
+                cols.append([dict(zip(sub, r)) for r in rows])
+            else:
+                cols.append(value.tolist())
+        out = [dict(zip(keys, r)) for r in zip(*cols)] if keys else [{} for _ in range(N)]
+        for key in keys:  # keys some envs do not have (e.g. jct_h before completion)
+            has = infos.get("_" + key, self._all)
+            if not has.all():
+                for i in np.flatnonzero(~has).tolist():
+                    del out[i][key]
+        return out
 
     def info_of(self, infos: dict[str, Any], i: int) -> dict[str, Any]:
         """Env ``i``'s info as a plain dict (the single environment's layout) from a batched ``infos``."""
@@ -262,11 +509,21 @@ def info_of_value(value, i: int):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _metric_dict(acc: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {name: acc[:, j] for j, name in enumerate(METRICS)}
-    out["carbon_g"] = acc[:, _OPC] + acc[:, _TXC]
-    for name in list(out):
-        out["_" + name] = mask
+_METRIC_KEYS = METRICS + ("carbon_g",)
+_METRIC_MASK_KEYS = tuple("_" + k for k in _METRIC_KEYS)
+_TERM_MASK_KEYS = tuple("_" + k for k in REWARD_TERMS)
+
+
+def _metric_dict(acc_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """``{metric: (N,) values, "_" + metric: mask}`` from ``acc_t`` (metrics, N), plus ``carbon_g``."""
+    out = dict(zip(_METRIC_KEYS, (*acc_t, acc_t[_OPC] + acc_t[_TXC])))
+    out.update(dict.fromkeys(_METRIC_MASK_KEYS, mask))
+    return out
+
+
+def _terms_dict(terms_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    out = dict(zip(REWARD_TERMS, terms_t))
+    out.update(dict.fromkeys(_TERM_MASK_KEYS, mask))
     return out
 
 
@@ -311,6 +568,7 @@ class SB3VecEnv(VecEnv):
     def step_wait(self):
         obs, rew, term, trunc, infos = self.venv.step(self._actions)
         dones = term | trunc
+        rows = self.venv.info_rows(infos)
         out = []
         for i in range(self.num_envs):
             if dones[i]:
@@ -319,7 +577,7 @@ class SB3VecEnv(VecEnv):
                 info["terminal_observation"] = terminal_obs
                 info["TimeLimit.truncated"] = bool(trunc[i] and not term[i])
             else:
-                info = self.venv.info_of(infos, i)
+                info = rows[i]
             out.append(info)
         return obs, rew.astype(np.float32), dones, out
 

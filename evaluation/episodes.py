@@ -1,7 +1,7 @@
 """Which episodes every policy runs, and one episode turned into a row of metrics.
 
 Every policy sees exactly the same episodes: episode ``i`` starts at hour
-``sim.world.episode_starts(world, n, seed)[i]`` and the environment is reset with
+``loaders.world.episode_starts(world, n, seed)[i]`` and the environment is reset with
 :func:`reset_seed` ``(seed, i)``, so faults, availability, work noise and forecast errors are identical
 across policies. Each (policy, episode) pair is an independent :class:`EpisodeTask` that a worker
 process can run on its own; results do not depend on how many workers run them.
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.world import World, episode_starts
+from loaders.world import World, episode_starts
 
 AGENT_PREFIX = "agent:"  # PolicySpec.source of a learned agent: "agent:<run dir or model zip>"
 S_PER_H = 3600.0
 G_PER_KG = 1000.0
 
-# episodes.csv columns, in order (oracle_gap_pct is filled in once every policy has run)
+# episodes.csv columns, in order (oracle_gap_pct and bound_gap_pct are filled in once every policy has run)
 COLUMNS = (
     "policy",
     "episode",
@@ -30,6 +30,7 @@ COLUMNS = (
     "carbon_kg",
     "energy_kwh",
     "it_energy_kwh",
+    "avg_power_w",
     "jct_h",
     "deadline_met",
     "completed",
@@ -48,7 +49,10 @@ COLUMNS = (
     "invalid_actions",
     "oracle_bound_kg",
     "oracle_gap_pct",
+    "bound_gap_pct",
 )
+# scheduler states in which the job holds GPUs (their time is the denominator of avg_power_w)
+HOLDING_GPUS = ("time_tolerance_s", "time_suspend_s", "time_scaling_s", "time_recovering_s")
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def episode_row(task: EpisodeTask, result: dict) -> dict:
         "carbon_kg": m["carbon_g"] / G_PER_KG,
         "energy_kwh": m["facility_energy_kwh"] + m["transfer_energy_kwh"],
         "it_energy_kwh": m["it_energy_kwh"],
+        "avg_power_w": _avg_power_w(m),
         "jct_h": float(m["jct_h"]) if completed else math.nan,
         "deadline_met": bool(m["deadline_met"]),
         "completed": completed,
@@ -199,4 +204,11 @@ def episode_row(task: EpisodeTask, result: dict) -> dict:
         "invalid_actions": int(m["invalid_actions"]),
         "oracle_bound_kg": float(bound_g) / G_PER_KG if bound_g is not None else math.nan,
         "oracle_gap_pct": math.nan,
+        "bound_gap_pct": math.nan,
     }
+
+
+def _avg_power_w(m: dict) -> float:
+    """Mean IT power of the job while it holds GPUs (W): IT energy / time holding GPUs (CAFTM's "power")."""
+    held_s = sum(m[k] for k in HOLDING_GPUS)
+    return m["it_energy_kwh"] * 3.6e6 / held_s if held_s > 0 else math.nan

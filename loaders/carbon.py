@@ -12,6 +12,12 @@ Two file formats are recognised, as ``.csv`` or ``.csv.gz``, anywhere below a da
 
 A zone may be spread over any number of files (e.g. one per year); they are joined in time order.
 
+Strict by design: a ``.csv``/``.csv.gz`` that cannot be read (empty, truncated or fake gzip, binary, not UTF-8)
+or looks like a carbon file but lacks its columns raises :class:`DataError` naming the file, never skipped;
+only readable CSVs with none of the formats' columns are skipped (and listed when a zone is not found). Rows
+must have as many fields as the header, and intensities must be numbers in 0..``MAX_INTENSITY_G_PER_KWH``
+(2,000 gCO2eq/kWh; the bound's sources are next to the constant).
+
 Entry points: :func:`scan_carbon_files`, :func:`load_carbon` (strict, real traces only) and
 :func:`carbon_table` (real traces when present, else the synthetic month×hour fallback of
 :mod:`sim.carbon_synth`, with a warning). ``carbon_table`` lives here rather than in ``sim/`` so that the
@@ -25,6 +31,7 @@ import functools
 import gzip
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +48,13 @@ EM_SIGNAL_COLUMNS = {
     "direct": "Carbon Intensity gCO₂eq/kWh (direct)",
     "lca": "Carbon Intensity gCO₂eq/kWh (LCA)",
 }
+# Plausible hourly intensity, gCO2eq/kWh. A grid's average intensity is a generation-weighted mean of its
+# plants' emission factors, so it cannot exceed its dirtiest plant's: lignite, the worst fuel, emits
+# ~1,000-1,200 g/kWh direct (IPCC AR5 WGIII Annex III, Table A.III.2: coal PC direct 670-870, lifecycle median
+# 820; old lignite/oil-shale units ~1,100-1,200), and Electricity Maps' lifecycle factors top out at coal 820.
+# The 24 zones shipped in ../shared/data peak at 757 (direct, AU-NSW) and 817 (LCA, AU-NSW). 2,000 leaves
+# ~1.7x headroom over the dirtiest plant and rejects unit mistakes (kg/MWh x 1000, g/MWh) and overflow values.
+MAX_INTENSITY_G_PER_KWH = 2000.0
 EIA_TIME = "timestamp"
 EIA_CI = "avg_CI"
 EIA_FUELS = ("WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH")
@@ -54,16 +68,69 @@ def _open_text(path: Path):
     return opener(path, "rt", encoding="utf-8-sig", newline="")
 
 
-def _header_and_first_row(path: Path) -> tuple[list[str], list[str] | None] | None:
-    """The header and first data row, or None when the file is not readable text CSV."""
+def _unreadable(path: Path, exc: BaseException, line: int | None = None) -> DataError:
+    """A one-line DataError saying why ``path`` cannot be read as (gzip-compressed) UTF-8 CSV text."""
+    at = f": line {line}" if line else ""
+    if isinstance(exc, gzip.BadGzipFile):
+        why = "named .gz but not gzip-compressed; expected a gzip file (or rename it to .csv)"
+    elif isinstance(exc, EOFError):
+        why = "truncated gzip stream (ends before its end-of-stream marker); re-download or re-compress the file"
+    elif isinstance(exc, zlib.error):
+        why = f"corrupt gzip data ({exc}); re-download or re-compress the file"
+    elif isinstance(exc, UnicodeDecodeError):
+        line, byte = _first_non_utf8(path)  # text is decoded in chunks: find the line in the raw bytes
+        at = f": line {line}" if line else at
+        why = f"not UTF-8 text (byte 0x{byte:02x}); expected a UTF-8 CSV"
+    elif isinstance(exc, _BinaryFile):
+        why = "binary data (NUL bytes), not CSV text; expected a UTF-8 CSV"
+    else:
+        why = f"cannot read ({exc})"
+    return DataError(f"{path}{at}: {why}")
+
+
+def _first_non_utf8(path: Path) -> tuple[int | None, int]:
+    """(line number, value) of the first byte of ``path`` (decompressed if .gz) that is not valid UTF-8."""
+    raw = (gzip.open if path.name.endswith(".gz") else open)(path, "rb").read()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return raw.count(b"\n", 0, e.start) + 1, raw[e.start]
+    return None, 0
+
+
+class _BinaryFile(Exception):
+    pass
+
+
+def _rows(path: Path):
+    """Yield (line number, fields) of every row; DataError naming the file (and line) if it cannot be read."""
+    line = 0
     try:
         with _open_text(path) as f:
             reader = csv.reader(f)
-            header = next(reader, None)
-            first = next(reader, None)
-    except (OSError, UnicodeDecodeError, csv.Error, EOFError):
-        return None
-    return (header, first) if header else None
+            for row in reader:
+                line = reader.line_num
+                if any("\x00" in c for c in row):
+                    raise _BinaryFile()
+                yield line, row
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error, _BinaryFile) as exc:
+        raise _unreadable(path, exc, line + 1 if line else None) from None
+
+
+def _header_and_first_row(path: Path) -> tuple[list[str], list[str] | None]:
+    """The header and first data row; DataError if the file is empty or not readable CSV text."""
+    header = first = None
+    rows = _rows(path)
+    for _, row in rows:
+        if header is None:
+            header = row
+        else:
+            first = row
+            break
+    rows.close()
+    if not header:
+        raise DataError(f"{path}: empty file; expected a CSV header line (or remove the file)")
+    return header, first
 
 
 def _missing_columns_error(path: Path, missing: list[str], header: list[str]) -> DataError:
@@ -71,8 +138,8 @@ def _missing_columns_error(path: Path, missing: list[str], header: list[str]) ->
 
 
 def _file_kind(path: Path, header: list[str]) -> str | None:
-    """``"em"``, ``"eia"`` or None (not a carbon-intensity file)."""
-    if any(c.startswith("Carbon Intensity") for c in header):
+    """``"em"``, ``"eia"`` or None (plainly not a carbon-intensity file: none of the formats' columns)."""
+    if any(c.startswith("Carbon Intensity") for c in header) or EM_ZONE in header or EM_TIME in header:
         return "em"
     fuels = sum(c in EIA_FUELS for c in header)
     if EIA_CI in header or (EIA_TIME in header and fuels >= 2):
@@ -82,14 +149,16 @@ def _file_kind(path: Path, header: list[str]) -> str | None:
 
 def _zone_of(path: Path) -> tuple[str, str] | None:
     """(zone id, kind) of a carbon-intensity file, or None for any other CSV. Reads two lines only."""
-    head = _header_and_first_row(path)
-    if head is None:
-        return None
-    header, first = head
+    header, first = _header_and_first_row(path)
     kind = _file_kind(path, header)
     if kind is None:
         return None
-    required = [EM_TIME, EM_ZONE] if kind == "em" else [EIA_TIME, EIA_CI]
+    if kind == "em":
+        required = [EM_TIME, EM_ZONE]
+        if not any(c in header for c in EM_SIGNAL_COLUMNS.values()):
+            required += list(EM_SIGNAL_COLUMNS.values())
+    else:
+        required = [EIA_TIME, EIA_CI]
     missing = [c for c in required if c not in header]
     if missing:
         raise _missing_columns_error(path, missing, header)
@@ -117,25 +186,47 @@ def _check_dir(data_dir: str | os.PathLike) -> Path:
     return root
 
 
-def scan_carbon_files(data_dir: str | os.PathLike) -> dict[str, list[Path]]:
-    """Zone id -> carbon-intensity files holding it, searching ``data_dir`` recursively.
+def scan_carbon_folder(data_dir: str | os.PathLike) -> tuple[dict[str, list[Path]], list[Path]]:
+    """(zone id -> carbon-intensity files holding it, CSVs skipped as plainly not carbon files), recursively.
 
-    Only the header and first data row of each ``*.csv`` / ``*.csv.gz`` are read. CSVs of any other kind are
-    ignored; a file that looks like a carbon file but lacks ``Zone Id`` / ``Datetime (UTC)`` (Electricity Maps)
-    or ``timestamp`` / ``avg_CI`` (EIA) raises :class:`DataError`.
+    Only the header and first data row of each ``*.csv`` / ``*.csv.gz`` are read. A readable CSV without any
+    column of either format is skipped (the shared data folder also holds network, GPU and job traces). A file
+    that cannot be read (empty, truncated or fake gzip, binary, not UTF-8) or that looks like a carbon file but
+    lacks ``Zone Id`` / ``Datetime (UTC)`` / the intensity columns (Electricity Maps) or ``timestamp`` /
+    ``avg_CI`` (EIA) raises :class:`DataError`: it may be a zone's data, so it is never skipped.
     """
     root = _check_dir(data_dir)
     found: dict[str, list[Path]] = {}
+    skipped: list[Path] = []
     for path in _csv_files(root):
         zone_kind = _zone_of(path)
-        if zone_kind is not None:
+        if zone_kind is None:
+            skipped.append(path)
+        else:
             found.setdefault(zone_kind[0], []).append(path)
-    return found
+    return found, skipped
 
 
-def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """(hours as datetime64[h], intensity in gCO2eq/kWh with NaN for empty cells, value column) of one file."""
-    header = _header_and_first_row(path)[0]
+def scan_carbon_files(data_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """Zone id -> carbon-intensity files holding it, searching ``data_dir`` recursively
+    (see :func:`scan_carbon_folder`)."""
+    return scan_carbon_folder(data_dir)[0]
+
+
+def _not_found_error(root: Path, absent: list[str], found: dict[str, list[Path]], skipped: list[Path]) -> DataError:
+    def rel(p: Path) -> str:
+        return str(p.relative_to(root))
+
+    zones = "; ".join(f"{z} ({', '.join(rel(p) for p in found[z])})" for z in sorted(found)) or "none"
+    skip = f"; skipped as not carbon-intensity files: {', '.join(rel(p) for p in skipped)}" if skipped else ""
+    return DataError(f"zone(s) {absent} not found in carbon files under {root}; zones found there: {zones}{skip}")
+
+
+def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(hours as datetime64[h], intensity in gCO2eq/kWh with NaN for empty cells, line numbers, value column)
+    of one file."""
+    rows = _rows(path)
+    _, header = next(rows)
     if _file_kind(path, header) == "eia":
         time_col, value_col, cols = EIA_TIME, EIA_CI, [EIA_TIME, EIA_CI]
     else:
@@ -144,13 +235,20 @@ def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarr
     missing = [c for c in cols if c not in header]
     if missing:
         raise _missing_columns_error(path, missing, header)
-    try:
-        df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    n_fields, ix = len(header), [header.index(c) for c in cols]
+    lines, table = [], []
+    for line, row in rows:
+        if len(row) != n_fields:  # a shifted or extra field would put values under the wrong column
+            raise DataError(
+                f"{path}: line {line}: {len(row)} fields, the header has {n_fields}; expected one value per column"
+            )
+        lines.append(line)
+        table.append([row[i] for i in ix])
+    df = pd.DataFrame(table, columns=cols, dtype=str)
+    line_of = np.array(lines, dtype=np.int64)
 
-    def where(i: int) -> str:  # line 1 is the header
-        return f"{path}: line {i + 2}"
+    def where(i: int) -> str:
+        return f"{path}: line {line_of[i]}"
 
     if time_col == EM_TIME:
         other = np.flatnonzero(df[EM_ZONE].str.strip().to_numpy(dtype=object) != zone)
@@ -187,16 +285,23 @@ def _read_file(path: Path, zone: str, signal: str) -> tuple[np.ndarray, np.ndarr
         raise DataError(
             f"{where(i)} ({hours[i]}), column '{value_col}': {raw.iat[i]!r} is not a number; expected gCO2eq/kWh"
         )
-    return hours, values, value_col
+    implausible = np.flatnonzero(~np.isnan(values) & ~(values <= MAX_INTENSITY_G_PER_KWH))  # +inf too
+    if implausible.size:
+        i = implausible[0]
+        raise DataError(
+            f"{where(i)} ({hours[i]}), column '{value_col}': intensity {raw.iat[i]!r} is outside the plausible "
+            f"0..{MAX_INTENSITY_G_PER_KWH:.0f} gCO2eq/kWh (see loaders/carbon.py, MAX_INTENSITY_G_PER_KWH)"
+        )
+    return hours, values, line_of, value_col
 
 
 def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) -> tuple[np.datetime64, np.ndarray]:
     """Join a zone's files in time order and validate: (first hour, gap-free hourly values)."""
     parts = [_read_file(p, zone, signal) for p in paths]
-    t = np.concatenate([h for h, _, _ in parts])
-    v = np.concatenate([x for _, x, _ in parts])
-    file_ix = np.concatenate([np.full(len(h), k) for k, (h, _, _) in enumerate(parts)])
-    line = np.concatenate([np.arange(2, len(h) + 2) for h, _, _ in parts])
+    t = np.concatenate([p[0] for p in parts])
+    v = np.concatenate([p[1] for p in parts])
+    file_ix = np.concatenate([np.full(len(p[0]), k) for k, p in enumerate(parts)])
+    line = np.concatenate([p[2] for p in parts])
     order = np.argsort(t, kind="stable")
     t, v, file_ix, line = t[order], v[order], file_ix[order], line[order]
     if t.size == 0:
@@ -221,7 +326,7 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
             f"{where(i)} and {where(i + 1)}; expected a gap-free hourly sequence"
         )
 
-    column = parts[0][2]
+    column = parts[0][3]
     nan = np.isnan(v)
     if nan.any():
         edges = np.diff(np.concatenate([[0], nan.astype(np.int8), [0]]))
@@ -245,11 +350,11 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(root: Path, zones: tuple[str, ...], signal: str, fill_gaps_h: int) -> CarbonTable:
-    found = scan_carbon_files(root)
+    found, skipped = scan_carbon_folder(root)
     absent = [z for z in zones if z not in found]
     if absent:
-        raise DataError(f"zone(s) {absent} not found in carbon files under {root}; zones found there: {sorted(found)}")
-    series = {z: _zone_series(z, found[z], signal, fill_gaps_h) for z in zones}
+        raise _not_found_error(root, absent, found, skipped)
+    series = {z: _zone_series(z, found[z], signal, fill_gaps_h) for z in dict.fromkeys(zones)}  # each zone once
     start = max(s for s, _ in series.values())
     end = min(s + np.timedelta64(len(v), "h") for s, v in series.values())
     if start >= end:
@@ -258,7 +363,8 @@ def _load_cached(root: Path, zones: tuple[str, ...], signal: str, fill_gaps_h: i
             f"the time ranges of the zones under {root} do not overlap ({ranges}); expected a common hourly range"
         )
     n = int((end - start) / _ONE_H)
-    data = np.stack([v[int((start - s) / _ONE_H) :][:n] for s, v in series.values()])
+    cut = {z: v[int((start - s) / _ONE_H) :][:n] for z, (s, v) in series.items()}
+    data = np.stack([cut[z] for z in zones])  # one row per requested zone: two regions may share a grid zone
     data.setflags(write=False)  # shared by every caller of the cache
     return CarbonTable(zones, start, data, signal, f"carbon-intensity files under {root}")
 
@@ -287,10 +393,14 @@ def load_carbon(
     return _load_cached(_check_dir(data_dir), tuple(zones), signal, int(fill_gaps_h))
 
 
+class PeriodOutOfRange(DataError):
+    """The requested time range is not inside the carbon data (the split's or ``--period``'s fault)."""
+
+
 def _window(table: CarbonTable, start_h: np.datetime64, end_h: np.datetime64) -> CarbonTable:
     i, j = table.hour_index(start_h), table.hour_index(end_h)
     if i < 0 or j > table.n_hours or i >= j:
-        raise DataError(
+        raise PeriodOutOfRange(
             f"requested [{start_h}, {end_h}) is not inside the data range "
             f"[{table.start_h}, {table.end_h}) of {table.source}"
         )

@@ -73,22 +73,25 @@ def availability_params(path: Path = AVAILABILITY_JSON) -> AvailabilityParams:
 
 
 def _ar1(phi: float, eps: np.ndarray) -> np.ndarray:
-    """Stationary unit-variance AR(1) driven by ``eps`` without a Python loop per step.
+    """Stationary unit-variance AR(1) along the last axis of ``eps`` (one series per row) without a Python loop
+    per step.
 
     z[t] = phi**t * cumsum(u[k] / phi**k), in blocks short enough that phi**-k stays far from overflow.
     """
     u = eps * math.sqrt(1.0 - phi * phi)
-    u[0] = eps[0]
+    u[..., 0] = eps[..., 0]
     if phi < 1e-12:
         return u
     block = max(1, int(250.0 / -math.log10(phi)))
     out = np.empty_like(u)
     carry = 0.0
-    for s in range(0, len(u), block):
-        seg = u[s : s + block]
-        pw = phi ** np.arange(1, len(seg) + 1)  # phi**(k+1)
-        out[s : s + len(seg)] = np.cumsum(seg / pw) * pw + pw * carry
-        carry = out[s + len(seg) - 1]
+    n = u.shape[-1]
+    for s in range(0, n, block):
+        seg = u[..., s : s + block]
+        m = seg.shape[-1]
+        pw = phi ** np.arange(1, m + 1)  # phi**(k+1)
+        out[..., s : s + m] = np.cumsum(seg / pw, axis=-1) * pw + pw * carry
+        carry = out[..., s + m - 1 : s + m]  # the last value of each row
     return out
 
 
@@ -145,8 +148,27 @@ def sample_free_gpus_regions(
       around the peak hour (a busy afternoon of other tenants), more at night; the daily mean of the shift is 0.
 
     With both 0 the draws are exactly those of ``sample_free_gpus`` region by region (same random stream).
-    :returns: per region a list of ``n_steps`` ints in ``[0, pool]``.
+    :returns: per region a list of ``n_steps`` ints in ``[0, pool]`` (``free_gpus_table`` gives the array).
     """
+    return free_gpus_table(
+        rng, pools_gpus, n_steps, step_s, scale, correlation, daily_amplitude, start_hour_utc, peak_hour_utc, params
+    ).tolist()
+
+
+def free_gpus_table(
+    rng: np.random.Generator,
+    pools_gpus: list[int],
+    n_steps: int,
+    step_s: float,
+    scale: float = 1.0,
+    correlation: float = 0.0,
+    daily_amplitude: float = 0.0,
+    start_hour_utc: float = 0.0,
+    peak_hour_utc: float = 14.0,
+    params: AvailabilityParams | None = None,
+) -> np.ndarray:
+    """``sample_free_gpus_regions`` as an int64 array (regions, n_steps), all regions in one pass (each row's
+    normal draws are the next ``n_steps`` of the stream, region after region, as in the per-region loop)."""
     p = params or availability_params()
     phi = p.phi_at(step_s)
     common = _ar1(phi, rng.standard_normal(n_steps)) if correlation > 0 else None
@@ -154,15 +176,12 @@ def sample_free_gpus_regions(
     if daily_amplitude > 0:
         hours = start_hour_utc + np.arange(n_steps) * step_s / 3600.0
         shift = daily_amplitude * np.cos(2 * math.pi * (hours - peak_hour_utc) / 24.0)
-    out = []
-    for pool in pools_gpus:
-        z = _ar1(phi, rng.standard_normal(n_steps))
-        if common is not None:
-            z = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * z
-        if shift is not None:
-            z = z - shift
-        frac = np.interp(z, p.quantile_z, p.quantile_fraction)
-        if scale != 1.0:
-            frac = np.clip(1.0 - scale * (1.0 - frac), 0.0, 1.0)
-        out.append(np.rint(frac * pool).astype(np.int64).tolist())
-    return out
+    z = _ar1(phi, rng.standard_normal((len(pools_gpus), n_steps)))
+    if common is not None:
+        z = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * z
+    if shift is not None:
+        z = z - shift
+    frac = np.interp(z, p.quantile_z, p.quantile_fraction)
+    if scale != 1.0:
+        frac = np.clip(1.0 - scale * (1.0 - frac), 0.0, 1.0)
+    return np.rint(frac * np.asarray(pools_gpus, dtype=float)[:, None]).astype(np.int64)

@@ -1,28 +1,38 @@
 """Per GPU type: the host server around the GPUs (power) and the embodied carbon of GPUs and servers.
 
-Host power (CPUs, DRAM) of the cloud instance that carries 8 GPUs of a type, from the Cloud Carbon Footprint
-methodology (Thoughtworks, cloudcarbonfootprint.org/docs/methodology, coefficients from SPECpower_ssj2008 per CPU
-micro-architecture): per vCPU 0.71 / 3.69 W (Broadwell), 0.64 / 3.97 W (Cascade Lake), 0.47 / 1.69 W (AMD EPYC 2nd
-gen) at 0 % / 100 % CPU load, and 0.392 W per GB of memory. ``idle`` = CPUs at 0 %, ``busy`` = CPUs at 100 %
-(data loading, optimizer and launch threads), memory at both. Instances (vCPUs, memory, CPU) from the AWS instance
-pages; the job's share of a server is its GPU share (the smaller AWS sizes slice CPUs and memory in proportion,
-e.g. p3.2xlarge = 1/8 of p3.16xlarge). Fans, NICs and power-supply losses are not in CCF's model: these figures
-are a lower estimate (the DGX-1 nameplate, 3,500 W system vs 8 × 300 W GPUs, allows up to 1,100 W of host).
+Host power (CPUs, DRAM) of the cloud instance that carries 8 GPUs of a type, by the Cloud Carbon Footprint method
+(Thoughtworks, cloudcarbonfootprint.org/docs/methodology; coefficients in cloud-carbon-footprint
+``packages/aws/src/domain/AwsFootprintEstimationConstants.ts`` @b7a049c): per vCPU 0.71 / 3.69 W (Broadwell),
+0.64 / 3.97 W (Cascade Lake), 0.47 / 1.69 W (AMD EPYC 2nd gen) at 0 % / 100 % CPU load, from SPECpower_ssj2008
+whole-server wall power; 0.392 W per GB of memory, counted (as CCF does) only for the memory above the SPECpower
+servers' average per physical chip (69.65 GB Broadwell, 98.12 GB Cascade Lake, 129.78 GB EPYC 2nd gen), because
+the per-vCPU figures already include those servers' memory; CCF counts one chip per 96 vCPUs
+(``packages/core/src/memory/helpers.ts``). ``idle`` = CPUs at 0 %, ``busy`` = CPUs at 100 % (data loading,
+optimizer and launch threads), memory at both. Instances (vCPUs, memory, CPU family) as CCF lists them
+(``packages/aws/src/lib/AWSInstanceTypes.ts``); the job's share of a server is its GPU share (the smaller AWS sizes
+slice CPUs and memory in proportion, e.g. p3.2xlarge = 1/8 of p3.16xlarge). The extra fans, NICs and power-supply
+losses of an 8-GPU chassis are not in CCF's CPU-server coefficients: these figures are a lower estimate.
 
-Embodied carbon (Luccioni, Viguier, Ligozat, *Estimating the Carbon Footprint of BLOOM*, JMLR 24(253), 2023):
-150 kgCO2eq per GPU and 2,500 kgCO2eq per server, amortised over a 6-year life at 85 % use, hence
-``150e3 / (6 * 8760 * 0.85) = 3.36 g`` per GPU-hour and ``2500e3 / 44676 = 55.96 g`` per server-hour.
-One figure for every GPU type (the study's A100 nodes; no per-type life-cycle assessment is public).
+Embodied carbon (Luccioni, Viguier, Ligozat, *Estimating the Carbon Footprint of BLOOM*, JMLR 24(253), 2023,
+section 4.1): 2,500 kgCO2eq for a server (HPE ProLiant DL345 Gen10 Plus, the study's stand-in for its Apollo 6500
+nodes) and 150 kgCO2eq per GPU (its "lower bound" estimate), amortised over a 6-year replacement at 85 % use, hence
+``150e3 / (6 * 8760 * 0.85) = 3.36 g`` per GPU-hour and ``2500e3 / 44676 = 55.96 g`` per server-hour (the study
+rounds them to 0.003 and 0.056 kg). One figure for every GPU type (the study's A100 nodes; no per-type life-cycle
+assessment is public).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sim.errors import ConfigError
 
 _W_PER_GB_MEMORY = 0.392  # CCF, W per GB of DRAM
 _VCPU_W = {"broadwell": (0.71, 3.69), "cascade_lake": (0.64, 3.97), "epyc_2nd_gen": (0.47, 1.69)}  # CCF (min, max)
+# CCF MEMORY_BY_COMPUTE_PROCESSOR: GB per physical chip already in the SPECpower servers behind _VCPU_W
+_SPEC_MEMORY_GB_PER_CHIP = {"broadwell": 69.65, "cascade_lake": 98.12, "epyc_2nd_gen": 129.78}
+_VCPUS_PER_CHIP = 96  # CCF getPhysicalChips: one chip per (at most) 96 vCPUs
 _LIFE_H = 6 * 8760 * 0.85  # BLOOM study: 6-year replacement, 85 % use
 EMBODIED_G_PER_GPU_H = 150e3 / _LIFE_H
 EMBODIED_G_PER_SERVER_H = 2500e3 / _LIFE_H
@@ -39,14 +49,20 @@ class HostServer:
     memory_gb: float
 
     @property
+    def memory_w(self) -> float:
+        """Power of the memory above what the per-vCPU figures already include (CCF's rule), W per server."""
+        chips = math.ceil(self.vcpus / _VCPUS_PER_CHIP)
+        return max(0.0, self.memory_gb - chips * _SPEC_MEMORY_GB_PER_CHIP[self.cpu]) * _W_PER_GB_MEMORY
+
+    @property
     def idle_w(self) -> float:
         """Host power with the CPUs idle (GPUs held while a checkpoint is written or restored), W per server."""
-        return self.vcpus * _VCPU_W[self.cpu][0] + self.memory_gb * _W_PER_GB_MEMORY
+        return self.vcpus * _VCPU_W[self.cpu][0] + self.memory_w
 
     @property
     def busy_w(self) -> float:
         """Host power while training (CPUs at full load), W per server."""
-        return self.vcpus * _VCPU_W[self.cpu][1] + self.memory_gb * _W_PER_GB_MEMORY
+        return self.vcpus * _VCPU_W[self.cpu][1] + self.memory_w
 
     @property
     def embodied_g_per_gpu_h(self) -> float:

@@ -16,9 +16,7 @@ import numpy as np
 import yaml
 
 from sim.errors import ConfigError
-from sim.paths import REPO_ROOT
-
-SCENARIO_DIR = REPO_ROOT / "scenarios"
+from sim.paths import SCENARIO_DIR  # shipped scenarios, found through importlib.resources
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,11 @@ class RegionSpec:
 
 @dataclass(frozen=True)
 class CapWindow:
-    """A demand-response window: between these UTC hours of the day the cap is ``cap_w``."""
+    """A demand-response window: between these UTC hours of the day the cap is ``cap_w``.
+
+    Always ``start_hour_utc < end_hour_utc``: a YAML window across midnight (``20`` to ``5``) is stored as two,
+    20-24 and 0-5 (see :func:`_cap_window_pieces`).
+    """
 
     start_hour_utc: int
     end_hour_utc: int
@@ -62,7 +64,7 @@ class JobSpec:
     storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s
     elastic: bool = True  # run on fewer GPUs than requested (else wait for all)
     # --- issue 14: checkpoint stall and scaling (see ModelSpec for the switches)
-    snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (CheckFreq snapshot); PCIe 3.0 x16
+    snapshot_gb_per_s: float = 12.0  # GPU -> host copy (CheckFreq snapshot); assumed (PCIe 3.0 x16 peak 15.75 GB/s)
     parallel_group_gpus: int = 1  # pipeline x tensor parallel group: runs only on multiples of it
     scaling_curve: tuple[tuple[float, float], ...] = ()  # (GPUs, speed-up vs 1 GPU) points; () = linear
 
@@ -118,7 +120,7 @@ class ModelSpec:
     embodied_carbon: bool = True
     checkpoint_stall: bool = True
     scaling_efficiency: bool = True
-    restart_s: float = 20.0  # TrainMover (Lao et al. 2024, arXiv:2412.12636): ~20 s downtime at best
+    restart_s: float = 20.0  # TrainMover (Lao et al., arXiv:2412.12636v3): ~20 s downtime at 1024 GPUs
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class Scenario:
     clock_levels: int = 5
     signal: str = "direct"
     cap_enforcement: str = "measure"  # measure | throttle
-    transfer_kwh_per_gb: float = 0.006  # IEA (Kamiya 2020) data-transmission networks; see data/derived/README.md
+    transfer_kwh_per_gb: float = 0.006  # assumption: Aslan et al. 2018's trend to ~2021-22; data/derived/README.md
     data_dir: str | None = None
     model: ModelSpec = ModelSpec()
     source: str = ""
@@ -236,6 +238,23 @@ class _Fields:
             raise self.error(next(iter(self.data)), "unknown field (misspelt?)")
 
 
+# ---- job.bytes_per_param: checkpoint bytes per model parameter. Low end: 4-bit quantised weights alone (0.5 B);
+# mixed-precision Adam stores fp16/bf16 weights + fp32 master weights + two fp32 moments = 2 + 4 + 4 + 4 = 14,
+# 16 with fp16 gradients (ZeRO, Rajbhandari et al. SC 2020, Sec. 3.1); fp64 weights + fp64 Adam moments = 24.
+# 32 leaves room for extra state (EMA weights, fp32 gradients); 1e6 is a unit mistake (bytes, not bytes/param).
+BYTES_PER_PARAM_MIN = 0.5
+BYTES_PER_PARAM_MAX = 32.0
+
+
+def _cap_window_pieces(w: _Fields, start: int, end: int, cap_w: float) -> list[CapWindow]:
+    """A cap window as pieces with start < end: one across midnight (start > end) becomes start-24 and 0-end."""
+    if start == end:
+        raise w.error("end_hour_utc", f"equals start_hour_utc ({start}); for an all-day cap set job.power_cap_w")
+    if start < end:
+        return [CapWindow(start, end, cap_w)]
+    return [CapWindow(start, 24, cap_w)] + ([CapWindow(0, end, cap_w)] if end > 0 else [])
+
+
 def _date(f: _Fields, key: str, value) -> np.datetime64:
     try:
         return np.datetime64(str(value), "h")
@@ -287,12 +306,11 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         raise j.error("cap_windows", "must be a list")
     for i, raw in enumerate(raw_windows):
         w = _Fields(raw, where, f"job.cap_windows[{i}]")
-        windows.append(
-            CapWindow(
-                w.get("start_hour_utc", int, lo=0, hi=23),
-                w.get("end_hour_utc", int, lo=1, hi=24),
-                w.get("cap_w", float, lo=0.0, lo_open=True),
-            )
+        windows += _cap_window_pieces(
+            w,
+            w.get("start_hour_utc", int, lo=0, hi=23),
+            w.get("end_hour_utc", int, lo=0, hi=24),
+            w.get("cap_w", float, lo=0.0, lo_open=True),
         )
         w.done()
     mult = j.data.pop("phase_multipliers", None) or [1.0]
@@ -301,7 +319,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     job = JobSpec(
         workload=j.get("workload", str),
         params=j.get("params", float, lo=1.0),
-        bytes_per_param=j.get("bytes_per_param", float, 16.0, lo=0.0, lo_open=True),
+        bytes_per_param=j.get("bytes_per_param", float, 16.0, lo=BYTES_PER_PARAM_MIN, hi=BYTES_PER_PARAM_MAX),
         gpus=j.get("gpus", int, 8, lo=1),
         minibatches=j.get("minibatches", int, lo=1),
         checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
@@ -767,3 +785,17 @@ def _read_yaml(name_or_path: str | Path) -> tuple[Any, str]:
         return yaml.safe_load(text), str(path)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+# ---------------------------------------------------------------- reward overrides (CarbonMigrationEnv(reward=...))
+
+
+def reward_with_overrides(base: RewardSpec, overrides: Any, where: str) -> RewardSpec:
+    """``base`` with the weights in ``overrides`` (a dict, or None) replaced, checked as the YAML ``reward``
+    section is: known keys only, finite numbers >= 0. ``where`` names the caller in errors."""
+    if overrides is None:
+        return base
+    rw = _Fields(overrides, where, "reward")
+    spec = RewardSpec(**{f.name: rw.get(f.name, float, getattr(base, f.name), lo=0.0) for f in fields(RewardSpec)})
+    rw.done()
+    return spec

@@ -36,13 +36,15 @@ from operator import add as _add
 
 import numpy as np
 
-from sim.availability import sample_free_gpus_regions
+from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.gpu import GpuModel
 from sim.hardware import host_server
 from sim.network import Network
+from sim.rules import WAIT, level_under_cap, usable_gpus
 from sim.scenario import Scenario
-from sim.states import ALLOWED, State, check_transition
+from sim.states import ALLOWED, Event, State, check_transition
+from sim.tables import EpisodeTables, StaticTables
 
 _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
@@ -111,7 +113,11 @@ _N_METRICS = len(METRICS)
 # scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
 _QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
 
-_ALLOWED_ROWS = ALLOWED.tolist()  # legal transitions as nested lists: one cheap lookup in _go
+_ALLOWED_ROWS = ALLOWED.tolist()
+# named events as plain ints for the hot loop (sim.states.Event documents each)
+_EV_NONE, _EV_PHASE_END, _EV_GPU_FAILURE, _EV_TRANSFER_FAILURE, _EV_OUTAGE, _EV_COMPLETION, _EV_BOUNDARY = (
+    int(e) for e in Event
+)  # legal transitions as nested lists: one cheap lookup in _go
 
 
 class Metrics(Mapping):
@@ -140,7 +146,7 @@ class Metrics(Mapping):
         return repr(dict(self))
 
 
-WAIT = -1  # ``Simulator.step`` target meaning "pause here" (the env maps its own action index to it)
+# ``WAIT`` (from sim.rules): the ``Simulator.step`` target meaning "pause here" (the env maps its action index R to it)
 
 
 class Simulator:
@@ -195,6 +201,8 @@ class Simulator:
         self.transitions: list[tuple[float, int, int]] = []
         self.segments: list[tuple[float, float, int, int, float, int, int]] = []
         self.record = False  # log transitions and (t_s, dt_s, region, state, gpu_w, n_gpus, dest) pieces
+        self.tables = StaticTables(self)  # the same numbers as read-only arrays, for every reader above the core
+        self.episode: EpisodeTables | None = None  # this episode's drawn tables (set by reset)
 
     def _init_overheads(self, scenario: Scenario, gpu_models: list[GpuModel]) -> None:
         """Host power, embodied carbon, checkpoint stall, scaling and restart terms (each switchable)."""
@@ -221,24 +229,23 @@ class Simulator:
 
     # ------------------------------------------------------------------ episode set-up
 
-    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
-        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
+    def draw_episode(self, start_hour: int, rng: np.random.Generator) -> tuple[EpisodeTables, float]:
+        """The episode starting at hour index ``start_hour`` of the carbon table: its tables and the GPU-hours of
+        running until the first GPU failure, drawn from ``rng`` in this order (part of the model's definition):
+        work noise, free GPUs, outages, failure."""
         job, f = self.scenario.job, self.faults
         if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
             raise ValueError(
                 f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
                 f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
             )
-        self.rng = rng
-        self.start_hour = start_hour
-        self.ci = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours].tolist()
+        ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
         hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
-        cap = [job.power_cap_w] * self.n_hours
+        cap = np.full(self.n_hours, float(job.power_cap_w))
+        hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
         for w in job.cap_windows:
-            for h in range(self.n_hours):
-                if w.start_hour_utc <= (hour_of_day0 + h) % 24 < w.end_hour_utc:
-                    cap[h] = min(cap[h], w.cap_w)
-        self.cap_w = cap
+            inside = (w.start_hour_utc <= hod) & (hod < w.end_hour_utc)
+            cap[inside] = np.minimum(cap[inside], w.cap_w)
         # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
         steps = self.n_steps + 1
         w = np.ones(steps)
@@ -247,10 +254,9 @@ class Simulator:
             w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
         if job.noise_std > 0:
             w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
-        self.work = w.tolist()
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
         if f.shortage_scale > 0:
-            self.free = sample_free_gpus_regions(
+            free = free_gpus_table(
                 rng,
                 self.pool,
                 steps,
@@ -262,17 +268,38 @@ class Simulator:
                 f.shortage_peak_hour_utc,
             )
         else:
-            self.free = [[p] * steps for p in self.pool]
+            free = np.repeat(np.array(self.pool, dtype=np.int64)[:, None], steps, axis=1)
         # outages: Poisson arrivals per region, exponential durations
-        self.outages: list[list[tuple[float, float]]] = []
+        outages = []
         for _ in range(self.n_regions):
             spans = []
             if f.outage_per_region_day > 0:
                 n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
                 for s in np.sort(rng.uniform(0, self.horizon_s, n)):
                     spans.append((float(s), float(s + rng.exponential(f.outage_mean_hours * _S_PER_H))))
-            self.outages.append(spans)
-        self.fail_left_gpu_h = self._draw_failure_gpu_h()
+            outages.append(tuple(spans))
+        lam = f.gpu_failure_per_gpu_hour
+        fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
+        return EpisodeTables(ci_table, cap, w, free, tuple(outages)), fail_left_gpu_h
+
+    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
+        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
+        ep, self.fail_left_gpu_h = self.draw_episode(start_hour, rng)
+        self.use_episode(start_hour, rng, ep)
+
+    def use_episode(self, start_hour: int, rng: np.random.Generator, ep: EpisodeTables) -> None:
+        """Start an episode on the drawn tables ``ep`` (kept as arrays, and as lists for this class's hot path),
+        the job Queued at home; ``rng`` draws the episode's remaining randomness."""
+        self.rng = rng
+        self.start_hour = start_hour
+        self.episode = ep
+        self.ci_table, self.cap_table = ep.ci_g_per_kwh, ep.cap_w
+        self.work_table, self.free_table = ep.work, ep.free_gpus
+        self.ci = ep.ci_g_per_kwh.tolist()
+        self.cap_w = ep.cap_w.tolist()
+        self.work = ep.work.tolist()
+        self.free = ep.free_gpus.tolist()
+        self.outages: list[list[tuple[float, float]]] = [list(spans) for spans in ep.outages]
 
         self.t_s = 0.0
         self.k = 0
@@ -318,13 +345,8 @@ class Simulator:
         return self.free[r][k if k < self.n_steps else self.n_steps]
 
     def _usable(self, free: int) -> int:
-        """GPUs the job can run on out of ``free``: at most its request, none if it is rigid and short."""
-        req = self.requested_gpus
-        n = free if free < req else req
-        g = self.group
-        if g > 1:
-            n -= n % g  # a pipeline / tensor-parallel job runs on whole parallel groups only
-        return n if (self.elastic or n >= req) else 0
+        """GPUs the job can run on out of ``free`` (``sim.rules.usable_gpus``)."""
+        return usable_gpus(free, self.requested_gpus, self.group, self.elastic)
 
     def usable_gpus(self, r: int) -> int:
         return self._usable(self.free_gpus(r))
@@ -491,7 +513,7 @@ class Simulator:
             h = int(t // _S_PER_H)
             dt = (h + 1) * _S_PER_H
             dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
-            event = 0
+            event = _EV_NONE
             power_w = 0.0  # GPU board power drawn now (what the cap limits)
             gpu_w = 0.0  # GPU power for energy: the stall share of the time at idle power
             host_w = 0.0  # the servers' CPUs and memory
@@ -502,9 +524,7 @@ class Simulator:
                 lvl = self.level
                 p_r = p_gpu_w[r]
                 if throttle:
-                    cap = cap_w[h]
-                    while lvl > 0 and n * p_r[lvl] > cap:
-                        lvl -= 1
+                    lvl = level_under_cap(p_r, n, cap_w[h], lvl)
                 power_w = n * p_r[lvl]
                 compute_s = self.work[self.k] * t_mb_s[r][lvl] / speed[n]  # seconds per mini-batch on n GPUs
                 per_mb_s = compute_s + stall_mb_s
@@ -519,31 +539,33 @@ class Simulator:
                 if self.draining:
                     fl = math.floor(progress)
                     goal = progress if progress == fl else fl + 1.0
+                    done_event = _EV_BOUNDARY
                 else:
                     goal = self.total_mb
+                    done_event = _EV_COMPLETION
                 d = (goal - progress) / rate
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, done_event
                 d = self.fail_left_gpu_h * _S_PER_H / n
                 if d < dt:
-                    dt, event = d, 2
+                    dt, event = d, _EV_GPU_FAILURE
             elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
                 power_w = gpu_w = n * idle_w[r]
                 host_w = n * host_idle_w[r]
                 d = self.phase_end_s - t
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, _EV_PHASE_END
             elif s == _MIGRATION:
                 d = self.phase_end_s - t
                 if d <= dt:
-                    dt, event = d, 1
+                    dt, event = d, _EV_PHASE_END
                 d = self.xfer_fail_at_s - t
                 if d < dt:
-                    dt, event = d, 3
+                    dt, event = d, _EV_TRANSFER_FAILURE
             if n > 0:  # outage in the region holding the job's GPUs
                 for start, _end in outages[r]:
                     if t <= start < t + dt:
-                        dt, event = start - t, 4
+                        dt, event = start - t, _EV_OUTAGE
                         break
             if dt < 0.0:
                 dt = 0.0
@@ -591,7 +613,7 @@ class Simulator:
             acc[_TIME0 + s] += dt
             self.power_w = power_w
             self.t_s = t = t_next
-            if event:
+            if event != _EV_NONE:
                 self._handle(event)
                 s = self.state
         # a fresh list (callers may keep the previous one); map(add) is the element-wise sum in C
@@ -603,10 +625,11 @@ class Simulator:
         self.k += 1
 
     def _handle(self, event: int) -> None:
+        """Apply one ``sim.states.Event`` at the current time."""
         s = self.state
-        if event == 4:
+        if event == _EV_OUTAGE:
             self._fault(_OUTF)
-        elif event == 3:  # transfer failed mid-flight: the checkpoint is still at the source
+        elif event == _EV_TRANSFER_FAILURE:  # the checkpoint is still at the source
             self.step_acc[_TXF] += 1
             self._go(_RECOVERING)
             self.xfer_fail_at_s = math.inf
@@ -615,19 +638,18 @@ class Simulator:
                 self._go(_WAITING)
             else:
                 self.phase_end_s = self.t_s + self.restore_s
-        elif event == 2:
+        elif event == _EV_GPU_FAILURE:
             self.fail_left_gpu_h = self._draw_failure_gpu_h()
             self._fault(_GPUF)
-        elif s == _TOLERANCE:
-            if self.draining:
-                self.progress_mb = float(round(self.progress_mb))
-                self._suspend()
-            else:
-                self.progress_mb = self.total_mb
-                self.completed_at_s = self.t_s
-                self._go(_COMPLETED)
-                self.n_gpus = 0
-        elif s == _SUSPEND:
+        elif event == _EV_BOUNDARY:  # the pending checkpoint can be written now
+            self.progress_mb = float(round(self.progress_mb))
+            self._suspend()
+        elif event == _EV_COMPLETION:
+            self.progress_mb = self.total_mb
+            self.completed_at_s = self.t_s
+            self._go(_COMPLETED)
+            self.n_gpus = 0
+        elif s == _SUSPEND:  # Event.PHASE_END from here on: the timed phase ``s`` is over
             self.ckpt_mb = self.progress_mb
             self.n_gpus = 0
             dst = self.after_suspend

@@ -29,6 +29,23 @@ class State(IntEnum):
 
 N_STATES = len(State)
 
+
+class Event(IntEnum):
+    """What ends a piece of simulated time inside a decision step (``sim.simulator``, ``sim.core``).
+
+    A piece also ends at an hour boundary (the grid intensity changes) or at the step's end: ``NONE``, no
+    handler runs. The others change the state along the table below.
+    """
+
+    NONE = 0  # hour boundary or end of the decision step
+    PHASE_END = 1  # a timed phase (checkpoint write, transfer, restore) ends
+    GPU_FAILURE = 2  # a held GPU fails: roll back to the last checkpoint
+    TRANSFER_FAILURE = 3  # the WAN transfer fails mid-flight: the checkpoint is still at the source
+    OUTAGE = 4  # the region holding the job's GPUs goes down
+    COMPLETION = 5  # the last mini-batch finishes
+    MINIBATCH_BOUNDARY = 6  # the mini-batch in flight finishes, so the pending checkpoint can be written
+
+
 _ALLOWED = {
     State.QUEUED: {State.SCALING, State.MIGRATION, State.WAITING},
     State.TOLERANCE: {State.SUSPEND, State.SCALING, State.RECOVERING, State.COMPLETED},

@@ -225,10 +225,16 @@ def test_timestamp_not_on_the_hour(tmp_path):
     raises(["de.csv", "line 3", "01:15:00", "not on the hour"], load_carbon, tmp_path, ["DE"])
 
 
-def test_zone_not_found_lists_zones_and_folder(tmp_path):
+def test_zone_not_found_names_folder_zones_their_files_and_skipped_files(tmp_path):
     write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [1.0])
     write_eia(tmp_path / "BPAT_2030.csv", "2030-01-01 00:00:00", [1.0])
-    raises(["'FR'", str(tmp_path), "'DE'", "'EIA-BPAT'"], load_carbon, tmp_path, ["FR", "DE"])
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "rtt.csv").write_text("src_region,dst_region,avg_rtt\na,b,3\n")  # plainly not carbon
+    msg = raises([], load_carbon, tmp_path, ["FR", "DE"])
+    assert msg == (
+        f"zone(s) ['FR'] not found in carbon files under {tmp_path}; zones found there: DE (de.csv); "
+        f"EIA-BPAT (BPAT_2030.csv); skipped as not carbon-intensity files: net/rtt.csv"
+    )
 
 
 def test_non_overlapping_zones_give_each_range(tmp_path):
@@ -298,7 +304,8 @@ def test_synthetic_residual_has_profile_autocorrelation():
 
 
 def test_carbon_table_warns_and_synthesizes_without_raw_data(tmp_path, monkeypatch):
-    monkeypatch.setenv("CARBON_DATA_DIR", str(tmp_path / "absent"))
+    (tmp_path / "empty").mkdir()  # a folder without carbon files (a missing one is an error)
+    monkeypatch.setenv("CARBON_DATA_DIR", str(tmp_path / "empty"))
     with pytest.warns(UserWarning, match="synthetic"):
         table = carbon_table(["DE"], "2040-05-01", "2040-05-02", "lca", seed=1)
     assert table.start_h == np.datetime64("2040-05-01T00", "h") and table.n_hours == 24
@@ -311,3 +318,163 @@ def test_carbon_table_uses_real_files_restricted_to_window(tmp_path):
     assert table.start_h == np.datetime64("2030-01-01T01", "h")
     assert table.intensity_g_per_kwh.tolist() == [[2.0, 3.0]]
     raises(["2030-01-01T05", "not inside"], carbon_table, ["DE"], "2030-01-01", "2030-01-01T05", data_dir=tmp_path)
+
+
+# --- bad files: one-line errors naming the file (and line / column), never a silent skip -----------------------
+
+
+def test_infinite_intensity_is_rejected_naming_line_and_column(tmp_path):
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0, "inf", 120.0])
+    raises(
+        ["de.csv: line 3 (2030-01-01T01)", "(direct)'", "'inf' is outside the plausible 0..2000 gCO2eq/kWh"],
+        load_carbon,
+        tmp_path,
+        ["DE"],
+    )
+
+
+def test_implausibly_large_intensity_is_rejected(tmp_path):
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0, 120.0, "1e12"])
+    raises(["de.csv: line 4", "'1e12' is outside the plausible 0..2000"], load_carbon, tmp_path, ["DE"])
+
+
+def test_intensity_bound_is_above_every_real_zone_and_signal():
+    from loaders.carbon import MAX_INTENSITY_G_PER_KWH
+
+    root = raw_root()
+    peak = 0.0
+    for path in sorted((root / "carbon_intensity" / "electricitymaps").glob("*.csv.gz")):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            for r in csv.DictReader(f):
+                for col in EM_HEADER[4:6]:
+                    if r[col]:
+                        peak = max(peak, float(r[col]))
+    assert peak == pytest.approx(816.5, abs=1.0)  # AU-NSW, LCA: the bound (2000) keeps 2.4x headroom
+    assert peak < MAX_INTENSITY_G_PER_KWH
+
+
+def test_row_with_an_extra_field_is_rejected(tmp_path):
+    path = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0, 110.0, 120.0])
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[2] += ",999"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    raises(["de.csv: line 3: 8 fields, the header has 7"], load_carbon, tmp_path, ["DE"])
+
+
+def test_truncated_gzip_is_an_error_not_a_skip(tmp_path):
+    path = write_em(tmp_path / "de.csv.gz", "DE", "2030-01-01 00:00:00", [100.0 + i for i in range(2000)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    raises([str(path), "truncated gzip stream"], load_carbon, tmp_path, ["DE"])
+
+
+def test_uncompressed_file_named_gz_is_an_error(tmp_path):
+    plain = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0])
+    plain.rename(tmp_path / "de.csv.gz")
+    raises([f"{tmp_path / 'de.csv.gz'}: named .gz but not gzip-compressed"], load_carbon, tmp_path, ["DE"])
+
+
+def test_empty_file_is_an_error(tmp_path):
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0])
+    (tmp_path / "kr.csv").write_bytes(b"")
+    raises([f"{tmp_path / 'kr.csv'}: empty file"], load_carbon, tmp_path, ["DE"])
+
+
+def test_binary_garbage_is_an_error(tmp_path):
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0])
+    (tmp_path / "kr.csv").write_bytes(bytes(range(256)) * 4)  # 0x80.. is not UTF-8
+    raises([f"{tmp_path / 'kr.csv'}", "not UTF-8 text (byte 0x80)"], load_carbon, tmp_path, ["DE"])
+    (tmp_path / "kr.csv").write_bytes(b"\x00\x01\x02\x03" * 64)  # valid UTF-8, but NUL bytes
+    raises([f"{tmp_path / 'kr.csv'}", "binary data (NUL bytes)"], load_carbon, tmp_path, ["DE"])
+
+
+def test_non_utf8_text_is_an_error_naming_the_line(tmp_path):
+    path = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0, 110.0, 120.0])
+    lines = path.read_bytes().split(b"\n")
+    lines[2] = lines[2].replace(b",X,X,", ",Zürich,X,".encode("latin-1"))  # a Latin-1 byte on line 3
+    path.write_bytes(b"\n".join(lines))
+    raises([f"{path}: line 3: not UTF-8 text (byte 0xfc)"], load_carbon, tmp_path, ["DE"])
+
+
+def test_file_without_intensity_columns_is_an_error_not_a_skip(tmp_path):
+    header = ["Datetime (UTC)", "Country", "Zone Name", "Zone Id", "Low Carbon Percentage"]
+    write_em(tmp_path / "kr.csv", "KR", "2030-01-01 00:00:00", [100.0], header=header)
+    raises(
+        [str(tmp_path / "kr.csv"), "missing required column(s)", "Carbon Intensity gCO₂eq/kWh (direct)"],
+        load_carbon,
+        tmp_path,
+        ["KR"],
+    )
+
+
+def test_plainly_non_carbon_csvs_are_skipped_and_listed(tmp_path):
+    from loaders.carbon import scan_carbon_folder
+
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0])
+    (tmp_path / "gpu.csv").write_text("gpu,clock_mhz,power_w\nV100,1380,250\n")
+    found, skipped = scan_carbon_folder(tmp_path)
+    assert found == {"DE": [tmp_path.resolve() / "de.csv"]} and skipped == [tmp_path.resolve() / "gpu.csv"]
+    assert load_carbon(tmp_path, ["DE"]).intensity_g_per_kwh.tolist() == [[100.0]]
+
+
+def test_two_regions_on_one_grid_zone_get_the_same_row(tmp_path):
+    write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [100.0, 110.0])
+    write_em(tmp_path / "gb.csv", "GB", "2030-01-01 00:00:00", [200.0, 210.0])
+    table = load_carbon(tmp_path, ["DE", "GB", "DE"])
+    assert table.zones == ("DE", "GB", "DE")
+    assert table.intensity_g_per_kwh.tolist() == [[100.0, 110.0], [200.0, 210.0], [100.0, 110.0]]
+
+
+def test_mistyped_carbon_data_dir_is_an_error_not_synthetic_data(monkeypatch, tmp_path):
+    monkeypatch.setenv("CARBON_DATA_DIR", str(tmp_path / "shared" / "dta"))
+    with pytest.raises(DataError) as info:
+        carbon_table(["DE"], "2021-01-01", "2021-01-02")
+    assert str(info.value).startswith(f"CARBON_DATA_DIR={tmp_path / 'shared' / 'dta'} is not a folder; fix it")
+
+
+def bad_data_folder(tmp_path: Path) -> Path:
+    """A folder with the paper scenario's four zones, whose KR file is a truncated gzip."""
+    root = tmp_path / "carbon"
+    for zone in ("JP-TK", "DE", "US-CAL-CISO"):
+        write_em(root / f"{zone}.csv", zone, "2021-01-01 00:00:00", [200.0] * 3000)
+    path = write_em(root / "kr.csv.gz", "KR", "2021-01-01 00:00:00", [300.0 + i % 50 for i in range(3000)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return root
+
+
+def test_evaluate_bad_data_exits_2_with_one_line_naming_the_file_without_period_prefix(tmp_path, capsys):
+    import evaluate
+
+    root = bad_data_folder(tmp_path)
+    argv = ["--policies", "stay", "--episodes", "1", "--data-dir", str(root), "--period", "2021-01-01:2021-02-01"]
+    assert evaluate.main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"evaluate.py: error: {root / 'kr.csv.gz'}: line ") and "\n" not in err
+    assert err.endswith(
+        ": truncated gzip stream (ends before its end-of-stream marker); re-download or re-compress the file"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated"])
+def test_train_bad_data_dir_exits_2_with_one_line(tmp_path, case):
+    import subprocess
+    import sys
+
+    data_dir = str(tmp_path / "missing") if case == "missing" else str(bad_data_folder(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "train.py", "--data-dir", data_dir, "--out", str(tmp_path / "runs"), "--timesteps", "10"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: ")
+    assert (
+        ("does not exist" in lines[0])
+        if case == "missing"
+        else ("kr.csv.gz: line " in lines[0] and ": truncated gzip stream" in lines[0])
+    )

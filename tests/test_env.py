@@ -396,16 +396,31 @@ def test_flat_action_wrapper_maps_index_to_target_and_level_and_trains_dqn():
     m = env.unwrapped.action_masks()
     flat = env.action_masks()
     assert all(flat[t * 5 + lv] == (m[t] and m[5 + lv]) for t in range(5) for lv in range(5))
+    # learning through the wrapper, on the trivial carbon-only task of tests/test_vector_env.py (optimum: 0)
+    from tests.test_vector_env import CARBON_ONLY, carbon_only_scenario, mean_return
+
+    env = FlatActionWrapper(CarbonMigrationEnv(carbon_only_scenario(), reward=CARBON_ONLY))
     model = DQN(
         "MlpPolicy",
         env,
-        learning_starts=100,
-        buffer_size=1000,
+        learning_starts=200,
+        buffer_size=5000,
+        train_freq=1,
+        target_update_interval=200,
+        exploration_fraction=0.5,
+        learning_rate=1e-3,
         seed=0,
         device="cpu",
-        policy_kwargs={"net_arch": [64, 64]},
+        policy_kwargs={"net_arch": [32, 32]},
     )
-    model.learn(total_timesteps=300)
+
+    def act(obs, _):
+        return env.action(model.predict(obs, deterministic=True)[0])
+
+    before = mean_return(act)
+    model.learn(total_timesteps=2000)
+    assert model.num_timesteps == 2000
+    assert mean_return(act) >= -0.05 > before  # learned to pause: within 50 g of the optimum 0
 
 
 def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
@@ -415,14 +430,207 @@ def test_continuous_clock_wrapper_maps_box_to_actions_and_trains_sac():
     assert env.action(np.array([0.0, 0.0])).tolist() == [0, 0]
     assert env.action(np.array([1.0, 1.0])).tolist() == [4, 4]  # last bin = wait, top clock
     assert env.action(np.array([0.45, 0.5])).tolist() == [2, 2]  # floor(0.45 * 5), round(0.5 * 4)
+    # learning through the wrapper, on the trivial carbon-only task of tests/test_vector_env.py (optimum: 0)
+    from tests.test_vector_env import CARBON_ONLY, carbon_only_scenario, mean_return
+
+    env = ContinuousClockWrapper(CarbonMigrationEnv(carbon_only_scenario(), reward=CARBON_ONLY))
     model = SAC(
         "MlpPolicy",
         env,
-        learning_starts=200,
-        buffer_size=1000,
+        learning_starts=100,
+        buffer_size=5000,
         batch_size=64,
-        policy_kwargs={"net_arch": [64, 64]},
+        learning_rate=3e-3,
+        ent_coef=0.05,
+        policy_kwargs={"net_arch": [32, 32]},
         seed=0,
         device="cpu",
     )
-    model.learn(total_timesteps=300)
+
+    def act(obs, _):
+        return env.action(model.predict(obs, deterministic=True)[0])
+
+    before = mean_return(act)
+    model.learn(total_timesteps=500)
+    assert model.num_timesteps == 500
+    assert mean_return(act) >= -0.05 > before  # learned to pause (x0 in the last bin): within 50 g of 0
+
+
+# ---------------------------------------------------------------- misuse of the API
+
+
+def test_step_and_masks_before_reset_raise_reset_needed():
+    env = CarbonMigrationEnv("paper")
+    with pytest.raises(gym.error.ResetNeeded, match=r"step\(\) called before reset\(\); call reset\(\) first"):
+        env.step(np.array([0, 0]))
+    with pytest.raises(gym.error.ResetNeeded, match=r"action_masks\(\) called before reset\(\)"):
+        env.action_masks()
+
+
+def test_step_after_truncation_raises_until_reset():
+    env = CarbonMigrationEnv("paper")
+    env.reset(seed=0)
+    wait = np.array([env.R, 0])
+    steps = 0
+    while True:  # waiting forever: truncated after 48 h = 192 steps of 15 min, never terminated
+        _, _, terminated, truncated, _ = env.step(wait)
+        steps += 1
+        if terminated or truncated:
+            break
+    assert truncated and not terminated and steps == 48 * 4
+    t_end = env.sim.t_s
+    for _ in range(2):  # no re-charged late penalty, no state change, no time passing
+        with pytest.raises(gym.error.ResetNeeded, match=r"after the episode was truncated .* call reset\(\) first"):
+            env.step(wait)
+    assert env.sim.t_s == t_end == 48 * 3600.0 and env.sim.state == State.WAITING
+    env.reset(seed=0)
+    env.step(wait)
+    assert env.sim.t_s == 900.0
+
+
+def test_step_after_completion_raises():
+    sc = load_scenario("paper")
+    sc = dataclasses.replace(sc, job=dataclasses.replace(sc.job, minibatches=50, deadline_hours=None))
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0)
+    _, _, terminated, _, _ = env.step(np.array([0, env.L - 1]))  # 50 mini-batches finish inside one step
+    assert terminated
+    with pytest.raises(gym.error.ResetNeeded, match=r"after the episode terminated \(job completed\)"):
+        env.step(np.array([0, env.L - 1]))
+
+
+@pytest.mark.parametrize(
+    "options, error, message",
+    [
+        ({"start_hr": 3}, ValueError, "unknown key 'start_hr' (did you mean 'start_hour'?); valid keys: start_hour"),
+        ({"seed": 3}, ValueError, "unknown key 'seed'; valid keys: start_hour"),
+        ("start_hour=3", TypeError, "reset(options=...) must be a dict such as {'start_hour': 0}, got 'start_hour=3'"),
+        ([("start_hour", 3)], TypeError, "must be a dict"),
+        ({"start_hour": 2.7}, ValueError, "start_hour must be an integer hour index 0..13055"),
+        ({"start_hour": "abc"}, ValueError, "got 'abc'"),
+        ({"start_hour": True}, ValueError, "got True"),
+        ({"start_hour": -1}, ValueError, "got -1"),
+        ({"start_hour": 13056}, ValueError, "got 13056"),  # train split: 2021-01-01 .. 2022-07-01 = 13104 h - 49 + 1
+    ],
+)
+def test_bad_reset_options_are_refused_with_the_valid_form(options, error, message):
+    env = CarbonMigrationEnv("paper")
+    with pytest.raises(error) as info:
+        env.reset(seed=0, options=options)
+    assert message in str(info.value)
+
+
+def test_integral_start_hours_are_accepted():
+    env = CarbonMigrationEnv("paper")
+    for h in (0, np.int64(5), 7.0, 13055):
+        env.reset(seed=0, options={"start_hour": h})
+        assert env.start_hour == int(h) and type(env.start_hour) is int
+    env.reset(seed=0, options={})  # no key: a random start, as with options=None
+    assert 0 <= env.start_hour <= 13055
+
+
+@pytest.mark.parametrize(
+    "reward, message",
+    [
+        ({"carbon_per_kg": "1.0"}, "CarbonMigrationEnv: reward.carbon_per_kg: must be a finite number, got '1.0'"),
+        ({"lateness_per_hour": math.nan}, "reward.lateness_per_hour: must be a finite number, got nan"),
+        ({"lateness_per_hour": math.inf}, "must be a finite number, got inf"),
+        ({"energy_per_kwh": -0.5}, "reward.energy_per_kwh: must be >= 0.0, got -0.5"),
+        ({"carbon_per_kg": True}, "must be a finite number, got True"),
+        ({"carbon_kg": 1.0}, "reward.carbon_kg: unknown field (misspelt?)"),
+        ([("carbon_per_kg", 1.0)], "CarbonMigrationEnv: reward: must be a mapping, got list"),
+    ],
+)
+def test_invalid_reward_weights_are_refused_as_the_yaml_loader_does(reward, message):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        CarbonMigrationEnv("paper", reward=reward)
+    assert message in str(info.value)
+
+
+def test_valid_reward_override_replaces_only_the_given_weights():
+    w = CarbonMigrationEnv("paper", reward={"carbon_per_kg": 2, "migration_per_count": 0.5}).reward_weights
+    assert (w.carbon_per_kg, w.migration_per_count, w.lateness_per_hour, w.cap_violation_per_kj) == (2.0, 0.5, 30, 0.01)
+
+
+# ---------------------------------------------------------------- soak (short version of bench/soak.py)
+
+
+def test_soak_short_run_breaks_no_invariant():
+    from bench.soak import INVARIANTS, soak
+
+    for scenario in SCENARIOS:
+        r = soak(scenario, steps=3000, seed=1)
+        assert r["violations"] == dict.fromkeys(INVARIANTS, 0), (scenario, r)
+        assert r["episodes"]["masked"] >= 1 and r["episodes"]["unmasked"] >= 1
+
+
+def test_soak_counts_a_broken_invariant():
+    from bench.soak import INVARIANTS, check_step
+    from sim.simulator import M
+
+    env = CarbonMigrationEnv("paper")
+    env.sim.record = True
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_ = env.step(np.array([0, env.L - 1]))
+    env.sim.step_acc[M["operational_carbon_g"]] *= 1.01  # 1% off power x time x PUE x intensity of the pieces
+    bad = dict.fromkeys(INVARIANTS, 0)
+    check_step(env, obs, reward, 0, bad)
+    assert bad == {**dict.fromkeys(INVARIANTS, 0), "carbon_sum": 1}
+    obs[0] = np.nan
+    check_step(env, obs, reward, 0, bad)
+    assert bad["nan"] == 1 and bad["observation"] == 1
+
+
+# ---------------------------------------------------------------- scenario cases that must work or be refused
+
+
+def test_two_regions_on_the_same_grid_zone_reset_and_run():
+    sc = load_scenario("paper")
+    twin = dataclasses.replace(sc.regions[0], name="KR-2")  # a second cloud region behind the KR grid
+    sc = dataclasses.replace(sc, regions=(*sc.regions, twin))
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0, options={"start_hour": 10})
+    ci = env.world.carbon.intensity_g_per_kwh
+    assert env.world.carbon.zones == ("KR", "JP-TK", "DE", "US-CAL-CISO", "KR")
+    np.testing.assert_array_equal(ci[4], ci[0])
+    for _ in range(8):  # move to the twin region and run there
+        _, _, _, _, info = env.step(np.array([4, env.L - 1]))
+    assert info["region"] == "KR-2" and info["state"] == "TOLERANCE"
+
+
+def paper_with(where: str = "<test>", **job) -> object:
+    from sim.scenario import parse_scenario
+
+    data = load_scenario("paper").to_dict()
+    data["job"].update(job)
+    return parse_scenario(data, where)
+
+
+def test_cap_window_across_midnight_caps_the_hours_from_start_to_end():
+    sc = paper_with(cap_windows=[{"start_hour_utc": 20, "end_hour_utc": 5, "cap_w": 900.0}])
+    env = CarbonMigrationEnv(sc)
+    env.reset(seed=0, options={"start_hour": 0})  # the train split starts at 2021-01-01 00:00 UTC
+    for h in range(48):  # hand-computed: 20:00-04:59 UTC capped at 900 W, else the job's 1700 W
+        assert env.sim.cap_w[h] == (900.0 if h % 24 >= 20 or h % 24 < 5 else 1700.0), h
+
+
+def test_cap_window_with_equal_start_and_end_is_refused():
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        paper_with("s.yaml", cap_windows=[{"start_hour_utc": 6, "end_hour_utc": 6, "cap_w": 900.0}])
+    assert str(info.value) == (
+        "s.yaml: job.cap_windows[0].end_hour_utc: equals start_hour_utc (6); for an all-day cap set job.power_cap_w"
+    )
+
+
+@pytest.mark.parametrize("value, message", [(1e6, "must be <= 32.0, got 1000000.0"), (0.1, "must be >= 0.5, got 0.1")])
+def test_bytes_per_param_outside_the_justified_range_is_refused(value, message):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        paper_with("s.yaml", bytes_per_param=value)
+    assert str(info.value) == f"s.yaml: job.bytes_per_param: {message}"
+    assert paper_with(bytes_per_param=0.5).job.checkpoint_gb == pytest.approx(110e6 * 0.5 / 1e9)

@@ -14,8 +14,25 @@ from sim.paths import REPO_ROOT
 
 PERIOD = "2023-03-01:2023-03-15"
 N_EPISODES = 3
-BASE = ["--policies", "stay,random,oracle", "--episodes", str(N_EPISODES), "--period", PERIOD, "--seed", "7"]
+BASE = [
+    "--agent",
+    "none",
+    "--policies",
+    "stay,random,oracle",
+    "--episodes",
+    str(N_EPISODES),
+    "--period",
+    PERIOD,
+    "--seed",
+    "7",
+]
 EM_DIR = REPO_ROOT.parent / "shared" / "data" / "carbon_intensity" / "electricitymaps"
+
+
+@pytest.fixture(autouse=True)
+def _no_default_agent(tmp_path, monkeypatch):
+    """Run from an empty folder: a developer's runs/ must not add a default agent to these tables."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loaders.world import build_world, episode_starts
 from sim.availability import sample_free_gpus, sample_free_gpus_regions
 from sim.errors import ConfigError
 from sim.scenario import load_scenario
 from sim.simulator import WAIT
 from sim.states import State
-from sim.world import build_world, episode_starts
 from tests.test_simulator import OFF, make_sim, scenario
 
-# V100 host by hand (Cloud Carbon Footprint: Broadwell vCPU 0.71 / 3.69 W, memory 0.392 W/GB; AWS p3.16xlarge:
-# 64 vCPUs, 488 GB, 8 GPUs), and BLOOM's embodied figures (150 kg per GPU, 2,500 kg per server, 6 y at 85 %)
-V100_HOST_BUSY_W_PER_GPU = (64 * 3.69 + 488 * 0.392) / 8  # 53.432 W
-V100_HOST_IDLE_W_PER_GPU = (64 * 0.71 + 488 * 0.392) / 8  # 29.592 W
+# V100 host by hand (Cloud Carbon Footprint: Broadwell vCPU 0.71 / 3.69 W; memory 0.392 W/GB above the 69.65 GB
+# per chip already in the SPECpower figures, one chip per 96 vCPUs; AWS p3.16xlarge: 64 vCPUs, 488 GB, 8 GPUs),
+# and BLOOM's embodied figures (150 kg per GPU, 2,500 kg per server, 6 y at 85 %)
+V100_HOST_BUSY_W_PER_GPU = (64 * 3.69 + (488 - 69.65) * 0.392) / 8  # 50.019 W
+V100_HOST_IDLE_W_PER_GPU = (64 * 0.71 + (488 - 69.65) * 0.392) / 8  # 26.179 W
 EMBODIED_G_PER_GPU_H = (150e3 + 2500e3 / 8) / (6 * 8760 * 0.85)  # 10.35 g
 
 

@@ -5,9 +5,9 @@ import copy
 import pytest
 import yaml
 
+from loaders.world import build_world
 from sim.errors import ConfigError
 from sim.scenario import SCENARIO_DIR, load_scenario, parse_scenario, scenario_names
-from sim.world import build_world
 
 
 def raw(name="paper"):

@@ -14,6 +14,7 @@ import yaml
 
 import train
 from agents import ALGOS, AgentConfigError, load_agent
+from agents.checkpoint import complete_saves, latest_save
 from envs.carbon_migration import CarbonMigrationEnv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,8 +63,13 @@ def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
     run_dir = tmp_path / "runs" / "r"
     for name in ("model.zip", "best_model.zip", "config.yaml", "progress.csv", "eval.csv"):
         assert (run_dir / name).is_file(), name
-    assert list((run_dir / "checkpoints").glob("model_*_steps.zip"))
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    saves = complete_saves(run_dir)  # the newest two complete saves are kept; the last is the end of training
+    assert len(saves) == 2 and saves[-1].name == f"step-{cfg['timesteps_total']:09d}"
+    expected = {"model.zip", "state.yaml", "best_model.zip"}
+    expected |= {"replay_buffer.pkl"} if ALGOS[algo].off_policy else set()
+    expected |= {"vecnormalize.pkl"} if cfg["hyperparams"].get("normalize_reward") else set()
+    assert {p.name for p in saves[-1].iterdir()} == expected
     assert cfg["algo"] == algo and cfg["scenario"]["name"] == "paper" and cfg["seed"] == 0
     assert cfg["timesteps_total"] >= 1024 and cfg["hyperparams"]["policy_kwargs"] == {"net_arch": [16]}
     assert {"torch", "stable_baselines3", "sb3_contrib", "gymnasium"} <= set(cfg["versions"])
@@ -95,7 +101,7 @@ def test_resume_continues_step_counter_and_optimiser_state(tmp_path):
             assert torch.equal(s[name], loaded["state"][k][name])
     rows_before = len(pd.read_csv(run_dir / "progress.csv"))
 
-    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "512") == 0
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "1536") == 0  # the total: 512 more
     curve = pd.read_csv(run_dir / "progress.csv")
     assert len(curve) == rows_before + 512 // 128
     assert curve["time/total_timesteps"].tolist()[-4:] == [1152, 1280, 1408, 1536]
@@ -110,10 +116,10 @@ def test_resume_of_dqn_keeps_its_replay_buffer(tmp_path):
     cfg = tiny_config(tmp_path, "dqn")
     assert run(tmp_path, "--algo", "dqn", "--timesteps", "600", "--name", "r", "--config", str(cfg)) == 0
     run_dir = tmp_path / "runs" / "r"
-    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "400") == 0
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "1000") == 0
     from stable_baselines3.common.save_util import load_from_pkl
 
-    buf = load_from_pkl(run_dir / "replay_buffer.pkl")
+    buf = load_from_pkl(latest_save(run_dir)[0] / "replay_buffer.pkl")
     assert buf.pos == 1000 and not buf.full  # 600 old + 400 new transitions, one env
 
 
@@ -123,10 +129,10 @@ def test_resume_keeps_the_reward_normalisation_statistics(tmp_path):
     run_dir = tmp_path / "runs" / "r"
     from stable_baselines3.common.save_util import load_from_pkl
 
-    assert load_from_pkl(run_dir / "vecnormalize.pkl").ret_rms.count == pytest.approx(512, abs=1e-3)
-    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "256") == 0
+    assert load_from_pkl(latest_save(run_dir)[0] / "vecnormalize.pkl").ret_rms.count == pytest.approx(512, abs=1e-3)
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "768") == 0
     # one env: one return sample per step, counted on from the saved statistics
-    assert load_from_pkl(run_dir / "vecnormalize.pkl").ret_rms.count == pytest.approx(768, abs=1e-3)
+    assert load_from_pkl(latest_save(run_dir)[0] / "vecnormalize.pkl").ret_rms.count == pytest.approx(768, abs=1e-3)
 
 
 def test_same_seed_gives_identical_learning_curve(tmp_path):
@@ -203,7 +209,7 @@ def test_load_agent_names_missing_and_corrupt_models(tmp_path):
         load_agent(tmp_path / "nothing.zip")
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    with pytest.raises(FileNotFoundError, match="no best_model.zip or model.zip"):
+    with pytest.raises(FileNotFoundError, match="no best_model.zip or model.zip or checkpoints/step-N/"):
         load_agent(run_dir)
     (run_dir / "config.yaml").write_text("algo: ppo\n")
     (run_dir / "model.zip").write_bytes(b"not a zip at all")
@@ -213,3 +219,127 @@ def test_load_agent_names_missing_and_corrupt_models(tmp_path):
         z.writestr("data", "{broken json")
     with pytest.raises(AgentConfigError, match="cannot load ppo model"):
         load_agent(run_dir)
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+def start_training(tmp_path: Path, name: str, cfg: Path, *extra: str) -> subprocess.Popen:
+    """A long DQN run in a child process (one env, so steps, saves and buffer positions are exact)."""
+    argv = ["--algo", "dqn", "--timesteps", "1000000", "--save-every", "200", "--config", str(cfg), "--name", name]
+    return subprocess.Popen(
+        [sys.executable, "train.py", *argv, "--out", str(tmp_path / "runs"), "--no-progress-bar", *extra],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def logged_steps(run_dir: Path) -> list[int]:
+    """``time/total_timesteps`` of every progress.csv row (DQN logs every 4 episodes: maybe none yet)."""
+    import csv
+
+    with (run_dir / "progress.csv").open(newline="") as f:
+        return [int(r["time/total_timesteps"]) for r in csv.DictReader(f)]
+
+
+def wait_for_saves(proc: subprocess.Popen, run_dir: Path, n: int) -> None:
+    """Poll until the run has ``n`` complete saves (no timing assertion: it only waits)."""
+    import time
+
+    while len(complete_saves(run_dir)) < n:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+
+
+def test_sigkill_then_resume_continues_from_the_newest_complete_save(tmp_path):
+    import os
+    import signal
+
+    cfg = tiny_config(tmp_path, "dqn", buffer_size=50_000, eval_freq=100)
+    run_dir = tmp_path / "runs" / "k"
+    proc = start_training(tmp_path, "k", cfg)
+    try:
+        wait_for_saves(proc, run_dir, 2)
+        os.kill(proc.pid, signal.SIGKILL)  # no handler runs: only what is already on disk survives
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    save_dir, state = latest_save(run_dir)
+    step = state["num_timesteps"]
+    assert step % 200 == 0 and step >= 400 and save_dir.name == f"step-{step:09d}"
+    assert load_agent(save_dir / "model.zip").name == "k"  # a save is also a loadable agent of its run
+
+    total = step + 400
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", str(total)) == 0
+    cfg_after = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg_after["resumed"][0]["at_timesteps"] == step and cfg_after["timesteps_total"] == total
+    # weights, optimiser and step counter continued from the save; the replay buffer kept its transitions
+    model = load_agent(run_dir / "model.zip").model
+    assert model.num_timesteps == total
+    from stable_baselines3.common.save_util import load_from_pkl
+
+    assert load_from_pkl(latest_save(run_dir)[0] / "replay_buffer.pkl").pos == total  # one env: one per step
+    # evaluations after the save were dropped and redone: each step once, every 100 steps up to the total
+    assert pd.read_csv(run_dir / "eval.csv")["timesteps"].tolist() == list(range(100, total + 1, 100))
+    steps = logged_steps(run_dir)
+    assert steps == sorted(set(steps)) and steps[-1] <= total
+
+
+def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
+    import signal
+
+    cfg = tiny_config(tmp_path, "dqn", buffer_size=50_000)
+    run_dir = tmp_path / "runs" / "t"
+    proc = start_training(tmp_path, "t", cfg)
+    try:
+        wait_for_saves(proc, run_dir, 1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "interrupted at" in err and "Traceback" not in err
+    cfg_after = yaml.safe_load((run_dir / "config.yaml").read_text())
+    stopped = cfg_after["timesteps_total"]
+    # the interrupt wrote a complete save of the very step it stopped at, and model.zip of the same step
+    save_dir, state = latest_save(run_dir)
+    assert state["num_timesteps"] == stopped and save_dir.name == f"step-{stopped:09d}"
+    assert load_agent(run_dir / "model.zip").model.num_timesteps == stopped
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", str(stopped + 100)) == 0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["timesteps_total"] == stopped + 100
+    steps = logged_steps(run_dir)
+    assert steps == sorted(set(steps))
+
+
+def test_timesteps_is_the_total_and_on_policy_runs_stop_exactly_there(tmp_path, capsys):
+    # 1000 steps with 128-step rollouts: 7 full rollouts (896 steps) trained on, then the 8th cut at 1000
+    cfg = tiny_config(tmp_path, "ppo")
+    assert run(tmp_path, "--algo", "ppo", "--timesteps", "1000", "--name", "r", "--config", str(cfg)) == 0
+    run_dir = tmp_path / "runs" / "r"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["timesteps_total"] == 1000
+    opt = saved_zip_member(run_dir / "model.zip", "policy.optimizer.pth")
+    assert all(int(s["step"]) == 7 * 4 for s in opt["state"].values())
+    assert pd.read_csv(run_dir / "eval.csv")["timesteps"].tolist() == [1000]  # the final evaluation, once
+    assert capsys.readouterr().out.count("[eval] 1000 steps") == 1
+    # a total below the steps done is refused in one line
+    capsys.readouterr()
+    assert run(tmp_path, "--resume", str(run_dir), "--timesteps", "800") == 2
+    assert "already has 1000 steps and --timesteps 800 is the total" in capsys.readouterr().err
+
+
+def test_help_says_timesteps_is_the_total():
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    helptext = " ".join(proc.stdout.split())
+    assert "total environment steps of the run; with --resume the new total" in helptext
+    assert "--save-every STEPS" in helptext and "Default: 10% of --timesteps" in helptext
+
+
+def test_a_run_killed_before_any_model_file_loads_from_its_newest_save(tmp_path):
+    cfg = tiny_config(tmp_path, "ppo")
+    assert run(tmp_path, "--algo", "ppo", "--timesteps", "512", "--name", "r", "--config", str(cfg)) == 0
+    run_dir = tmp_path / "runs" / "r"
+    (run_dir / "model.zip").unlink()  # as after a SIGKILL before the first evaluation and the final save
+    (run_dir / "best_model.zip").unlink()
+    assert load_agent(run_dir).model.num_timesteps == 512

@@ -45,9 +45,10 @@ def test_episode_carbon_equals_energy_times_raw_intensity():
     pue = [r.pue for r in env.scenario.regions]
     t0 = env.world.carbon.start_h + np.timedelta64(env.start_hour, "h")
     # host power of the V100 servers by hand (Cloud Carbon Footprint coefficients, AWS p3.16xlarge: 64 Broadwell
-    # vCPUs at 0.71 / 3.69 W, 488 GB at 0.392 W/GB), per GPU of 8: busy while training, idle in checkpoint I/O
-    host_busy_w = (64 * 3.69 + 488 * 0.392) / 8
-    host_idle_w = (64 * 0.71 + 488 * 0.392) / 8
+    # vCPUs at 0.71 / 3.69 W, the 488 - 69.65 GB above SPECpower's per-chip memory at 0.392 W/GB), per GPU of 8:
+    # busy while training, idle in checkpoint I/O
+    host_busy_w = (64 * 3.69 + (488 - 69.65) * 0.392) / 8
+    host_idle_w = (64 * 0.71 + (488 - 69.65) * 0.392) / 8
     expected_g = host_kwh = 0.0
     for t, dt, r, s, power_w, n, dest in env.sim.segments:
         key = str(t0 + np.timedelta64(int(t // 3600), "h")).replace("T", " ")[:13]

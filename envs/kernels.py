@@ -1,0 +1,200 @@
+"""Compiled batch halves of ``CarbonMigration-v0``'s step around ``sim.core.advance``: action -> decision, and
+state -> observation, action mask and reward, for the rows of ``envs.vector.CarbonMigrationVectorEnv``.
+
+Each function does, per environment, exactly what ``envs.carbon_migration.CarbonMigrationEnv`` does in
+``_advance`` / ``_step_features`` / ``_refresh`` (same operations in the same order, so the same bits); the
+observation layout is documented there.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from sim.core import (
+    _CAPJ,
+    _COMPLETED,
+    _DONE,
+    _EMB,
+    _EPS_S,
+    _FAC,
+    _LATE,
+    _LOST,
+    _MIG,
+    _MIGRATION,
+    _OPC,
+    _P_DEADLINE,
+    _P_HORIZON,
+    _P_NHOURS,
+    _P_NSTEPS,
+    _P_REQ,
+    _P_TOTAL,
+    _RECOVERING,
+    _SCALING,
+    _SUSPEND,
+    _TOLERANCE,
+    _TXC,
+    _TXE,
+    _WAIT,
+    F_POWER_W,
+    F_PROGRESS_MB,
+    F_T_S,
+    I_AFTER_SUSPEND,
+    I_DEST,
+    I_K,
+    I_LEVEL,
+    I_N_GPUS,
+    I_REGION,
+    I_STATE,
+    _down,
+    _usable,
+    continue_target,
+)
+
+_TWO_PI = 2 * math.pi
+N_TIME_FEATURES = 4
+N_JOB_FEATURES = 8
+
+
+@njit(cache=True)
+def out_of_range(actions, n_regions, n_levels):
+    """Index of the first row of ``actions`` (N, 2) outside ``[0, n_regions] x [0, n_levels)``, or -1."""
+    for i in range(actions.shape[0]):
+        t, lv = actions[i, 0], actions[i, 1]
+        if t < 0 or t > n_regions or lv < 0 or lv >= n_levels:
+            return i
+    return -1
+
+
+@njit(cache=True)
+def _prepare(envs, targets, masks, iv_all, invalid, n_regions):
+    """Masked targets become the continue target (counted in ``invalid``); the wait index becomes ``WAIT``."""
+    for e in range(envs.shape[0]):
+        i = envs[e]
+        t = targets[i]
+        if not masks[i, t]:
+            iv = iv_all[i, 0]
+            invalid[i] += 1
+            t = continue_target(iv[I_STATE], iv[I_REGION], iv[I_DEST], iv[I_AFTER_SUSPEND], n_regions)
+        targets[i] = _WAIT if t == n_regions else t
+
+
+@njit(cache=True)
+def _observe(
+    envs,
+    stepped,
+    f,
+    iv_all,
+    step_acc,
+    ep_acc,
+    free,
+    o_start,
+    o_end,
+    n_out,
+    cap_all,
+    work_all,
+    templates,
+    hour0,
+    dow0,
+    xfer_h,
+    w,
+    P,
+    layout,
+    t_mb_home_s,
+    obs,
+    masks,
+    rew,
+    term,
+    trunc,
+    terms,
+):
+    """Rewards and flags (when ``stepped``), observation rows and action masks of ``envs``."""
+    F, block, job_at, level_div = layout[0], layout[1], layout[2], layout[3]
+    R = xfer_h.shape[0]
+    n_hours = int(P[_P_NHOURS])
+    n_steps = int(P[_P_NSTEPS])
+    total = P[_P_TOTAL]
+    horizon = P[_P_HORIZON]
+    req = int(P[_P_REQ])
+    for e in range(envs.shape[0]):
+        i = envs[e]
+        fv, iv = f[i, 0], iv_all[i, 0]
+        s = iv[I_STATE]
+        here = iv[I_REGION]
+        t = fv[F_T_S]
+        progress_mb = fv[F_PROGRESS_MB]
+        if stepped:
+            acc = step_acc[i, 0]
+            done = s == _COMPLETED
+            truncated = t >= horizon - _EPS_S and not done
+            late_h = acc[_LATE]
+            if truncated:
+                late_h += (total - progress_mb) * t_mb_home_s / 3600.0
+            carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
+            progress = w[0] * (acc[_DONE] - acc[_LOST]) / total
+            carbon = w[1] * carbon_kg
+            energy = w[2] * (acc[_FAC] + acc[_TXE])
+            late = w[3] * late_h
+            cap = w[4] * acc[_CAPJ] / 1000.0
+            mig = w[5] * acc[_MIG]
+            emb = w[6] * acc[_EMB] / 1000.0
+            tr = terms[i]
+            tr[0], tr[1], tr[2], tr[3], tr[4], tr[5], tr[6] = progress, -carbon, -energy, -late, -cap, -mig, -emb
+            rew[i] = progress - carbon - energy - late - cap - mig - emb
+            term[i] = done
+            trunc[i] = truncated
+        h = int(t // 3600.0)
+        if h >= n_hours:
+            h = n_hours - 1
+        k = iv[I_K]
+        kk = k if k < n_steps else n_steps
+        o = obs[i]
+        o[:] = templates[i, h]
+        m = masks[i]
+        fr, os_, oe, no = free[i], o_start[i], o_end[i], n_out[i]
+        timed = s == _SUSPEND or s == _MIGRATION or s == _SCALING or s == _RECOVERING
+        if timed:
+            for r in range(R + 1):
+                m[r] = False
+            m[continue_target(s, here, iv[I_DEST], iv[I_AFTER_SUSPEND], R)] = True
+        for r in range(R):
+            b = N_TIME_FEATURES + r * block + F
+            if _down(os_, oe, no, r, t):
+                u = 0
+                o[b + 2] = 0.0
+            else:
+                u = _usable(fr[r, kk], P)
+                o[b + 2] = 1.0
+            if not timed:
+                m[r] = u != 0
+            o[b + 1] = u / req
+            o[b + 3] = xfer_h[here, r]
+        if not timed:
+            if s == _TOLERANCE:
+                m[here] = True
+            m[R] = True
+        x = hour0[i] + t / 3600.0
+        a_hod = _TWO_PI * (x % 24.0) / 24.0
+        a_dow = _TWO_PI * ((dow0[i] + x / 24.0) % 7.0) / 7.0
+        o[0] = math.sin(a_hod)
+        o[1] = math.cos(a_hod)
+        o[2] = math.sin(a_dow)
+        o[3] = math.cos(a_dow)
+        deadline = P[_P_DEADLINE]
+        dl = deadline if deadline < math.inf else horizon
+        to_deadline = (dl - t) / horizon
+        cap_w = cap_all[i, h]
+        power = fv[F_POWER_W] / cap_w if cap_w < math.inf else 0.0
+        work = work_all[i, kk]
+        lost = ep_acc[i, 0, _LOST] / total
+        o[job_at] = progress_mb / total
+        o[job_at + 1] = to_deadline if to_deadline > -1.0 else -1.0
+        o[job_at + 2] = t / horizon
+        o[job_at + 3] = iv[I_LEVEL] / level_div
+        o[job_at + 4] = power if power < 4.0 else 4.0
+        o[job_at + 5] = iv[I_N_GPUS] / req
+        o[job_at + 6] = work if work < 4.0 else 4.0
+        o[job_at + 7] = lost if lost < 1.0 else 1.0
+        o[N_TIME_FEATURES + here * block + F + 4] = 1.0
+        o[job_at + N_JOB_FEATURES + s] = 1.0

@@ -1,0 +1,52 @@
+"""CAFTM against its migration threshold: carbon and deadline rate of ``caftm`` / ``caftm_guarded`` with one
+theta_CI for every zone, on the same episodes as the main evaluation (the paper-claims section of report.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from evaluation import plots
+from evaluation.episodes import G_PER_KG, EpisodeTask, _env
+from evaluation.report import append_to_report, caftm_claims_section
+
+# one theta_CI (g/kWh) for every zone; spans the paper scenario's zones (CAISO ~200 to JP-TK ~500 median)
+THETAS_G_PER_KWH = tuple(float(x) for x in np.arange(150.0, 551.0, 50.0))
+VARIANTS = ("caftm", "caftm_guarded")
+
+
+def run_theta_sweep(tasks: list[EpisodeTask], thetas=THETAS_G_PER_KWH, variants=VARIANTS) -> pd.DataFrame:
+    """Rows ``variant, theta_g_per_kwh, episode, carbon_kg, avg_power_w, deadline_met`` for each variant,
+    threshold and task (one task per episode, any policy: only its environment, start hour and seed are used)."""
+    from baselines import make_policy
+    from baselines.runner import run_episode
+    from evaluation.episodes import _avg_power_w
+
+    rows = []
+    for variant in variants:
+        for theta in thetas:
+            for t in tasks:
+                m = run_episode(_env(t.env), make_policy(variant, theta_ci=theta), t.seed, t.start_hour, False)
+                rows.append(
+                    {
+                        "variant": variant,
+                        "theta_g_per_kwh": theta,
+                        "episode": t.episode,
+                        "carbon_kg": m["carbon_g"] / G_PER_KG,
+                        "avg_power_w": _avg_power_w(m),
+                        "deadline_met": bool(m["deadline_met"]),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def write_caftm_claims(out, episodes: pd.DataFrame, tasks: list[EpisodeTask], label: str) -> None:
+    """Run the theta_CI sweep on the episodes of ``tasks``, save ``theta_sweep.csv`` and ``caftm_theta.png``,
+    and append the paper-claims section to ``out/report.md`` (needs ``caftm`` and ``stay`` in ``episodes``)."""
+    first = {}
+    for t in tasks:
+        first.setdefault(t.episode, t)
+    sweep = run_theta_sweep(list(first.values()))
+    sweep.to_csv(out / "theta_sweep.csv", index=False)
+    plots.theta_sweep(sweep, out / "caftm_theta.png", title=f"CAFTM against its threshold theta_CI\n({label})")
+    append_to_report(out / "report.md", caftm_claims_section(episodes, sweep, "caftm_theta.png"))

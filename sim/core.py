@@ -1,0 +1,569 @@
+"""Array-state core: the physics of ``sim.simulator`` for N environments x J jobs, stepped by one compiled loop.
+
+State lives in two arrays with named columns (:class:`CoreState`): floats ``(n_envs, n_jobs, N_FLOAT)`` and
+ints ``(n_envs, n_jobs, N_INT)``; accounting is ``(n_envs, n_jobs, n_metrics)`` with the columns of
+``sim.simulator.METRICS``. The tables fixed for a scenario (:class:`StaticTables`) and for an episode
+(:class:`EpisodeArrays`) are separate, read-only to the step.
+
+``advance`` runs, for every listed environment, exactly the event loop of ``Simulator.step`` (same pieces, same
+floating-point operations in the same order, so results are bit-identical; ``tests/test_golden.py`` and
+``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first use on a
+machine compiles for about 16 s of CPU, later processes load the cached machine code in well under a second).
+Random draws come from each environment's own ``numpy.random.Generator``, in the scalar simulator's order:
+``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
+generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
+rare draw with another distribution (the next GPU-failure time, ``rng.exponential``) the kernel parks the
+environment (``I_PEND``) and the caller draws it in Python and calls ``advance`` again on the parked ones.
+
+Jobs are independent today (each job of an environment sees the whole free pool); sharing GPUs between jobs
+is the multi-job fleet's business (issue 8). The gym environments use ``n_jobs = 1``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+from numba import njit
+
+from sim import rules
+from sim.simulator import METRICS, WAIT
+from sim.states import Event, State
+from sim.tables import PARAMS, EpisodeArrays, StaticTables  # noqa: F401  (the tables the core reads)
+
+# ---------------------------------------------------------------- state layout (columns of CoreState.f / .i)
+
+FLOAT_FIELDS = (
+    ("t_s", "s", "simulated time since the episode start"),
+    ("progress_mb", "mini-batches", "work done (since the last rollback)"),
+    ("ckpt_mb", "mini-batches", "progress in the last durable checkpoint"),
+    ("phase_end_s", "s", "end of the current timed phase (checkpoint write, transfer, restore)"),
+    ("xfer_fail_at_s", "s", "when the transfer in flight fails (inf: it does not)"),
+    ("completed_at_s", "s", "completion time (inf until completed)"),
+    ("power_w", "W", "GPU board power drawn at the end of the last step"),
+    ("fail_left_gpu_h", "GPU-h", "GPU-hours of running left until the next GPU failure"),
+    ("t_end_s", "s", "end of the decision step being simulated"),
+    ("draw", "-", "random number handed in for a parked draw"),
+)
+INT_FIELDS = (
+    ("k", "-", "decision steps taken"),
+    ("state", "-", "scheduler state (sim.states.State)"),
+    ("region", "-", "region index holding the job or its checkpoint"),
+    ("dest", "-", "destination of the current or last migration"),
+    ("n_gpus", "GPUs", "GPUs held"),
+    ("level", "-", "clock level index chosen"),
+    ("after_suspend", "-", "where a suspending job goes next (-1 = stay paused)"),
+    ("draining", "bool", "finishing the mini-batch in flight before a checkpoint"),
+    ("violating", "bool", "over the power cap at the end of the last piece"),
+    ("stage", "-", "0: next call starts a step; 1: inside a step (parked on a draw)"),
+    ("pend", "-", "parked on a draw: 0 none, 1 the next GPU failure time"),
+    ("error", "-", "an illegal transition src * 8 + dst + 1 (0: none)"),
+)
+for _j, (_name, _unit, _doc) in enumerate(FLOAT_FIELDS):
+    globals()["F_" + _name.upper()] = _j
+for _j, (_name, _unit, _doc) in enumerate(INT_FIELDS):
+    globals()["I_" + _name.upper()] = _j
+N_FLOAT, N_INT = len(FLOAT_FIELDS), len(INT_FIELDS)
+# explicit names for the compiled code and linters (the loops above define the same values)
+(F_T_S, F_PROGRESS_MB, F_CKPT_MB, F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S, F_POWER_W) = range(7)
+(F_FAIL_LEFT_GPU_H, F_T_END_S, F_DRAW) = range(7, 10)
+(I_K, I_STATE, I_REGION, I_DEST, I_N_GPUS, I_LEVEL, I_AFTER_SUSPEND, I_DRAINING, I_VIOLATING) = range(9)
+(I_STAGE, I_PEND, I_ERROR) = range(9, 12)
+PEND_NONE, PEND_GPU_FAILURE = 0, 1
+
+N_METRICS = len(METRICS)
+_M = {name: j for j, name in enumerate(METRICS)}
+(_IT, _FAC, _OPC, _TXE, _TXC, _GPUH, _DONE, _LOST, _RB, _MIG, _TX, _TXF, _TXGB, _TXS, _EGR) = range(15)
+(_CAPN, _CAPS, _CAPJ, _GPUF, _OUTF, _PRE, _LATE, _HOST, _EMB, _STALL) = range(15, 25)
+assert METRICS[_STALL] == "checkpoint_stall_s" and METRICS[_GPUF] == "gpu_failures"
+_TIME0 = _M["time_queued_s"]
+
+_QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
+_EV_NONE, _EV_PHASE_END, _EV_COMPLETION, _EV_BOUNDARY = (
+    int(Event.NONE),
+    int(Event.PHASE_END),
+    int(Event.COMPLETION),
+    int(Event.MINIBATCH_BOUNDARY),
+)
+_EV_GPU_FAILURE, _EV_TRANSFER_FAILURE, _EV_OUTAGE = (
+    int(Event.GPU_FAILURE),
+    int(Event.TRANSFER_FAILURE),
+    int(Event.OUTAGE),
+)
+_S_PER_H = 3600.0
+_J_PER_KWH = 3.6e6
+_EPS_S = 1e-9
+_WAIT = WAIT
+
+(_P_STEP, _P_HORIZON, _P_NSTEPS, _P_NHOURS, _P_TOTAL, _P_CKPT_INT, _P_REQ, _P_GROUP, _P_ELASTIC) = range(9)
+(_P_IO, _P_RESTORE, _P_STALL, _P_XKWH, _P_DEADLINE, _P_CKPT_GB, _P_THROTTLE, _P_XFAIL) = range(9, 17)
+
+
+class CoreState:
+    """Mutable state of ``n_envs`` environments x ``n_jobs`` jobs (Jumanji-style: arrays with an env and a job axis).
+
+    ``f``: float64 ``(n_envs, n_jobs, N_FLOAT)``, ``i``: int64 ``(n_envs, n_jobs, N_INT)``; each column is
+    available by name as an ``(n_envs, n_jobs)`` view (``state.t_s``, ``state.region``, ...):
+
+    {fields}
+
+    ``step_acc`` / ``episode_acc``: float64 ``(n_envs, n_jobs, n_metrics)``, this step's and this episode's
+    accounting, columns ``sim.simulator.METRICS`` (units in the names).
+    """
+
+    def __init__(self, n_envs: int, n_jobs: int = 1):
+        self.n_envs, self.n_jobs = n_envs, n_jobs
+        self.f = np.zeros((n_envs, n_jobs, N_FLOAT))
+        self.i = np.zeros((n_envs, n_jobs, N_INT), dtype=np.int64)
+        self.step_acc = np.zeros((n_envs, n_jobs, N_METRICS))
+        self.episode_acc = np.zeros((n_envs, n_jobs, N_METRICS))
+
+
+CoreState.__doc__ = CoreState.__doc__.format(
+    fields="\n    ".join(
+        [f"- ``{n}`` (float, {u}): {d}" for n, u, d in FLOAT_FIELDS]
+        + [f"- ``{n}`` (int, {u}): {d}" for n, u, d in INT_FIELDS]
+    )
+)
+for _j, (_name, _unit, _doc) in enumerate(FLOAT_FIELDS):
+    setattr(CoreState, _name, property(lambda self, j=_j: self.f[:, :, j], doc=f"{_doc} [{_unit}]"))
+for _j, (_name, _unit, _doc) in enumerate(INT_FIELDS):
+    setattr(CoreState, _name, property(lambda self, j=_j: self.i[:, :, j], doc=f"{_doc} [{_unit}]"))
+
+
+def load_state(core: CoreState, i: int, sim) -> None:
+    """Row ``i`` (job 0) of ``core`` := the scalar simulator's state (after ``sim.reset``)."""
+    core.f[i, 0] = (
+        sim.t_s,
+        sim.progress_mb,
+        sim.ckpt_mb,
+        sim.phase_end_s,
+        sim.xfer_fail_at_s,
+        sim.completed_at_s,
+        sim.power_w,
+        sim.fail_left_gpu_h,
+        0.0,
+        0.0,
+    )
+    core.i[i, 0] = (
+        sim.k,
+        sim.state,
+        sim.region,
+        sim.dest,
+        sim.n_gpus,
+        sim.level,
+        sim.after_suspend,
+        sim.draining,
+        sim.violating,
+        0,
+        0,
+        0,
+    )
+    core.step_acc[i, 0] = sim.step_acc
+    core.episode_acc[i, 0] = sim.episode_acc
+
+
+def store_state(core: CoreState, i: int, sim) -> None:
+    """The scalar simulator's state := row ``i`` (job 0) of ``core`` (for render, views and attribute reads)."""
+    f, n = core.f[i, 0].tolist(), core.i[i, 0].tolist()
+    (sim.t_s, sim.progress_mb, sim.ckpt_mb, sim.phase_end_s, sim.xfer_fail_at_s, sim.completed_at_s) = f[:6]
+    sim.power_w, sim.fail_left_gpu_h = f[6], f[7]
+    (sim.k, sim.state, sim.region, sim.dest, sim.n_gpus, sim.level, sim.after_suspend) = n[:7]
+    sim.draining, sim.violating = bool(n[7]), bool(n[8])
+    sim.step_acc = core.step_acc[i, 0].tolist()
+    sim.episode_acc = core.episode_acc[i, 0].tolist()
+
+
+_NEXT_DOUBLE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_uint64)  # double next_double(void *state)
+_NEXT_DOUBLE_FN: dict[type, object] = {}
+
+
+def rng_handles(rng: np.random.Generator) -> tuple[object, int]:
+    """``(next_double, state address)`` of ``rng``'s bit generator: ``next_double(state)`` is ``rng.random()``.
+
+    The caller must keep ``rng`` alive while the address is used.
+    """
+    bg = rng.bit_generator
+    kind = type(bg)
+    if kind not in _NEXT_DOUBLE_FN:
+        _NEXT_DOUBLE_FN[kind] = _NEXT_DOUBLE(ctypes.cast(bg.ctypes.next_double, ctypes.c_void_p).value)
+    return _NEXT_DOUBLE_FN[kind], bg.ctypes.state_address
+
+
+# ---------------------------------------------------------------- compiled physics (one env, one job at a time)
+
+
+@njit(cache=True, inline="always")
+def _down(os_, oe, no, r, t):
+    for j in range(no[r]):
+        if os_[r, j] <= t < oe[r, j]:
+            return True
+    return False
+
+
+# the shared rules (sim/rules.py), compiled from the same source
+usable_gpus = njit(cache=True, inline="always")(rules.usable_gpus)
+continue_target = njit(cache=True, inline="always")(rules.continue_target)
+level_under_cap = njit(cache=True, inline="always")(rules.level_under_cap)
+
+
+@njit(cache=True, inline="always")
+def _usable(free, P):
+    return usable_gpus(free, int(P[_P_REQ]), int(P[_P_GROUP]), P[_P_ELASTIC] != 0.0)
+
+
+@njit(cache=True, inline="always")
+def _free_gpus(fr, os_, oe, no, r, t, k, P):
+    if _down(os_, oe, no, r, t):
+        return 0
+    n_steps = int(P[_P_NSTEPS])
+    return fr[r, k if k < n_steps else n_steps]
+
+
+@njit(cache=True, inline="always")
+def _go(iv, new, allowed):
+    s = iv[I_STATE]
+    if not allowed[s, new]:
+        if iv[I_ERROR] == 0:
+            iv[I_ERROR] = s * 8 + new + 1
+    iv[I_STATE] = new
+
+
+@njit(cache=True, inline="always")
+def _start_running(fv, iv, fr, os_, oe, no, P, allowed):
+    n = _usable(_free_gpus(fr, os_, oe, no, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
+    if n == 0:
+        if iv[I_STATE] != _WAITING:
+            _go(iv, _WAITING, allowed)
+        iv[I_N_GPUS] = 0
+        return
+    iv[I_N_GPUS] = n
+    _go(iv, _SCALING, allowed)
+    fv[F_PHASE_END_S] = fv[F_T_S] + P[_P_RESTORE]
+
+
+@njit(cache=True, inline="always")
+def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state):
+    _go(iv, _MIGRATION, allowed)
+    iv[I_N_GPUS] = 0
+    iv[I_DEST] = dst
+    dur = xfer_s[iv[I_REGION], dst]
+    fv[F_PHASE_END_S] = fv[F_T_S] + dur
+    fv[F_XFER_FAIL_AT_S] = math.inf
+    p = P[_P_XFAIL]
+    if p > 0 and next_double(rng_state) < p:  # rng.random() of the env's generator, twice if it fails
+        fv[F_XFER_FAIL_AT_S] = fv[F_T_S] + next_double(rng_state) * dur
+    acc[_MIG] += 1
+
+
+@njit(cache=True, inline="always")
+def _suspend(fv, iv, P, allowed):
+    _go(iv, _SUSPEND, allowed)
+    iv[I_DRAINING] = 0
+    fv[F_PHASE_END_S] = fv[F_T_S] + P[_P_IO]
+
+
+@njit(cache=True, inline="always")
+def _fault(fv, iv, acc, slot, fr, os_, oe, no, P, allowed):
+    acc[slot] += 1
+    interval = P[_P_CKPT_INT]
+    progress = fv[F_PROGRESS_MB]
+    durable = math.floor(progress / interval) * interval
+    ck = fv[F_CKPT_MB]
+    if ck >= durable:
+        durable = ck
+    lost = progress - durable
+    if lost > 0:
+        acc[_LOST] += lost
+        acc[_RB] += 1
+    fv[F_PROGRESS_MB] = durable
+    fv[F_CKPT_MB] = durable
+    iv[I_DRAINING] = 0
+    if iv[I_STATE] != _RECOVERING:
+        _go(iv, _RECOVERING, allowed)
+    region, t, k = iv[I_REGION], fv[F_T_S], iv[I_K]
+    free_now = _free_gpus(fr, os_, oe, no, region, t, k, P)
+    if slot == _GPUF:
+        spare = free_now - iv[I_N_GPUS]
+        n = iv[I_N_GPUS] - (0 if spare > 0 else 1)
+        u = _usable(free_now, P)
+        if u < n:
+            n = u
+        iv[I_N_GPUS] = n - n % int(P[_P_GROUP])
+    else:
+        iv[I_N_GPUS] = _usable(free_now, P)
+    if iv[I_N_GPUS] <= 0:
+        iv[I_N_GPUS] = 0
+        _go(iv, _WAITING, allowed)
+    else:
+        fv[F_PHASE_END_S] = t + P[_P_RESTORE]
+
+
+@njit(cache=True, inline="always")
+def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_state):
+    s = iv[I_STATE]
+    if s == _COMPLETED:
+        return
+    if s == _TOLERANCE:
+        if target == iv[I_REGION]:
+            iv[I_DRAINING] = 0
+            n = _usable(_free_gpus(fr, os_, oe, no, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
+            if n < iv[I_N_GPUS]:
+                _fault(fv, iv, acc, _PRE, fr, os_, oe, no, P, allowed)
+            elif level != iv[I_LEVEL] or n != iv[I_N_GPUS]:
+                _go(iv, _SCALING, allowed)
+                iv[I_N_GPUS] = n
+                iv[I_LEVEL] = level
+                _go(iv, _TOLERANCE, allowed)
+            return
+        iv[I_AFTER_SUSPEND] = target
+        iv[I_LEVEL] = level
+        p = fv[F_PROGRESS_MB]
+        if p == math.floor(p):
+            _suspend(fv, iv, P, allowed)
+        else:
+            iv[I_DRAINING] = 1
+        return
+    iv[I_LEVEL] = level
+    if s == _WAITING or s == _QUEUED:
+        if target == _WAIT:
+            if s == _QUEUED:
+                _go(iv, _WAITING, allowed)
+        elif target == iv[I_REGION]:
+            _start_running(fv, iv, fr, os_, oe, no, P, allowed)
+        else:
+            _start_migration(fv, iv, acc, target, xfer_s, P, allowed, next_double, rng_state)
+
+
+@njit(cache=True, inline="always")
+def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_state):
+    """Apply one event (``sim.states.Event``); a GPU failure parks for its draw instead."""
+    if event == _EV_OUTAGE:
+        _fault(fv, iv, acc, _OUTF, fr, os_, oe, no, P, allowed)
+    elif event == _EV_TRANSFER_FAILURE:  # the checkpoint is still at the source
+        acc[_TXF] += 1
+        _go(iv, _RECOVERING, allowed)
+        fv[F_XFER_FAIL_AT_S] = math.inf
+        iv[I_N_GPUS] = _usable(_free_gpus(fr, os_, oe, no, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
+        if iv[I_N_GPUS] == 0:
+            _go(iv, _WAITING, allowed)
+        else:
+            fv[F_PHASE_END_S] = fv[F_T_S] + P[_P_RESTORE]
+    elif event == _EV_GPU_FAILURE:
+        iv[I_PEND] = PEND_GPU_FAILURE  # the caller draws the next failure time, then the fault is applied
+    elif event == _EV_BOUNDARY:
+        fv[F_PROGRESS_MB] = float(np.rint(fv[F_PROGRESS_MB]))
+        _suspend(fv, iv, P, allowed)
+    elif event == _EV_COMPLETION:
+        fv[F_PROGRESS_MB] = P[_P_TOTAL]
+        fv[F_COMPLETED_AT_S] = fv[F_T_S]
+        _go(iv, _COMPLETED, allowed)
+        iv[I_N_GPUS] = 0
+    else:  # a timed phase ends
+        s = iv[I_STATE]
+        if s == _SUSPEND:
+            fv[F_CKPT_MB] = fv[F_PROGRESS_MB]
+            iv[I_N_GPUS] = 0
+            dst = iv[I_AFTER_SUSPEND]
+            if dst == _WAIT or dst == iv[I_REGION]:
+                _go(iv, _WAITING, allowed)
+            else:
+                _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state)
+        elif s == _MIGRATION:
+            acc[_TX] += 1
+            acc[_TXGB] += P[_P_CKPT_GB]
+            acc[_EGR] += egress[iv[I_REGION], iv[I_DEST]]
+            iv[I_REGION] = iv[I_DEST]
+            _start_running(fv, iv, fr, os_, oe, no, P, allowed)
+        elif s == _SCALING or s == _RECOVERING:
+            if s == _RECOVERING:
+                _go(iv, _SCALING, allowed)
+            _go(iv, _TOLERANCE, allowed)
+
+
+@njit(cache=True)
+def advance(
+    envs,
+    targets,
+    levels,
+    f,
+    iv_all,
+    step_acc,
+    ep_acc,
+    ci,
+    cap_w,
+    work,
+    free,
+    o_start,
+    o_end,
+    n_out,
+    T,
+    P,
+    allowed,
+    next_double,
+    rng_states,
+):
+    """Advance each environment in ``envs`` (job 0..J-1) by one decision step or, if it is parked on a draw,
+    from the parked point with ``f[..., F_DRAW]``. Returns how many are parked now and how many hit an
+    illegal transition (``I_ERROR``)."""
+    parked = 0
+    errors = 0
+    pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
+    for e in range(envs.shape[0]):
+        i = envs[e]
+        for j in range(f.shape[1]):
+            fv, iv, acc = f[i, j], iv_all[i, j], step_acc[i, j]
+            fr, os_, oe, no = free[i], o_start[i], o_end[i], n_out[i]
+            if iv[I_STAGE] == 0:  # a new step: fresh accounting, then the decision
+                acc[:] = 0.0
+                t_end = fv[F_T_S] + P[_P_STEP]
+                if P[_P_HORIZON] < t_end:
+                    t_end = P[_P_HORIZON]
+                fv[F_T_END_S] = t_end
+                iv[I_STAGE] = 1
+                _decide(
+                    fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_states[i]
+                )
+            elif iv[I_PEND] == PEND_GPU_FAILURE:  # resume: the next failure time was drawn, now the fault
+                iv[I_PEND] = PEND_NONE
+                fv[F_FAIL_LEFT_GPU_H] = fv[F_DRAW]
+                _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, P, allowed)
+            # the event loop of Simulator.step from the current time to the step's end (or until parked); written
+            # out here rather than called: per call, numba would take a reference to each of ~20 array arguments
+            parked_now = False
+            t_end = fv[F_T_END_S]
+            t_stop = t_end - _EPS_S
+            stall_mb_s = P[_P_STALL]
+            throttle = P[_P_THROTTLE] != 0.0
+            deadline_s = P[_P_DEADLINE]
+            t = fv[F_T_S]
+            s = iv[I_STATE]
+            while t < t_stop and s != _COMPLETED:
+                r = iv[I_REGION]
+                h = int(t // _S_PER_H)
+                dt = (h + 1) * _S_PER_H
+                dt = (t_end if t_end <= dt else dt) - t
+                event = _EV_NONE
+                power_w = 0.0
+                gpu_w = 0.0
+                host_w = 0.0
+                stall_frac = 0.0
+                rate = 0.0
+                n = iv[I_N_GPUS]
+                if s == _TOLERANCE:
+                    lvl = iv[I_LEVEL]
+                    if throttle:
+                        lvl = level_under_cap(p_gpu_w[r], n, cap_w[i, h], lvl)
+                    p_l = p_gpu_w[r, lvl]
+                    power_w = n * p_l
+                    compute_s = work[i, iv[I_K]] * t_mb_s[r, lvl] / speed[n]
+                    per_mb_s = compute_s + stall_mb_s
+                    rate = 1.0 / per_mb_s
+                    if stall_mb_s > 0.0:
+                        stall_frac = stall_mb_s / per_mb_s
+                        gpu_w = power_w + n * (idle_w[r] - p_l) * stall_frac
+                    else:
+                        gpu_w = power_w
+                    host_w = n * host_busy_w[r]
+                    progress = fv[F_PROGRESS_MB]
+                    if iv[I_DRAINING] != 0:
+                        fl = math.floor(progress)
+                        goal = progress if progress == fl else fl + 1.0
+                        done_event = _EV_BOUNDARY
+                    else:
+                        goal = P[_P_TOTAL]
+                        done_event = _EV_COMPLETION
+                    d = (goal - progress) / rate
+                    if d <= dt:
+                        dt, event = d, done_event
+                    d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
+                    if d < dt:
+                        dt, event = d, _EV_GPU_FAILURE
+                elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
+                    power_w = n * idle_w[r]
+                    gpu_w = power_w
+                    host_w = n * host_idle_w[r]
+                    d = fv[F_PHASE_END_S] - t
+                    if d <= dt:
+                        dt, event = d, _EV_PHASE_END
+                elif s == _MIGRATION:
+                    d = fv[F_PHASE_END_S] - t
+                    if d <= dt:
+                        dt, event = d, _EV_PHASE_END
+                    d = fv[F_XFER_FAIL_AT_S] - t
+                    if d < dt:
+                        dt, event = d, _EV_TRANSFER_FAILURE
+                if n > 0:
+                    for jo in range(no[r]):
+                        start = os_[r, jo]
+                        if t <= start < t + dt:
+                            dt, event = start - t, _EV_OUTAGE
+                            break
+                if dt < 0.0:
+                    dt = 0.0
+
+                ci_now = ci[i, r, h]
+                if power_w > 0.0:
+                    it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
+                    fac_kwh = it_kwh * pue[r]
+                    c_g = fac_kwh * ci_now
+                    gpu_h = n * dt / _S_PER_H
+                    acc[_IT] += it_kwh
+                    acc[_FAC] += fac_kwh
+                    acc[_OPC] += c_g
+                    acc[_GPUH] += gpu_h
+                    acc[_HOST] += host_w * dt / _J_PER_KWH
+                    acc[_EMB] += gpu_h * emb_g[r]
+                    if s == _TOLERANCE:
+                        acc[_STALL] += dt * stall_frac
+                        done = rate * dt
+                        fv[F_PROGRESS_MB] += done
+                        fv[F_FAIL_LEFT_GPU_H] -= gpu_h
+                        cap = cap_w[i, h]
+                        over = power_w > cap
+                        if over:
+                            acc[_CAPS] += dt
+                            acc[_CAPJ] += (power_w - cap) * dt
+                            if iv[I_VIOLATING] == 0:
+                                acc[_CAPN] += 1
+                        iv[I_VIOLATING] = 1 if over else 0
+                        acc[_DONE] += done
+                elif s == _MIGRATION:
+                    dest = iv[I_DEST]
+                    tx_kwh = P[_P_XKWH] * dt / xfer_s[r, dest]
+                    acc[_TXE] += tx_kwh
+                    acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci[i, dest, h])
+                    acc[_TXS] += dt
+                t_next = t + dt
+                if t_next > deadline_s:
+                    c_at = fv[F_COMPLETED_AT_S]
+                    late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
+                    if late > 0:
+                        acc[_LATE] += late / _S_PER_H
+                acc[_TIME0 + s] += dt
+                fv[F_POWER_W] = power_w
+                fv[F_T_S] = t = t_next
+                if event != _EV_NONE:
+                    _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_states[i])
+                    if iv[I_PEND] != PEND_NONE:
+                        parked_now = True
+                        break
+                    s = iv[I_STATE]
+            if parked_now:
+                parked += 1
+                continue
+            # the step is over: book it, as Simulator.step does
+            ea = ep_acc[i, j]
+            for m in range(acc.shape[0]):
+                ea[m] = ea[m] + acc[m]
+            s = iv[I_STATE]
+            if s != _TOLERANCE:
+                iv[I_VIOLATING] = 0
+                if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
+                    fv[F_POWER_W] = 0.0
+            iv[I_K] += 1
+            iv[I_STAGE] = 0
+            if iv[I_ERROR] != 0:
+                errors += 1
+    return parked, errors
