@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from loaders.common import read_checked_csv
-from sim.errors import DataError
+from sim.errors import ConfigError, DataError
+from sim.fleet_jobs import FleetJobs, build_fleet_jobs, draw_trace_jobs, listed_draws
 from sim.paths import raw_data_dir
+from sim.scenario import FleetJobSource, FleetScenario
 
 PHILLY_RELPATH = Path("job_traces") / "philly_pollux" / "philly.csv"
 RAW_COLUMNS = ("timestamp", "duration", "num_gpus", "gpu_time", "cluster")
@@ -68,3 +70,51 @@ def sample_jobs(rng: np.random.Generator, n: int, df: pd.DataFrame) -> tuple[np.
     replacement, so a size keeps its own duration). Returns two arrays of length ``n``: int64 GPUs, float s."""
     rows = rng.integers(0, len(df), size=n)
     return df["num_gpus"].to_numpy()[rows], df["duration_s"].to_numpy()[rows]
+
+
+def philly_window(df: pd.DataFrame, source: FleetJobSource, where: str = "<scenario>") -> pd.DataFrame:
+    """The rows a fleet may draw (``source`` is a fleet scenario's ``jobs``):
+    arrival in ``window_days`` (days after the trace's first job, end exclusive), duration in ``duration_hours``
+    and GPUs in ``gpus`` (both inclusive). Adds ``row`` (file row, 0 = first data row), ``offset_s`` (arrival
+    after the window start) and ``cluster_index`` (the cluster's rank among the trace's sorted cluster ids).
+
+    :raises ConfigError: no row matches, naming ``jobs.window_days`` and the filters.
+    """
+    start_s, end_s = (d * 86_400.0 for d in source.window_days)
+    lo_h, hi_h = source.duration_hours
+    ok = (df["arrival_s"] >= start_s) & (df["arrival_s"] < end_s)
+    ok &= (df["duration_s"] >= lo_h * 3600.0) & (df["duration_s"] <= hi_h * 3600.0)
+    ok &= (df["num_gpus"] >= source.gpus[0]) & (df["num_gpus"] <= source.gpus[1])
+    if not ok.any():
+        span_days = df["arrival_s"].max() / 86_400.0
+        raise ConfigError(
+            f"{where}: jobs.window_days: no trace job arrives in {list(source.window_days)} with duration_hours "
+            f"{list(source.duration_hours)} and gpus {list(source.gpus)} (the trace spans days 0 to {span_days:.1f})"
+        )
+    clusters = np.unique(df["cluster"].to_numpy())
+    out = df.loc[ok].copy()
+    out.insert(0, "row", np.flatnonzero(ok.to_numpy()))
+    out["offset_s"] = out["arrival_s"] - start_s
+    out["cluster_index"] = np.searchsorted(clusters, out["cluster"].to_numpy())
+    return out.reset_index(drop=True)
+
+
+def fleet_jobs(scenario: FleetScenario, seed: int, df: pd.DataFrame | None = None) -> FleetJobs:
+    """The jobs of one fleet episode, resampled from the trace by ``seed``
+    (``jobs.source: philly``) or as listed (``jobs.source: list``). Same scenario and seed -> same jobs.
+
+    :param df: the loaded trace (default :func:`load_philly`); unused for listed jobs.
+    """
+    if scenario.jobs.source == "list":
+        return build_fleet_jobs(scenario, listed_draws(scenario))
+    window = philly_window(load_philly() if df is None else df, scenario.jobs, scenario.source)
+    draws = draw_trace_jobs(
+        scenario,
+        np.random.default_rng(seed),
+        arrival_s=window["offset_s"].to_numpy(),
+        duration_s=window["duration_s"].to_numpy(),
+        gpus=window["num_gpus"].to_numpy(),
+        cluster_index=window["cluster_index"].to_numpy(),
+        rows=window["row"].to_numpy(),
+    )
+    return build_fleet_jobs(scenario, draws)

@@ -266,6 +266,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     """Validate a scenario mapping; ``where`` names its file in errors."""
     top = _Fields(data, where, "")
     name = top.get("name", str)
+    top.get("kind", str, "single", choices=("single",))
     description = top.get("description", str, "")
     step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
     episode_hours = top.get("episode_hours", float, 48.0, lo=step_minutes / 60.0, lo_open=False)
@@ -342,6 +343,34 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     if job.scaling_curve and job.scaling_curve[-1][0] < job.gpus:
         raise j.error("scaling_curve", f"must reach job.gpus ({job.gpus}); last point is {job.scaling_curve[-1]}")
 
+    faults, forecast, reward, model, splits = _shared_sections(top)
+    top.done()
+    return Scenario(
+        name=name,
+        regions=tuple(regions),
+        job=job,
+        splits=splits,
+        faults=faults,
+        forecast=forecast,
+        reward=reward,
+        description=description,
+        step_minutes=step_minutes,
+        episode_hours=episode_hours,
+        clock_levels=clock_levels,
+        signal=signal,
+        cap_enforcement=cap_enforcement,
+        transfer_kwh_per_gb=transfer_kwh_per_gb,
+        data_dir=data_dir,
+        model=model,
+        source=where,
+    )
+
+
+# ---------------------------------------------------------------- sections shared by every scenario kind
+
+
+def _shared_sections(top: _Fields) -> tuple[FaultSpec, ForecastSpec, RewardSpec, ModelSpec, dict]:
+    """``faults``, ``forecast``, ``reward``, ``model`` and ``splits`` (validated), the same for every kind."""
     fl = top.sub("faults")
     faults = FaultSpec(
         gpu_failure_per_gpu_hour=fl.get("gpu_failure_per_gpu_hour", float, 0.0, lo=0.0, hi=1.0),
@@ -389,26 +418,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     for (ka, (_, ea)), (kb, (sb, _)) in zip(ordered, ordered[1:]):
         if sb < ea:
             raise top.error("splits", f"{ka} and {kb} overlap; splits must be disjoint time ranges")
-    top.done()
-    return Scenario(
-        name=name,
-        regions=tuple(regions),
-        job=job,
-        splits=splits,
-        faults=faults,
-        forecast=forecast,
-        reward=reward,
-        description=description,
-        step_minutes=step_minutes,
-        episode_hours=episode_hours,
-        clock_levels=clock_levels,
-        signal=signal,
-        cap_enforcement=cap_enforcement,
-        transfer_kwh_per_gb=transfer_kwh_per_gb,
-        data_dir=data_dir,
-        model=model,
-        source=where,
-    )
+    return faults, forecast, reward, model, splits
 
 
 # ---------------------------------------------------------------- issue 14: overhead fields of the job
@@ -438,29 +448,343 @@ def _job_overheads(j: _Fields) -> dict:
     return out
 
 
-def scenario_names() -> list[str]:
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+# ---------------------------------------------------------------- issue 10: fleet scenarios (many jobs, CarbonFleet-v0)
+
+
+@dataclass(frozen=True)
+class FleetRegionSpec:
+    """A region of a fleet: its grid zone, facility PUE and the GPU pool shared by all jobs of the fleet."""
+
+    name: str
+    zone: str
+    gpu: str
+    gpus: int  # pool capacity, GPUs (other tenants and shortages take some, as in single-job scenarios)
+    pue: float = 1.2
+    power_cap_w: float = math.inf  # the fleet's power budget in this region (demand response), W
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A measured workload (a row of ``data/derived/gpu_models.csv``) jobs are mapped to, with its model size."""
+
+    name: str
+    params: float  # parameter count
+    bytes_per_param: float = 16.0  # mixed-precision Adam training state, as JobSpec
+
+    @property
+    def checkpoint_gb(self) -> float:
+        return self.params * self.bytes_per_param / 1e9
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    """One job written out in the scenario (``jobs.source: list``), for small hand-checked fleets."""
+
+    arrival_hours: float  # after the episode start
+    gpus: int
+    duration_hours: float  # at the top clock of the reference GPU, as a trace duration
+    workload: str
+    home: str
+
+
+@dataclass(frozen=True)
+class FleetJobSource:
+    """Where the fleet's jobs come from and how they become jobs of the simulator.
+
+    ``source: philly``: the trace rows arriving in ``window_days`` (days after the trace's first job) whose
+    duration and GPU count fall in the given ranges; ``n_jobs`` of them are drawn without replacement by the
+    episode seed, each keeping its own arrival offset (from the window start), GPU count and duration.
+    The trace duration is wall time on Philly's GPUs (2017, Pascal generation; an assumption), so it becomes
+    mini-batches at the top clock of ``reference_gpu`` for the job's workload (drawn uniformly from
+    ``workloads`` by the seed). The deadline is ``arrival + slack_factor x`` the job's time at the top clock in
+    its home region, capped at the horizon. ``home``: ``cluster`` (the Philly virtual cluster, by sorted hash,
+    modulo the number of regions: a tenant's jobs share a home), ``uniform`` (drawn by the seed) or a region name.
+    """
+
+    source: str  # philly | list
+    workloads: tuple[WorkloadSpec, ...]
+    n_jobs: int = 0  # philly only
+    window_days: tuple[float, float] = (0.0, 0.0)  # philly only: [start, end) in days after the first job
+    duration_hours: tuple[float, float] = (0.0, math.inf)  # keep rows with duration in [lo, hi]
+    gpus: tuple[int, int] = (1, 1 << 30)  # keep rows with num_gpus in [lo, hi]
+    slack_factor: float = 2.0
+    home: str = "cluster"
+    reference_gpu: str = "P100"
+    checkpoint_interval_minibatches: int = 1000
+    storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s (as JobSpec)
+    snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (as JobSpec)
+    listed: tuple[ListedJob, ...] = ()  # list only
+
+
+@dataclass(frozen=True)
+class FleetScenario:
+    """A fleet scenario (``kind: fleet``): regions with GPU pools, a job source, a horizon and the shared sections."""
+
+    name: str
+    regions: tuple[FleetRegionSpec, ...]
+    jobs: FleetJobSource
+    splits: dict[str, tuple[np.datetime64, np.datetime64]]
+    faults: FaultSpec = FaultSpec()
+    forecast: ForecastSpec = ForecastSpec()
+    reward: RewardSpec = RewardSpec()
+    model: ModelSpec = ModelSpec()
+    description: str = ""
+    step_minutes: float = 15.0
+    horizon_hours: float = 168.0
+    clock_levels: int = 5
+    signal: str = "direct"
+    cap_enforcement: str = "measure"  # measure | throttle
+    transfer_kwh_per_gb: float = 0.006  # as Scenario
+    data_dir: str | None = None
+    source: str = ""
+    kind: str = "fleet"
+
+    @property
+    def zones(self) -> tuple[str, ...]:
+        return tuple(r.zone for r in self.regions)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.regions)
+
+    @property
+    def step_s(self) -> float:
+        return self.step_minutes * 60.0
+
+    @property
+    def horizon_s(self) -> float:
+        return self.horizon_hours * 3600.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (YAML-serialisable), the inverse of parse_fleet_scenario."""
+        out = _plain(self)
+        jobs = out["jobs"]
+        jobs["source"] = self.jobs.source  # _plain drops fields named source (the file path elsewhere)
+        listed = jobs.pop("listed")
+        if self.jobs.source == "list":
+            for key in ("n_jobs", "window_days", "duration_hours", "gpus"):
+                del jobs[key]
+            jobs["list"] = listed
+        else:
+            jobs["duration_hours"] = list(self.jobs.duration_hours)  # keeps an open upper end as .inf
+        return out
+
+
+def _pair(f: _Fields, key: str, kind, default, lo, what: str) -> tuple:
+    """``[lo, hi]`` with ``lo <= hi``, both of ``kind`` and >= ``lo``."""
+    raw = f.data.pop(key, None)
+    if raw is None:
+        return default
+    ok = isinstance(raw, list) and len(raw) == 2
+    ok = ok and all(not isinstance(v, bool) and isinstance(v, (int, float)) and not math.isnan(v) for v in raw)
+    ok = ok and math.isfinite(raw[0]) and (kind is float or all(float(v).is_integer() for v in raw))
+    if not ok:
+        raise f.error(key, f"must be [low, high] {what}, got {raw!r}")
+    low, high = kind(raw[0]), kind(raw[1])
+    if low < lo or high < low:
+        raise f.error(key, f"must be [low, high] {what} with {lo} <= low <= high, got {raw!r}")
+    return low, high
+
+
+def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario:
+    """Validate a fleet scenario mapping (``kind: fleet``); ``where`` names its file in errors."""
+    top = _Fields(data, where, "")
+    top.get("kind", str, choices=("fleet",))
+    name = top.get("name", str)
+    description = top.get("description", str, "")
+    step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
+    horizon_hours = top.get("horizon_hours", float, 168.0, lo=step_minutes / 60.0)
+    clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
+    signal = top.get("signal", str, "direct", choices=("direct", "lca"))
+    cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
+    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0)
+    data_dir = top.get("data_dir", str, None)
+
+    if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
+        raise top.error("regions", "must be a non-empty list of regions")
+    regions = []
+    for i, raw in enumerate(top.data.pop("regions")):
+        r = _Fields(raw, where, f"regions[{i}]")
+        regions.append(
+            FleetRegionSpec(
+                name=r.get("name", str),
+                zone=r.get("zone", str),
+                gpu=r.get("gpu", str),
+                gpus=r.get("gpus", int, lo=1),
+                pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0),
+                power_cap_w=r.get("power_cap_w", float, math.inf, lo=0.0, lo_open=True),
+            )
+        )
+        r.done()
+    names = [r.name for r in regions]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise top.error(f"regions[{i}].name", f"duplicate region name {n!r}")
+    largest = max(regions, key=lambda r: r.gpus)
+
+    def fits_a_pool(f: _Fields, key: str, gpus: int) -> None:
+        if gpus > largest.gpus:
+            raise f.error(
+                key,
+                f"{gpus} GPUs exceeds every pool (largest: {largest.name}, {largest.gpus} GPUs); "
+                f"must be <= {largest.gpus}",
+            )
+
+    j = top.sub("jobs", required=True)
+    source = j.get("source", str, choices=("philly", "list"))
+    raw_workloads = j.data.pop("workloads", None)
+    if not isinstance(raw_workloads, list) or not raw_workloads:
+        raise j.error("workloads", "must be a non-empty list of {name, params, bytes_per_param}")
+    workloads = []
+    for i, raw in enumerate(raw_workloads):
+        w = _Fields(raw, where, f"jobs.workloads[{i}]")
+        workloads.append(
+            WorkloadSpec(
+                w.get("name", str),
+                w.get("params", float, lo=1.0),
+                w.get("bytes_per_param", float, 16.0, lo=0.0, lo_open=True),
+            )
+        )
+        w.done()
+    wnames = [w.name for w in workloads]
+    for i, n in enumerate(wnames):
+        if wnames.index(n) != i:
+            raise j.error(f"workloads[{i}].name", f"duplicate workload {n!r}")
+    home = j.get("home", str, "cluster")
+    if home not in ("cluster", "uniform", *names):
+        raise j.error("home", f"unknown region {home!r}; expected cluster, uniform or one of {', '.join(names)}")
+    common = dict(
+        workloads=tuple(workloads),
+        slack_factor=j.get("slack_factor", float, 2.0, lo=1.0),
+        home=home,
+        reference_gpu=j.get("reference_gpu", str, "P100"),
+        checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
+        storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
+        snapshot_gb_per_s=j.get("snapshot_gb_per_s", float, 12.0, lo=0.0, lo_open=True),
+    )
+    if source == "philly":
+        window = _pair(j, "window_days", float, None, 0.0, "days after the trace's first job")
+        if window is None:
+            raise j.error("window_days", "is required for source: philly ([start, end) days after the first job)")
+        if window[1] == window[0]:
+            raise j.error("window_days", f"is empty: start {window[0]} == end {window[1]}")
+        if (window[1] - window[0]) * 24.0 >= horizon_hours:
+            raise j.error(
+                "window_days",
+                f"arrivals span {(window[1] - window[0]) * 24.0:g} h; must be shorter than horizon_hours "
+                f"({horizon_hours:g}) so that jobs can finish",
+            )
+        gpus = _pair(j, "gpus", int, (1, largest.gpus), 1, "GPUs per job")
+        fits_a_pool(j, "gpus", gpus[1])
+        jobs = FleetJobSource(
+            source=source,
+            n_jobs=j.get("n_jobs", int, lo=1),
+            window_days=window,
+            duration_hours=_pair(j, "duration_hours", float, (0.0, math.inf), 0.0, "hours"),
+            gpus=gpus,
+            **common,
+        )
+    else:
+        raw_list = j.data.pop("list", None)
+        if not isinstance(raw_list, list) or not raw_list:
+            raise j.error("list", "must be a non-empty list of jobs for source: list")
+        listed = []
+        for i, raw in enumerate(raw_list):
+            b = _Fields(raw, where, f"jobs.list[{i}]")
+            job = ListedJob(
+                arrival_hours=b.get("arrival_hours", float, lo=0.0),
+                gpus=b.get("gpus", int, lo=1),
+                duration_hours=b.get("duration_hours", float, lo=0.0, lo_open=True),
+                workload=b.get("workload", str, choices=tuple(wnames)),
+                home=b.get("home", str),
+            )
+            if job.home not in names:
+                raise b.error("home", f"unknown region {job.home!r}; regions are {', '.join(names)}")
+            fits_a_pool(b, "gpus", job.gpus)
+            if job.arrival_hours >= horizon_hours:
+                raise b.error("arrival_hours", f"must be < horizon_hours ({horizon_hours:g}), got {job.arrival_hours}")
+            b.done()
+            listed.append(job)
+        jobs = FleetJobSource(source=source, listed=tuple(listed), **common)
+    j.done()
+
+    faults, forecast, reward, model, splits = _shared_sections(top)
+    top.done()
+    return FleetScenario(
+        name=name,
+        regions=tuple(regions),
+        jobs=jobs,
+        splits=splits,
+        faults=faults,
+        forecast=forecast,
+        reward=reward,
+        model=model,
+        description=description,
+        step_minutes=step_minutes,
+        horizon_hours=horizon_hours,
+        clock_levels=clock_levels,
+        signal=signal,
+        cap_enforcement=cap_enforcement,
+        transfer_kwh_per_gb=transfer_kwh_per_gb,
+        data_dir=data_dir,
+        source=where,
+    )
+
+
+def fleet_scenario_names() -> list[str]:
+    return scenario_names("fleet")
+
+
+def load_fleet_scenario(name_or_path: str | Path = "fleet") -> FleetScenario:
+    """A shipped fleet scenario by name (``fleet``, ``fleet_small``) or a YAML file path with ``kind: fleet``."""
+    data, where = _read_yaml(name_or_path)
+    if not (isinstance(data, dict) and data.get("kind") == "fleet"):
+        raise ConfigError(f"{where}: kind: must be fleet for a fleet scenario (single-job: load_scenario)")
+    return parse_fleet_scenario(data, where=where)
+
+
+def scenario_names(kind: str = "single") -> list[str]:
+    """Shipped scenarios of one kind: ``single`` (one job, ``CarbonMigration-v0``) or ``fleet`` (many jobs)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if _kind_of(p) == kind)
+
+
+def _kind_of(path: Path) -> str:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return "single"  # reported properly when loaded
+    return data.get("kind", "single") if isinstance(data, dict) else "single"
 
 
 def load_scenario(name_or_path: str | Path = "paper") -> Scenario:
     """A shipped scenario by name (``paper``, ``global``, ``llm``, ``faults``) or a YAML file path."""
+    data, where = _read_yaml(name_or_path)
+    if isinstance(data, dict) and data.get("kind") == "fleet":
+        raise ConfigError(
+            f"{where}: kind: fleet is a multi-job scenario; load it with sim.scenario.load_fleet_scenario "
+            "(CarbonMigration-v0 runs one job)"
+        )
+    return parse_scenario(data, where=where)
+
+
+def _read_yaml(name_or_path: str | Path) -> tuple[Any, str]:
+    """The YAML data of a shipped scenario name or a file path, and the path to name in errors."""
     path = Path(name_or_path)
     if not path.suffix:
         path = SCENARIO_DIR / f"{name_or_path}.yaml"
         if not path.exists():
+            shipped = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
             raise ConfigError(
-                f"unknown scenario {str(name_or_path)!r}; shipped: {', '.join(scenario_names())}, "
-                "or give a path to a .yaml file"
+                f"unknown scenario {str(name_or_path)!r}; shipped: {shipped}, or give a path to a .yaml file"
             )
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read scenario file ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text), str(path)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    return parse_scenario(data, where=str(path))
 
 
 # ---------------------------------------------------------------- reward overrides (CarbonMigrationEnv(reward=...))

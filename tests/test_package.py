@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from sim.paths import REPO_ROOT
+from sim.scenario import scenario_names
 
-SCENARIOS = sorted(p.stem for p in (REPO_ROOT / "scenarios").glob("*.yaml"))
+SCENARIOS = scenario_names()  # single-job (CarbonMigration-v0); the fleet ones are checked as package data
+FLEETS = scenario_names("fleet")
 CONFIGS = sorted(p.stem for p in (REPO_ROOT / "agents" / "configs").glob("*.yaml"))
 DERIVED = sorted(p.name for p in (REPO_ROOT / "data" / "derived").iterdir() if p.is_file())
 NOT_SHIPPED = (".git", ".venv", "runs", "results", "build", "*.egg-info", "__pycache__", "tests", "notebooks", "bench")
@@ -36,6 +38,7 @@ from sim.scenario import scenario_names
 
 out = {"sim": sim.__file__, "scenario_dir": str(SCENARIO_DIR), "derived_dir": str(DERIVED_DIR),
        "config_dir": str(CONFIG_DIR), "scenarios": scenario_names(), "derived": sorted(os.listdir(DERIVED_DIR)),
+       "fleets": scenario_names("fleet"),
        "configs": sorted(p[:-5] for p in os.listdir(CONFIG_DIR) if p.endswith(".yaml")), "episodes": {}}
 out["timesteps"] = load_hyperparams("maskable_ppo")["timesteps"]
 for name in out["scenarios"]:
@@ -95,6 +98,7 @@ def test_wheel_install_runs_every_shipped_scenario_without_the_source_tree(venv,
     for key in ("sim", "scenario_dir", "derived_dir", "config_dir"):
         assert out[key].startswith(str(venv)), (key, out[key])
     assert out["scenarios"] == SCENARIOS and out["configs"] == CONFIGS and out["derived"] == DERIVED
+    assert out["fleets"] == FLEETS == ["fleet", "fleet_small"]
     assert out["timesteps"] == 200000  # agents/configs/maskable_ppo.yaml
     assert sorted(out["episodes"]) == SCENARIOS
     for name, ep in out["episodes"].items():

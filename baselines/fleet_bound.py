@@ -1,0 +1,302 @@
+"""A lower bound on a fleet's operational carbon, and an executable schedule derived from it (``oracle``).
+
+The bound is the linear-programming relaxation of scheduling every job over the time-expanded network of
+regions x hours, solved by SciPy's HiGHS. Variable ``x[j, r, h, l]`` is the share of job ``j``'s
+mini-batches done in region ``r`` during hour ``h`` at clock level ``l``:
+
+    minimise   sum x * E[j, r, l] * CI[r, h] / 1000                       (kg; E = whole-job facility kWh)
+    subject to sum_{r,h,l} x[j, ...] = 1                                   every job completes
+               sum_{r,l} x * T[j, r, l] <= overlap_h[j, h]                 a job runs at most its window's
+                                                                           share of each hour (T = job hours)
+               sum_{j,l} x * T[j, r, l] * gpus[j] <= capacity[r, h]        the pool's GPU-hours
+               x >= 0, and x = 0 outside [arrival, deadline)
+
+Why it is a lower bound for any schedule that completes every job by its deadline: every such schedule gives
+a feasible ``x`` (with linear scaling, a job on fewer GPUs uses the same GPU-hours and energy per mini-batch,
+only spread over more time); the objective counts only busy power (GPU + host, x PUE) at the chosen clock,
+never idle, checkpoint, transfer or restart energy, which are >= 0. Clock levels that are both slower and
+costlier than another level are dropped (never useful). The capacity passed in must be an upper bound on the
+GPUs free to the fleet in each hour (e.g. the hourly maximum of the free-GPU series).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from sim.fleet_jobs import FleetJobs
+
+_S_PER_H = 3600.0
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class FleetBound:
+    """The LP's optimum: ``carbon_kg`` (``inf`` if no schedule can complete every job) and its plan."""
+
+    carbon_kg: float
+    status: str  # optimal | infeasible
+    share: np.ndarray  # (J, R, H, L) float64, share of each job done per region, hour, level (zeros if infeasible)
+    n_variables: int
+    solve_s: float  # wall time of the HiGHS call
+
+
+@dataclass(frozen=True)
+class FleetSchedule:
+    """A placement by steps of ``step_s``: in step ``k`` job ``j`` holds ``held_gpus[j, k]`` GPUs (at most its
+    request) in ``region[j, k]`` (``-1``: none); elastic, as the simulator: fewer GPUs, proportionally slower."""
+
+    region: np.ndarray  # (J, S) int64, -1 = not running
+    held_gpus: np.ndarray  # (J, S) int64, GPUs held for the step, 0 when not running
+    level: np.ndarray  # (J, S) int64 clock level, -1 = not running
+    minibatches: np.ndarray  # (J, S) float64, mini-batches done in the step
+    carbon_kg: float  # sum minibatches * energy per mini-batch * intensity
+    energy_kwh: float
+    completed: np.ndarray  # (J,) bool, every mini-batch done (by the deadline: nothing runs outside the window)
+    step_s: float = _S_PER_H
+
+    @property
+    def all_completed(self) -> bool:
+        return bool(self.completed.all())
+
+
+def n_hours(jobs: FleetJobs) -> int:
+    return n_steps(jobs, _S_PER_H)
+
+
+def window_overlap_s(jobs: FleetJobs, n_steps: int, step_s: float) -> np.ndarray:
+    """(J, S) float64: seconds of each step ``[k, k+1) * step_s`` inside each job's window ``[arrival, deadline)``."""
+    start = np.arange(n_steps) * step_s
+    lo = np.maximum(jobs.arrival_s[:, None], start[None, :])
+    hi = np.minimum(jobs.deadline_s[:, None], start[None, :] + step_s)
+    return np.clip(hi - lo, 0.0, None)
+
+
+def window_overlap_h(jobs: FleetJobs, hours: int) -> np.ndarray:
+    """(J, H) float64: hours of each hour ``[h, h+1)`` inside each job's window ``[arrival, deadline)``."""
+    return window_overlap_s(jobs, hours, _S_PER_H) / _S_PER_H
+
+
+def useful_levels(jobs: FleetJobs) -> np.ndarray:
+    """(J, R, L) bool: levels not dominated by a faster level with no more energy per mini-batch."""
+    e = jobs.energy_per_minibatch_kwh
+    faster_min = np.minimum.accumulate(e[:, :, ::-1], axis=2)[:, :, ::-1]  # min over levels >= l
+    keep = np.ones_like(e, dtype=bool)
+    keep[:, :, :-1] = e[:, :, :-1] < faster_min[:, :, 1:]
+    return keep
+
+
+def hourly_capacity(free_gpus: np.ndarray, step_s: float, hours: int) -> np.ndarray:
+    """(R, H) the most GPUs free in each hour, from a per-step series ``free_gpus`` (R, steps) of ``step_s``
+    seconds: an upper bound on what any schedule can hold in that hour, as the LP needs."""
+    free = np.asarray(free_gpus, dtype=float)
+    steps_per_h = _S_PER_H / step_s
+    if not float(steps_per_h).is_integer() or free.shape[1] < hours * steps_per_h:
+        raise ValueError(
+            f"free_gpus: need whole steps per hour and >= {hours} h of steps; got step_s={step_s}, "
+            f"{free.shape[1]} steps"
+        )
+    n = int(steps_per_h)
+    return free[:, : hours * n].reshape(free.shape[0], hours, n).max(axis=2)
+
+
+def n_steps(jobs: FleetJobs, step_s: float) -> int:
+    return int(np.ceil(jobs.horizon_s / step_s - _EPS))
+
+
+def _check_tables(
+    jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray, step_s: float = _S_PER_H
+) -> int:
+    if not (step_s > 0 and float(_S_PER_H / step_s).is_integer()):
+        raise ValueError(f"step_s: must divide an hour into whole steps, got {step_s}")
+    steps = n_steps(jobs, step_s)
+    want = (jobs.n_regions, steps)
+    for name, a in (("intensity_g_per_kwh", intensity_g_per_kwh), ("capacity_gpus", capacity_gpus)):
+        if np.shape(a) != want:
+            raise ValueError(f"{name}: expected shape (regions, steps of {step_s:g} s) = {want}, got {np.shape(a)}")
+        if not np.all(np.isfinite(a)) or np.any(np.asarray(a) < 0):
+            raise ValueError(f"{name}: expected finite values >= 0")
+    return steps
+
+
+def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> FleetBound:
+    """Solve the LP relaxation (module docstring) with HiGHS.
+
+    :param intensity_g_per_kwh: (R, H) gCO2/kWh of each region in each hour from the episode start.
+    :param capacity_gpus: (R, H) GPUs of each pool free to the fleet in each hour (an upper bound).
+    """
+    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
+    overlap = window_overlap_h(jobs, hours)
+    cell = (
+        (overlap[:, None, :, None] > 0)
+        & useful_levels(jobs)[:, :, None, :]
+        & (np.asarray(capacity_gpus)[None, :, :, None] > 0)
+    )
+    j, r, h, lv = np.nonzero(cell)
+    n = j.size
+    job_h = jobs.work_s[j, r, lv] / _S_PER_H  # hours on the full request for the whole job
+    cost = jobs.energy_kwh[j, r, lv] * np.asarray(intensity_g_per_kwh)[r, h] / 1000.0
+
+    a_eq = sp.csr_array((np.ones(n), (j, np.arange(n))), shape=(J, n))
+    time_rows, time_row = np.unique(j * hours + h, return_inverse=True)
+    cap_rows, cap_row = np.unique(r * hours + h, return_inverse=True)
+    a_ub = sp.vstack(
+        [
+            sp.csr_array((job_h, (time_row, np.arange(n))), shape=(time_rows.size, n)),
+            sp.csr_array((job_h * jobs.gpus[j], (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
+        ],
+        format="csr",
+    )
+    b_ub = np.concatenate(
+        [overlap.ravel()[time_rows], np.asarray(capacity_gpus, dtype=float).ravel()[cap_rows]],
+    )
+    t0 = time.perf_counter()
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
+    solve_s = time.perf_counter() - t0
+    share = np.zeros((J, R, hours, L))
+    if res.status == 2 or (n == 0 and J > 0):
+        return FleetBound(np.inf, "infeasible", share, n, solve_s)
+    if res.status != 0:
+        raise RuntimeError(f"HiGHS did not solve the fleet LP: {res.message}")
+    share[j, r, h, lv] = np.clip(res.x, 0.0, None)
+    return FleetBound(float(res.fun), "optimal", share, n, solve_s)
+
+
+def evaluate_schedule(
+    jobs: FleetJobs,
+    region: np.ndarray,
+    held_gpus: np.ndarray,
+    level: np.ndarray,
+    minibatches: np.ndarray,
+    intensity_g_per_kwh: np.ndarray,
+    capacity_gpus: np.ndarray,
+    step_s: float = _S_PER_H,
+) -> FleetSchedule:
+    """Check a schedule of ``step_s``-second steps and account its carbon. Raises ValueError naming the job and
+    step if it runs outside the job's window or faster than its rate, or the region and step if a pool holds more
+    GPUs than it has. Tables are per step, shape (R, S)."""
+    steps = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
+    region, level = np.asarray(region, dtype=np.int64), np.asarray(level, dtype=np.int64)
+    held = np.asarray(held_gpus, dtype=np.int64)
+    mb = np.asarray(minibatches, dtype=float)
+    overlap_s = window_overlap_s(jobs, steps, step_s)
+    J = jobs.n_jobs
+    running = region >= 0
+    jj, kk = np.nonzero(running)
+    rr, ll = region[jj, kk], level[jj, kk]
+    if np.any(mb[~running] != 0) or np.any(mb < 0) or np.any(held[~running] != 0):
+        raise ValueError("minibatches, held_gpus: only where a region is given, never negative")
+    if np.any(held[jj, kk] < 1) or np.any(held[jj, kk] > jobs.gpus[jj]):
+        raise ValueError("held_gpus: a running job holds between 1 and its requested GPUs")
+    share = held[jj, kk] / jobs.gpus[jj]  # linear scaling on fewer GPUs
+    rate_cap = share * overlap_s[jj, kk] / jobs.minibatch_s[jj, rr, ll]
+    bad = np.flatnonzero(mb[jj, kk] > rate_cap * (1 + 1e-9) + 1e-9)
+    if bad.size:
+        k = bad[0]
+        raise ValueError(
+            f"job {jj[k]} step {kk[k]}: {mb[jj[k], kk[k]]:.6g} mini-batches exceed its {rate_cap[k]:.6g} "
+            "(window share of the step / time per mini-batch)"
+        )
+    used = np.zeros((jobs.n_regions, steps))
+    np.add.at(used, (rr, kk), held[jj, kk])
+    over = np.argwhere(used > np.asarray(capacity_gpus) + 1e-9)
+    if over.size:
+        r0, k0 = over[0]
+        raise ValueError(f"region {r0} step {k0}: {used[r0, k0]:g} GPUs held, pool has {capacity_gpus[r0, k0]:g}")
+    e_kwh = mb[jj, kk] * jobs.energy_per_minibatch_kwh[jj, rr, ll]
+    carbon_kg = float(np.sum(e_kwh * np.asarray(intensity_g_per_kwh)[rr, kk]) / 1000.0)
+    done = np.zeros(J)
+    np.add.at(done, jj, mb[jj, kk])
+    completed = done >= jobs.minibatches * (1 - 1e-9)
+    return FleetSchedule(region, held, level, mb, carbon_kg, float(e_kwh.sum()), completed, float(step_s))
+
+
+def lp_schedule(
+    jobs: FleetJobs,
+    bound: FleetBound,
+    intensity_g_per_kwh: np.ndarray,
+    capacity_gpus: np.ndarray,
+    step_s: float = _S_PER_H,
+    margin_s: float = _S_PER_H,
+) -> FleetSchedule:
+    """Round the LP's hourly plan to an executable placement in steps of ``step_s`` seconds (a divisor of an
+    hour; tables per step, shape (R, S)): GPUs held for whole steps, pools respected.
+
+    Step by step, in this order:
+
+    - jobs that must run now to finish (waiting this step and ``margin_s`` more would leave less window than their
+      work at the top clock in the fastest region, on the GPUs the widest pool has free; the margin absorbs
+      shortages), by slack: a region with room for the whole request (the LP's of this hour first, then the
+      cleanest), else the one with most free GPUs (elastic), at the cheapest level that still finishes;
+    - jobs with LP work left (this hour's, plus any the pools did not let them do earlier), most first: the
+      LP's region of this hour with any free GPUs (on fewer GPUs if need be: the LP counts GPU-hours), else the
+      cleanest with room, at the LP's fastest level there (else the energy-optimal one), for that work at most;
+    - the others, to fill, where a region with room is as clean as the LP's average for the job.
+    """
+    steps = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
+    per_h = int(round(_S_PER_H / step_s))
+    J, L = jobs.n_jobs, jobs.n_levels
+    ci = np.asarray(intensity_g_per_kwh, dtype=float)
+    cap = np.asarray(capacity_gpus, dtype=float)
+    overlap_s = window_overlap_s(jobs, steps, step_s)
+    left_s = np.cumsum(overlap_s[:, ::-1], axis=1)[:, ::-1]  # window seconds from step k to the deadline
+    fastest_s = jobs.minibatch_s[:, :, L - 1].min(axis=1)  # (J,) s per mini-batch, fastest region, top clock
+    planned_mb = bound.share * jobs.minibatches[:, None, None, None]  # (J, R, H, L)
+    optimal = jobs.energy_optimal_level
+    lp_kwh = bound.share * jobs.energy_kwh[:, :, None, :]
+    hourly_ci = ci[:, ::per_h][:, : bound.share.shape[2]]
+    lp_ci = (lp_kwh * hourly_ci[None, :, :, None]).sum(axis=(1, 2, 3)) / np.maximum(lp_kwh.sum(axis=(1, 2, 3)), 1e-300)
+    remaining = jobs.minibatches.astype(float)
+    region = np.full((J, steps), -1, dtype=np.int64)
+    held = np.zeros((J, steps), dtype=np.int64)
+    level = np.full((J, steps), -1, dtype=np.int64)
+    mb = np.zeros((J, steps))
+    budget = np.zeros(J)
+    for k in range(steps):
+        h = k // per_h
+        plan_jr = planned_mb[:, :, h, :].sum(axis=2)  # (J, R)
+        if k % per_h == 0:
+            budget = budget + plan_jr.sum(axis=1)  # LP mini-batches of this hour, and any left from earlier ones
+        free = np.floor(cap[:, k] + 1e-9)
+        active = (overlap_s[:, k] > 0) & (remaining > 1e-9)
+        # at the top clock in the fastest region, on as many GPUs as the largest pool has free now
+        widest = np.minimum(jobs.gpus, max(free.max(), 1.0)) / jobs.gpus
+        slack_s = left_s[:, k] - remaining * fastest_s / widest
+        must = active & (slack_s < overlap_s[:, k] + margin_s - 1e-6)
+        planned = active & ~must & (budget > 1e-9)
+        fill = active & ~must & ~planned
+        order = [*np.flatnonzero(must)[np.argsort(slack_s[must], kind="stable")]]
+        order += [*np.flatnonzero(planned)[np.argsort(-budget[planned], kind="stable")]]
+        order += [*np.flatnonzero(fill)[np.argsort(slack_s[fill], kind="stable")]]
+        for j in order:
+            choices = np.lexsort((ci[:, k], -plan_jr[j]))  # most LP work this hour first, then cleanest
+            full = [r for r in choices if free[r] >= jobs.gpus[j] and (not fill[j] or ci[r, k] <= lp_ci[j])]
+            part = [r for r in choices if free[r] >= 1 and not fill[j]]  # elastic: fewer GPUs, slower
+            lp_part = [r for r in part if plan_jr[j, r] > 1e-9] if planned[j] else []
+            if not (full or part):
+                continue
+            if must[j] and not full:  # fastest progress: the most free GPUs (then the cleanest)
+                part = sorted(part, key=lambda r: (-free[r], ci[r, k]))
+            # a planned job keeps to the LP's regions, on fewer GPUs if need be (the LP counts GPU-hours)
+            r = lp_part[0] if lp_part else (full[0] if full else part[0])
+            n_gpus = int(min(jobs.gpus[j], free[r]))
+            if must[j]:  # the least energy per mini-batch among the levels that still finish in the window
+                fits = remaining[j] * jobs.minibatch_s[j, r] <= left_s[j, k]
+                lv = (
+                    int(np.argmin(np.where(fits, jobs.energy_per_minibatch_kwh[j, r], np.inf))) if fits.any() else L - 1
+                )
+            else:
+                lp_levels = np.flatnonzero(planned_mb[j, r, h] > 1e-9)
+                lv = lp_levels[-1] if lp_levels.size else optimal[j, r]
+            rate = n_gpus / jobs.gpus[j] * overlap_s[j, k] / jobs.minibatch_s[j, r, lv]
+            work = min(remaining[j], rate, budget[j] if planned[j] else rate)
+            region[j, k], held[j, k], level[j, k], mb[j, k] = r, n_gpus, lv, work
+            remaining[j] -= work
+            budget[j] = max(0.0, budget[j] - work)
+            free[r] -= n_gpus
+    return evaluate_schedule(jobs, region, held, level, mb, intensity_g_per_kwh, capacity_gpus, step_s)
