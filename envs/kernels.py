@@ -37,6 +37,7 @@ from sim.core import (
     _TXC,
     _TXE,
     _WAIT,
+    F_COMPLETED_AT_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
@@ -198,3 +199,34 @@ def _observe(
         o[job_at + 7] = lost if lost < 1.0 else 1.0
         o[N_TIME_FEATURES + here * block + F + 4] = 1.0
         o[job_at + N_JOB_FEATURES + s] = 1.0
+
+
+@njit(cache=True)
+def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, ints):
+    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats) and ``ints``,
+    one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads): float fields,
+    step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches, JCT;
+    int fields then invalid actions."""
+    n_f, n_m, n_t = f.shape[2], step_acc.shape[2], terms.shape[1]
+    n_i = iv_all.shape[2]
+    for e in range(f.shape[0]):
+        fv, acc, ea = f[e, 0], step_acc[e, 0], ep_acc[e, 0]
+        for c in range(n_f):
+            cols[c, e] = fv[c]
+        r = n_f
+        for m in range(n_m):
+            cols[r + m, e] = acc[m]
+        cols[r + n_m, e] = acc[_OPC] + acc[_TXC]
+        r += n_m + 1
+        for m in range(n_m):
+            cols[r + m, e] = ea[m]
+        cols[r + n_m, e] = ea[_OPC] + ea[_TXC]
+        r += n_m + 1
+        for m in range(n_t):
+            cols[r + m, e] = terms[e, m]
+        r += n_t
+        cols[r, e] = total_mb - fv[F_PROGRESS_MB]
+        cols[r + 1, e] = fv[F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
+        for c in range(n_i):
+            ints[c, e] = iv_all[e, 0, c]
+        ints[n_i, e] = invalid[e]
