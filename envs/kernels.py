@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from sim.core import (
@@ -230,3 +231,19 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, in
         for c in range(n_i):
             ints[c, e] = iv_all[e, 0, c]
         ints[n_i, e] = invalid[e]
+
+
+@njit(cache=True)
+def fill_ci_template(template, ci, start, fc, region_block, scale):
+    """``template[h, time features + r * region_block + j]`` := region r's [intensity at hour ``start + h``,
+    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32: what ``CarbonMigrationEnv._start_episode``
+    writes (the same division, minimum and rounding, so the same bits)."""
+    R, H, F = fc.shape
+    for r in range(R):
+        b = N_TIME_FEATURES + r * region_block
+        for h in range(H):
+            x = ci[r, start + h] / scale
+            template[h, b] = np.float32(x if x < 5.0 else 5.0)
+            for j in range(F):
+                x = fc[r, h, j] / scale
+                template[h, b + 1 + j] = np.float32(x if x < 5.0 else 5.0)

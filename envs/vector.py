@@ -28,12 +28,11 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 from envs.carbon_migration import (
     _NO_TERMS,
     CI_SCALE_G_PER_KWH,
-    N_TIME_FEATURES,
     REWARD_TERMS,
     REWARD_WEIGHTS,
     CarbonMigrationEnv,
 )
-from envs.kernels import _observe, _prepare, info_columns, out_of_range
+from envs.kernels import _observe, _prepare, fill_ci_template, info_columns, out_of_range
 from sim.core import (
     _P_DEADLINE,
     F_COMPLETED_AT_S,
@@ -206,8 +205,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._drawn: list[tuple | None] = [None] * N  # episodes drawn into the arrays, not yet given to the env
         self._n_start_hours = first.world.n_start_hours
         self._start_h = int(first.world.carbon.start_h.astype(np.int64))
-        F1, block = first.F + 1, first.region_block
-        self._ci_cols = np.concatenate([N_TIME_FEATURES + r * block + np.arange(F1) for r in range(R)])
+        self._region_block = first.region_block
         # a fresh episode's state row (job 0): Queued at home, top clock level, nothing done
         self._f0 = np.zeros(N_FLOAT)
         self._f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
@@ -233,8 +231,11 @@ class CarbonMigrationVectorEnv(VectorEnv):
         if not self._synced:
             for i, env in enumerate(self._envs):
                 if self._drawn[i] is not None:  # an episode drawn into the arrays: give it to the single env too
-                    start, ep, block = self._drawn[i]
+                    start, ep, fc = self._drawn[i]
                     self._drawn[i] = None
+                    ci_all = self.world.carbon.intensity_g_per_kwh
+                    now = ci_all[:, start : start + self.tables.n_hours, None]
+                    block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
                     env.start_hour = start
                     env.sim.use_episode(start, env.np_random, ep)
                     env._ci_block = block
@@ -287,9 +288,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 start = int(rng.integers(0, self._n_start_hours))
             ep, fail_left_gpu_h = sim0.draw_episode(start, rng)  # reads only the scenario's fixed fields
             fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
-            now = ci_all[:, start : start + H, None]
-            block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
-            self._templates[i][:, self._ci_cols] = block.transpose(1, 0, 2).reshape(H, -1)
+            fill_ci_template(self._templates[i], ci_all, start, fc, self._region_block, CI_SCALE_G_PER_KWH)
             hours = self._start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
             self._hour0[i], self._dow0[i] = hours % 24, (hours // 24 + 3) % 7
             eps.load_tables(i, ep)
@@ -299,7 +298,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             core.step_acc[i, 0] = 0.0
             core.episode_acc[i, 0] = 0.0
             self._invalid[i] = 0
-            self._drawn[i] = (start, ep, block)
+            self._drawn[i] = (start, ep, fc)
             self._synced = False
             self._rngs[i] = rng  # a seeded reset replaces the generator
             next_double, self._rng_states[i] = rng_handles(rng)
