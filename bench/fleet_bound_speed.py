@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 from baselines.fleet_bound import fleet_lower_bound, hourly_capacity, lp_schedule, n_hours  # noqa: E402
 from loaders.carbon import carbon_table  # noqa: E402
 from loaders.philly import fleet_jobs, load_philly  # noqa: E402
-from sim.availability import sample_free_gpus_regions  # noqa: E402
+from sim.availability import free_gpus_table  # noqa: E402
 from sim.scenario import load_fleet_scenario  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def run(scenario: str = "fleet", episodes: int = 5, split: str = "test") -> list
         hours = n_hours(jobs)
         h0 = int(rng.integers(0, carbon.n_hours - hours + 1))
         ci = carbon.intensity_g_per_kwh[:, h0 : h0 + hours]
-        free = sample_free_gpus_regions(
+        free = free_gpus_table(
             rng, [r.gpus for r in sc.regions], int(hours * 3600 / sc.step_s), sc.step_s, sc.faults.shortage_scale
         )
         cap = hourly_capacity(np.array(free), sc.step_s, hours)

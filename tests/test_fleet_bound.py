@@ -166,7 +166,7 @@ def test_rounded_quarter_hour_schedules_respect_pools_and_never_beat_the_bound(s
 def test_on_the_fleet_scenario_the_rounded_schedule_keeps_every_pool_and_stays_above_the_bound():
     from loaders.carbon import carbon_table
     from loaders.philly import PHILLY_RELPATH, fleet_jobs
-    from sim.availability import sample_free_gpus_regions
+    from sim.availability import free_gpus_table
     from sim.paths import raw_data_dir
     from sim.scenario import load_fleet_scenario
 
@@ -177,7 +177,7 @@ def test_on_the_fleet_scenario_the_rounded_schedule_keeps_every_pool_and_stays_a
     jobs = fleet_jobs(sc, seed=0)
     start, _ = sc.splits["test"]
     ci = carbon_table(sc.zones, str(start), str(start + np.timedelta64(168, "h")), sc.signal).intensity_g_per_kwh
-    free = np.array(sample_free_gpus_regions(np.random.default_rng(0), [r.gpus for r in sc.regions], 672, 900, 0.3))
+    free = np.array(free_gpus_table(np.random.default_rng(0), [r.gpus for r in sc.regions], 672, 900, 0.3))
     bound = fleet_lower_bound(jobs, ci, hourly_capacity(free, 900, 168))
     sched = lp_schedule(jobs, bound, np.repeat(ci, 4, axis=1), free, step_s=900)  # pools, windows, rates checked
     assert bound.status == "optimal" and 0 < bound.carbon_kg <= sched.carbon_kg
