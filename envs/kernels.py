@@ -209,27 +209,30 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, in
     step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches, JCT;
     int fields then invalid actions."""
     n_f, n_m, n_t = f.shape[2], step_acc.shape[2], terms.shape[1]
-    n_i = iv_all.shape[2]
-    for e in range(f.shape[0]):
-        fv, acc, ea = f[e, 0], step_acc[e, 0], ep_acc[e, 0]
-        for c in range(n_f):
-            cols[c, e] = fv[c]
-        r = n_f
+    n_i, N = iv_all.shape[2], f.shape[0]
+    # row by row (contiguous writes): env by env would write each value to another cache line
+    for c in range(n_f):
+        for e in range(N):
+            cols[c, e] = f[e, 0, c]
+    r = n_f
+    for acc in (step_acc, ep_acc):
         for m in range(n_m):
-            cols[r + m, e] = acc[m]
-        cols[r + n_m, e] = acc[_OPC] + acc[_TXC]
+            for e in range(N):
+                cols[r + m, e] = acc[e, 0, m]
+        for e in range(N):
+            cols[r + n_m, e] = acc[e, 0, _OPC] + acc[e, 0, _TXC]
         r += n_m + 1
-        for m in range(n_m):
-            cols[r + m, e] = ea[m]
-        cols[r + n_m, e] = ea[_OPC] + ea[_TXC]
-        r += n_m + 1
-        for m in range(n_t):
+    for m in range(n_t):
+        for e in range(N):
             cols[r + m, e] = terms[e, m]
-        r += n_t
-        cols[r, e] = total_mb - fv[F_PROGRESS_MB]
-        cols[r + 1, e] = fv[F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
-        for c in range(n_i):
+    r += n_t
+    for e in range(N):
+        cols[r, e] = total_mb - f[e, 0, F_PROGRESS_MB]
+        cols[r + 1, e] = f[e, 0, F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
+    for c in range(n_i):
+        for e in range(N):
             ints[c, e] = iv_all[e, 0, c]
+    for e in range(N):
         ints[n_i, e] = invalid[e]
 
 
