@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from sim.core import (
@@ -37,6 +38,7 @@ from sim.core import (
     _TXC,
     _TXE,
     _WAIT,
+    F_COMPLETED_AT_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
@@ -198,3 +200,53 @@ def _observe(
         o[job_at + 7] = lost if lost < 1.0 else 1.0
         o[N_TIME_FEATURES + here * block + F + 4] = 1.0
         o[job_at + N_JOB_FEATURES + s] = 1.0
+
+
+@njit(cache=True)
+def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, ints):
+    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats) and ``ints``,
+    one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads): float fields,
+    step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches, JCT;
+    int fields then invalid actions."""
+    n_f, n_m, n_t = f.shape[2], step_acc.shape[2], terms.shape[1]
+    n_i, N = iv_all.shape[2], f.shape[0]
+    # row by row (contiguous writes): env by env would write each value to another cache line
+    for c in range(n_f):
+        for e in range(N):
+            cols[c, e] = f[e, 0, c]
+    r = n_f
+    for acc in (step_acc, ep_acc):
+        for m in range(n_m):
+            for e in range(N):
+                cols[r + m, e] = acc[e, 0, m]
+        for e in range(N):
+            cols[r + n_m, e] = acc[e, 0, _OPC] + acc[e, 0, _TXC]
+        r += n_m + 1
+    for m in range(n_t):
+        for e in range(N):
+            cols[r + m, e] = terms[e, m]
+    r += n_t
+    for e in range(N):
+        cols[r, e] = total_mb - f[e, 0, F_PROGRESS_MB]
+        cols[r + 1, e] = f[e, 0, F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
+    for c in range(n_i):
+        for e in range(N):
+            ints[c, e] = iv_all[e, 0, c]
+    for e in range(N):
+        ints[n_i, e] = invalid[e]
+
+
+@njit(cache=True)
+def fill_ci_template(template, ci, start, fc, region_block, scale):
+    """``template[h, time features + r * region_block + j]`` := region r's [intensity at hour ``start + h``,
+    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32: what ``CarbonMigrationEnv._start_episode``
+    writes (the same division, minimum and rounding, so the same bits)."""
+    R, H, F = fc.shape
+    for r in range(R):
+        b = N_TIME_FEATURES + r * region_block
+        for h in range(H):
+            x = ci[r, start + h] / scale
+            template[h, b] = np.float32(x if x < 5.0 else 5.0)
+            for j in range(F):
+                x = fc[r, h, j] / scale
+                template[h, b + 1 + j] = np.float32(x if x < 5.0 else 5.0)

@@ -28,12 +28,11 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 from envs.carbon_migration import (
     _NO_TERMS,
     CI_SCALE_G_PER_KWH,
-    N_TIME_FEATURES,
     REWARD_TERMS,
     REWARD_WEIGHTS,
     CarbonMigrationEnv,
 )
-from envs.kernels import _observe, _prepare, out_of_range
+from envs.kernels import _observe, _prepare, fill_ci_template, info_columns, out_of_range
 from sim.core import (
     _P_DEADLINE,
     F_COMPLETED_AT_S,
@@ -68,7 +67,6 @@ from sim.states import State
 
 _STATE_NAMES = np.array([s.name for s in State], dtype=object)
 _COMPLETED_STATE = int(State.COMPLETED)
-_OPC, _TXC = METRICS.index("operational_carbon_g"), METRICS.index("transfer_carbon_g")
 
 
 class CarbonMigrationVectorEnv(VectorEnv):
@@ -207,8 +205,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._drawn: list[tuple | None] = [None] * N  # episodes drawn into the arrays, not yet given to the env
         self._n_start_hours = first.world.n_start_hours
         self._start_h = int(first.world.carbon.start_h.astype(np.int64))
-        F1, block = first.F + 1, first.region_block
-        self._ci_cols = np.concatenate([N_TIME_FEATURES + r * block + np.arange(F1) for r in range(R)])
+        self._region_block = first.region_block
         # a fresh episode's state row (job 0): Queued at home, top clock level, nothing done
         self._f0 = np.zeros(N_FLOAT)
         self._f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
@@ -218,7 +215,12 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._deadline_s = float(tab.params[_P_DEADLINE])
         keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
+        self._all.setflags(write=False)  # shared by every info dict as its "_key" masks
         self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
+        self._metric_masks = dict.fromkeys(_METRIC_MASK_KEYS, self._all)
+        self._term_masks = dict.fromkeys(_TERM_MASK_KEYS, self._all)
+        # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT
+        self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 2
         self._next_double = None
 
     @property
@@ -229,8 +231,11 @@ class CarbonMigrationVectorEnv(VectorEnv):
         if not self._synced:
             for i, env in enumerate(self._envs):
                 if self._drawn[i] is not None:  # an episode drawn into the arrays: give it to the single env too
-                    start, ep, block = self._drawn[i]
+                    start, ep, fc = self._drawn[i]
                     self._drawn[i] = None
+                    ci_all = self.world.carbon.intensity_g_per_kwh
+                    now = ci_all[:, start : start + self.tables.n_hours, None]
+                    block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
                     env.start_hour = start
                     env.sim.use_episode(start, env.np_random, ep)
                     env._ci_block = block
@@ -283,9 +288,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 start = int(rng.integers(0, self._n_start_hours))
             ep, fail_left_gpu_h = sim0.draw_episode(start, rng)  # reads only the scenario's fixed fields
             fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
-            now = ci_all[:, start : start + H, None]
-            block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
-            self._templates[i][:, self._ci_cols] = block.transpose(1, 0, 2).reshape(H, -1)
+            fill_ci_template(self._templates[i], ci_all, start, fc, self._region_block, CI_SCALE_G_PER_KWH)
             hours = self._start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
             self._hour0[i], self._dow0[i] = hours % 24, (hours // 24 + 3) % 7
             eps.load_tables(i, ep)
@@ -295,7 +298,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             core.step_acc[i, 0] = 0.0
             core.episode_acc[i, 0] = 0.0
             self._invalid[i] = 0
-            self._drawn[i] = (start, ep, block)
+            self._drawn[i] = (start, ep, fc)
             self._synced = False
             self._rngs[i] = rng  # a seeded reset replaces the generator
             next_double, self._rng_states[i] = rng_handles(rng)
@@ -441,32 +444,54 @@ class CarbonMigrationVectorEnv(VectorEnv):
         return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
 
     def _infos(self) -> dict[str, Any]:
-        """The single environment's info keys, batched (Gymnasium vector dict layout)."""
-        fl = self.core.f[:, 0].T.copy()  # (float fields, N): one row per field, one copy for all of them
-        it = self.core.i[:, 0].T.copy()
-        all_ = self._all
-        region, state = it[I_REGION], it[I_STATE]
-        progress, completed_at_s = fl[F_PROGRESS_MB], fl[F_COMPLETED_AT_S]
+        """The single environment's info keys, batched (Gymnasium vector dict layout). Every value is a row of two
+        fresh arrays filled by one compiled call (:func:`envs.kernels.info_columns`), so the dict costs a few
+        microseconds however many metrics there are; the ``_key`` masks are shared, read-only all-True arrays."""
+        N = self.num_envs
+        cols = np.empty((self._n_info_cols, N))
+        ints = np.empty((N_INT + 1, N), dtype=np.int64)
+        core = self.core
+        info_columns(
+            core.f,
+            core.i,
+            core.step_acc,
+            core.episode_acc,
+            self._reward_terms,
+            self._invalid,
+            self._total_mb,
+            cols,
+            ints,
+        )
+        rows = list(cols)
+        region, state = ints[I_REGION], ints[I_STATE]
         completed = state == _COMPLETED_STATE
+        m, t = len(_METRIC_KEYS), len(REWARD_TERMS)
+        a = N_FLOAT
+        step_metrics = dict(zip(_METRIC_KEYS, rows[a : a + m]))
+        step_metrics.update(self._metric_masks)
+        episode_metrics = dict(zip(_METRIC_KEYS, rows[a + m : a + 2 * m]))
+        episode_metrics.update(self._metric_masks)
+        reward_terms = dict(zip(REWARD_TERMS, rows[a + 2 * m : a + 2 * m + t]))
+        reward_terms.update(self._term_masks)
         info: dict[str, Any] = {
-            "t_s": fl[F_T_S],
+            "t_s": rows[F_T_S],
             "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
-            "n_gpus": it[I_N_GPUS],
-            "clock_mhz": self._clocks_mhz[region, it[I_LEVEL]],
-            "power_w": fl[F_POWER_W],
-            "progress_mb": progress,
-            "remaining_mb": self._total_mb - progress,
-            "invalid_actions": self._invalid.copy(),
-            "deadline_met": completed & (completed_at_s <= self._deadline_s),
+            "n_gpus": ints[I_N_GPUS],
+            "clock_mhz": self._clocks_mhz[region, ints[I_LEVEL]],
+            "power_w": rows[F_POWER_W],
+            "progress_mb": rows[F_PROGRESS_MB],
+            "remaining_mb": rows[-2],
+            "invalid_actions": ints[N_INT],
+            "deadline_met": completed & (rows[F_COMPLETED_AT_S] <= self._deadline_s),
             "completed": completed,
-            "step_metrics": _metric_dict(self.core.step_acc[:, 0].T.copy(), all_),
-            "episode_metrics": _metric_dict(self.core.episode_acc[:, 0].T.copy(), all_),
-            "reward_terms": _terms_dict(self._reward_terms.T.copy(), all_),
+            "step_metrics": step_metrics,
+            "episode_metrics": episode_metrics,
+            "reward_terms": reward_terms,
         }
         info.update(self._info_masks)
-        info["jct_h"] = np.where(completed, completed_at_s / 3600.0, 0.0)
+        info["jct_h"] = rows[-1]
         info["_jct_h"] = completed
         return info
 
@@ -512,19 +537,6 @@ def info_of_value(value, i: int):
 _METRIC_KEYS = METRICS + ("carbon_g",)
 _METRIC_MASK_KEYS = tuple("_" + k for k in _METRIC_KEYS)
 _TERM_MASK_KEYS = tuple("_" + k for k in REWARD_TERMS)
-
-
-def _metric_dict(acc_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """``{metric: (N,) values, "_" + metric: mask}`` from ``acc_t`` (metrics, N), plus ``carbon_g``."""
-    out = dict(zip(_METRIC_KEYS, (*acc_t, acc_t[_OPC] + acc_t[_TXC])))
-    out.update(dict.fromkeys(_METRIC_MASK_KEYS, mask))
-    return out
-
-
-def _terms_dict(terms_t: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    out = dict(zip(REWARD_TERMS, terms_t))
-    out.update(dict.fromkeys(_TERM_MASK_KEYS, mask))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- SB3

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 from sim.errors import ConfigError, DataError
 from sim.paths import DERIVED_DIR
@@ -95,6 +96,69 @@ def _ar1(phi: float, eps: np.ndarray) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=64)
+def _powers(phi: float, m: int) -> np.ndarray:
+    """``phi ** (k + 1)`` for k < m, computed by NumPy exactly as ``_ar1`` does (read-only, cached)."""
+    pw = phi ** np.arange(1, m + 1)
+    pw.setflags(write=False)
+    return pw
+
+
+@njit(cache=True)
+def _ar1_rows(eps, root, pw, block):  # pragma: no cover - compiled
+    """``_ar1`` compiled for 2-D ``eps``: the same operations in the same order per element (so the same bits),
+    without the temporaries. ``root`` = sqrt(1 - phi**2), ``pw`` = ``_powers(phi, block)``."""
+    rows, n = eps.shape
+    out = np.empty_like(eps)
+    for r in range(rows):
+        carry = 0.0
+        for s in range(0, n, block):
+            m = min(block, n - s)
+            c = 0.0
+            for k in range(m):
+                t = s + k
+                u = eps[r, t] if t == 0 else eps[r, t] * root
+                c += u / pw[k]
+                out[r, t] = c * pw[k] + pw[k] * carry
+            carry = out[r, s + m - 1]
+    return out
+
+
+@njit(cache=True)
+def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
+    """``rint(clip(1 - scale * (1 - interp(z, qz, qf)), 0, 1) * pool)`` per region row, with NumPy's ``interp``
+    arithmetic (strictly increasing ``qz``: the same segment, slope and formula, so the same bits)."""
+    rows, n = z.shape
+    nq = qz.shape[0]
+    out = np.empty((rows, n), dtype=np.int64)
+    for r in range(rows):
+        pool = pools[r]
+        for t in range(n):
+            x = z[r, t]
+            if x < qz[0]:
+                frac = qf[0]
+            elif x >= qz[nq - 1]:
+                frac = qf[nq - 1]
+            else:
+                lo, hi = 0, nq - 1  # qz[lo] <= x < qz[hi]
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    if qz[mid] <= x:
+                        lo = mid
+                    else:
+                        hi = mid
+                if qz[lo] == x:
+                    frac = qf[lo]
+                else:
+                    slope = (qf[lo + 1] - qf[lo]) / (qz[lo + 1] - qz[lo])
+                    frac = slope * (x - qz[lo]) + qf[lo]
+            if scale != 1.0:
+                frac = 1.0 - scale * (1.0 - frac)
+                frac = min(max(frac, 0.0), 1.0)
+            out[r, t] = np.int64(np.rint(frac * pool))
+    return out
+
+
 def sample_free_gpus(
     rng: np.random.Generator,
     pool_gpus: int,
@@ -158,12 +222,16 @@ def free_gpus_table(
     if daily_amplitude > 0:
         hours = start_hour_utc + np.arange(n_steps) * step_s / 3600.0
         shift = daily_amplitude * np.cos(2 * math.pi * (hours - peak_hour_utc) / 24.0)
-    z = _ar1(phi, rng.standard_normal((len(pools_gpus), n_steps)))
+    eps = rng.standard_normal((len(pools_gpus), n_steps))
+    # compiled: the operations of _ar1, np.interp, np.clip and np.rint in their order (same bits, a few us)
+    if phi < 1e-12:
+        z = _ar1(phi, eps)
+    else:
+        block = max(1, int(250.0 / -math.log10(phi)))
+        z = _ar1_rows(eps, math.sqrt(1.0 - phi * phi), _powers(phi, min(block, n_steps)), block)
     if common is not None:
         z = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * z
     if shift is not None:
         z = z - shift
-    frac = np.interp(z, p.quantile_z, p.quantile_fraction)
-    if scale != 1.0:
-        frac = np.clip(1.0 - scale * (1.0 - frac), 0.0, 1.0)
-    return np.rint(frac * np.asarray(pools_gpus, dtype=float)[:, None]).astype(np.int64)
+    pools = np.asarray(pools_gpus, dtype=float)
+    return _free_from_latent(z, p.quantile_z, p.quantile_fraction, float(scale), pools)

@@ -167,6 +167,7 @@ class Simulator:
         self.carbon = carbon
         self.network = network
         self.gpu_models = gpu_models
+        self._fixed_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by UTC hour of day at the start
         self.step_s = scenario.step_s
         self.horizon_s = scenario.episode_hours * _S_PER_H
         self.n_steps = int(math.ceil(self.horizon_s / self.step_s - 1e-9))
@@ -229,6 +230,27 @@ class Simulator:
 
     # ------------------------------------------------------------------ episode set-up
 
+    def _fixed_episode_tables(self, hour_of_day0: int) -> tuple[np.ndarray, np.ndarray]:
+        """The power cap per hour and the phase-cycle work multiplier per step of an episode starting at
+        ``hour_of_day0`` UTC: no randomness, so built once per hour of day and shared (read-only)."""
+        cache = self._fixed_tables
+        if hour_of_day0 not in cache:
+            job = self.scenario.job
+            cap = np.full(self.n_hours, float(job.power_cap_w))
+            hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
+            for win in job.cap_windows:
+                inside = (win.start_hour_utc <= hod) & (hod < win.end_hour_utc)
+                cap[inside] = np.minimum(cap[inside], win.cap_w)
+            steps = self.n_steps + 1
+            w = np.ones(steps)
+            if job.phase_hours > 0:
+                phase = (np.arange(steps) * self.step_s / (job.phase_hours * _S_PER_H)).astype(int)
+                w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
+            cap.setflags(write=False)
+            w.setflags(write=False)
+            cache[hour_of_day0] = cap, w
+        return cache[hour_of_day0]
+
     def draw_episode(self, start_hour: int, rng: np.random.Generator) -> tuple[EpisodeTables, float]:
         """The episode starting at hour index ``start_hour`` of the carbon table: its tables and the GPU-hours of
         running until the first GPU failure, drawn from ``rng`` in this order (part of the model's definition):
@@ -241,19 +263,12 @@ class Simulator:
             )
         ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
         hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
-        cap = np.full(self.n_hours, float(job.power_cap_w))
-        hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
-        for w in job.cap_windows:
-            inside = (w.start_hour_utc <= hod) & (hod < w.end_hour_utc)
-            cap[inside] = np.minimum(cap[inside], w.cap_w)
+        cap, phase_w = self._fixed_episode_tables(hour_of_day0)
         # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
         steps = self.n_steps + 1
-        w = np.ones(steps)
-        if job.phase_hours > 0:
-            phase = (np.arange(steps) * self.step_s / (job.phase_hours * _S_PER_H)).astype(int)
-            w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
+        w = phase_w
         if job.noise_std > 0:
-            w *= rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
+            w = phase_w * rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
         # GPUs free to this tenant per region and decision step (spot-calibrated process)
         if f.shortage_scale > 0:
             free = free_gpus_table(

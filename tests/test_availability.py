@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from loaders.spot import read_trace
-from sim.availability import AVAILABILITY_JSON, availability_params, sample_free_gpus
+from sim.availability import (
+    AVAILABILITY_JSON,
+    _ar1,
+    _ar1_rows,
+    _powers,
+    availability_params,
+    free_gpus_table,
+    sample_free_gpus,
+)
 from sim.errors import ConfigError, DataError
 from sim.paths import raw_data_dir
 
@@ -26,6 +34,22 @@ def test_same_seed_same_path_and_different_seed_different_path():
     b = sample_free_gpus(np.random.default_rng(7), 32, 700, 900.0)
     c = sample_free_gpus(np.random.default_rng(8), 32, 700, 900.0)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_compiled_table_is_bit_identical_to_the_numpy_path(seed):
+    """free_gpus_table (compiled AR(1) and quantile map) = sample_free_gpus (NumPy) region by region, and the
+    latent path is the same bits, including AR(1) blocks shorter than the series (small phi)."""
+    pools = [10, 8, 32, 1]
+    for scale in (1.0, 0.5, 1.7):
+        table = free_gpus_table(np.random.default_rng(seed), pools, 193, 900.0, scale)
+        rng = np.random.default_rng(seed)
+        assert np.array_equal(table, [sample_free_gpus(rng, pool, 193, 900.0, scale=scale) for pool in pools])
+    eps = np.random.default_rng(seed).standard_normal((3, 700))
+    for phi in (0.9051, 0.3, 0.01):  # blocks of 5773, 478 and 125 steps
+        block = max(1, int(250.0 / -np.log10(phi)))
+        z = _ar1_rows(eps, np.sqrt(1.0 - phi * phi), _powers(phi, min(block, 700)), block)
+        assert np.array_equal(z.view(np.uint64), _ar1(phi, eps.copy()).view(np.uint64))
 
 
 @pytest.mark.parametrize("pool", [0, 1, 7, 32, 512])
