@@ -195,10 +195,6 @@ def default_save_every(timesteps: int, hp: dict) -> int:
     return max(1, min(int(hp["checkpoint_freq"]), timesteps // 10))
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM (cluster schedulers, `kill`) saves and exits like Ctrl-C
-    raise KeyboardInterrupt
-
-
 def train(args: argparse.Namespace) -> Path:
     import torch
     from stable_baselines3.common.callbacks import CallbackList
@@ -209,6 +205,7 @@ def train(args: argparse.Namespace) -> Path:
     from agents.checkpoint import (
         PeriodicSave,
         StopAtTotal,
+        StopOnRequest,
         atomic_save_model,
         atomic_write_text,
         latest_save,
@@ -326,6 +323,7 @@ def train(args: argparse.Namespace) -> Path:
     def save_state() -> dict:
         return {"wall_s": round(wall_before + time.time() - t0, 1)}
 
+    stop = threading.Event()  # set by SIGTERM (cluster schedulers, `kill`): stop at the next step, save like Ctrl-C
     callbacks = CallbackList(
         [
             PeriodicSave(run_dir, save_every, venv, spec.off_policy, state=save_state),
@@ -340,6 +338,7 @@ def train(args: argparse.Namespace) -> Path:
                 verbose=1,
             ),
             StopAtTotal(timesteps),
+            StopOnRequest(stop),
         ]
     )
 
@@ -351,7 +350,7 @@ def train(args: argparse.Namespace) -> Path:
         flush=True,
     )
     on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if on_main else None
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set()) if on_main else None
     try:
         model.learn(
             total_timesteps=timesteps - start if args.resume else timesteps,  # SB3 adds the steps done on resume
@@ -359,6 +358,8 @@ def train(args: argparse.Namespace) -> Path:
             progress_bar=not args.no_progress_bar,
             reset_num_timesteps=not args.resume,
         )
+        if stop.is_set():
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         print(f"interrupted at {model.num_timesteps} steps: saving so the run can be resumed", file=sys.stderr)
     finally:

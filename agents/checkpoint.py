@@ -20,6 +20,7 @@ import io
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,16 @@ class StopAtTotal(BaseCallback):
         if self.num_timesteps < self.total or "n_rollout_steps" not in self.locals:
             return True
         return self.locals["n_steps"] + 1 >= self.locals["n_rollout_steps"]  # complete: train on it, then stop
+
+
+class StopOnRequest(BaseCallback):
+    """End training at the next environment step once ``requested`` is set (by the SIGTERM handler). The handler
+    only sets a flag: an exception raised from it could land in code that swallows it (a ``__del__`` running when
+    the signal arrives) and the run would go on."""
+
+    def __init__(self, requested: threading.Event):
+        super().__init__()
+        self.requested = requested
+
+    def _on_step(self) -> bool:
+        return not self.requested.is_set()
