@@ -11,25 +11,13 @@ from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
 from loaders.world import World, episode_starts
 from sim.carbon import CarbonTable
-from sim.gpu import GpuModel
 from sim.network import Network
 from sim.scenario import load_scenario, parse_scenario
+from tests.test_simulator import CLOCKS, MODEL
 
 HOURS = 200
-CLOCKS = np.array([1000.0, 1500.0, 2000.0])
-# t = 2000/f s per mini-batch, P = 50 + 150 (f/2000)^3 W: energy per mini-batch P*t: 550 J at 1000 MHz,
-# 604 J at 1500 MHz, 800 J at 2000 MHz (on 4 GPUs)
-MODEL = GpuModel(
-    "TESTGPU",
-    "toy",
-    CLOCKS,
-    t0_s=0.0,
-    t1_s_mhz=2000.0,
-    p0_w=50.0,
-    p1_w_per_mhz=0.0,
-    p3_w_per_mhz3=150.0 / 2000.0**3,
-    idle_w=40.0,
-)
+# the simulator tests' toy GPU: t = 2000/f s per mini-batch, P = 50 + 150 (f/2000)^3 W: energy per mini-batch
+# P*t: 550 J at 1000 MHz, 604 J at 1500 MHz, 800 J at 2000 MHz (on 4 GPUs)
 NET = Network(("A", "B"), ("x", "y"), np.full((2, 2), 8.0), np.full((2, 2), 100.0), np.full((2, 2), 0.02))
 
 
