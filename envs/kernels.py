@@ -61,12 +61,15 @@ N_JOB_FEATURES = 8
 
 
 @njit(cache=True)
-def out_of_range(actions, n_regions, n_levels):
-    """Index of the first row of ``actions`` (N, 2) outside ``[0, n_regions] x [0, n_levels)``, or -1."""
+def split_actions(actions, n_regions, n_levels, targets, levels):
+    """``targets[i], levels[i] := actions[i]`` for the (N, 2) integer ``actions``; returns the first row outside
+    ``[0, n_regions] x [0, n_levels)`` (nothing is trusted from it), or -1."""
     for i in range(actions.shape[0]):
         t, lv = actions[i, 0], actions[i, 1]
         if t < 0 or t > n_regions or lv < 0 or lv >= n_levels:
             return i
+        targets[i] = t
+        levels[i] = lv
     return -1
 
 

@@ -16,6 +16,7 @@ into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are brough
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -29,7 +30,7 @@ from envs.carbon_migration import (
     REWARD_TERMS,
     CarbonMigrationEnv,
 )
-from envs.kernels import info_columns, out_of_range
+from envs.kernels import info_columns, split_actions
 from sim.core import (
     F_COMPLETED_AT_S,
     F_POWER_W,
@@ -158,8 +159,6 @@ class CarbonMigrationVectorEnv(VectorEnv):
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
         self._all.setflags(write=False)  # shared by every info dict as its "_key" masks
         self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
-        self._metric_masks = dict.fromkeys(_METRIC_MASK_KEYS, self._all)
-        self._term_masks = dict.fromkeys(_TERM_MASK_KEYS, self._all)
         # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT
         self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 2
 
@@ -214,7 +213,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
             raise RuntimeError("call reset() before step()")
-        targets, levels = self._check_actions(actions)
+        targets, levels = self._check_actions(actions)  # the rows' action buffers, filled
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         idx = self._all_idx
@@ -226,10 +225,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             bad = ~self._masks[idx, targets[idx]]
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
-        rs = self.rows
-        rs.targets[:] = targets
-        rs.levels[:] = levels
-        rs.step(idx)  # one compiled call: masked targets -> physics -> observations, masks, rewards
+        self.rows.step(idx)  # one compiled call: masked targets -> physics -> observations, masks, rewards
         if idx is not self._all_idx:
             for i in np.flatnonzero(self._autoreset):
                 rew[i], term[i], trunc[i] = 0.0, False, False
@@ -286,12 +282,13 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
                 if not ok:
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
-        a = a.astype(np.int64)  # a copy: the caller's array is never changed
-        i = out_of_range(a, R, L)
+            a = a.astype(np.int64)  # a copy: the caller's array is never changed
+        rs = self.rows
+        i = split_actions(a, R, L, rs.targets, rs.levels)  # into the rows' action buffers, checked
         if i >= 0:
             expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
             raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
-        return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
+        return rs.targets, rs.levels
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout). Every value is a row of two
@@ -312,36 +309,30 @@ class CarbonMigrationVectorEnv(VectorEnv):
             cols,
             ints,
         )
-        rows = list(cols)
         region, state = ints[I_REGION], ints[I_STATE]
         completed = state == _COMPLETED_STATE
         m, t = len(_METRIC_KEYS), len(REWARD_TERMS)
         a = N_FLOAT
-        step_metrics = dict(zip(_METRIC_KEYS, rows[a : a + m]))
-        step_metrics.update(self._metric_masks)
-        episode_metrics = dict(zip(_METRIC_KEYS, rows[a + m : a + 2 * m]))
-        episode_metrics.update(self._metric_masks)
-        reward_terms = dict(zip(REWARD_TERMS, rows[a + 2 * m : a + 2 * m + t]))
-        reward_terms.update(self._term_masks)
         info: dict[str, Any] = {
-            "t_s": rows[F_T_S],
+            "t_s": cols[F_T_S],
             "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
             "n_gpus": ints[I_N_GPUS],
             "clock_mhz": self._clocks_mhz[region, ints[I_LEVEL]],
-            "power_w": rows[F_POWER_W],
-            "progress_mb": rows[F_PROGRESS_MB],
-            "remaining_mb": rows[-2],
+            "power_w": cols[F_POWER_W],
+            "progress_mb": cols[F_PROGRESS_MB],
+            "remaining_mb": cols[-2],
             "invalid_actions": ints[N_INT],
-            "deadline_met": completed & (rows[F_COMPLETED_AT_S] <= self._deadline_s),
+            "deadline_met": completed & (cols[F_COMPLETED_AT_S] <= self._deadline_s),
             "completed": completed,
-            "step_metrics": step_metrics,
-            "episode_metrics": episode_metrics,
-            "reward_terms": reward_terms,
+            # views of the block's rows, made on access: a metric nobody reads costs nothing
+            "step_metrics": ColumnMap(cols[a : a + m], _METRIC_INDEX, self._all),
+            "episode_metrics": ColumnMap(cols[a + m : a + 2 * m], _METRIC_INDEX, self._all),
+            "reward_terms": ColumnMap(cols[a + 2 * m : a + 2 * m + t], _TERM_INDEX, self._all),
         }
         info.update(self._info_masks)
-        info["jct_h"] = rows[-1]
+        info["jct_h"] = cols[-1]
         info["_jct_h"] = completed
         return info
 
@@ -353,7 +344,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             if key.startswith("_") or key in ("final_obs", "final_info"):
                 continue
             keys.append(key)
-            if isinstance(value, dict):
+            if isinstance(value, Mapping):
                 sub = [k for k in value if not k.startswith("_")]
                 rows = np.array([value[k] for k in sub]).T.tolist()
                 cols.append([dict(zip(sub, r)) for r in rows])
@@ -378,15 +369,49 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
 
 def info_of_value(value, i: int):
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: info_of_value(v, i) for k, v in value.items() if not k.startswith("_")}
     v = value[i]
     return v.item() if isinstance(v, np.generic) else v
 
 
+class ColumnMap(Mapping):
+    """Read-only ``{key: (N,) array}`` of the rows of a ``(keys, N)`` block, with Gymnasium's ``"_" + key`` masks
+    (one shared all-True array): a batched metrics dict whose rows are made only when read.
+
+    :param block: ``(len(index), N)`` values, row ``index[key]`` for ``key``
+    :param index: key -> row
+    :param mask: ``(N,)`` booleans returned for every ``"_" + key``
+    """
+
+    __slots__ = ("_block", "_index", "_mask")
+
+    def __init__(self, block: np.ndarray, index: dict[str, int], mask: np.ndarray):
+        self._block, self._index, self._mask = block, index, mask
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        j = self._index.get(key)
+        if j is not None:
+            return self._block[j]
+        if key[:1] == "_" and key[1:] in self._index:
+            return self._mask
+        raise KeyError(key)
+
+    def __iter__(self):
+        yield from self._index
+        for key in self._index:
+            yield "_" + key
+
+    def __len__(self) -> int:
+        return 2 * len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 _METRIC_KEYS = METRICS + ("carbon_g",)
-_METRIC_MASK_KEYS = tuple("_" + k for k in _METRIC_KEYS)
-_TERM_MASK_KEYS = tuple("_" + k for k in REWARD_TERMS)
+_METRIC_INDEX = {k: j for j, k in enumerate(_METRIC_KEYS)}
+_TERM_INDEX = {k: j for j, k in enumerate(REWARD_TERMS)}
 
 
 # ---------------------------------------------------------------------------------------------------- SB3
