@@ -17,7 +17,7 @@ from loaders.world import World, build_world
 from sim.errors import ConfigError
 from sim.rules import continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
-from sim.simulator import Metrics
+from sim.simulator import M, Metrics
 from sim.states import N_STATES, State
 from sim.tables import EpisodeTables, StaticTables
 
@@ -36,6 +36,10 @@ REWARD_WEIGHTS = (
     "migration_per_count",
     "embodied_per_kg",
 )
+
+
+# episode counters whose change means a fault happened (PolicyView.faults)
+FAULT_COUNTERS = ("gpu_failures", "outage_faults", "preemptions", "transfer_failures", "rollbacks")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class PolicyView:
     step_s: float
     checkpoint_gb: float
     transfer_kwh_per_gb: float
+    step_index: int = 0  # decision steps taken this episode (the index of the step now being decided)
+    faults: float = 0.0  # faults met so far: GPU failures, outages, reclaimed GPUs, failed transfers, rollbacks
 
     @property
     def wait(self) -> int:
@@ -335,6 +341,8 @@ class CarbonMigrationEnv(gym.Env):
             step_s=sim.step_s,
             checkpoint_gb=sim.ckpt_gb,
             transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
+            step_index=sim.k,
+            faults=sum(sim.episode_acc[M[c]] for c in FAULT_COUNTERS),
         )
 
     # ------------------------------------------------------------------ helpers

@@ -207,11 +207,11 @@ def _observe(
 
 
 @njit(cache=True)
-def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, ints):
-    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats) and ``ints``,
-    one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads): float fields,
-    step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches, JCT;
-    int fields then invalid actions."""
+def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, clocks_mhz, deadline_s, cols, ints, flags):
+    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats), ``ints`` and
+    ``flags`` (booleans), one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads):
+    float fields, step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches,
+    JCT, clock MHz; int fields then invalid actions; completed, deadline met."""
     n_f, n_m, n_t = f.shape[2], step_acc.shape[2], terms.shape[1]
     n_i, N = iv_all.shape[2], f.shape[0]
     # row by row (contiguous writes): env by env would write each value to another cache line
@@ -231,8 +231,13 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, in
             cols[r + m, e] = terms[e, m]
     r += n_t
     for e in range(N):
+        done = iv_all[e, 0, I_STATE] == _COMPLETED
+        at = f[e, 0, F_COMPLETED_AT_S]
         cols[r, e] = total_mb - f[e, 0, F_PROGRESS_MB]
-        cols[r + 1, e] = f[e, 0, F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
+        cols[r + 1, e] = at / 3600.0 if done else 0.0
+        cols[r + 2, e] = clocks_mhz[iv_all[e, 0, I_REGION], iv_all[e, 0, I_LEVEL]]
+        flags[0, e] = done
+        flags[1, e] = done and at <= deadline_s
     for c in range(n_i):
         for e in range(N):
             ints[c, e] = iv_all[e, 0, c]

@@ -32,11 +32,9 @@ from envs.carbon_migration import (
 )
 from envs.kernels import info_columns, split_actions
 from sim.core import (
-    F_COMPLETED_AT_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
-    I_LEVEL,
     I_N_GPUS,
     I_REGION,
     I_STATE,
@@ -159,8 +157,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
         self._all.setflags(write=False)  # shared by every info dict as its "_key" masks
         self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
-        # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT
-        self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 2
+        # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT, clock
+        self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 3
 
     @property
     def envs(self) -> list[CarbonMigrationEnv]:
@@ -297,6 +295,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         N = self.num_envs
         cols = np.empty((self._n_info_cols, N))
         ints = np.empty((N_INT + 1, N), dtype=np.int64)
+        flags = np.empty((2, N), dtype=bool)
         core = self.core
         info_columns(
             core.f,
@@ -306,11 +305,14 @@ class CarbonMigrationVectorEnv(VectorEnv):
             self._reward_terms,
             self._invalid,
             self._total_mb,
+            self._clocks_mhz,
+            self._deadline_s,
             cols,
             ints,
+            flags,
         )
         region, state = ints[I_REGION], ints[I_STATE]
-        completed = state == _COMPLETED_STATE
+        completed = flags[0]
         m, t = len(_METRIC_KEYS), len(REWARD_TERMS)
         a = N_FLOAT
         info: dict[str, Any] = {
@@ -319,12 +321,12 @@ class CarbonMigrationVectorEnv(VectorEnv):
             "region": self._region_names[region],
             "region_index": region,
             "n_gpus": ints[I_N_GPUS],
-            "clock_mhz": self._clocks_mhz[region, ints[I_LEVEL]],
+            "clock_mhz": cols[-1],
             "power_w": cols[F_POWER_W],
             "progress_mb": cols[F_PROGRESS_MB],
-            "remaining_mb": cols[-2],
+            "remaining_mb": cols[-3],
             "invalid_actions": ints[N_INT],
-            "deadline_met": completed & (cols[F_COMPLETED_AT_S] <= self._deadline_s),
+            "deadline_met": flags[1],
             "completed": completed,
             # views of the block's rows, made on access: a metric nobody reads costs nothing
             "step_metrics": ColumnMap(cols[a : a + m], _METRIC_INDEX, self._all),
@@ -332,7 +334,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             "reward_terms": ColumnMap(cols[a + 2 * m : a + 2 * m + t], _TERM_INDEX, self._all),
         }
         info.update(self._info_masks)
-        info["jct_h"] = cols[-1]
+        info["jct_h"] = cols[-2]
         info["_jct_h"] = completed
         return info
 

@@ -723,8 +723,11 @@ class Batch:
         core.episode_acc[i] = 0.0
         self.n_seg[i] = 0
         self.n_trans[i] = 0
+        if rng is self.rngs[i]:  # the same generator as last episode: its state address is already known
+            self.stamp += 1
+            return
         self.rngs[i] = rng
-        next_double, self.rng_states[i] = rng_handles(rng)
+        next_double, self.rng_states[i] = rng_handles(rng)  # builds ctypes objects: a few us, once per generator
         if self.next_double is None:
             self.next_double = next_double
         elif next_double is not self.next_double:
