@@ -1,9 +1,7 @@
-"""Compiled batch halves of ``CarbonMigration-v0``'s step around ``sim.core.advance``: action -> decision, and
-state -> observation, action mask and reward, for the rows of ``envs.vector.CarbonMigrationVectorEnv``.
-
-Each function does, per environment, exactly what ``envs.carbon_migration.CarbonMigrationEnv`` does in
-``_advance`` / ``_step_features`` / ``_refresh`` (same operations in the same order, so the same bits); the
-observation layout is documented there.
+"""Compiled halves of ``CarbonMigration-v0``'s step around ``sim.core.advance``: action -> decision, and
+state -> observation, action mask and reward, for rows of ``envs.batch.EnvRows`` (the single environment is one
+row, the vector environment N). The observation layout is documented in ``envs.carbon_migration``; these are
+the same operations in the same order as the NumPy code they replaced (``tests/test_golden.py``).
 """
 
 from __future__ import annotations
@@ -248,8 +246,8 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, clocks_m
 @njit(cache=True)
 def fill_ci_template(template, ci, start, fc, region_block, scale):
     """``template[h, time features + r * region_block + j]`` := region r's [intensity at hour ``start + h``,
-    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32: what ``CarbonMigrationEnv._start_episode``
-    writes (the same division, minimum and rounding, so the same bits)."""
+    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32 (divide, clip, round: the order the recorded
+    golden observations were computed in)."""
     R, H, F = fc.shape
     for r in range(R):
         b = N_TIME_FEATURES + r * region_block

@@ -4,14 +4,16 @@
 >>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=64, vectorization_mode="vector_entry_point")
 
 How it is batched: the state of all N environments lives in the arrays of :class:`sim.core.CoreState`
-(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`. A step is three compiled
-calls over the whole batch (actions -> :func:`sim.core.advance` -> observations, masks and rewards). Each
+(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`, the observation buffers
+in :class:`envs.batch.EnvRows` (the single environment is the same code with one row). A step is one compiled
+call over the whole batch (:func:`envs.kernels.step_rows`: actions -> :func:`sim.core.advance` -> observations,
+masks and rewards) and one for the infos (:func:`envs.kernels.info_columns`). Each
 environment keeps its own ``numpy.random.Generator``: transfer-failure coins are drawn inside the compiled loop
 through the generator's C ``next_double`` (what ``rng.random()`` calls), and the rare GPU-failure time is drawn
 in a short Python loop over the environments parked on it; so env ``i`` reset with seed ``s`` produces exactly
 the trajectory of the single environment reset with ``s + i`` (``tests/test_vector_env.py``). Resets draw each
 episode with the single environment's calls in the same order (``Simulator.draw_episode``, the forecast) straight
-into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are brought up to date when read.
+into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are views of the rows.
 """
 
 from __future__ import annotations

@@ -1,15 +1,18 @@
-"""Array-state core: the physics of ``sim.simulator`` for N environments x J jobs, stepped by one compiled loop.
+"""Array-state core: the one simulation engine, N environments x J jobs stepped by one compiled loop.
 
 State lives in two arrays with named columns (:class:`CoreState`): floats ``(n_envs, n_jobs, N_FLOAT)`` and
 ints ``(n_envs, n_jobs, N_INT)``; accounting is ``(n_envs, n_jobs, n_metrics)`` with the columns of
-``sim.simulator.METRICS``. The tables fixed for a scenario (:class:`StaticTables`) and for an episode
-(:class:`EpisodeArrays`) are separate, read-only to the step.
+``METRICS``. The tables fixed for a scenario (:class:`StaticTables`) and for an episode
+(:class:`EpisodeArrays`) are separate, read-only to the step. :class:`Batch` holds them together with each
+environment's generator; ``CarbonMigration-v0`` is a batch of one (``sim.simulator.Simulator`` reads and writes
+its row by name), the vector environment a batch of N.
 
-``advance`` runs, for every listed environment, exactly the event loop of ``Simulator.step`` (same pieces, same
-floating-point operations in the same order, so results are bit-identical; ``tests/test_golden.py`` and
-``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first use on a
-machine compiles for about 16 s of CPU, later processes load the cached machine code in well under a second).
-Random draws come from each environment's own ``numpy.random.Generator``, in the scalar simulator's order:
+``advance`` runs, for every listed environment, the event loop of the model (the physics is described in
+``sim/simulator.py``). It reproduces, bit for bit, the scalar simulator it replaced (``tests/test_golden.py``:
+whole episodes recorded before the redesign; ``tests/test_vector_env.py``: env ``i`` of a batch equals a batch
+of one seeded ``s + i``). It is compiled with numba (``cache=True``: the first use on a machine compiles for
+about 30 s of CPU, later processes load the cached machine code in well under a second).
+Random draws come from each environment's own ``numpy.random.Generator``, in the model's order:
 ``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
 generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
 rare draw with another distribution (the next GPU-failure time, ``rng.exponential``) the kernel parks the
@@ -484,7 +487,7 @@ def advance(
                     _log_transitions(iv, fv[F_T_S], trans[i], n_trans, i)
             else:  # resume after the log was grown
                 iv[I_PEND] = PEND_NONE
-            # the event loop of Simulator.step from the current time to the step's end (or until parked); written
+            # the event loop from the current time to the step's end (or until parked); written
             # out here rather than called: per call, numba would take a reference to each of ~20 array arguments
             parked_now = False
             t_end = fv[F_T_END_S]
@@ -619,7 +622,7 @@ def advance(
             if parked_now:
                 parked += 1
                 continue
-            # the step is over: book it, as Simulator.step does
+            # the step is over: book it
             ea = ep_acc[i, j]
             for m in range(acc.shape[0]):
                 ea[m] = ea[m] + acc[m]
@@ -777,7 +780,7 @@ class Batch:
 
     def finish(self, targets: np.ndarray, levels: np.ndarray) -> int:
         """Resume the parked rows until none is: draw each GPU-failure time from the row's own generator (the
-        scalar order: ``rng.exponential``), grow full logs. Returns the illegal transitions met."""
+        model's order: ``rng.exponential``), grow full logs. Returns the illegal transitions met."""
         errors = 0
         core = self.core
         while True:
