@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from sim import rules
+from sim.errors import ConfigError
 from sim.rules import WAIT
 from sim.states import Event, State, check_transition
 from sim.tables import PARAMS, EpisodeArrays, EpisodeTables, StaticTables  # noqa: F401  (the tables the core reads)
@@ -715,8 +716,6 @@ class Batch:
     def start(self, i: int, ep: EpisodeTables, fail_left_gpu_h: float, rng: np.random.Generator) -> None:
         """Row ``i`` begins the episode ``ep`` (every job Queued at home); ``rng`` draws its remaining randomness
         (transfer failures, the GPU-failure times after ``fail_left_gpu_h`` GPU-hours)."""
-        from sim.errors import ConfigError
-
         self.episodes.load_tables(i, ep)
         core = self.core
         core.f[i] = self.f0
