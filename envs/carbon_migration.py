@@ -295,6 +295,11 @@ class CarbonMigrationEnv(gym.Env):
         self._obs, self._mask = rows.obs[i], rows.masks[i]
         rows.sims[i] = self.sim
 
+    def __setstate__(self, state: dict) -> None:
+        """After a copy or unpickling: the observation and mask views point into the copied rows."""
+        self.__dict__.update(state)
+        self._obs, self._mask = self._rows.obs[self._row], self._rows.masks[self._row]
+
     def _begin(self, start: int) -> None:
         """Python-side bookkeeping of an episode that row ``self._row`` has just started at hour ``start``."""
         self._ended = None

@@ -695,6 +695,17 @@ class Batch:
         self.n_trans = np.zeros(n_envs, dtype=np.int64)
         self.stamp = 0  # counts steps and starts (lets readers cache what they derived from the state)
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["next_double"] = None  # a C function pointer: taken again from the generators after a copy
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for i, rng in enumerate(self.rngs):
+            if rng is not None:  # the copied generators live elsewhere: their state addresses are new
+                self.next_double, self.rng_states[i] = rng_handles(rng)
+
     @property
     def logging(self) -> bool:
         return self.seg.shape[1] > 0

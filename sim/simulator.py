@@ -261,6 +261,11 @@ class Simulator:
         self._segments: list[tuple[float, float, int, int, float, int, int]] = []
         self._transitions: list[tuple[float, int, int]] = []
 
+    def __setstate__(self, state: dict) -> None:
+        """After a copy or unpickling: the row views point into the copied batch, not the original's."""
+        self.__dict__.update(state)
+        self._f, self._i = self.batch.core.f[self.row, 0], self.batch.core.i[self.row, 0]
+
     def reset(self, start_hour: int, rng: np.random.Generator) -> None:
         """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
         ep, fail_left_gpu_h = self.draw_episode(start_hour, rng)
