@@ -55,11 +55,8 @@ import numpy as np
 from baselines.base import Policy
 from baselines.rules import TIMED, cap_safe_level, continue_target
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
-from sim.simulator import Simulator
 
 _J_PER_KWH = 3.6e6
-# episode counters whose change means a fault happened since the last decision (re-plan)
-FAULT_COUNTERS = ("gpu_failures", "outage_faults", "preemptions", "transfer_failures", "rollbacks")
 
 
 def step_min(by_hour: np.ndarray, n_steps: int, step_s: float) -> np.ndarray:
@@ -490,11 +487,9 @@ class OraclePolicy(Policy):
         return float(self.plan.work_mb[max(i, 0) :].sum())
 
     def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:
-        sim = self.env.sim
-        k = sim.k
+        k = view.step_index
         f = self.facts
-        acc = Simulator.metrics(sim.episode_acc)
-        faults = sum(acc[c] for c in FAULT_COUNTERS)
+        faults = view.faults  # a change since the last decision means a fault: re-plan
         if faults != self.faults_seen:
             self.faults_seen, self.replan_pending = faults, True
         left = view.remaining_mb

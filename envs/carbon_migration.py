@@ -12,16 +12,15 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from envs.batch import CI_SCALE_G_PER_KWH, EnvRows
 from loaders.world import World, build_world
 from sim.errors import ConfigError
-from sim.forecast import forecast_matrix
-from sim.rules import TIMED_STATES, continue_target
+from sim.rules import continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
-from sim.simulator import METRICS, WAIT, Metrics
+from sim.simulator import M, Metrics
 from sim.states import N_STATES, State
 from sim.tables import EpisodeTables, StaticTables
 
-CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
 XFER_SCALE_S = 3600.0  # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
@@ -37,6 +36,10 @@ REWARD_WEIGHTS = (
     "migration_per_count",
     "embodied_per_kg",
 )
+
+
+# episode counters whose change means a fault happened (PolicyView.faults)
+FAULT_COUNTERS = ("gpu_failures", "outage_faults", "preemptions", "transfer_failures", "rollbacks")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class PolicyView:
     step_s: float
     checkpoint_gb: float
     transfer_kwh_per_gb: float
+    step_index: int = 0  # decision steps taken this episode (the index of the step now being decided)
+    faults: float = 0.0  # faults met so far: GPU failures, outages, reclaimed GPUs, failed transfers, rollbacks
 
     @property
     def wait(self) -> int:
@@ -99,7 +104,8 @@ class CarbonMigrationEnv(gym.Env):
     migration checkpoints at a mini-batch boundary, moves the training state over the measured WAN
     (Skyplane), restores and resumes at that exact mini-batch; a region short of GPUs runs the job
     elastically on fewer. GPU failures, outages and failed transfers roll back to the last checkpoint.
-    Energy and carbon are integrated exactly inside each step (``sim/simulator.py``). This implements
+    Energy and carbon are integrated exactly inside each step (``sim/core.py``; this environment is one row of
+    the array core that the vector environment steps N rows of, ``envs/batch.py``). This implements
     the setting of Park et al., *Carbon-Aware and Fault-Tolerant Migration of Deep Learning Workloads
     in the Geo-distributed Cloud*, IEEE CLOUD 2024.
 
@@ -169,6 +175,8 @@ class CarbonMigrationEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    reward_term_names = REWARD_TERMS
+    reward_weight_names = REWARD_WEIGHTS
 
     def __init__(
         self,
@@ -211,44 +219,55 @@ class CarbonMigrationEnv(gym.Env):
         high[j + 4] = 4.0
         high[j + 6] = 4.0
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self._bind_buffers(np.zeros(n_obs, dtype=np.float32), np.ones(R + 1 + L, dtype=bool))
-        self._xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)
-        self._xfer_h_list = self._xfer_h.tolist()
+        self.xfer_h = np.minimum(np.array(self.sim.xfer_s, dtype=np.float32) / XFER_SCALE_S, 24.0)  # (R, R) h
+        self.level_div = max(L - 1, 1)
         self._clocks_mhz = self.sim.clocks_mhz.tolist()  # (R, L) as lists: cheap scalar lookups
-        # observation indices of the per-step scalars, in the order ``_step_features`` returns them
-        per_region = N_TIME_FEATURES + F + 1 + self.region_block * np.arange(R)
-        self._scalar_at = np.concatenate(
-            [
-                np.arange(N_TIME_FEATURES),
-                per_region,
-                per_region + 1,
-                per_region + 2,
-                self.job_at + np.arange(N_JOB_FEATURES),
-            ]
-        )
-        self._level_div = max(L - 1, 1)
         self._region_names = list(sc.region_names)
         self.total_mb = self.sim.total_mb
         self.horizon_s = self.sim.horizon_s
-        self.invalid_actions = 0
-        self._terms = _NO_TERMS
+        self.start_hour = 0
         self._hist = None
         self._ended: str | None = _NOT_RESET  # why step() may not be called now, or None when it may
+        self._attach(EnvRows(self, 1), 0)
 
     # ------------------------------------------------------------------ gymnasium API
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self._reset_core(seed, options)
+        start = self._start_hour_option(options)
+        super().reset(seed=seed)
+        rng = self.np_random
+        if start is None:
+            start = int(rng.integers(0, self.world.n_start_hours))
+        self._rows.reset_row(self._row, rng, start)
+        self._rows.observe(self._idx, False)
+        self._begin(start)
         return self._obs.copy(), self._info()
 
     def step(self, action):
         if self._ended is not None:
             raise ResetNeeded(f"CarbonMigrationEnv.step() called {self._ended}; call reset() first")
         target, level = self._check_action(action)
-        reward, terminated, truncated = self._advance(target, level, action)
+        rows, i = self._rows, self._row
+        if self.invalid_action == "raise" and not self._mask[target]:
+            raise ValueError(
+                f"action {[target, level]} is masked now (state {State(self.sim.state).name}, "
+                f"valid targets {np.flatnonzero(self._mask[: self.R + 1]).tolist()})"
+            )
+        rows.targets[i] = target
+        rows.levels[i] = level
+        rows.step(self._idx)  # one compiled call: masked target -> physics -> observation, mask, reward
+        reward = float(rows.rewards[i])
+        terminated = bool(rows.term[i])
+        truncated = bool(rows.trunc[i])
+        self._record(self.sim.k)
         if terminated or truncated:  # a finished job or an exhausted horizon has no next step until reset
             self._ended = _AFTER_COMPLETION if terminated else _AFTER_TRUNCATION
         return self._obs.copy(), reward, terminated, truncated, self._info()
+
+    @property
+    def invalid_actions(self) -> int:
+        """Masked actions ignored this episode."""
+        return int(self._rows.invalid[self._row])
 
     @property
     def tables(self) -> StaticTables:
@@ -267,161 +286,44 @@ class CarbonMigrationEnv(gym.Env):
             raise ResetNeeded("CarbonMigrationEnv.action_masks() called before reset(); call reset() first")
         return self._mask.copy()
 
-    # ------------------------------------------------------------------ hot path (shared with envs.vector)
+    # ------------------------------------------------------------------ the row this environment is
 
-    def _bind_buffers(self, obs: np.ndarray, mask: np.ndarray) -> None:
-        """Write observations and masks into these arrays (rows of a batch in ``envs.vector``)."""
-        self._obs, self._mask = obs, mask
-        mask[:] = True
+    def _attach(self, rows: EnvRows, i: int) -> None:
+        """Be row ``i`` of ``rows`` (its own rows of one, or a row of a vector environment's)."""
+        self._rows, self._row = rows, i
+        self._idx = np.array([i], dtype=np.int64)
+        self._obs, self._mask = rows.obs[i], rows.masks[i]
+        rows.sims[i] = self.sim
 
-    def _reset_core(self, seed: int | None, options: dict | None) -> None:
-        start = self._start_hour_option(options)
-        super().reset(seed=seed)
-        rng = self.np_random
-        if start is None:
-            start = int(rng.integers(0, self.world.n_start_hours))
+    def __setstate__(self, state: dict) -> None:
+        """After a copy or unpickling: the observation and mask views point into the copied rows."""
+        self.__dict__.update(state)
+        self._obs, self._mask = self._rows.obs[self._row], self._rows.masks[self._row]
+
+    def _begin(self, start: int) -> None:
+        """Python-side bookkeeping of an episode that row ``self._row`` has just started at hour ``start``."""
         self._ended = None
         self.start_hour = start
-        self.sim.reset(start, rng)
-        sim = self.sim
-        ci = self.world.carbon.intensity_g_per_kwh
-        fc = forecast_matrix(ci, start, sim.n_hours, self.scenario.forecast, rng)  # (R, hours, F)
-        now = ci[:, start : start + sim.n_hours, None]
-        # per hour, each region's [intensity now, forecasts...] block, pre-normalised
-        self._ci_block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
-        # per hour, the observation with only the intensity and forecast features set (copied at every step)
-        tpl = np.zeros((sim.n_hours, self.observation_space.shape[0]), dtype=np.float32)
-        for r in range(self.R):
-            b = N_TIME_FEATURES + r * self.region_block
-            tpl[:, b : b + self.F + 1] = self._ci_block[r]
-        self._obs_template = tpl
-        t0 = self.world.carbon.start_h + np.timedelta64(start, "h")
-        self._hour0 = int(t0.astype(np.int64) % 24)
-        self._dow0 = int((t0.astype(np.int64) // 24 + 3) % 7)  # 1970-01-01 was a Thursday (3)
-        self.invalid_actions = 0
-        self._terms = _NO_TERMS
         self._hist = []  # one (t_h, region, clock_mhz, power_w, cap_w, state) tuple per decision step
-        self._record(0)
-        self._refresh()
-
-    def _advance(self, target: int, level: int, action=None) -> tuple[float, bool, bool]:
-        """Apply a checked action, advance one decision step, refresh obs and mask; return the reward and flags."""
-        sim = self.sim
-        mask = self._mask
-        if not (mask[target] and mask[self.R + 1 + level]):
-            if self.invalid_action == "raise":
-                raise ValueError(
-                    f"action {[target, level]} is masked now (state {State(sim.state).name}, "
-                    f"valid targets {np.flatnonzero(mask[: self.R + 1]).tolist()})"
-                )
-            self.invalid_actions += 1
-            target = self._continue_target()
-        sim.step(WAIT if target == self.R else target, level)
-        acc = sim.step_acc
-        terminated = sim.state == _COMPLETED  # sim.done without the property call
-        truncated = sim.truncated
-        w = self.reward_weights
-        late_h = acc[_LATE]
-        if truncated:  # work left at the horizon: the hours it would still need at full speed count as late
-            late_h += (self.total_mb - sim.progress_mb) * sim.t_mb_s[sim.home][-1] / 3600.0
-        carbon_kg = (acc[_OPC] + acc[_TXC]) / 1000.0
-        progress = w.progress_per_job * (acc[_DONE] - acc[_LOST]) / self.total_mb
-        carbon = w.carbon_per_kg * carbon_kg
-        energy = w.energy_per_kwh * (acc[_FAC] + acc[_TXE])
-        late = w.lateness_per_hour * late_h
-        cap = w.cap_violation_per_kj * acc[_CAPJ] / 1000.0
-        mig = w.migration_per_count * acc[_MIG]
-        emb = w.embodied_per_kg * acc[_EMB] / 1000.0
-        self._terms = (progress, -carbon, -energy, -late, -cap, -mig, -emb)  # REWARD_TERMS order
-        reward = float(progress - carbon - energy - late - cap - mig - emb)
-        self._record(sim.k)
-        self._refresh()
-        return reward, terminated, truncated
-
-    def _refresh(self) -> None:
-        """Rebuild the observation and the action mask in place from the simulator (once per step)."""
-        h, values, hot_region, hot_state = self._step_features()
-        o = self._obs
-        o[:] = self._obs_template[h]
-        o[self._scalar_at] = values  # one fancy assignment instead of 4 + 3R + 8 scalar writes
-        o[hot_region] = 1.0
-        o[hot_state] = 1.0
-
-    def _step_features(self) -> tuple[int, list[float], int, int]:
-        """Set the action mask; return the observation's hour row ``h`` of the template, its per-step scalars
-        (for the indices ``self._scalar_at``) and the indices of the two one-hot features set to 1 (job region,
-        scheduler state).
-
-        The observation (layout in the class docstring) is this hour's template row (intensities and
-        forecasts filled in at reset, everything else 0) with these values written over it.
-        """
-        sim, m, R = self.sim, self._mask, self.R
-        s = sim.state
-        here = sim.region
-        t = sim.t_s
-        h = int(t // 3600.0)
-        if h >= sim.n_hours:
-            h = sim.n_hours - 1
-        usable, up = sim.usable_and_up()
-        # mask: during a timed phase only the phase's own target; else regions with usable GPUs (a running
-        # job's own region stays valid: it holds its GPUs) and wait; clock levels are always valid
-        if s in _TIMED:
-            m[: R + 1] = False
-            m[self._continue_target()] = True
-        else:
-            m[:R] = usable  # GPU counts >= 0: nonzero -> True (one slice write, not R)
-            if s == _TOLERANCE:
-                m[here] = True
-            m[R] = True
-        x = self._hour0 + t / 3600.0
-        a_hod = _TWO_PI * (x % 24.0) / 24.0
-        a_dow = _TWO_PI * ((self._dow0 + x / 24.0) % 7.0) / 7.0
-        req = sim.requested_gpus
-        total = self.total_mb
-        horizon = self.horizon_s
-        dl = sim.deadline_s if sim.deadline_s < math.inf else horizon
-        to_deadline = (dl - t) / horizon
-        cap = sim.cap_w[h]
-        power = sim.power_w / cap if cap < math.inf else 0.0
-        k = sim.k if sim.k < sim.n_steps else sim.n_steps
-        work = sim.work[k]
-        lost = sim.episode_acc[_LOST] / total
-        # comparisons instead of min()/max() calls: same results, cheaper in this per-step path
-        values = [
-            math.sin(a_hod),
-            math.cos(a_hod),
-            math.sin(a_dow),
-            math.cos(a_dow),
-            *[u / req for u in usable],
-            *up,
-            *self._xfer_h_list[here],
-            sim.progress_mb / total,
-            to_deadline if to_deadline > -1.0 else -1.0,
-            t / horizon,
-            sim.level / self._level_div,
-            power if power < 4.0 else 4.0,
-            sim.n_gpus / req,
-            work if work < 4.0 else 4.0,
-            lost if lost < 1.0 else 1.0,
-        ]
-        hot_region = N_TIME_FEATURES + here * self.region_block + self.F + 4
-        return h, values, hot_region, self.job_at + N_JOB_FEATURES + s
+        self._record(self.sim.k, force=True)
 
     def view(self) -> PolicyView:
         """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
         sim = self.sim
         h = min(int(sim.t_s // 3600.0), sim.n_hours - 1)
-        R = self.R
+        R, F = self.R, self.F
+        # this hour's intensity and forecast features of the observation, back in g/kWh
+        ci = self._rows.templates[self._row, h, N_TIME_FEATURES : self.job_at].reshape(R, self.region_block)
         return PolicyView(
             t_s=sim.t_s,
-            hour_of_day=int((self._hour0 + sim.t_s / 3600.0) % 24),
+            hour_of_day=int((int(self._rows.hour0[self._row]) + sim.t_s / 3600.0) % 24),
             state=State(sim.state),
             region=sim.region,
             n_regions=R,
             n_levels=self.L,
             mask=self.action_masks(),
-            intensity_g_per_kwh=self._ci_block[:, h, 0] * CI_SCALE_G_PER_KWH,
-            forecast_g_per_kwh=self._ci_block[:, h, 1:] * CI_SCALE_G_PER_KWH,
+            intensity_g_per_kwh=ci[:, 0] * CI_SCALE_G_PER_KWH,
+            forecast_g_per_kwh=ci[:, 1 : F + 1] * CI_SCALE_G_PER_KWH,
             usable_gpus=np.array(sim.usable_and_up()[0]),
             down=np.array([sim.region_down(r) for r in range(R)]),
             transfer_s=np.array(sim.xfer_s[sim.region]),
@@ -444,6 +346,8 @@ class CarbonMigrationEnv(gym.Env):
             step_s=sim.step_s,
             checkpoint_gb=sim.ckpt_gb,
             transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
+            step_index=sim.k,
+            faults=sum(sim.episode_acc[M[c]] for c in FAULT_COUNTERS),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -517,7 +421,7 @@ class CarbonMigrationEnv(gym.Env):
             "completed": done,
             "step_metrics": step,
             "episode_metrics": episode,
-            "reward_terms": dict(zip(REWARD_TERMS, self._terms)),
+            "reward_terms": dict(zip(REWARD_TERMS, self._rows.terms[self._row].tolist())),
         }
         if done:
             info["jct_h"] = sim.completed_at_s / 3600.0
@@ -580,24 +484,4 @@ _NOT_RESET = "before reset()"
 _AFTER_COMPLETION = "after the episode terminated (job completed)"
 _AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"
 _STATE_NAMES = [s.name for s in State]
-_TIMED = frozenset(TIMED_STATES)
-_TOLERANCE = int(State.TOLERANCE)
 _COMPLETED = int(State.COMPLETED)
-_TWO_PI = 2 * math.pi
-_NO_TERMS = (0.0,) * len(REWARD_TERMS)
-_IDX = {name: i for i, name in enumerate(METRICS)}
-_EMB = _IDX["embodied_carbon_g"]
-_LATE, _OPC, _TXC, _DONE, _LOST, _FAC, _TXE, _CAPJ, _MIG = (
-    _IDX[k]
-    for k in (
-        "lateness_h",
-        "operational_carbon_g",
-        "transfer_carbon_g",
-        "minibatches_done",
-        "lost_minibatches",
-        "facility_energy_kwh",
-        "transfer_energy_kwh",
-        "cap_excess_j",
-        "migrations",
-    )
-)

@@ -1,9 +1,7 @@
-"""Compiled batch halves of ``CarbonMigration-v0``'s step around ``sim.core.advance``: action -> decision, and
-state -> observation, action mask and reward, for the rows of ``envs.vector.CarbonMigrationVectorEnv``.
-
-Each function does, per environment, exactly what ``envs.carbon_migration.CarbonMigrationEnv`` does in
-``_advance`` / ``_step_features`` / ``_refresh`` (same operations in the same order, so the same bits); the
-observation layout is documented there.
+"""Compiled halves of ``CarbonMigration-v0``'s step around ``sim.core.advance``: action -> decision, and
+state -> observation, action mask and reward, for rows of ``envs.batch.EnvRows`` (the single environment is one
+row, the vector environment N). The observation layout is documented in ``envs.carbon_migration``; these are
+the same operations in the same order as the NumPy code they replaced (``tests/test_golden.py``).
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from sim.core import (
     I_STATE,
     _down,
     _usable,
+    advance,
     continue_target,
 )
 
@@ -60,12 +59,15 @@ N_JOB_FEATURES = 8
 
 
 @njit(cache=True)
-def out_of_range(actions, n_regions, n_levels):
-    """Index of the first row of ``actions`` (N, 2) outside ``[0, n_regions] x [0, n_levels)``, or -1."""
+def split_actions(actions, n_regions, n_levels, targets, levels):
+    """``targets[i], levels[i] := actions[i]`` for the (N, 2) integer ``actions``; returns the first row outside
+    ``[0, n_regions] x [0, n_levels)`` (nothing is trusted from it), or -1."""
     for i in range(actions.shape[0]):
         t, lv = actions[i, 0], actions[i, 1]
         if t < 0 or t > n_regions or lv < 0 or lv >= n_levels:
             return i
+        targets[i] = t
+        levels[i] = lv
     return -1
 
 
@@ -203,11 +205,11 @@ def _observe(
 
 
 @njit(cache=True)
-def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, ints):
-    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats) and ``ints``,
-    one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads): float fields,
-    step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches, JCT;
-    int fields then invalid actions."""
+def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, clocks_mhz, deadline_s, cols, ints, flags):
+    """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats), ``ints`` and
+    ``flags`` (booleans), one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads):
+    float fields, step metrics + ``carbon_g``, episode metrics + ``carbon_g``, reward terms, remaining mini-batches,
+    JCT, clock MHz; int fields then invalid actions; completed, deadline met."""
     n_f, n_m, n_t = f.shape[2], step_acc.shape[2], terms.shape[1]
     n_i, N = iv_all.shape[2], f.shape[0]
     # row by row (contiguous writes): env by env would write each value to another cache line
@@ -227,8 +229,13 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, in
             cols[r + m, e] = terms[e, m]
     r += n_t
     for e in range(N):
+        done = iv_all[e, 0, I_STATE] == _COMPLETED
+        at = f[e, 0, F_COMPLETED_AT_S]
         cols[r, e] = total_mb - f[e, 0, F_PROGRESS_MB]
-        cols[r + 1, e] = f[e, 0, F_COMPLETED_AT_S] / 3600.0 if iv_all[e, 0, I_STATE] == _COMPLETED else 0.0
+        cols[r + 1, e] = at / 3600.0 if done else 0.0
+        cols[r + 2, e] = clocks_mhz[iv_all[e, 0, I_REGION], iv_all[e, 0, I_LEVEL]]
+        flags[0, e] = done
+        flags[1, e] = done and at <= deadline_s
     for c in range(n_i):
         for e in range(N):
             ints[c, e] = iv_all[e, 0, c]
@@ -239,8 +246,8 @@ def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, cols, in
 @njit(cache=True)
 def fill_ci_template(template, ci, start, fc, region_block, scale):
     """``template[h, time features + r * region_block + j]`` := region r's [intensity at hour ``start + h``,
-    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32: what ``CarbonMigrationEnv._start_episode``
-    writes (the same division, minimum and rounding, so the same bits)."""
+    its forecasts ``fc[r, h]``...] / ``scale``, at most 5, as float32 (divide, clip, round: the order the recorded
+    golden observations were computed in)."""
     R, H, F = fc.shape
     for r in range(R):
         b = N_TIME_FEATURES + r * region_block
@@ -250,3 +257,104 @@ def fill_ci_template(template, ci, start, fc, region_block, scale):
             for j in range(F):
                 x = fc[r, h, j] / scale
                 template[h, b + 1 + j] = np.float32(x if x < 5.0 else 5.0)
+
+
+@njit(cache=True)
+def step_rows(
+    envs,
+    targets,
+    levels,
+    masks,
+    invalid,
+    f,
+    iv_all,
+    step_acc,
+    ep_acc,
+    ci,
+    cap_w,
+    work,
+    free,
+    o_start,
+    o_end,
+    n_out,
+    T,
+    P,
+    allowed,
+    next_double,
+    rng_states,
+    seg,
+    n_seg,
+    trans,
+    n_trans,
+    templates,
+    hour0,
+    dow0,
+    xfer_h,
+    w,
+    layout,
+    t_mb_home_s,
+    obs,
+    rew,
+    term,
+    trunc,
+    terms,
+):
+    """One step of the rows ``envs`` in one compiled call: ``_prepare`` (masked targets), ``sim.core.advance`` and,
+    unless a row parked on a draw, ``_observe`` (rewards, flags, observations, masks). Returns ``advance``'s
+    ``(parked, errors)``; when ``parked``, the caller resumes the parked rows and then observes."""
+    _prepare(envs, targets, masks, iv_all, invalid, xfer_h.shape[0])
+    parked, errors = advance(
+        envs,
+        targets,
+        levels,
+        f,
+        iv_all,
+        step_acc,
+        ep_acc,
+        ci,
+        cap_w,
+        work,
+        free,
+        o_start,
+        o_end,
+        n_out,
+        T,
+        P,
+        allowed,
+        next_double,
+        rng_states,
+        seg,
+        n_seg,
+        trans,
+        n_trans,
+    )
+    if parked == 0 and errors == 0:
+        _observe(
+            envs,
+            True,
+            f,
+            iv_all,
+            step_acc,
+            ep_acc,
+            free,
+            o_start,
+            o_end,
+            n_out,
+            cap_w,
+            work,
+            templates,
+            hour0,
+            dow0,
+            xfer_h,
+            w,
+            P,
+            layout,
+            t_mb_home_s,
+            obs,
+            masks,
+            rew,
+            term,
+            trunc,
+            terms,
+        )
+    return parked, errors

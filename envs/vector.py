@@ -4,19 +4,21 @@
 >>> venv = gymnasium.make_vec("CarbonMigration-v0", num_envs=64, vectorization_mode="vector_entry_point")
 
 How it is batched: the state of all N environments lives in the arrays of :class:`sim.core.CoreState`
-(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`. A step is three compiled
-calls over the whole batch (actions -> :func:`sim.core.advance` -> observations, masks and rewards). Each
+(``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`, the observation buffers
+in :class:`envs.batch.EnvRows` (the single environment is the same code with one row). A step is one compiled
+call over the whole batch (:func:`envs.kernels.step_rows`: actions -> :func:`sim.core.advance` -> observations,
+masks and rewards) and one for the infos (:func:`envs.kernels.info_columns`). Each
 environment keeps its own ``numpy.random.Generator``: transfer-failure coins are drawn inside the compiled loop
 through the generator's C ``next_double`` (what ``rng.random()`` calls), and the rare GPU-failure time is drawn
 in a short Python loop over the environments parked on it; so env ``i`` reset with seed ``s`` produces exactly
 the trajectory of the single environment reset with ``s + i`` (``tests/test_vector_env.py``). Resets draw each
 episode with the single environment's calls in the same order (``Simulator.draw_episode``, the forecast) straight
-into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are brought up to date when read.
+into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are views of the rows.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -25,42 +27,23 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
+from envs.batch import EnvRows
 from envs.carbon_migration import (
-    _NO_TERMS,
-    CI_SCALE_G_PER_KWH,
     REWARD_TERMS,
-    REWARD_WEIGHTS,
     CarbonMigrationEnv,
 )
-from envs.kernels import _observe, _prepare, fill_ci_template, info_columns, out_of_range
+from envs.kernels import info_columns, split_actions
 from sim.core import (
-    _P_DEADLINE,
-    F_COMPLETED_AT_S,
-    F_DRAW,
-    F_FAIL_LEFT_GPU_H,
-    F_PHASE_END_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_S,
-    F_XFER_FAIL_AT_S,
-    I_AFTER_SUSPEND,
-    I_DEST,
-    I_ERROR,
-    I_LEVEL,
     I_N_GPUS,
-    I_PEND,
     I_REGION,
     I_STATE,
     N_FLOAT,
     N_INT,
-    CoreState,
-    EpisodeArrays,
-    advance,
-    rng_handles,
-    store_state,
 )
 from sim.errors import ConfigError
-from sim.forecast import forecast_matrix
 from sim.scenario import Scenario
 from sim.simulator import METRICS
 from sim.states import State
@@ -146,107 +129,47 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.invalid_action = invalid_action
         self.scenario = first.scenario
-        self.R, self.L = R, L = first.R, first.L
+        self.R, self.L = first.R, first.L
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, N)
         self.action_space = batch_space(self.single_action_space, N)
 
-        # batch buffers; a reset writes env i's observation and mask into row i through the single env
-        self._observations = np.zeros((N, *first.observation_space.shape), dtype=np.float32)
-        self._masks = np.ones((N, R + 1 + L), dtype=bool)
+        # the rows of the array core, shared: single env i is row i (its simulator and buffers are views of it)
+        self.rows = rows = EnvRows(first, N)
         for i, env in enumerate(self._envs):
-            env._bind_buffers(self._observations[i], self._masks[i])
-        self._rewards = np.zeros(N, dtype=np.float64)
-        self._terminations = np.zeros(N, dtype=bool)
-        self._truncations = np.zeros(N, dtype=bool)
-        self._reward_terms = np.zeros((N, len(REWARD_TERMS)))
+            env.sim.bind(rows.batch, i)
+            env._attach(rows, i)
+        self._observations, self._masks = rows.obs, rows.masks
+        self._rewards, self._terminations, self._truncations = rows.rewards, rows.term, rows.trunc
+        self._reward_terms, self._invalid = rows.terms, rows.invalid
+        self.core, self.episodes, self.tables = rows.batch.core, rows.batch.episodes, rows.batch.tables
         self._autoreset = np.zeros(N, dtype=bool)
         self._all = np.ones(N, dtype=bool)
         self._all_idx = np.arange(N, dtype=np.int64)
         self._region_names = np.array(self.scenario.region_names, dtype=object)
         self._was_reset = False
-        self._synced = True  # the single envs' simulators mirror the arrays (true until the first step)
+        self._fresh: set[int] = set()  # rows reset here whose single env has not been told yet
         self.last_finals: dict[int, tuple[np.ndarray, dict]] = {}
-
-        # the array core: static tables, episode tables, state; observation tables per env
-        sim = first.sim
-        self.tables = tab = sim.tables
-        self.episodes = EpisodeArrays(N, tab)
-        self.core = CoreState(N, 1)
-        self._clocks_mhz = tab.clocks_mhz
-        self._T = (
-            tab.pue,
-            tab.p_gpu_w,
-            tab.t_mb_s,
-            tab.idle_w,
-            tab.host_busy_w,
-            tab.host_idle_w,
-            tab.embodied_g_per_gpu_h,
-            tab.speed,
-            tab.xfer_s,
-            tab.egress_usd,
-        )
-        self._templates = np.zeros((N, sim.n_hours, self._observations.shape[1]), dtype=np.float32)
-        self._hour0 = np.zeros(N, dtype=np.int64)
-        self._dow0 = np.zeros(N, dtype=np.int64)
-        self._invalid = np.zeros(N, dtype=np.int64)
-        w = first.reward_weights
-        self._weights = np.array([getattr(w, name) for name in REWARD_WEIGHTS])
-        self._total_mb = sim.total_mb
-        # (F, region block, job features offset, level divisor, full-speed s per mini-batch at home) for obs/reward
-        self._layout = np.array([first.F, first.region_block, first.job_at, first._level_div], dtype=np.int64)
-        self._t_mb_home_s = float(sim.t_mb_s[sim.home][-1])
-        self._xfer_h = first._xfer_h
-        self._rngs: list[np.random.Generator | None] = [None] * N
-        lam = tab.gpu_failure_per_gpu_hour
-        self._gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
-        self._rng_states = np.zeros(N, dtype=np.uint64)
-        self._drawn: list[tuple | None] = [None] * N  # episodes drawn into the arrays, not yet given to the env
+        self._clocks_mhz = self.tables.clocks_mhz
+        self._total_mb = self.tables.total_mb
         self._n_start_hours = first.world.n_start_hours
-        self._start_h = int(first.world.carbon.start_h.astype(np.int64))
-        self._region_block = first.region_block
-        # a fresh episode's state row (job 0): Queued at home, top clock level, nothing done
-        self._f0 = np.zeros(N_FLOAT)
-        self._f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
-        self._i0 = np.zeros(N_INT, dtype=np.int64)
-        home = tab.home
-        self._i0[[I_STATE, I_REGION, I_DEST, I_LEVEL, I_AFTER_SUSPEND]] = (int(State.QUEUED), home, home, L - 1, home)
-        self._deadline_s = float(tab.params[_P_DEADLINE])
+        self._deadline_s = float(self.tables.deadline_s)
         keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
         self._all.setflags(write=False)  # shared by every info dict as its "_key" masks
         self._info_masks = {"_" + k: self._all for k in keys + ("reward_terms",)}
-        self._metric_masks = dict.fromkeys(_METRIC_MASK_KEYS, self._all)
-        self._term_masks = dict.fromkeys(_TERM_MASK_KEYS, self._all)
-        # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT
-        self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 2
-        self._next_double = None
+        # rows of _infos' float block: state fields, step and episode metrics (+ carbon_g), terms, remaining, JCT, clock
+        self._n_info_cols = N_FLOAT + 2 * len(_METRIC_KEYS) + len(REWARD_TERMS) + 3
 
     @property
     def envs(self) -> list[CarbonMigrationEnv]:
-        """The single environments, each brought up to date with its row of the arrays (for attribute reads,
-        ``render`` and ``view``; the step does not use them). A sub-environment's ``history()`` starts at the
-        first such read of its episode."""
-        if not self._synced:
-            for i, env in enumerate(self._envs):
-                if self._drawn[i] is not None:  # an episode drawn into the arrays: give it to the single env too
-                    start, ep, fc = self._drawn[i]
-                    self._drawn[i] = None
-                    ci_all = self.world.carbon.intensity_g_per_kwh
-                    now = ci_all[:, start : start + self.tables.n_hours, None]
-                    block = np.minimum(np.concatenate([now, fc], axis=2) / CI_SCALE_G_PER_KWH, 5.0).astype(np.float32)
-                    env.start_hour = start
-                    env.sim.use_episode(start, env.np_random, ep)
-                    env._ci_block = block
-                    env._obs_template = self._templates[i].copy()
-                    env._hour0, env._dow0 = int(self._hour0[i]), int(self._dow0[i])
-                    env._ended, env._terms, env._hist = None, _NO_TERMS, []
-                store_state(self.core, i, env.sim)
-                env.invalid_actions = int(self._invalid[i])
-                if env._hist is not None and not env._hist:
-                    env._record(env.sim.k, force=True)
-            self._synced = True
+        """The single environments: env ``i`` is a view of row ``i`` (its simulator, observation and mask), for
+        attribute reads, ``render`` and ``view``; the step does not use them. A sub-environment's ``history()``
+        starts at the first such read of its episode."""
+        for i in sorted(self._fresh):
+            self._envs[i]._begin(int(self.rows.start_hour[i]))
+        self._fresh.clear()
         return self._envs
 
     # ------------------------------------------------------------------ gymnasium API
@@ -274,47 +197,23 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: list[int], seeds: list[int | None], options: list[dict | None]) -> None:
         """Draw the next episode of each env in ``rows`` with its own generator, exactly as the single environment's
-        ``reset`` does (same checks, same draws in the same order: start hour, ``Simulator.draw_episode``, forecast),
-        straight into the arrays; then write their first observations and masks."""
+        ``reset`` does (same checks, same draws in the same order: start hour, then ``EnvRows.reset_row``); then
+        write their first observations and masks."""
         starts = [self._envs[i]._start_hour_option(o) for i, o in zip(rows, options)]  # all checked before any draw
-        sim0, H = self._envs[0].sim, self.tables.n_hours
-        ci_all = self.world.carbon.intensity_g_per_kwh
-        core, eps = self.core, self.episodes
         for i, seed, start in zip(rows, seeds, starts):
             env = self._envs[i]
-            gym.Env.reset(env, seed=seed)
+            gym.Env.reset(env, seed=seed)  # a seeded reset replaces the env's generator
             rng = env.np_random
             if start is None:
                 start = int(rng.integers(0, self._n_start_hours))
-            ep, fail_left_gpu_h = sim0.draw_episode(start, rng)  # reads only the scenario's fixed fields
-            fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
-            fill_ci_template(self._templates[i], ci_all, start, fc, self._region_block, CI_SCALE_G_PER_KWH)
-            hours = self._start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
-            self._hour0[i], self._dow0[i] = hours % 24, (hours // 24 + 3) % 7
-            eps.load_tables(i, ep)
-            core.f[i, 0] = self._f0
-            core.f[i, 0, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
-            core.i[i, 0] = self._i0
-            core.step_acc[i, 0] = 0.0
-            core.episode_acc[i, 0] = 0.0
-            self._invalid[i] = 0
-            self._drawn[i] = (start, ep, fc)
-            self._synced = False
-            self._rngs[i] = rng  # a seeded reset replaces the generator
-            next_double, self._rng_states[i] = rng_handles(rng)
-            if self._next_double is None:
-                self._next_double = next_double
-            elif next_double is not self._next_double:
-                raise ConfigError(
-                    f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
-                    "all environments of a vector env need the same kind (Gymnasium's is PCG64)"
-                )
-        self._observe(np.asarray(rows, dtype=np.int64), False)
+            self.rows.reset_row(i, rng, start)
+            self._fresh.add(i)
+        self.rows.observe(np.asarray(rows, dtype=np.int64), False)
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
             raise RuntimeError("call reset() before step()")
-        targets, levels = self._check_actions(actions)
+        targets, levels = self._check_actions(actions)  # the rows' action buffers, filled
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         idx = self._all_idx
@@ -326,22 +225,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             bad = ~self._masks[idx, targets[idx]]
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
-        self._synced = False
-        core, ep, tab = self.core, self.episodes, self.tables
-        _prepare(idx, targets, self._masks, core.i, self._invalid, self.R)
-        args = (core.f, core.i, core.step_acc, core.episode_acc, ep.ci, ep.cap_w, ep.work, ep.free)
-        args = args + (ep.outage_start_s, ep.outage_end_s, ep.n_outages, self._T, tab.params, tab.allowed)
-        args = args + (self._next_double, self._rng_states)
-        parked, errors = advance(idx, targets, levels, *args)
-        while parked:  # envs parked on a GPU failure: draw the next failure time from their own generator
-            waiting = np.flatnonzero(core.i[:, 0, I_PEND])
-            for i in waiting.tolist():
-                core.f[i, 0, F_DRAW] = self._rngs[i].exponential(self._gpu_failure_scale)
-            parked, more = advance(waiting, targets, levels, *args)
-            errors += more
-        if errors:
-            self._raise_illegal()
-        self._observe(idx, True)
+        self.rows.step(idx)  # one compiled call: masked targets -> physics -> observations, masks, rewards
         if idx is not self._all_idx:
             for i in np.flatnonzero(self._autoreset):
                 rew[i], term[i], trunc[i] = 0.0, False, False
@@ -364,38 +248,6 @@ class CarbonMigrationVectorEnv(VectorEnv):
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
         return self._observations.copy(), rew.copy(), term.copy(), trunc.copy(), infos
 
-    def _observe(self, idx: np.ndarray, stepped: bool) -> None:
-        """Observations and masks of the envs ``idx`` (and, when ``stepped``, their rewards and flags)."""
-        core, ep = self.core, self.episodes
-        _observe(
-            idx,
-            stepped,
-            core.f,
-            core.i,
-            core.step_acc,
-            core.episode_acc,
-            ep.free,
-            ep.outage_start_s,
-            ep.outage_end_s,
-            ep.n_outages,
-            ep.cap_w,
-            ep.work,
-            self._templates,
-            self._hour0,
-            self._dow0,
-            self._xfer_h,
-            self._weights,
-            self.tables.params,
-            self._layout,
-            self._t_mb_home_s,
-            self._observations,
-            self._masks,
-            self._rewards,
-            self._terminations,
-            self._truncations,
-            self._reward_terms,
-        )
-
     def action_masks(self) -> np.ndarray:
         """``(N, R + 1 + L)`` booleans: valid targets (regions, wait) then clock levels, per env."""
         return self._masks.copy()
@@ -415,12 +267,6 @@ class CarbonMigrationVectorEnv(VectorEnv):
             f"env {i}: action {[int(targets[i]), int(levels[i])]} is masked now (state {state}, valid targets {valid})"
         )
 
-    def _raise_illegal(self) -> None:
-        from sim.states import check_transition
-
-        code = int(self.core.i[:, 0, I_ERROR].max()) - 1
-        check_transition(code // 8, code % 8)
-
     def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
         R, L, N = self.R, self.L, self.num_envs
         a = actions
@@ -436,12 +282,13 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
                 if not ok:
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
-        a = a.astype(np.int64)  # a copy: the caller's array is never changed
-        i = out_of_range(a, R, L)
+            a = a.astype(np.int64)  # a copy: the caller's array is never changed
+        rs = self.rows
+        i = split_actions(a, R, L, rs.targets, rs.levels)  # into the rows' action buffers, checked
         if i >= 0:
             expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
             raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
-        return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
+        return rs.targets, rs.levels
 
     def _infos(self) -> dict[str, Any]:
         """The single environment's info keys, batched (Gymnasium vector dict layout). Every value is a row of two
@@ -450,6 +297,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         N = self.num_envs
         cols = np.empty((self._n_info_cols, N))
         ints = np.empty((N_INT + 1, N), dtype=np.int64)
+        flags = np.empty((2, N), dtype=bool)
         core = self.core
         info_columns(
             core.f,
@@ -459,39 +307,36 @@ class CarbonMigrationVectorEnv(VectorEnv):
             self._reward_terms,
             self._invalid,
             self._total_mb,
+            self._clocks_mhz,
+            self._deadline_s,
             cols,
             ints,
+            flags,
         )
-        rows = list(cols)
         region, state = ints[I_REGION], ints[I_STATE]
-        completed = state == _COMPLETED_STATE
+        completed = flags[0]
         m, t = len(_METRIC_KEYS), len(REWARD_TERMS)
         a = N_FLOAT
-        step_metrics = dict(zip(_METRIC_KEYS, rows[a : a + m]))
-        step_metrics.update(self._metric_masks)
-        episode_metrics = dict(zip(_METRIC_KEYS, rows[a + m : a + 2 * m]))
-        episode_metrics.update(self._metric_masks)
-        reward_terms = dict(zip(REWARD_TERMS, rows[a + 2 * m : a + 2 * m + t]))
-        reward_terms.update(self._term_masks)
         info: dict[str, Any] = {
-            "t_s": rows[F_T_S],
+            "t_s": cols[F_T_S],
             "state": _STATE_NAMES[state],
             "region": self._region_names[region],
             "region_index": region,
             "n_gpus": ints[I_N_GPUS],
-            "clock_mhz": self._clocks_mhz[region, ints[I_LEVEL]],
-            "power_w": rows[F_POWER_W],
-            "progress_mb": rows[F_PROGRESS_MB],
-            "remaining_mb": rows[-2],
+            "clock_mhz": cols[-1],
+            "power_w": cols[F_POWER_W],
+            "progress_mb": cols[F_PROGRESS_MB],
+            "remaining_mb": cols[-3],
             "invalid_actions": ints[N_INT],
-            "deadline_met": completed & (rows[F_COMPLETED_AT_S] <= self._deadline_s),
+            "deadline_met": flags[1],
             "completed": completed,
-            "step_metrics": step_metrics,
-            "episode_metrics": episode_metrics,
-            "reward_terms": reward_terms,
+            # views of the block's rows, made on access: a metric nobody reads costs nothing
+            "step_metrics": ColumnMap(cols[a : a + m], _METRIC_INDEX, self._all),
+            "episode_metrics": ColumnMap(cols[a + m : a + 2 * m], _METRIC_INDEX, self._all),
+            "reward_terms": ColumnMap(cols[a + 2 * m : a + 2 * m + t], _TERM_INDEX, self._all),
         }
         info.update(self._info_masks)
-        info["jct_h"] = rows[-1]
+        info["jct_h"] = cols[-2]
         info["_jct_h"] = completed
         return info
 
@@ -503,7 +348,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             if key.startswith("_") or key in ("final_obs", "final_info"):
                 continue
             keys.append(key)
-            if isinstance(value, dict):
+            if isinstance(value, Mapping):
                 sub = [k for k in value if not k.startswith("_")]
                 rows = np.array([value[k] for k in sub]).T.tolist()
                 cols.append([dict(zip(sub, r)) for r in rows])
@@ -528,15 +373,49 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
 
 def info_of_value(value, i: int):
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {k: info_of_value(v, i) for k, v in value.items() if not k.startswith("_")}
     v = value[i]
     return v.item() if isinstance(v, np.generic) else v
 
 
+class ColumnMap(Mapping):
+    """Read-only ``{key: (N,) array}`` of the rows of a ``(keys, N)`` block, with Gymnasium's ``"_" + key`` masks
+    (one shared all-True array): a batched metrics dict whose rows are made only when read.
+
+    :param block: ``(len(index), N)`` values, row ``index[key]`` for ``key``
+    :param index: key -> row
+    :param mask: ``(N,)`` booleans returned for every ``"_" + key``
+    """
+
+    __slots__ = ("_block", "_index", "_mask")
+
+    def __init__(self, block: np.ndarray, index: dict[str, int], mask: np.ndarray):
+        self._block, self._index, self._mask = block, index, mask
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        j = self._index.get(key)
+        if j is not None:
+            return self._block[j]
+        if key[:1] == "_" and key[1:] in self._index:
+            return self._mask
+        raise KeyError(key)
+
+    def __iter__(self):
+        yield from self._index
+        for key in self._index:
+            yield "_" + key
+
+    def __len__(self) -> int:
+        return 2 * len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 _METRIC_KEYS = METRICS + ("carbon_g",)
-_METRIC_MASK_KEYS = tuple("_" + k for k in _METRIC_KEYS)
-_TERM_MASK_KEYS = tuple("_" + k for k in REWARD_TERMS)
+_METRIC_INDEX = {k: j for j, k in enumerate(_METRIC_KEYS)}
+_TERM_INDEX = {k: j for j, k in enumerate(REWARD_TERMS)}
 
 
 # ---------------------------------------------------------------------------------------------------- SB3

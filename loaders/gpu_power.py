@@ -19,6 +19,7 @@ import pandas as pd
 
 from loaders.common import read_checked_csv
 from sim.errors import DataError
+from sim.gpu_models import FLOAT_FIELDS
 
 PERSEUS_DIR = Path("gpu_power") / "perseus_sosp24" / "stage_profile"
 ZEUS_DIR = Path("gpu_power") / "zeus_nsdi23"
@@ -173,15 +174,7 @@ GPU_MODEL_COLUMNS = (
     "gpu",
     "workload",
     "source",
-    "clocks_min_mhz",
-    "clocks_max_mhz",
-    "clock_step_mhz",
-    "t0_s",
-    "t1_s_mhz",
-    "p0_w",
-    "p1_w_per_mhz",
-    "p3_w_per_mhz3",
-    "idle_w",
+    *FLOAT_FIELDS,  # what sim.gpu_models reads back
     "minibatch_note",
     "n_points",
     "time_median_rel_err",

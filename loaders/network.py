@@ -25,6 +25,7 @@ import pandas as pd
 
 from loaders.common import read_checked_csv
 from sim.errors import DataError
+from sim.network_data import COLUMNS
 from sim.paths import raw_data_dir
 
 # zone, cloud region, city of that region, continent, why.  Distances are great-circle, rounded.
@@ -102,13 +103,7 @@ THROUGHPUT_COLUMNS = ("src_region", "src_tier", "dst_region", "dst_tier", "throu
 LATENCY_COLUMNS = ("src_region", "src_tier", "dst_region", "dst_tier", "avg_rtt")
 COST_COLUMNS = ("src", "dest", "cost")
 NETWORK_COLUMNS = (
-    "src_zone",
-    "dst_zone",
-    "src_cloud_region",
-    "dst_cloud_region",
-    "throughput_gbps",
-    "rtt_ms",
-    "egress_usd_per_gb",
+    *COLUMNS,  # what sim.network_data reads back
     "fallback",
 )
 

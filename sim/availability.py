@@ -131,6 +131,18 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
     rows, n = z.shape
     nq = qz.shape[0]
     out = np.empty((rows, n), dtype=np.int64)
+    # the segment lo with qz[lo] <= x < qz[lo + 1] (unique: qz increases), found by a short scan from the first
+    # index of x's bucket of an even grid over [qz[0], qz[-1]]: the same lo as a bisection, without its
+    # unpredictable branches
+    nb = 4 * nq
+    width = (qz[nq - 1] - qz[0]) / nb
+    first = np.empty(nb + 1, dtype=np.int64)
+    j = 0
+    for b in range(nb + 1):
+        edge = qz[0] + b * width
+        while j + 1 < nq - 1 and qz[j + 1] <= edge:
+            j += 1
+        first[b] = j
     for r in range(rows):
         pool = pools[r]
         for t in range(n):
@@ -140,13 +152,12 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
             elif x >= qz[nq - 1]:
                 frac = qf[nq - 1]
             else:
-                lo, hi = 0, nq - 1  # qz[lo] <= x < qz[hi]
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if qz[mid] <= x:
-                        lo = mid
-                    else:
-                        hi = mid
+                b = int((x - qz[0]) / width)
+                lo = first[b if b < nb else nb]
+                while lo > 0 and qz[lo] > x:  # rounding at a bucket edge
+                    lo -= 1
+                while qz[lo + 1] <= x:
+                    lo += 1
                 if qz[lo] == x:
                     frac = qf[lo]
                 else:

@@ -1,15 +1,18 @@
-"""Array-state core: the physics of ``sim.simulator`` for N environments x J jobs, stepped by one compiled loop.
+"""Array-state core: the one simulation engine, N environments x J jobs stepped by one compiled loop.
 
 State lives in two arrays with named columns (:class:`CoreState`): floats ``(n_envs, n_jobs, N_FLOAT)`` and
 ints ``(n_envs, n_jobs, N_INT)``; accounting is ``(n_envs, n_jobs, n_metrics)`` with the columns of
-``sim.simulator.METRICS``. The tables fixed for a scenario (:class:`StaticTables`) and for an episode
-(:class:`EpisodeArrays`) are separate, read-only to the step.
+``METRICS``. The tables fixed for a scenario (:class:`StaticTables`) and for an episode
+(:class:`EpisodeArrays`) are separate, read-only to the step. :class:`Batch` holds them together with each
+environment's generator; ``CarbonMigration-v0`` is a batch of one (``sim.simulator.Simulator`` reads and writes
+its row by name), the vector environment a batch of N.
 
-``advance`` runs, for every listed environment, exactly the event loop of ``Simulator.step`` (same pieces, same
-floating-point operations in the same order, so results are bit-identical; ``tests/test_golden.py`` and
-``tests/test_vector_env.py`` check this). It is compiled with numba (``cache=True``: the first use on a
-machine compiles for about 16 s of CPU, later processes load the cached machine code in well under a second).
-Random draws come from each environment's own ``numpy.random.Generator``, in the scalar simulator's order:
+``advance`` runs, for every listed environment, the event loop of the model (the physics is described in
+``sim/simulator.py``). It reproduces, bit for bit, the scalar simulator it replaced (``tests/test_golden.py``:
+whole episodes recorded before the redesign; ``tests/test_vector_env.py``: env ``i`` of a batch equals a batch
+of one seeded ``s + i``). It is compiled with numba (``cache=True``: the first use on a machine compiles for
+about 30 s of CPU, later processes load the cached machine code in well under a second).
+Random draws come from each environment's own ``numpy.random.Generator``, in the model's order:
 ``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
 generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
 rare draw with another distribution (the next GPU-failure time, ``rng.exponential``) the kernel parks the
@@ -23,14 +26,73 @@ from __future__ import annotations
 
 import ctypes
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from numba import njit
 
 from sim import rules
-from sim.simulator import METRICS, WAIT
-from sim.states import Event, State
-from sim.tables import PARAMS, EpisodeArrays, StaticTables  # noqa: F401  (the tables the core reads)
+from sim.errors import ConfigError
+from sim.rules import WAIT
+from sim.states import Event, State, check_transition
+from sim.tables import PARAMS, EpisodeArrays, EpisodeTables, StaticTables  # noqa: F401  (the tables the core reads)
+
+# ---------------------------------------------------------------- accounting columns (CoreState.step_acc / episode_acc)
+
+METRICS = (
+    "it_energy_kwh",
+    "facility_energy_kwh",
+    "operational_carbon_g",
+    "transfer_energy_kwh",
+    "transfer_carbon_g",
+    "gpu_hours",
+    "minibatches_done",
+    "lost_minibatches",
+    "rollbacks",
+    "migrations",
+    "transfers",
+    "transfer_failures",
+    "transfer_gb",
+    "transfer_s",
+    "egress_usd",
+    "cap_violations",
+    "cap_violation_s",
+    "cap_excess_j",
+    "gpu_failures",
+    "outage_faults",
+    "preemptions",
+    "lateness_h",
+    "host_energy_kwh",
+    "embodied_carbon_g",
+    "checkpoint_stall_s",
+) + tuple(f"time_{s.name.lower()}_s" for s in State)
+M = {name: i for i, name in enumerate(METRICS)}
+
+
+class Metrics(Mapping):
+    """Read-only ``{metric name: value}`` view of one accounting row (a list), plus ``carbon_g`` (operational +
+    transfer). One object, not a 30-entry dict per step; keep a copy of the row if the row is reused."""
+
+    __slots__ = ("_acc",)
+    KEYS = METRICS + ("carbon_g",)
+
+    def __init__(self, acc):
+        self._acc = acc
+
+    def __getitem__(self, key: str) -> float:
+        if key == "carbon_g":
+            return self._acc[_OPC] + self._acc[_TXC]
+        return self._acc[M[key]]
+
+    def __iter__(self):
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
 
 # ---------------------------------------------------------------- state layout (columns of CoreState.f / .i)
 
@@ -59,6 +121,10 @@ INT_FIELDS = (
     ("stage", "-", "0: next call starts a step; 1: inside a step (parked on a draw)"),
     ("pend", "-", "parked on a draw: 0 none, 1 the next GPU failure time"),
     ("error", "-", "an illegal transition src * 8 + dst + 1 (0: none)"),
+    ("n_trans", "-", "transitions since the last handler began (the first 3 kept below, for the log)"),
+    ("trans_0", "-", "a transition src * 8 + dst"),
+    ("trans_1", "-", "the next transition"),
+    ("trans_2", "-", "the next transition"),
 )
 for _j, (_name, _unit, _doc) in enumerate(FLOAT_FIELDS):
     globals()["F_" + _name.upper()] = _j
@@ -69,8 +135,10 @@ N_FLOAT, N_INT = len(FLOAT_FIELDS), len(INT_FIELDS)
 (F_T_S, F_PROGRESS_MB, F_CKPT_MB, F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S, F_POWER_W) = range(7)
 (F_FAIL_LEFT_GPU_H, F_T_END_S, F_DRAW) = range(7, 10)
 (I_K, I_STATE, I_REGION, I_DEST, I_N_GPUS, I_LEVEL, I_AFTER_SUSPEND, I_DRAINING, I_VIOLATING) = range(9)
-(I_STAGE, I_PEND, I_ERROR) = range(9, 12)
-PEND_NONE, PEND_GPU_FAILURE = 0, 1
+(I_STAGE, I_PEND, I_ERROR, I_N_TRANS, I_TRANS_0) = range(9, 14)
+_TRANS_SLOTS = 3  # a handler makes at most two transitions (e.g. Recovering -> Scaling -> Tolerance)
+PEND_NONE, PEND_GPU_FAILURE, PEND_LOG = 0, 1, 2  # parked: not, on a GPU-failure draw, on a full piece log
+SEGMENT_FIELDS = ("t_s", "dt_s", "region", "state", "gpu_w", "n_gpus", "dest")  # a logged piece (Batch.segments)
 
 N_METRICS = len(METRICS)
 _M = {name: j for j, name in enumerate(METRICS)}
@@ -132,49 +200,6 @@ for _j, (_name, _unit, _doc) in enumerate(INT_FIELDS):
     setattr(CoreState, _name, property(lambda self, j=_j: self.i[:, :, j], doc=f"{_doc} [{_unit}]"))
 
 
-def load_state(core: CoreState, i: int, sim) -> None:
-    """Row ``i`` (job 0) of ``core`` := the scalar simulator's state (after ``sim.reset``)."""
-    core.f[i, 0] = (
-        sim.t_s,
-        sim.progress_mb,
-        sim.ckpt_mb,
-        sim.phase_end_s,
-        sim.xfer_fail_at_s,
-        sim.completed_at_s,
-        sim.power_w,
-        sim.fail_left_gpu_h,
-        0.0,
-        0.0,
-    )
-    core.i[i, 0] = (
-        sim.k,
-        sim.state,
-        sim.region,
-        sim.dest,
-        sim.n_gpus,
-        sim.level,
-        sim.after_suspend,
-        sim.draining,
-        sim.violating,
-        0,
-        0,
-        0,
-    )
-    core.step_acc[i, 0] = sim.step_acc
-    core.episode_acc[i, 0] = sim.episode_acc
-
-
-def store_state(core: CoreState, i: int, sim) -> None:
-    """The scalar simulator's state := row ``i`` (job 0) of ``core`` (for render, views and attribute reads)."""
-    f, n = core.f[i, 0].tolist(), core.i[i, 0].tolist()
-    (sim.t_s, sim.progress_mb, sim.ckpt_mb, sim.phase_end_s, sim.xfer_fail_at_s, sim.completed_at_s) = f[:6]
-    sim.power_w, sim.fail_left_gpu_h = f[6], f[7]
-    (sim.k, sim.state, sim.region, sim.dest, sim.n_gpus, sim.level, sim.after_suspend) = n[:7]
-    sim.draining, sim.violating = bool(n[7]), bool(n[8])
-    sim.step_acc = core.step_acc[i, 0].tolist()
-    sim.episode_acc = core.episode_acc[i, 0].tolist()
-
-
 _NEXT_DOUBLE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_uint64)  # double next_double(void *state)
 _NEXT_DOUBLE_FN: dict[type, object] = {}
 
@@ -227,6 +252,10 @@ def _go(iv, new, allowed):
     if not allowed[s, new]:
         if iv[I_ERROR] == 0:
             iv[I_ERROR] = s * 8 + new + 1
+    m = iv[I_N_TRANS]
+    if m < _TRANS_SLOTS:  # kept for the transition log (read only when logging)
+        iv[I_TRANS_0 + m] = s * 8 + new
+        iv[I_N_TRANS] = m + 1
     iv[I_STATE] = new
 
 
@@ -382,6 +411,18 @@ def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, nex
             _go(iv, _TOLERANCE, allowed)
 
 
+@njit(cache=True, inline="always")
+def _log_transitions(iv, t, log, n_log, i):
+    """Append the transitions kept in ``iv`` since ``I_N_TRANS`` was cleared as ``(t_s, src, dst)`` rows."""
+    m = iv[I_N_TRANS]
+    for q in range(m if m < _TRANS_SLOTS else _TRANS_SLOTS):
+        code = iv[I_TRANS_0 + q]
+        row = log[n_log[i]]
+        row[0], row[1], row[2] = t, code // 8, code % 8
+        n_log[i] += 1
+    iv[I_N_TRANS] = 0
+
+
 @njit(cache=True)
 def advance(
     envs,
@@ -403,12 +444,22 @@ def advance(
     allowed,
     next_double,
     rng_states,
+    seg,
+    n_seg,
+    trans,
+    n_trans,
 ):
-    """Advance each environment in ``envs`` (job 0..J-1) by one decision step or, if it is parked on a draw,
-    from the parked point with ``f[..., F_DRAW]``. Returns how many are parked now and how many hit an
-    illegal transition (``I_ERROR``)."""
+    """Advance each environment in ``envs`` (job 0..J-1) by one decision step or, if it is parked, from the parked
+    point (on a GPU-failure draw: with ``f[..., F_DRAW]``). Returns how many are parked now and how many hit an
+    illegal transition (``I_ERROR``).
+
+    Logging is on when ``seg`` has room (``(n_envs, capacity, 7)``, fields ``SEGMENT_FIELDS``): every piece is
+    appended at ``seg[i, n_seg[i]]`` and every transition as ``(t_s, src, dst)`` at ``trans[i, n_trans[i]]``; an
+    environment whose log is full parks (``PEND_LOG``) for the caller to grow it. Logging assumes one job.
+    Off (capacity 0), it costs one test per piece."""
     parked = 0
     errors = 0
+    logging = seg.shape[1] > 0
     pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
     for e in range(envs.shape[0]):
         i = envs[e]
@@ -422,14 +473,22 @@ def advance(
                     t_end = P[_P_HORIZON]
                 fv[F_T_END_S] = t_end
                 iv[I_STAGE] = 1
+                iv[I_N_TRANS] = 0
                 _decide(
                     fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_states[i]
                 )
+                if logging:
+                    _log_transitions(iv, fv[F_T_S], trans[i], n_trans, i)
             elif iv[I_PEND] == PEND_GPU_FAILURE:  # resume: the next failure time was drawn, now the fault
                 iv[I_PEND] = PEND_NONE
                 fv[F_FAIL_LEFT_GPU_H] = fv[F_DRAW]
+                iv[I_N_TRANS] = 0
                 _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, P, allowed)
-            # the event loop of Simulator.step from the current time to the step's end (or until parked); written
+                if logging:
+                    _log_transitions(iv, fv[F_T_S], trans[i], n_trans, i)
+            else:  # resume after the log was grown
+                iv[I_PEND] = PEND_NONE
+            # the event loop from the current time to the step's end (or until parked); written
             # out here rather than called: per call, numba would take a reference to each of ~20 array arguments
             parked_now = False
             t_end = fv[F_T_END_S]
@@ -440,6 +499,10 @@ def advance(
             t = fv[F_T_S]
             s = iv[I_STATE]
             while t < t_stop and s != _COMPLETED:
+                if logging and (n_seg[i] >= seg.shape[1] or n_trans[i] + _TRANS_SLOTS > trans.shape[1]):
+                    iv[I_PEND] = PEND_LOG  # room for this piece and its event's transitions first
+                    parked_now = True
+                    break
                 r = iv[I_REGION]
                 h = int(t // _S_PER_H)
                 dt = (h + 1) * _S_PER_H
@@ -503,6 +566,10 @@ def advance(
                 if dt < 0.0:
                     dt = 0.0
 
+                if logging:
+                    row = seg[i, n_seg[i]]
+                    row[0], row[1], row[2], row[3], row[4], row[5], row[6] = t, dt, r, s, gpu_w, n, iv[I_DEST]
+                    n_seg[i] += 1
                 ci_now = ci[i, r, h]
                 if power_w > 0.0:
                     it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
@@ -545,7 +612,10 @@ def advance(
                 fv[F_POWER_W] = power_w
                 fv[F_T_S] = t = t_next
                 if event != _EV_NONE:
+                    iv[I_N_TRANS] = 0
                     _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_states[i])
+                    if logging:
+                        _log_transitions(iv, t, trans[i], n_trans, i)
                     if iv[I_PEND] != PEND_NONE:
                         parked_now = True
                         break
@@ -553,7 +623,7 @@ def advance(
             if parked_now:
                 parked += 1
                 continue
-            # the step is over: book it, as Simulator.step does
+            # the step is over: book it
             ea = ep_acc[i, j]
             for m in range(acc.shape[0]):
                 ea[m] = ea[m] + acc[m]
@@ -567,3 +637,173 @@ def advance(
             if iv[I_ERROR] != 0:
                 errors += 1
     return parked, errors
+
+
+# ---------------------------------------------------------------- the engine: N environments of one scenario
+
+
+class Batch:
+    """``n_envs`` environments x ``n_jobs`` jobs of one scenario on the compiled core: the scenario's
+    :class:`StaticTables`, each environment's episode tables (:class:`EpisodeArrays`), the state
+    (:class:`CoreState`) and each environment's ``numpy.random.Generator``. The single environment is
+    ``n_envs = 1`` (``sim.simulator.Simulator`` is a view of one row), the vector environment ``n_envs = N``.
+
+    Optional log (``set_logging(True)``): every piece of simulated time of every environment as a row of
+    ``SEGMENT_FIELDS`` and every scheduler transition as ``(t_s, src, dst)``, for tests that recompute the
+    accounting from the pieces; off by default (one test per piece in the compiled loop).
+    """
+
+    _LOG_ROOM = 64  # free log rows ensured before each step (a step adds a few; a full log parks and grows)
+
+    def __init__(self, tables: StaticTables, n_envs: int, n_jobs: int = 1):
+        self.tables = tables
+        self.n_envs = n_envs
+        self.core = CoreState(n_envs, n_jobs)
+        self.episodes = EpisodeArrays(n_envs, tables)
+        self.T = (
+            tables.pue,
+            tables.p_gpu_w,
+            tables.t_mb_s,
+            tables.idle_w,
+            tables.host_busy_w,
+            tables.host_idle_w,
+            tables.embodied_g_per_gpu_h,
+            tables.speed,
+            tables.xfer_s,
+            tables.egress_usd,
+        )
+        self.rngs: list[np.random.Generator | None] = [None] * n_envs
+        self.rng_states = np.zeros(n_envs, dtype=np.uint64)
+        self.next_double = None
+        lam = tables.gpu_failure_per_gpu_hour
+        self.gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
+        # a fresh episode's state row: Queued at home, top clock level, nothing done, no phase or failure pending
+        self.f0 = np.zeros(N_FLOAT)
+        self.f0[[F_PHASE_END_S, F_XFER_FAIL_AT_S, F_COMPLETED_AT_S]] = math.inf
+        self.i0 = np.zeros(N_INT, dtype=np.int64)
+        home = tables.home
+        self.i0[[I_STATE, I_REGION, I_DEST, I_LEVEL, I_AFTER_SUSPEND]] = (
+            _QUEUED,
+            home,
+            home,
+            tables.n_levels - 1,
+            home,
+        )
+        self.seg = np.zeros((n_envs, 0, len(SEGMENT_FIELDS)))
+        self.trans = np.zeros((n_envs, 0, 3))
+        self.n_seg = np.zeros(n_envs, dtype=np.int64)
+        self.n_trans = np.zeros(n_envs, dtype=np.int64)
+        self.stamp = 0  # counts steps and starts (lets readers cache what they derived from the state)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["next_double"] = None  # a C function pointer: taken again from the generators after a copy
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for i, rng in enumerate(self.rngs):
+            if rng is not None:  # the copied generators live elsewhere: their state addresses are new
+                self.next_double, self.rng_states[i] = rng_handles(rng)
+
+    @property
+    def logging(self) -> bool:
+        return self.seg.shape[1] > 0
+
+    def set_logging(self, on: bool) -> None:
+        """Log pieces and transitions from now on (``on``), or stop; the logs restart at the next ``start``."""
+        cap = self._LOG_ROOM * 4 if on else 0
+        self.seg = np.zeros((self.n_envs, cap, len(SEGMENT_FIELDS)))
+        self.trans = np.zeros((self.n_envs, cap, 3))
+        self.n_seg[:] = 0
+        self.n_trans[:] = 0
+
+    def _grow_logs(self) -> None:
+        cap = self.seg.shape[1]
+        if (self.n_seg.max() + self._LOG_ROOM > cap) or (self.n_trans.max() + self._LOG_ROOM > self.trans.shape[1]):
+            self.seg = np.concatenate([self.seg, np.zeros_like(self.seg)], axis=1)
+            self.trans = np.concatenate([self.trans, np.zeros_like(self.trans)], axis=1)
+
+    def start(self, i: int, ep: EpisodeTables, fail_left_gpu_h: float, rng: np.random.Generator) -> None:
+        """Row ``i`` begins the episode ``ep`` (every job Queued at home); ``rng`` draws its remaining randomness
+        (transfer failures, the GPU-failure times after ``fail_left_gpu_h`` GPU-hours)."""
+        self.episodes.load_tables(i, ep)
+        core = self.core
+        core.f[i] = self.f0
+        core.f[i, :, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
+        core.i[i] = self.i0
+        core.step_acc[i] = 0.0
+        core.episode_acc[i] = 0.0
+        self.n_seg[i] = 0
+        self.n_trans[i] = 0
+        if rng is self.rngs[i]:  # the same generator as last episode: its state address is already known
+            self.stamp += 1
+            return
+        self.rngs[i] = rng
+        next_double, self.rng_states[i] = rng_handles(rng)  # builds ctypes objects: a few us, once per generator
+        if self.next_double is None:
+            self.next_double = next_double
+        elif next_double is not self.next_double:
+            raise ConfigError(
+                f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
+                "all environments of a batch need the same kind (Gymnasium's is PCG64)"
+            )
+        self.stamp += 1
+
+    def args(self) -> tuple:
+        """``advance``'s arguments after ``envs, targets, levels``."""
+        core, ep, tab = self.core, self.episodes, self.tables
+        return (
+            core.f,
+            core.i,
+            core.step_acc,
+            core.episode_acc,
+            ep.ci,
+            ep.cap_w,
+            ep.work,
+            ep.free,
+            ep.outage_start_s,
+            ep.outage_end_s,
+            ep.n_outages,
+            self.T,
+            tab.params,
+            tab.allowed,
+            self.next_double,
+            self.rng_states,
+            self.seg,
+            self.n_seg,
+            self.trans,
+            self.n_trans,
+        )
+
+    def step(self, envs: np.ndarray, targets: np.ndarray, levels: np.ndarray) -> None:
+        """Advance the rows ``envs`` one decision step with ``targets[i]`` (region index or ``WAIT``) and clock level
+        ``levels[i]`` (arrays over all rows); raises ``IllegalTransition`` if the state machine was broken."""
+        if self.logging:
+            self._grow_logs()
+        parked, errors = advance(envs, targets, levels, *self.args())
+        if parked:
+            errors += self.finish(targets, levels)
+        self.stamp += 1
+        if errors:
+            self.raise_illegal()
+
+    def finish(self, targets: np.ndarray, levels: np.ndarray) -> int:
+        """Resume the parked rows until none is: draw each GPU-failure time from the row's own generator (the
+        model's order: ``rng.exponential``), grow full logs. Returns the illegal transitions met."""
+        errors = 0
+        core = self.core
+        while True:
+            waiting = np.flatnonzero(core.i[:, 0, I_PEND])
+            if waiting.size == 0:
+                return errors
+            for i in waiting.tolist():
+                if core.i[i, 0, I_PEND] == PEND_GPU_FAILURE:
+                    core.f[i, 0, F_DRAW] = self.rngs[i].exponential(self.gpu_failure_scale)
+            if self.logging:
+                self._grow_logs()
+            errors += advance(waiting, targets, levels, *self.args())[1]
+
+    def raise_illegal(self) -> None:
+        code = int(self.core.i[:, :, I_ERROR].max()) - 1
+        check_transition(code // 8, code % 8)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from sim.scenario import ForecastSpec
 
@@ -23,16 +24,42 @@ def forecast_matrix(
 
     :returns: array (regions, n_hours, horizon_hours); ``[r, h, j]`` forecasts hour ``h + 1 + j`` from hour ``h``.
     """
-    R, total = ci_g_per_kwh.shape
+    R = ci_g_per_kwh.shape[0]
     H = spec.horizon_hours
     offset, src_ok = _source_offsets(n_hours, H, spec.kind)
-    src = first_hour + offset  # absolute hour each forecast is read from
-    if not src_ok:  # seasonal_naive: persistence where the same hour a day before is not in the table
-        src = np.where(src >= 0, src, first_hour + np.arange(n_hours)[:, None])
-    fc = ci_g_per_kwh[:, np.minimum(src, total - 1)]
     if spec.kind == "noisy" and spec.error_std_per_hour > 0:
-        fc = fc * (1.0 + rng.standard_normal(fc.shape) * _lead_std(H, spec.error_std_per_hour))
-    return np.maximum(fc, 0.0)
+        noise, std = rng.standard_normal((R, n_hours, H)), _lead_std(H, spec.error_std_per_hour)
+    else:
+        noise, std = _NO_NOISE, _NO_STD
+    return _forecast(ci_g_per_kwh, first_hour, offset, src_ok, noise, std)
+
+
+@njit(cache=True)
+def _forecast(ci, first_hour, offset, src_ok, noise, std):  # pragma: no cover - compiled
+    """``fc[r, h, j] = max(ci[r, src] * (1 + noise[r, h, j] * std[j]), 0)`` with ``src = first_hour + offset[h, j]``
+    (persistence's hour ``first_hour + h`` where ``src < 0`` unless ``src_ok``, the table's last hour at most);
+    no noise factor when ``noise`` is empty. The order of NumPy's array expression, element by element."""
+    R, total = ci.shape
+    n_hours, H = offset.shape
+    noisy = noise.shape[0] > 0
+    out = np.empty((R, n_hours, H))
+    for h in range(n_hours):
+        for j in range(H):
+            src = first_hour + offset[h, j]
+            if not src_ok and src < 0:
+                src = first_hour + h
+            if src > total - 1:
+                src = total - 1
+            for r in range(R):
+                v = ci[r, src]
+                if noisy:
+                    v = v * (1.0 + noise[r, h, j] * std[j])
+                out[r, h, j] = v if (v > 0.0 or v != v) else 0.0  # np.maximum(v, 0.0): +0.0 for -0.0, NaN kept
+    return out
+
+
+_NO_NOISE = np.zeros((0, 0, 1))
+_NO_STD = np.zeros(1)
 
 
 @lru_cache(maxsize=32)

@@ -20,7 +20,7 @@ from sim.gpu import GpuModel
 from sim.paths import DERIVED_DIR
 
 GPU_MODELS_CSV = DERIVED_DIR / "gpu_models.csv"
-_FLOAT_FIELDS = (
+FLOAT_FIELDS = (  # the numeric columns of gpu_models.csv (loaders.gpu_power writes them)
     "clocks_min_mhz",
     "clocks_max_mhz",
     "clock_step_mhz",
@@ -49,7 +49,7 @@ def load_gpu_models(path: str | Path = GPU_MODELS_CSV) -> dict[tuple[str, str], 
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
-            missing = [c for c in ("gpu", "workload", "source", *_FLOAT_FIELDS) if c not in (reader.fieldnames or [])]
+            missing = [c for c in ("gpu", "workload", "source", *FLOAT_FIELDS) if c not in (reader.fieldnames or [])]
             if missing:
                 raise DataError(f"{path}: missing column(s) {missing}")
             rows = list(reader)
@@ -58,7 +58,7 @@ def load_gpu_models(path: str | Path = GPU_MODELS_CSV) -> dict[tuple[str, str], 
     models = {}
     for i, row in enumerate(rows, start=2):
         values = {}
-        for name in _FLOAT_FIELDS:
+        for name in FLOAT_FIELDS:
             try:
                 values[name] = float(row[name])
             except (TypeError, ValueError):

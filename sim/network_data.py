@@ -17,7 +17,7 @@ from sim.network import Network
 from sim.paths import DERIVED_DIR
 
 NETWORK_CSV = DERIVED_DIR / "zone_network.csv"
-_COLUMNS = (
+COLUMNS = (  # the columns of zone_network.csv that the simulator reads (loaders.network writes them)
     "src_zone",
     "dst_zone",
     "src_cloud_region",
@@ -35,9 +35,9 @@ def _full_network(path: Path) -> Network:
         raise DataError(f"{path}: not found; run `python data/derive.py` to build it")
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
-            raise DataError(f"{path}: missing column(s) {missing}; expected {list(_COLUMNS)}")
+            raise DataError(f"{path}: missing column(s) {missing}; expected {list(COLUMNS)}")
         rows = list(reader)
     zones = list(dict.fromkeys(r["src_zone"] for r in rows))
     index = {z: i for i, z in enumerate(zones)}

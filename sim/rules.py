@@ -1,7 +1,7 @@
 """Scheduling rules shared by the simulator, the array core, the environments and the baselines, defined once.
 
-Each is a plain function of numbers so that the scalar simulator calls it directly and ``sim.core`` compiles
-the very same source with numba (``njit(rule)``); nothing here may use Python objects the compiler rejects.
+Each is a plain function of numbers so that Python callers (baselines, tests) call it directly and ``sim.core``
+compiles the very same source with numba (``njit(rule)``); nothing here may use Python objects the compiler rejects.
 """
 
 from __future__ import annotations

@@ -262,6 +262,43 @@ def _date(f: _Fields, key: str, value) -> np.datetime64:
         raise f.error(key, f"not a date (YYYY-MM-DD): {value!r}") from None
 
 
+def _model_fields(top: _Fields) -> tuple[int, str, str, float, str | None]:
+    """The model settings a single-job and a fleet scenario share: clock levels, carbon signal, cap enforcement,
+    transfer energy [kWh/GB], data folder."""
+    return (
+        top.get("clock_levels", int, 5, lo=1, hi=64),
+        top.get("signal", str, "direct", choices=("direct", "lca")),
+        top.get("cap_enforcement", str, "measure", choices=("measure", "throttle")),
+        top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0),
+        top.get("data_dir", str, None),
+    )
+
+
+def _region_fields(top: _Fields, where: str, extra: dict | None = None) -> list[dict]:
+    """The ``regions`` list checked (name, zone, gpu, gpus, pue, plus ``extra`` fields: name -> getter of a
+    region's ``_Fields``), names unique, as keyword dicts for the region spec."""
+    if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
+        raise top.error("regions", "must be a non-empty list of regions")
+    regions = []
+    for i, raw in enumerate(top.data.pop("regions")):
+        r = _Fields(raw, where, f"regions[{i}]")
+        fields = {
+            "name": r.get("name", str),
+            "zone": r.get("zone", str),
+            "gpu": r.get("gpu", str),
+            "gpus": r.get("gpus", int, lo=1),
+            "pue": r.get("pue", float, 1.2, lo=1.0, hi=3.0),
+        }
+        fields.update({key: get(r) for key, get in (extra or {}).items()})
+        r.done()
+        regions.append(fields)
+    names = [f["name"] for f in regions]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise top.error(f"regions[{i}].name", f"duplicate region name {n!r}")
+    return regions
+
+
 def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     """Validate a scenario mapping; ``where`` names its file in errors."""
     top = _Fields(data, where, "")
@@ -270,31 +307,9 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
     description = top.get("description", str, "")
     step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
     episode_hours = top.get("episode_hours", float, 48.0, lo=step_minutes / 60.0, lo_open=False)
-    clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
-    signal = top.get("signal", str, "direct", choices=("direct", "lca"))
-    cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
-    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0)
-    data_dir = top.get("data_dir", str, None)
-
-    if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
-        raise top.error("regions", "must be a non-empty list of regions")
-    regions = []
-    for i, raw in enumerate(top.data.pop("regions")):
-        r = _Fields(raw, where, f"regions[{i}]")
-        regions.append(
-            RegionSpec(
-                name=r.get("name", str),
-                zone=r.get("zone", str),
-                gpu=r.get("gpu", str),
-                gpus=r.get("gpus", int, lo=1),
-                pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0),
-            )
-        )
-        r.done()
+    clock_levels, signal, cap_enforcement, transfer_kwh_per_gb, data_dir = _model_fields(top)
+    regions = [RegionSpec(**fields) for fields in _region_fields(top, where)]
     names = [r.name for r in regions]
-    for i, n in enumerate(names):
-        if names.index(n) != i:
-            raise top.error(f"regions[{i}].name", f"duplicate region name {n!r}")
 
     j = top.sub("job", required=True)
     home = j.get("home", str, names[0])
@@ -594,32 +609,10 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
     description = top.get("description", str, "")
     step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
     horizon_hours = top.get("horizon_hours", float, 168.0, lo=step_minutes / 60.0)
-    clock_levels = top.get("clock_levels", int, 5, lo=1, hi=64)
-    signal = top.get("signal", str, "direct", choices=("direct", "lca"))
-    cap_enforcement = top.get("cap_enforcement", str, "measure", choices=("measure", "throttle"))
-    transfer_kwh_per_gb = top.get("transfer_kwh_per_gb", float, 0.006, lo=0.0)
-    data_dir = top.get("data_dir", str, None)
-
-    if "regions" not in top.data or not isinstance(top.data["regions"], list) or not top.data["regions"]:
-        raise top.error("regions", "must be a non-empty list of regions")
-    regions = []
-    for i, raw in enumerate(top.data.pop("regions")):
-        r = _Fields(raw, where, f"regions[{i}]")
-        regions.append(
-            FleetRegionSpec(
-                name=r.get("name", str),
-                zone=r.get("zone", str),
-                gpu=r.get("gpu", str),
-                gpus=r.get("gpus", int, lo=1),
-                pue=r.get("pue", float, 1.2, lo=1.0, hi=3.0),
-                power_cap_w=r.get("power_cap_w", float, math.inf, lo=0.0, lo_open=True),
-            )
-        )
-        r.done()
+    clock_levels, signal, cap_enforcement, transfer_kwh_per_gb, data_dir = _model_fields(top)
+    cap = {"power_cap_w": lambda r: r.get("power_cap_w", float, math.inf, lo=0.0, lo_open=True)}
+    regions = [FleetRegionSpec(**fields) for fields in _region_fields(top, where, cap)]
     names = [r.name for r in regions]
-    for i, n in enumerate(names):
-        if names.index(n) != i:
-            raise top.error(f"regions[{i}].name", f"duplicate region name {n!r}")
     largest = max(regions, key=lambda r: r.gpus)
 
     def fits_a_pool(f: _Fields, key: str, gpus: int) -> None:

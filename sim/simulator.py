@@ -1,4 +1,8 @@
-"""One training job moving between regions: exact event-driven accounting inside each decision step.
+"""One training job moving between regions: the scenario's tables, its episodes and a view of one row of the core.
+
+The physics (below) is ``sim.core.advance``, the one event loop every environment steps; :class:`Simulator`
+derives the scenario's fixed tables, draws episodes and reads and writes one row of a :class:`sim.core.Batch` by
+name (``sim.t_s``, ``sim.progress_mb``, ...), for tests, the single environment and its readers.
 
 The job's progress is counted in mini-batches. Inside a decision step the simulator advances
 from event to event (a phase ending, the job completing, a mini-batch boundary before a
@@ -25,132 +29,82 @@ Physics (units in names):
 - embodied carbon (``embodied_carbon_g``, not in ``carbon_g``) = GPU-hours * (per-GPU + server share) per hour;
 - a fault rolls progress back to the last durable checkpoint and reports the mini-batches lost.
 
-Hot path: Python floats and lists prepared at ``reset``; no pandas, no per-step arrays.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from operator import add as _add
 
 import numpy as np
 
 from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
+from sim.core import (
+    F_CKPT_MB,
+    F_COMPLETED_AT_S,
+    F_FAIL_LEFT_GPU_H,
+    F_PHASE_END_S,
+    F_POWER_W,
+    F_PROGRESS_MB,
+    F_T_S,
+    F_XFER_FAIL_AT_S,
+    I_AFTER_SUSPEND,
+    I_DEST,
+    I_DRAINING,
+    I_K,
+    I_LEVEL,
+    I_N_GPUS,
+    I_REGION,
+    I_STATE,
+    I_VIOLATING,
+    METRICS,
+    Batch,
+    M,
+    Metrics,
+    _down,
+    _free_gpus,
+    _usable,
+)
 from sim.gpu import GpuModel
 from sim.hardware import host_server
 from sim.network import Network
-from sim.rules import WAIT, level_under_cap, usable_gpus
+from sim.rules import WAIT
 from sim.scenario import Scenario
-from sim.states import ALLOWED, Event, State, check_transition
+from sim.states import State
 from sim.tables import EpisodeTables, StaticTables
 
+__all__ = ["METRICS", "M", "Metrics", "Simulator", "WAIT"]
+
 _S_PER_H = 3600.0
-_J_PER_KWH = 3.6e6
 _EPS_S = 1e-9
-
-# Accounting slots: a flat list per step and per episode (cheap to update in the hot path).
-METRICS = (
-    "it_energy_kwh",
-    "facility_energy_kwh",
-    "operational_carbon_g",
-    "transfer_energy_kwh",
-    "transfer_carbon_g",
-    "gpu_hours",
-    "minibatches_done",
-    "lost_minibatches",
-    "rollbacks",
-    "migrations",
-    "transfers",
-    "transfer_failures",
-    "transfer_gb",
-    "transfer_s",
-    "egress_usd",
-    "cap_violations",
-    "cap_violation_s",
-    "cap_excess_j",
-    "gpu_failures",
-    "outage_faults",
-    "preemptions",
-    "lateness_h",
-    "host_energy_kwh",
-    "embodied_carbon_g",
-    "checkpoint_stall_s",
-) + tuple(f"time_{s.name.lower()}_s" for s in State)
-M = {name: i for i, name in enumerate(METRICS)}
-(
-    _IT,
-    _FAC,
-    _OPC,
-    _TXE,
-    _TXC,
-    _GPUH,
-    _DONE,
-    _LOST,
-    _RB,
-    _MIG,
-    _TX,
-    _TXF,
-    _TXGB,
-    _TXS,
-    _EGR,
-    _CAPN,
-    _CAPS,
-    _CAPJ,
-    _GPUF,
-    _OUTF,
-    _PRE,
-    _LATE,
-    _HOST,
-    _EMB,
-    _STALL,
-) = range(25)
-_TIME0 = M["time_queued_s"]
-_N_METRICS = len(METRICS)
+_COMPLETED = int(State.COMPLETED)
 
 
-# scheduler states as plain ints: IntEnum arithmetic and attribute lookups are slow in the hot loop
-_QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = (int(s) for s in State)
+def _field(j: int, floats: bool, kind=float, doc: str = ""):
+    """A read/write property for state column ``j`` of this simulator's row (``kind`` converts what is read)."""
 
-_ALLOWED_ROWS = ALLOWED.tolist()
-# named events as plain ints for the hot loop (sim.states.Event documents each)
-_EV_NONE, _EV_PHASE_END, _EV_GPU_FAILURE, _EV_TRANSFER_FAILURE, _EV_OUTAGE, _EV_COMPLETION, _EV_BOUNDARY = (
-    int(e) for e in Event
-)  # legal transitions as nested lists: one cheap lookup in _go
+    if floats:
 
+        def get(self):
+            return kind(self._f[j])
 
-class Metrics(Mapping):
-    """Read-only ``{metric name: value}`` view of one accounting list, plus ``carbon_g`` (operational +
-    transfer). Building it is one object, not a 30-entry dict per step; the simulator starts new lists every
-    step, so a view keeps the values it was made with."""
+        def set_(self, value):
+            self._f[j] = value
 
-    __slots__ = ("_acc",)
-    KEYS = METRICS + ("carbon_g",)
+    else:
 
-    def __init__(self, acc: list[float]):
-        self._acc = acc
+        def get(self):
+            return kind(self._i[j])
 
-    def __getitem__(self, key: str) -> float:
-        if key == "carbon_g":
-            return self._acc[_OPC] + self._acc[_TXC]
-        return self._acc[M[key]]
+        def set_(self, value):
+            self._i[j] = int(value)
 
-    def __iter__(self):
-        return iter(self.KEYS)
-
-    def __len__(self) -> int:
-        return len(self.KEYS)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
-
-
-# ``WAIT`` (from sim.rules): the ``Simulator.step`` target meaning "pause here" (the env maps its action index R to it)
+    return property(get, set_, doc=doc)
 
 
 class Simulator:
-    """Simulates one job of ``scenario`` in its regions.
+    """Simulates one job of ``scenario`` in its regions: row ``row`` of a :class:`sim.core.Batch` (its own batch of
+    one unless ``bind`` points it at a row of a larger one).
 
     :param scenario: validated scenario (regions, job, faults).
     :param carbon: hourly intensity with rows in the scenario's zone order.
@@ -197,13 +151,11 @@ class Simulator:
         self.deadline_s = math.inf if job.deadline_hours is None else job.deadline_hours * _S_PER_H
         self.faults = scenario.faults
         self.throttle = scenario.cap_enforcement == "throttle"
-        self.step_acc = [0.0] * len(METRICS)
-        self.episode_acc = [0.0] * len(METRICS)
-        self.transitions: list[tuple[float, int, int]] = []
-        self.segments: list[tuple[float, float, int, int, float, int, int]] = []
-        self.record = False  # log transitions and (t_s, dt_s, region, state, gpu_w, n_gpus, dest) pieces
         self.tables = StaticTables(self)  # the same numbers as read-only arrays, for every reader above the core
         self.episode: EpisodeTables | None = None  # this episode's drawn tables (set by reset)
+        self.start_hour = 0
+        self.rng: np.random.Generator | None = None
+        self.bind(Batch(self.tables, 1), 0)
 
     def _init_overheads(self, scenario: Scenario, gpu_models: list[GpuModel]) -> None:
         """Host power, embodied carbon, checkpoint stall, scaling and restart terms (each switchable)."""
@@ -297,90 +249,169 @@ class Simulator:
         fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
         return EpisodeTables(ci_table, cap, w, free, tuple(outages)), fail_left_gpu_h
 
+    def bind(self, batch: Batch, row: int) -> None:
+        """Read and step row ``row`` of ``batch`` from now on (a batch built on this scenario's tables)."""
+        self.batch, self.row = batch, row
+        self._f, self._i = batch.core.f[row, 0], batch.core.i[row, 0]  # views: this row's state columns
+        self._rows = np.array([row], dtype=np.int64)
+        self._targets = np.zeros(batch.n_envs, dtype=np.int64)
+        self._levels = np.zeros(batch.n_envs, dtype=np.int64)
+        self._acc_stamp = -1
+        self._log_read = (0, 0)
+        self._segments: list[tuple[float, float, int, int, float, int, int]] = []
+        self._transitions: list[tuple[float, int, int]] = []
+
+    def __setstate__(self, state: dict) -> None:
+        """After a copy or unpickling: the row views point into the copied batch, not the original's."""
+        self.__dict__.update(state)
+        self._f, self._i = self.batch.core.f[self.row, 0], self.batch.core.i[self.row, 0]
+
     def reset(self, start_hour: int, rng: np.random.Generator) -> None:
         """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
-        ep, self.fail_left_gpu_h = self.draw_episode(start_hour, rng)
-        self.use_episode(start_hour, rng, ep)
+        ep, fail_left_gpu_h = self.draw_episode(start_hour, rng)
+        self.use_episode(start_hour, rng, ep, fail_left_gpu_h)
 
-    def use_episode(self, start_hour: int, rng: np.random.Generator, ep: EpisodeTables) -> None:
-        """Start an episode on the drawn tables ``ep`` (kept as arrays, and as lists for this class's hot path),
-        the job Queued at home; ``rng`` draws the episode's remaining randomness."""
+    def use_episode(
+        self, start_hour: int, rng: np.random.Generator, ep: EpisodeTables, fail_left_gpu_h: float | None = None
+    ) -> None:
+        """Start an episode on the drawn tables ``ep``, the job Queued at home; ``rng`` draws the episode's remaining
+        randomness (the first GPU failure after ``fail_left_gpu_h`` GPU-hours: drawn now when not given)."""
+        if fail_left_gpu_h is None:
+            lam = self.faults.gpu_failure_per_gpu_hour
+            fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
         self.rng = rng
         self.start_hour = start_hour
         self.episode = ep
-        self.ci_table, self.cap_table = ep.ci_g_per_kwh, ep.cap_w
-        self.work_table, self.free_table = ep.work, ep.free_gpus
-        self.ci = ep.ci_g_per_kwh.tolist()
-        self.cap_w = ep.cap_w.tolist()
-        self.work = ep.work.tolist()
-        self.free = ep.free_gpus.tolist()
-        self.outages: list[list[tuple[float, float]]] = [list(spans) for spans in ep.outages]
+        self.batch.start(self.row, ep, fail_left_gpu_h, rng)
+        self._segments, self._transitions = [], []
+        self._log_read = (0, 0)
 
-        self.t_s = 0.0
-        self.k = 0
-        self.state = _QUEUED
-        self.region = self.home
-        self.dest = self.home
-        self.n_gpus = 0
-        self.level = self.n_levels - 1
-        self.progress_mb = 0.0
-        self.ckpt_mb = 0.0
-        self.phase_end_s = math.inf
-        self.after_suspend = self.home  # where a suspending job goes next (WAIT = stay paused)
-        self.draining = False  # finishing the mini-batch in flight before a checkpoint
-        self.xfer_fail_at_s = math.inf
-        self.completed_at_s = math.inf
-        self.violating = False
-        self.power_w = 0.0
-        self.episode_acc = [0.0] * len(METRICS)
-        self.step_acc = [0.0] * len(METRICS)
-        self.transitions = []
-        self.segments = []
+    # ------------------------------------------------------------------ state (this row of the batch, by name)
 
-    def _draw_failure_gpu_h(self) -> float:
-        lam = self.faults.gpu_failure_per_gpu_hour
-        return self.rng.exponential(1.0 / lam) if lam > 0 else math.inf
+    t_s = _field(F_T_S, True, doc="simulated time since the episode start [s]")
+    progress_mb = _field(F_PROGRESS_MB, True, doc="work done since the last rollback [mini-batches]")
+    ckpt_mb = _field(F_CKPT_MB, True, doc="progress in the last durable checkpoint [mini-batches]")
+    phase_end_s = _field(F_PHASE_END_S, True, doc="end of the current timed phase [s]")
+    xfer_fail_at_s = _field(F_XFER_FAIL_AT_S, True, doc="when the transfer in flight fails (inf: never) [s]")
+    completed_at_s = _field(F_COMPLETED_AT_S, True, doc="completion time (inf until completed) [s]")
+    power_w = _field(F_POWER_W, True, doc="GPU board power at the end of the last step [W]")
+    fail_left_gpu_h = _field(F_FAIL_LEFT_GPU_H, True, doc="GPU-hours of running until the next GPU failure")
+    k = _field(I_K, False, int, "decision steps taken")
+    state = _field(I_STATE, False, int, "scheduler state (sim.states.State)")
+    region = _field(I_REGION, False, int, "region holding the job or its checkpoint")
+    dest = _field(I_DEST, False, int, "destination of the current or last migration")
+    n_gpus = _field(I_N_GPUS, False, int, "GPUs held")
+    level = _field(I_LEVEL, False, int, "clock level index chosen")
+    after_suspend = _field(I_AFTER_SUSPEND, False, int, "where a suspending job goes next (WAIT: stay paused)")
+    draining = _field(I_DRAINING, False, bool, "finishing the mini-batch in flight before a checkpoint")
+    violating = _field(I_VIOLATING, False, bool, "over the power cap at the end of the last piece")
 
-    # ------------------------------------------------------------------ queries
+    def _accounting(self) -> None:
+        acc = self.batch.core
+        self._step_acc = acc.step_acc[self.row, 0].tolist()
+        self._episode_acc = acc.episode_acc[self.row, 0].tolist()
+        self._acc_stamp = self.batch.stamp
+
+    @property
+    def step_acc(self) -> list[float]:
+        """This step's accounting (columns ``METRICS``): a list made once per step (edits stay until the next)."""
+        if self._acc_stamp != self.batch.stamp:
+            self._accounting()
+        return self._step_acc
+
+    @property
+    def episode_acc(self) -> list[float]:
+        """This episode's accounting so far (columns ``METRICS``), a new list after each step."""
+        if self._acc_stamp != self.batch.stamp:
+            self._accounting()
+        return self._episode_acc
+
+    @property
+    def record(self) -> bool:
+        """Log every piece of simulated time (``segments``) and transition (``transitions``)."""
+        return self.batch.logging
+
+    @record.setter
+    def record(self, on: bool) -> None:
+        if bool(on) != self.batch.logging:
+            self.batch.set_logging(bool(on))
+        self._segments, self._transitions = [], []
+        self._log_read = (0, 0)
+
+    def _read_log(self) -> None:
+        """Append what the core logged since the last read to ``segments`` and ``transitions`` (as Python tuples)."""
+        b, i = self.batch, self.row
+        n_seg, n_tr = int(b.n_seg[i]), int(b.n_trans[i])
+        seen_seg, seen_tr = self._log_read
+        for t, dt, r, s, gpu_w, n, dest in b.seg[i, seen_seg:n_seg].tolist():
+            self._segments.append((t, dt, int(r), int(s), gpu_w, int(n), int(dest)))
+        for t, src, dst in b.trans[i, seen_tr:n_tr].tolist():
+            self._transitions.append((t, int(src), int(dst)))
+        self._log_read = (n_seg, n_tr)
+
+    @property
+    def segments(self) -> list[tuple[float, float, int, int, float, int, int]]:
+        """With ``record``: this episode's pieces ``(t_s, dt_s, region, state, gpu_w, n_gpus, dest)`` so far (GPU
+        power for energy; host power is n_gpus x the state's host W per GPU)."""
+        self._read_log()
+        return self._segments
+
+    @property
+    def transitions(self) -> list[tuple[float, int, int]]:
+        """With ``record``: this episode's scheduler transitions ``(t_s, src, dst)`` so far."""
+        self._read_log()
+        return self._transitions
+
+    @property
+    def free(self) -> np.ndarray:
+        """(R, K + 1) GPUs free to this tenant per region and step (writable: tests shape scenarios with it)."""
+        return self.batch.episodes.free[self.row]
+
+    @property
+    def ci(self) -> np.ndarray:
+        """(R, H) grid intensity of this episode [g/kWh]."""
+        return self.batch.episodes.ci[self.row]
+
+    @property
+    def cap_w(self) -> np.ndarray:
+        """(H,) the job's power cap per hour [W]."""
+        return self.batch.episodes.cap_w[self.row]
+
+    @property
+    def work(self) -> np.ndarray:
+        """(K + 1,) work multiplier per decision step."""
+        return self.batch.episodes.work[self.row]
+
+    @property
+    def outages(self) -> tuple[tuple[tuple[float, float], ...], ...]:
+        """Per region, this episode's outage spans ``(start_s, end_s)``."""
+        return self.episode.outages
+
+    # ------------------------------------------------------------------ queries (the core's compiled rules)
+
+    def _outage_rows(self):
+        ep = self.batch.episodes
+        return ep.outage_start_s[self.row], ep.outage_end_s[self.row], ep.n_outages[self.row]
 
     def region_down(self, r: int, t_s: float | None = None) -> bool:
-        if not self.outages[r]:
-            return False
-        t = self.t_s if t_s is None else t_s
-        for start, end in self.outages[r]:
-            if start <= t < end:
-                return True
-        return False
+        return bool(_down(*self._outage_rows(), r, self.t_s if t_s is None else t_s))
 
     def free_gpus(self, r: int) -> int:
         """GPUs open to this job in region ``r`` now (0 during an outage); includes those it holds."""
-        if self.region_down(r):
-            return 0
-        k = self.k
-        return self.free[r][k if k < self.n_steps else self.n_steps]
-
-    def _usable(self, free: int) -> int:
-        """GPUs the job can run on out of ``free`` (``sim.rules.usable_gpus``)."""
-        return usable_gpus(free, self.requested_gpus, self.group, self.elastic)
+        return int(_free_gpus(self.free, *self._outage_rows(), r, self.t_s, self.k, self.tables.params))
 
     def usable_gpus(self, r: int) -> int:
-        return self._usable(self.free_gpus(r))
+        """GPUs the job can run on in region ``r`` now (``sim.rules.usable_gpus``)."""
+        return int(_usable(self.free_gpus(r), self.tables.params))
 
     def usable_and_up(self) -> tuple[list[int], list[float]]:
-        """Per region, ``usable_gpus`` and 1.0 when healthy or 0.0 during an outage (one pass for both)."""
-        k = self.k if self.k < self.n_steps else self.n_steps
-        usable, up = [], []
-        for r in range(self.n_regions):
-            if self.region_down(r):
-                usable.append(0)
-                up.append(0.0)
-            else:
-                usable.append(self._usable(self.free[r][k]))
-                up.append(1.0)
+        """Per region, ``usable_gpus`` and 1.0 when healthy or 0.0 during an outage."""
+        usable = [self.usable_gpus(r) for r in range(self.n_regions)]
+        up = [0.0 if self.region_down(r) else 1.0 for r in range(self.n_regions)]
         return usable, up
 
     def intensity_now(self, r: int) -> float:
-        return self.ci[r][min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
+        return float(self.ci[r, min(int(self.t_s // _S_PER_H), self.n_hours - 1)])
 
     @property
     def done(self) -> bool:
@@ -394,292 +425,10 @@ class Simulator:
     def metrics(acc: list[float]) -> Metrics:
         return Metrics(acc)
 
-    # ------------------------------------------------------------------ transitions
-
-    def _go(self, new: State) -> None:
-        if not _ALLOWED_ROWS[self.state][new]:  # the table lookup inline; check_transition builds the error
-            check_transition(self.state, new)
-        if self.record:
-            self.transitions.append((self.t_s, int(self.state), int(new)))
-        self.state = new
-
-    def _start_running(self) -> None:
-        """Allocate GPUs in the current region and restore the checkpoint (a timed Scaling), or wait."""
-        n = self.usable_gpus(self.region)
-        if n == 0:
-            if self.state != _WAITING:
-                self._go(_WAITING)
-            self.n_gpus = 0
-            return
-        self.n_gpus = n
-        self._go(_SCALING)
-        self.phase_end_s = self.t_s + self.restore_s
-
-    def _start_migration(self, dst: int) -> None:
-        self._go(_MIGRATION)
-        self.n_gpus = 0
-        self.dest = dst
-        dur = self.xfer_s[self.region][dst]
-        self.phase_end_s = self.t_s + dur
-        self.xfer_fail_at_s = math.inf
-        p = self.faults.transfer_failure_prob
-        if p > 0 and self.rng.random() < p:
-            self.xfer_fail_at_s = self.t_s + self.rng.random() * dur
-        self.step_acc[_MIG] += 1
-
-    def _suspend(self) -> None:
-        """Write the checkpoint that the move (or pause) needs; progress is integral here."""
-        self._go(_SUSPEND)
-        self.draining = False
-        self.phase_end_s = self.t_s + self.io_s
-
-    def _fault(self, slot: int) -> None:
-        """Roll back to the last durable checkpoint and recover (or wait if the region cannot run)."""
-        acc = self.step_acc
-        acc[slot] += 1
-        durable = max(self.ckpt_mb, math.floor(self.progress_mb / self.ckpt_interval_mb) * self.ckpt_interval_mb)
-        lost = self.progress_mb - durable
-        if lost > 0:
-            acc[_LOST] += lost
-            acc[_RB] += 1
-        self.progress_mb = self.ckpt_mb = durable
-        self.draining = False
-        if self.state != _RECOVERING:  # a fault during a restore restarts the restore
-            self._go(_RECOVERING)
-        if slot == _GPUF:  # the failed GPU is replaced from the free pool if one is spare, else the job shrinks
-            spare = self.free_gpus(self.region) - self.n_gpus
-            n = min(self.n_gpus - (0 if spare > 0 else 1), self.usable_gpus(self.region))
-            self.n_gpus = n - n % self.group  # whole parallel groups only
-        else:
-            self.n_gpus = self.usable_gpus(self.region)
-        if self.n_gpus <= 0:
-            self.n_gpus = 0
-            self._go(_WAITING)
-        else:
-            self.phase_end_s = self.t_s + self.restore_s
-
-    # ------------------------------------------------------------------ decisions
-
-    def _decide(self, target: int, level: int) -> None:
-        s = self.state
-        if s == _COMPLETED:
-            return
-        if s == _TOLERANCE:
-            if target == self.region:
-                self.draining = False  # a pending move that has not reached its mini-batch boundary is off
-                n = self.usable_gpus(self.region)
-                if n < self.n_gpus:  # GPUs reclaimed (spot) or outage: a fault
-                    self._fault(_PRE)
-                elif level != self.level or n != self.n_gpus:
-                    self._go(_SCALING)  # re-set the clock / GPU count at a mini-batch boundary
-                    self.n_gpus, self.level = n, level
-                    self._go(_TOLERANCE)
-                return
-            self.after_suspend = target
-            self.level = level
-            if self.progress_mb == math.floor(self.progress_mb):
-                self._suspend()
-            else:
-                self.draining = True
-            return
-        self.level = level
-        if s in (_WAITING, _QUEUED):
-            if target == WAIT:
-                if s == _QUEUED:
-                    self._go(_WAITING)
-            elif target == self.region:
-                self._start_running()
-            else:
-                self._start_migration(target)
-        # timed phases (Suspend, Migration, Scaling, Recovering) run to their end; only the clock is taken
-
     # ------------------------------------------------------------------ time advance
 
     def step(self, target: int, level: int) -> None:
         """Apply a decision (region index, or ``WAIT``; clock level index) and advance one decision step."""
-        self.step_acc = acc = [0.0] * _N_METRICS
-        self._decide(target, level)
-        t_end = self.t_s + self.step_s
-        if self.horizon_s < t_end:  # min(t_end, horizon) without the builtin call
-            t_end = self.horizon_s
-        t_stop = t_end - _EPS_S
-        # Speed: everything the loop reads that only ``_decide``/``_handle`` may change is re-read from self
-        # each piece; tables fixed for the episode are hoisted into locals once.
-        ci_tab, cap_w, pue, p_gpu_w, t_mb_s, idle_w = (
-            self.ci,
-            self.cap_w,
-            self.pue,
-            self.p_gpu_w,
-            self.t_mb_s,
-            self.idle_w,
-        )
-        host_busy_w, host_idle_w, emb_g, speed, stall_mb_s = (
-            self.host_busy_w,
-            self.host_idle_w,
-            self.embodied_g_per_gpu_h,
-            self.speed,
-            self.stall_per_mb_s,
-        )
-        outages, deadline_s, record, throttle = self.outages, self.deadline_s, self.record, self.throttle
-        t = self.t_s
-        s = self.state
-        while t < t_stop and s != _COMPLETED:
-            r = self.region
-            h = int(t // _S_PER_H)
-            dt = (h + 1) * _S_PER_H
-            dt = (t_end if t_end <= dt else dt) - t  # min(t_end, next hour boundary) - t
-            event = _EV_NONE
-            power_w = 0.0  # GPU board power drawn now (what the cap limits)
-            gpu_w = 0.0  # GPU power for energy: the stall share of the time at idle power
-            host_w = 0.0  # the servers' CPUs and memory
-            stall_frac = 0.0
-            rate = 0.0
-            n = self.n_gpus
-            if s == _TOLERANCE:
-                lvl = self.level
-                p_r = p_gpu_w[r]
-                if throttle:
-                    lvl = level_under_cap(p_r, n, cap_w[h], lvl)
-                power_w = n * p_r[lvl]
-                compute_s = self.work[self.k] * t_mb_s[r][lvl] / speed[n]  # seconds per mini-batch on n GPUs
-                per_mb_s = compute_s + stall_mb_s
-                rate = 1.0 / per_mb_s
-                if stall_mb_s > 0.0:
-                    stall_frac = stall_mb_s / per_mb_s
-                    gpu_w = power_w + n * (idle_w[r] - p_r[lvl]) * stall_frac
-                else:
-                    gpu_w = power_w
-                host_w = n * host_busy_w[r]
-                progress = self.progress_mb
-                if self.draining:
-                    fl = math.floor(progress)
-                    goal = progress if progress == fl else fl + 1.0
-                    done_event = _EV_BOUNDARY
-                else:
-                    goal = self.total_mb
-                    done_event = _EV_COMPLETION
-                d = (goal - progress) / rate
-                if d <= dt:
-                    dt, event = d, done_event
-                d = self.fail_left_gpu_h * _S_PER_H / n
-                if d < dt:
-                    dt, event = d, _EV_GPU_FAILURE
-            elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                power_w = gpu_w = n * idle_w[r]
-                host_w = n * host_idle_w[r]
-                d = self.phase_end_s - t
-                if d <= dt:
-                    dt, event = d, _EV_PHASE_END
-            elif s == _MIGRATION:
-                d = self.phase_end_s - t
-                if d <= dt:
-                    dt, event = d, _EV_PHASE_END
-                d = self.xfer_fail_at_s - t
-                if d < dt:
-                    dt, event = d, _EV_TRANSFER_FAILURE
-            if n > 0:  # outage in the region holding the job's GPUs
-                for start, _end in outages[r]:
-                    if t <= start < t + dt:
-                        dt, event = start - t, _EV_OUTAGE
-                        break
-            if dt < 0.0:
-                dt = 0.0
-
-            # ---- integrate this piece
-            if record:  # GPU power for energy; host power is n * the state's host W per GPU
-                self.segments.append((t, dt, r, int(s), gpu_w, n, self.dest))
-            ci = ci_tab[r][h]
-            if power_w > 0.0:
-                it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
-                fac_kwh = it_kwh * pue[r]
-                c_g = fac_kwh * ci
-                gpu_h = n * dt / _S_PER_H
-                acc[_IT] += it_kwh
-                acc[_FAC] += fac_kwh
-                acc[_OPC] += c_g
-                acc[_GPUH] += gpu_h
-                acc[_HOST] += host_w * dt / _J_PER_KWH
-                acc[_EMB] += gpu_h * emb_g[r]
-                if s == _TOLERANCE:
-                    acc[_STALL] += dt * stall_frac
-                    done = rate * dt
-                    self.progress_mb += done
-                    self.fail_left_gpu_h -= gpu_h
-                    cap = cap_w[h]
-                    over = power_w > cap
-                    if over:
-                        acc[_CAPS] += dt
-                        acc[_CAPJ] += (power_w - cap) * dt
-                        if not self.violating:
-                            acc[_CAPN] += 1
-                    self.violating = over
-                    acc[_DONE] += done
-            elif s == _MIGRATION:  # (a migration holds no GPUs: power_w is 0)
-                dest = self.dest
-                tx_kwh = self.xfer_kwh * dt / self.xfer_s[r][dest]
-                acc[_TXE] += tx_kwh
-                acc[_TXC] += tx_kwh * 0.5 * (ci + ci_tab[dest][h])
-                acc[_TXS] += dt
-            t_next = t + dt
-            if t_next > deadline_s:
-                late = min(t_next, self.completed_at_s) - max(t, deadline_s)
-                if late > 0:
-                    acc[_LATE] += late / _S_PER_H
-            acc[_TIME0 + s] += dt
-            self.power_w = power_w
-            self.t_s = t = t_next
-            if event != _EV_NONE:
-                self._handle(event)
-                s = self.state
-        # a fresh list (callers may keep the previous one); map(add) is the element-wise sum in C
-        self.episode_acc = list(map(_add, self.episode_acc, acc))
-        if s != _TOLERANCE:
-            self.violating = False
-            if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
-                self.power_w = 0.0
-        self.k += 1
-
-    def _handle(self, event: int) -> None:
-        """Apply one ``sim.states.Event`` at the current time."""
-        s = self.state
-        if event == _EV_OUTAGE:
-            self._fault(_OUTF)
-        elif event == _EV_TRANSFER_FAILURE:  # the checkpoint is still at the source
-            self.step_acc[_TXF] += 1
-            self._go(_RECOVERING)
-            self.xfer_fail_at_s = math.inf
-            self.n_gpus = self.usable_gpus(self.region)
-            if self.n_gpus == 0:
-                self._go(_WAITING)
-            else:
-                self.phase_end_s = self.t_s + self.restore_s
-        elif event == _EV_GPU_FAILURE:
-            self.fail_left_gpu_h = self._draw_failure_gpu_h()
-            self._fault(_GPUF)
-        elif event == _EV_BOUNDARY:  # the pending checkpoint can be written now
-            self.progress_mb = float(round(self.progress_mb))
-            self._suspend()
-        elif event == _EV_COMPLETION:
-            self.progress_mb = self.total_mb
-            self.completed_at_s = self.t_s
-            self._go(_COMPLETED)
-            self.n_gpus = 0
-        elif s == _SUSPEND:  # Event.PHASE_END from here on: the timed phase ``s`` is over
-            self.ckpt_mb = self.progress_mb
-            self.n_gpus = 0
-            dst = self.after_suspend
-            if dst == WAIT or dst == self.region:
-                self._go(_WAITING)
-            else:
-                self._start_migration(dst)
-        elif s == _MIGRATION:
-            acc = self.step_acc
-            acc[_TX] += 1
-            acc[_TXGB] += self.ckpt_gb
-            acc[_EGR] += self.egress_usd[self.region][self.dest]
-            self.region = self.dest
-            self._start_running()
-        elif s == _SCALING or s == _RECOVERING:
-            if s == _RECOVERING:
-                self._go(_SCALING)
-            self._go(_TOLERANCE)
+        self._targets[self.row] = target
+        self._levels[self.row] = level
+        self.batch.step(self._rows, self._targets, self._levels)

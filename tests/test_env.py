@@ -634,3 +634,24 @@ def test_bytes_per_param_outside_the_justified_range_is_refused(value, message):
         paper_with("s.yaml", bytes_per_param=value)
     assert str(info.value) == f"s.yaml: job.bytes_per_param: {message}"
     assert paper_with(bytes_per_param=0.5).job.checkpoint_gb == pytest.approx(110e6 * 0.5 / 1e9)
+
+
+def test_a_copied_or_unpickled_env_steps_like_the_original_and_independently():
+    import copy
+    import pickle
+
+    env = CarbonMigrationEnv("faults")
+    env.reset(seed=1)
+    for _ in range(5):
+        env.step(np.array([1, env.L - 1]))
+    clones = (copy.deepcopy(env), pickle.loads(pickle.dumps(env)))
+    for k in range(250):
+        action = np.array([k % (env.R + 1), k % env.L])
+        outs = [e.step(action) for e in (env, *clones)]
+        for obs, reward, terminated, truncated, info in outs[1:]:
+            assert np.array_equal(obs, outs[0][0]) and reward == outs[0][1], k
+            assert (terminated, truncated, info["t_s"]) == (outs[0][2], outs[0][3], outs[0][4]["t_s"]), k
+        if outs[0][2] or outs[0][3]:
+            for e in (env, *clones):
+                e.reset(seed=k)
+    assert all(c.sim.batch is not env.sim.batch and c.sim.t_s == env.sim.t_s for c in clones)

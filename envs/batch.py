@@ -1,0 +1,140 @@
+"""The rows of ``CarbonMigration-v0`` on one array core: what the single environment (one row) and the vector
+environment (N rows) both step, so both run the same code.
+
+:class:`EnvRows` holds, per row, the observation, action mask, reward, reward terms and flags the step writes,
+the episode's observation template (intensity and forecast features per hour) and start time, and the rows'
+:class:`sim.core.Batch` (state, episode tables, generators). ``reset_row`` draws an episode with the row's
+generator in the model's order (start hour, ``Simulator.draw_episode``, the forecast); ``step`` is one compiled
+call (:func:`envs.kernels.step_rows`: masked actions, physics, observation, mask, reward).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.kernels import _observe, fill_ci_template, step_rows
+from sim.core import Batch
+from sim.forecast import forecast_matrix
+from sim.simulator import Simulator
+
+CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
+
+
+class EnvRows:
+    """``n`` rows of one scenario's environment (layout of observations: ``envs.carbon_migration``).
+
+    :param env: a ``CarbonMigrationEnv`` of the scenario (spaces, layout, reward weights, world)
+    :param n: rows
+    :param batch: the core rows to use (default: ``env.sim``'s own batch when ``n == 1``, else a new one)
+    """
+
+    def __init__(self, env, n: int, batch: Batch | None = None):
+        sim: Simulator = env.sim
+        tab = sim.tables
+        self.n = n
+        self.batch = batch or (sim.batch if n == 1 else Batch(tab, n))
+        self.sims: list[Simulator] = [sim] * n  # row i's simulator view (set by the owner)
+        self.world, self.scenario = env.world, env.scenario
+        D = env.observation_space.shape[0]
+        R, L = env.R, env.L
+        self.obs = np.zeros((n, D), dtype=np.float32)
+        self.masks = np.ones((n, R + 1 + L), dtype=bool)
+        self.rewards = np.zeros(n)
+        self.term = np.zeros(n, dtype=bool)
+        self.trunc = np.zeros(n, dtype=bool)
+        self.terms = np.zeros((n, len(env.reward_term_names)))
+        self.invalid = np.zeros(n, dtype=np.int64)
+        self.targets = np.zeros(n, dtype=np.int64)
+        self.levels = np.zeros(n, dtype=np.int64)
+        self.templates = np.zeros((n, tab.n_hours, D), dtype=np.float32)
+        self.hour0 = np.zeros(n, dtype=np.int64)
+        self.dow0 = np.zeros(n, dtype=np.int64)
+        self.start_hour = np.zeros(n, dtype=np.int64)
+        w = env.reward_weights
+        self.weights = np.array([getattr(w, name) for name in env.reward_weight_names])
+        self.layout = np.array([env.F, env.region_block, env.job_at, env.level_div], dtype=np.int64)
+        self.xfer_h = env.xfer_h
+        self.t_mb_home_s = float(tab.t_mb_s[tab.home, -1])
+        self.region_block = env.region_block
+        self.start_h = int(env.world.carbon.start_h.astype(np.int64))
+
+    def reset_row(self, i: int, rng: np.random.Generator, start: int) -> None:
+        """Row ``i`` starts the episode at hour index ``start``, drawn from ``rng`` in the model's order (the
+        episode's tables, then the forecast), and gets its first observation and mask."""
+        sim = self.sims[i]
+        H = self.batch.tables.n_hours
+        ci_all = self.world.carbon.intensity_g_per_kwh
+        ep, fail_left_gpu_h = sim.draw_episode(start, rng)
+        fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
+        fill_ci_template(self.templates[i], ci_all, start, fc, self.region_block, CI_SCALE_G_PER_KWH)
+        hours = self.start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
+        self.hour0[i], self.dow0[i] = hours % 24, (hours // 24 + 3) % 7
+        self.start_hour[i] = start
+        sim.use_episode(start, rng, ep, fail_left_gpu_h)
+        self.invalid[i] = 0
+        self.terms[i] = 0.0
+
+    def step(self, idx: np.ndarray) -> None:
+        """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps
+        the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated."""
+        b = self.batch
+        if b.logging:
+            b._grow_logs()
+        parked, errors = step_rows(
+            idx, self.targets, self.levels, self.masks, self.invalid, *b.args(), *self._obs_args()
+        )
+        if parked:  # rare: a GPU-failure time to draw (or a log to grow); then observe as step_rows would have
+            errors += b.finish(self.targets, self.levels)
+        b.stamp += 1
+        if errors:
+            b.raise_illegal()
+        if parked:
+            self.observe(idx, True)
+
+    def _obs_args(self) -> tuple:
+        return (
+            self.templates,
+            self.hour0,
+            self.dow0,
+            self.xfer_h,
+            self.weights,
+            self.layout,
+            self.t_mb_home_s,
+            self.obs,
+            self.rewards,
+            self.term,
+            self.trunc,
+            self.terms,
+        )
+
+    def observe(self, idx: np.ndarray, stepped: bool) -> None:
+        """Observations and masks of the rows ``idx`` (and, when ``stepped``, their rewards and flags)."""
+        core, ep = self.batch.core, self.batch.episodes
+        _observe(
+            idx,
+            stepped,
+            core.f,
+            core.i,
+            core.step_acc,
+            core.episode_acc,
+            ep.free,
+            ep.outage_start_s,
+            ep.outage_end_s,
+            ep.n_outages,
+            ep.cap_w,
+            ep.work,
+            self.templates,
+            self.hour0,
+            self.dow0,
+            self.xfer_h,
+            self.weights,
+            self.batch.tables.params,
+            self.layout,
+            self.t_mb_home_s,
+            self.obs,
+            self.masks,
+            self.rewards,
+            self.term,
+            self.trunc,
+            self.terms,
+        )
