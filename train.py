@@ -1,6 +1,6 @@
 """Train a Stable-Baselines3 agent on CarbonMigration-v0.
 
-    python train.py                                  # MaskablePPO on `paper`, training split (a few minutes)
+    python train.py                                  # the default agent on `paper`, training split (a few minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
     python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 300000   # to 300k in total
 
@@ -12,6 +12,11 @@ complete, atomically written saves (model and optimiser, step counter, for DQN/S
 ``normalize_reward`` the return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when
 the run ends or is stopped. Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the
 newest complete save. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+
+The default agent (``agents/configs/maskable_ppo.yaml``) is a MaskablePPO policy network that first learns from
+the oracle (``imitation:``, ``agents/imitation.py``: behaviour cloning, then DAgger; logged to ``imitation.csv``),
+then is validated and saved (step 0) before any PPO step; its config runs no PPO step (``timesteps: 0``). A run
+killed during imitation has no save yet: ``--resume`` redoes the imitation (deterministic for the seed).
 """
 
 from __future__ import annotations
@@ -253,6 +258,11 @@ def train(args: argparse.Namespace) -> Path:
         scenario = load_scenario(args.scenario)
         n_envs = args.n_envs or hp["n_envs"]
         timesteps = args.timesteps or hp["timesteps"]
+        if timesteps == 0 and not hp.get("imitation"):
+            raise ConfigError(
+                f"{args.config or f'agents/configs/{algo}.yaml'}: timesteps: 0 trains nothing without an imitation "
+                "section; give --timesteps or an integer >= 1"
+            )
         save_every = args.save_every or default_save_every(timesteps, hp)
         name = args.name or f"{scenario.name}-{algo}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
         run_dir = Path(args.out) / name

@@ -150,7 +150,6 @@ def test_deadline_shield_runs_at_the_top_clock_under_the_cap_when_time_is_short(
         ("imitation: {beta: 1.5}", "imitation.beta: must be a number in (0, 1]"),
         ("imitation: [1, 2]", "imitation: must be a mapping"),
         ("deadline_shield: 2", "deadline_shield: must be a number in (0, 1] or null"),
-        ("imitation: null\ntimesteps: 0", "timesteps: 0 trains nothing without an imitation section"),
     ],
 )
 def test_bad_imitation_settings_fail_in_one_line(tmp_path, text, needle):
@@ -159,6 +158,15 @@ def test_bad_imitation_settings_fail_in_one_line(tmp_path, text, needle):
     with pytest.raises(AgentConfigError) as e:
         load_hyperparams("maskable_ppo", bad)
     assert needle in str(e.value) and str(bad) in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_no_imitation_and_no_timesteps_fails_in_one_line(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("imitation: null")
+    assert train.main(["--out", str(tmp_path / "runs"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "timesteps: 0 trains nothing without an imitation section" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_imitation_keys_are_only_for_maskable_ppo(tmp_path):
