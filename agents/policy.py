@@ -24,27 +24,30 @@ MODEL_FILES = ("best_model.zip", "model.zip")  # looked up in a run directory, i
 
 
 def deadline_shield(view: PolicyView, action: np.ndarray, fraction: float) -> np.ndarray:
-    """``action``, overridden when it would put the deadline at risk (a shield: Alshiekh et al., *Safe
-    Reinforcement Learning via Shielding*, AAAI 2018; the rule is ``caftm_guarded``'s deadline guard).
+    """``action`` made safe: under the power cap always, and overridden when it would put the deadline at risk
+    (a shield: Alshiekh et al., *Safe Reinforcement Learning via Shielding*, AAAI 2018).
 
-    Outside a timed phase, if the remaining work at the chosen clock in the chosen region (for a pause: at the
-    highest clock under the cap here) would need more than ``fraction`` of the hours left before the deadline,
-    run in that region at the highest clock level under the cap. Otherwise ``action`` unchanged.
+    The clock is lowered to the highest level under the cap wherever the action may leave the job
+    (:func:`baselines.rules.cap_safe_level`, the rule every capped baseline applies last). Then, outside a timed
+    phase, if the remaining work at that clock in the chosen region (for a pause: at the highest clock under the
+    cap here) would need more than ``fraction`` of the hours left before the deadline, the job runs in that
+    region at the highest clock under the cap (``caftm_guarded``'s deadline guard).
     """
-    if view.state in TIMED or not math.isfinite(view.deadline_s):
-        return action
-    left_h = (view.deadline_s - view.t_s) / 3600.0
     target, level = int(action[0]), int(action[1])
+    level = cap_safe_level(view, target, level)
+    if view.state in TIMED or not math.isfinite(view.deadline_s):
+        return np.array([target, level])
+    left_h = (view.deadline_s - view.t_s) / 3600.0
     if target == view.wait:
         r = view.region
         if not view.mask[r] or view.usable_gpus[r] <= 0:
-            return action  # nothing to run on here: the pause stands
+            return np.array([target, level])  # nothing to run on here: the pause stands
         if hours_needed(view, r, max_level_under_cap(view, r, gpus_after(view, r))) > fraction * left_h:
             return np.array([r, cap_safe_level(view, r, view.n_levels - 1)])
-        return action
+        return np.array([target, level])
     if view.usable_gpus[target] > 0 and hours_needed(view, target, level) > fraction * left_h:
         return np.array([target, cap_safe_level(view, target, view.n_levels - 1)])
-    return action
+    return np.array([target, level])
 
 
 class AgentPolicy(Policy):

@@ -131,6 +131,8 @@ def test_deadline_shield_runs_at_the_top_clock_under_the_cap_when_time_is_short(
     short = dataclasses.replace(running, t_s=0.0, deadline_s=need0_h * 3600.0 / 0.95)  # needs 95 %
     slow, pause = np.array([r, 0]), np.array([view.wait, 0])
     np.testing.assert_array_equal(deadline_shield(plenty, slow, 0.9), slow)
+    assert top_under_cap < view.n_levels - 1  # paper's cap: 8 V100s at the top clock draw more than 1700 W
+    np.testing.assert_array_equal(deadline_shield(plenty, np.array([r, view.n_levels - 1]), 0.9), [r, top_under_cap])
     np.testing.assert_array_equal(deadline_shield(short, slow, 0.9), [r, top_under_cap])
     np.testing.assert_array_equal(deadline_shield(short, slow, 1.0), slow)  # 95 % < 100 %: allowed
     # a pause is overridden only if the top clock itself would need more than the fraction
