@@ -21,6 +21,9 @@ from baselines.rules import TIMED, cap_safe_level, gpus_after, hours_needed, max
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 
 MODEL_FILES = ("best_model.zip", "model.zip")  # looked up in a run directory, in this order
+# the shield also keeps this many hours in hand (the oracle's reserve): faults late in an episode cost absolute
+# time (a reclaim rolls back up to a checkpoint interval), which a fraction of little time left does not cover
+SHIELD_RESERVE_H = 1.0
 
 
 def deadline_shield(view: PolicyView, action: np.ndarray, fraction: float) -> np.ndarray:
@@ -30,22 +33,24 @@ def deadline_shield(view: PolicyView, action: np.ndarray, fraction: float) -> np
     The clock is lowered to the highest level under the cap wherever the action may leave the job
     (:func:`baselines.rules.cap_safe_level`, the rule every capped baseline applies last). Then, outside a timed
     phase, if the remaining work at that clock in the chosen region (for a pause: at the highest clock under the
-    cap here) would need more than ``fraction`` of the hours left before the deadline, the job runs in that
-    region at the highest clock under the cap (``caftm_guarded``'s deadline guard).
+    cap here) would need more than ``fraction`` of the hours left before the deadline, or leave less than
+    :data:`SHIELD_RESERVE_H` in hand, the job runs in that region at the highest clock under the cap
+    (``caftm_guarded``'s deadline guard, with the oracle's reserve).
     """
     target, level = int(action[0]), int(action[1])
     level = cap_safe_level(view, target, level)
     if view.state in TIMED or not math.isfinite(view.deadline_s):
         return np.array([target, level])
     left_h = (view.deadline_s - view.t_s) / 3600.0
+    allowed_h = min(fraction * left_h, left_h - SHIELD_RESERVE_H)
     if target == view.wait:
         r = view.region
         if not view.mask[r] or view.usable_gpus[r] <= 0:
             return np.array([target, level])  # nothing to run on here: the pause stands
-        if hours_needed(view, r, max_level_under_cap(view, r, gpus_after(view, r))) > fraction * left_h:
+        if hours_needed(view, r, max_level_under_cap(view, r, gpus_after(view, r))) > allowed_h:
             return np.array([r, cap_safe_level(view, r, view.n_levels - 1)])
         return np.array([target, level])
-    if view.usable_gpus[target] > 0 and hours_needed(view, target, level) > fraction * left_h:
+    if view.usable_gpus[target] > 0 and hours_needed(view, target, level) > allowed_h:
         return np.array([target, cap_safe_level(view, target, view.n_levels - 1)])
     return np.array([target, level])
 

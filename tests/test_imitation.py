@@ -140,6 +140,9 @@ def test_deadline_shield_runs_at_the_top_clock_under_the_cap_when_time_is_short(
     tight = dataclasses.replace(running, t_s=0.0, deadline_s=need_top_h * 3600.0 / 0.95)
     np.testing.assert_array_equal(deadline_shield(short, pause, 0.9), pause)
     np.testing.assert_array_equal(deadline_shield(tight, pause, 0.9), [r, top_under_cap])
+    # the reserve: 0.5 h in hand at the top clock is less than the 1 h kept, whatever the fraction
+    near = dataclasses.replace(running, t_s=0.0, deadline_s=(need_top_h + 0.5) * 3600.0)
+    np.testing.assert_array_equal(deadline_shield(near, pause, 1.0), [r, top_under_cap])
     timed = dataclasses.replace(tight, state=State.MIGRATION)
     np.testing.assert_array_equal(deadline_shield(timed, pause, 0.9), pause)  # a timed phase is never shielded
 
