@@ -1,6 +1,6 @@
 """Train a Stable-Baselines3 agent on CarbonMigration-v0.
 
-    python train.py                                  # MaskablePPO on `paper`, training split (a few minutes)
+    python train.py                                  # the default agent on `paper`, training split (a few minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
     python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 300000   # to 300k in total
 
@@ -12,6 +12,11 @@ complete, atomically written saves (model and optimiser, step counter, for DQN/S
 ``normalize_reward`` the return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when
 the run ends or is stopped. Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the
 newest complete save. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+
+The default agent (``agents/configs/maskable_ppo.yaml``) is a MaskablePPO policy network that first learns from
+the oracle (``imitation:``, ``agents/imitation.py``: behaviour cloning, then DAgger; logged to ``imitation.csv``),
+then is validated and saved (step 0) before any PPO step; its config runs no PPO step (``timesteps: 0``). A run
+killed during imitation has no save yet: ``--resume`` redoes the imitation (deterministic for the seed).
 """
 
 from __future__ import annotations
@@ -217,13 +222,17 @@ def train(args: argparse.Namespace) -> Path:
     from sim.scenario import load_scenario
 
     # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
+    redo_imitation = False  # a run killed during imitation, before its first save, starts its imitation over
     if args.resume:
         run_dir = Path(args.resume)
         cfg_path = run_dir / "config.yaml"
         saved = latest_save(run_dir) if cfg_path.is_file() else None
         # runs from before checkpoints/step-N/ existed kept their last state beside config.yaml
         save_dir = saved[0] if saved else run_dir
-        if not cfg_path.is_file() or not (save_dir / "model.zip").is_file():
+        if cfg_path.is_file() and not (save_dir / "model.zip").is_file():
+            # imitation is deterministic for the seed, so redoing it ends the run as if it had not been killed
+            redo_imitation = bool((yaml.safe_load(cfg_path.read_text()).get("hyperparams") or {}).get("imitation"))
+        if not cfg_path.is_file() or not ((save_dir / "model.zip").is_file() or redo_imitation):
             raise ConfigError(
                 f"--resume {run_dir}: expected a run directory with config.yaml and a complete save "
                 "(checkpoints/step-N/ or model.zip) made by train.py"
@@ -249,6 +258,11 @@ def train(args: argparse.Namespace) -> Path:
         scenario = load_scenario(args.scenario)
         n_envs = args.n_envs or hp["n_envs"]
         timesteps = args.timesteps or hp["timesteps"]
+        if timesteps == 0 and not hp.get("imitation"):
+            raise ConfigError(
+                f"{args.config or f'agents/configs/{algo}.yaml'}: timesteps: 0 trains nothing without an imitation "
+                "section; give --timesteps or an integer >= 1"
+            )
         save_every = args.save_every or default_save_every(timesteps, hp)
         name = args.name or f"{scenario.name}-{algo}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
         run_dir = Path(args.out) / name
@@ -275,6 +289,7 @@ def train(args: argparse.Namespace) -> Path:
             "scenario_resolved": scenario.to_dict(),
         }
     spec = algo_spec(algo)
+    resuming = bool(args.resume) and not redo_imitation
 
     # ---- reproducibility: one torch thread, every RNG from the seed
     torch.set_num_threads(args.threads)
@@ -282,13 +297,13 @@ def train(args: argparse.Namespace) -> Path:
 
     # ---- environments: training split to learn on, validation split to select the model
     venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
-    venv = normalize_rewards(venv, hp, save_dir / "vecnormalize.pkl" if args.resume else None)
+    venv = normalize_rewards(venv, hp, save_dir / "vecnormalize.pkl" if resuming else None)
     eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
     cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
 
     # ---- model: fresh, or the newest complete save (weights, optimiser, step counter, replay buffer)
     wall_before = 0.0
-    if args.resume:
+    if resuming:
         model = spec.cls.load(save_dir / "model.zip", env=venv, device="cpu")
         if spec.off_policy and (save_dir / "replay_buffer.pkl").exists():
             model.load_replay_buffer(save_dir / "replay_buffer.pkl")
@@ -312,10 +327,10 @@ def train(args: argparse.Namespace) -> Path:
                 f"give a total above {done}"
             )
     else:
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(parents=True, exist_ok=redo_imitation)
         model = make_model(algo, hp, venv, seed)
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    model.set_logger(make_logger(run_dir, args.tensorboard, append=bool(args.resume)))
+    model.set_logger(make_logger(run_dir, args.tensorboard, append=resuming))
 
     # ---- callbacks: atomic resumable saves, validation-split selection of best_model.zip, stop at the total
     t0 = time.time()
@@ -324,40 +339,64 @@ def train(args: argparse.Namespace) -> Path:
         return {"wall_s": round(wall_before + time.time() - t0, 1)}
 
     stop = threading.Event()  # set by SIGTERM (cluster schedulers, `kill`): stop at the next step, save like Ctrl-C
+    if redo_imitation:  # what the killed attempt wrote after its imitation, before its first save
+        for stale in ("eval.csv", "best_model.zip", "imitation.csv", "progress.csv"):
+            (run_dir / stale).unlink(missing_ok=True)
+    validation = ValidationCallback(
+        eval_env,
+        algo,
+        run_dir,
+        eval_freq=hp["eval_freq"],
+        n_episodes=hp["eval_episodes"],
+        seed=seed,
+        best=best_so_far(run_dir / "eval.csv"),
+        verbose=1,
+        shield_fraction=hp.get("deadline_shield"),
+    )
     callbacks = CallbackList(
         [
             PeriodicSave(run_dir, save_every, venv, spec.off_policy, state=save_state),
-            ValidationCallback(
-                eval_env,
-                algo,
-                run_dir,
-                eval_freq=hp["eval_freq"],
-                n_episodes=hp["eval_episodes"],
-                seed=seed,
-                best=best_so_far(run_dir / "eval.csv"),
-                verbose=1,
-            ),
+            validation,
             StopAtTotal(timesteps),
             StopOnRequest(stop),
         ]
     )
 
+    # ---- imitation (agents/imitation.py): clone the oracle, DAgger, then validate and save before any RL step
+    if not resuming and hp.get("imitation"):
+        from agents.imitation import ImitationConfig, pretrain
+
+        print(f"imitating the oracle on {scenario.name}'s training split (seed {seed}) -> {run_dir}", flush=True)
+        pretrain(
+            model,
+            CarbonMigrationEnv(scenario, "train", data_dir=data_dir),
+            ImitationConfig.from_dict(hp["imitation"]),
+            seed,
+            run_dir / "imitation.csv",
+            shield_fraction=hp.get("deadline_shield"),
+        )
+        validation.init_callback(model)
+        validation.evaluate()  # the imitating policy is the first candidate for best_model.zip
+        save_training_state(model, venv, run_dir, spec.off_policy, save_state())
+
     start = int(model.num_timesteps)
-    print(
-        f"{'resuming' if args.resume else 'training'} {algo} on {scenario.name}"
-        f"{f' from {start} steps' if args.resume else ''} to {timesteps} steps in total "
-        f"({n_envs} envs, seed {seed}, a save every {save_every} steps) -> {run_dir}",
-        flush=True,
-    )
+    if timesteps > start:
+        print(
+            f"{'resuming' if resuming else 'training'} {algo} on {scenario.name}"
+            f"{f' from {start} steps' if resuming else ''} to {timesteps} steps in total "
+            f"({n_envs} envs, seed {seed}, a save every {save_every} steps) -> {run_dir}",
+            flush=True,
+        )
     on_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set()) if on_main else None
     try:
-        model.learn(
-            total_timesteps=timesteps - start if args.resume else timesteps,  # SB3 adds the steps done on resume
-            callback=callbacks,
-            progress_bar=not args.no_progress_bar,
-            reset_num_timesteps=not args.resume,
-        )
+        if timesteps > start:  # 0 RL steps: the imitating policy is the agent
+            model.learn(
+                total_timesteps=timesteps - start if resuming else timesteps,  # SB3 adds the steps done on resume
+                callback=callbacks,
+                progress_bar=not args.no_progress_bar,
+                reset_num_timesteps=not resuming,
+            )
         if stop.is_set():
             raise KeyboardInterrupt
     except KeyboardInterrupt:

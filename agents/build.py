@@ -80,8 +80,11 @@ TRAIN_DEFAULTS: dict[str, int] = {
 # Extra keys translated into constructor objects or wrappers.
 SPECIAL_KEYS = {
     "action_noise_std",  # SAC/TD3: std of Gaussian exploration noise on the [0, 1] actions
-    "normalize_reward",
-}  # true: scale rewards by a running std of the return (SB3 VecNormalize)
+    "normalize_reward",  # true: scale rewards by a running std of the return (SB3 VecNormalize)
+    "imitation",  # MaskablePPO: learn from the oracle first (agents/imitation.py); null: off
+    "deadline_shield",  # MaskablePPO: agents.policy.deadline_shield's fraction; null: off
+}
+MASKED_ONLY_KEYS = {"imitation", "deadline_shield"}
 # Constructor arguments the trainer sets itself.
 RESERVED = {"env", "verbose", "seed", "device", "tensorboard_log", "_init_setup_model", "action_noise"}
 ACTIVATIONS = {
@@ -103,6 +106,8 @@ def allowed_keys(algo: str) -> set[str]:
     """Hyper-parameter keys a config may set for ``algo``: its constructor arguments, training and special keys."""
     params = set(inspect.signature(algo_spec(algo).cls.__init__).parameters) - {"self"} - RESERVED
     special = SPECIAL_KEYS if algo in ("sac", "td3") else SPECIAL_KEYS - {"action_noise_std"}
+    if not algo_spec(algo).masked:
+        special = special - MASKED_ONLY_KEYS
     return params | set(TRAIN_DEFAULTS) | special
 
 
@@ -155,9 +160,18 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
                 )
             value = _number(value) if key not in ("policy",) else value
             if key in TRAIN_DEFAULTS:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1 or value != int(value):
-                    raise AgentConfigError(f"{src}: {key}: must be an integer >= 1, got {value!r}")
+                low = 0 if key == "timesteps" else 1  # 0: no RL steps after imitation (checked below)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low or value != int(value):
+                    raise AgentConfigError(f"{src}: {key}: must be an integer >= {low}, got {value!r}")
                 value = int(value)
+            if key == "imitation" and value is not None:
+                from agents.imitation import ImitationConfig
+
+                ImitationConfig.from_dict(value, f"{src}: imitation")  # checked now, built by train.py
+            if key == "deadline_shield" and value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                    raise AgentConfigError(f"{src}: deadline_shield: must be a number in (0, 1] or null, got {value!r}")
+                value = float(value)
             if key == "normalize_reward" and not isinstance(value, bool):
                 raise AgentConfigError(f"{src}: normalize_reward: must be true or false, got {value!r}")
             if key == "policy_kwargs":

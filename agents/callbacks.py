@@ -52,6 +52,7 @@ class ValidationCallback(BaseCallback):
     :param n_episodes: validation episodes per evaluation
     :param seed: seeds the start hours (``loaders.world.episode_starts``) and the episodes' randomness
     :param best: (deadline-met rate, mean carbon kg) of the best model so far, when resuming a run
+    :param shield_fraction: the agent's deadline shield (``agents.policy.deadline_shield``), as evaluate.py runs it
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class ValidationCallback(BaseCallback):
         seed: int = 0,
         best: tuple[float, float] | None = None,
         verbose: int = 0,
+        shield_fraction: float | None = None,
     ):
         super().__init__(verbose)
+        self.shield_fraction = shield_fraction
         self.eval_env = env
         self.algo = algo
         self.run_dir = Path(run_dir)
@@ -93,7 +96,7 @@ class ValidationCallback(BaseCallback):
 
     def evaluate(self) -> dict:
         self._last_eval_at = self.num_timesteps
-        policy = AgentPolicy(self.model, self.algo)
+        policy = AgentPolicy(self.model, self.algo, shield_fraction=self.shield_fraction)
         eps = [validation_episode(self.eval_env, policy, s, h) for s, h in zip(self.seeds, self.starts)]
         carbon = np.array([e["carbon_kg"] for e in eps])
         met = float(np.mean([e["deadline_met"] for e in eps]))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 
@@ -16,9 +17,42 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.build import AgentConfigError, algo_spec
 from baselines.base import Policy
+from baselines.rules import TIMED, cap_safe_level, gpus_after, hours_needed, max_level_under_cap
 from envs.carbon_migration import CarbonMigrationEnv, PolicyView
 
 MODEL_FILES = ("best_model.zip", "model.zip")  # looked up in a run directory, in this order
+# the shield also keeps this many hours in hand (the oracle's reserve): faults late in an episode cost absolute
+# time (a reclaim rolls back up to a checkpoint interval), which a fraction of little time left does not cover
+SHIELD_RESERVE_H = 1.0
+
+
+def deadline_shield(view: PolicyView, action: np.ndarray, fraction: float) -> np.ndarray:
+    """``action`` made safe: under the power cap always, and overridden when it would put the deadline at risk
+    (a shield: Alshiekh et al., *Safe Reinforcement Learning via Shielding*, AAAI 2018).
+
+    The clock is lowered to the highest level under the cap wherever the action may leave the job
+    (:func:`baselines.rules.cap_safe_level`, the rule every capped baseline applies last). Then, outside a timed
+    phase, if the remaining work at that clock in the chosen region (for a pause: at the highest clock under the
+    cap here) would need more than ``fraction`` of the hours left before the deadline, or leave less than
+    :data:`SHIELD_RESERVE_H` in hand, the job runs in that region at the highest clock under the cap
+    (``caftm_guarded``'s deadline guard, with the oracle's reserve).
+    """
+    target, level = int(action[0]), int(action[1])
+    level = cap_safe_level(view, target, level)
+    if view.state in TIMED or not math.isfinite(view.deadline_s):
+        return np.array([target, level])
+    left_h = (view.deadline_s - view.t_s) / 3600.0
+    allowed_h = min(fraction * left_h, left_h - SHIELD_RESERVE_H)
+    if target == view.wait:
+        r = view.region
+        if not view.mask[r] or view.usable_gpus[r] <= 0:
+            return np.array([target, level])  # nothing to run on here: the pause stands
+        if hours_needed(view, r, max_level_under_cap(view, r, gpus_after(view, r))) > allowed_h:
+            return np.array([r, cap_safe_level(view, r, view.n_levels - 1)])
+        return np.array([target, level])
+    if view.usable_gpus[target] > 0 and hours_needed(view, target, level) > allowed_h:
+        return np.array([target, cap_safe_level(view, target, view.n_levels - 1)])
+    return np.array([target, level])
 
 
 class AgentPolicy(Policy):
@@ -27,12 +61,14 @@ class AgentPolicy(Policy):
     :param model: the trained SB3 / sb3-contrib model
     :param algo: its key in :data:`agents.build.ALGOS` (decides the action adapter and masking)
     :param name: the name shown in evaluation tables
+    :param shield_fraction: apply :func:`deadline_shield` with this fraction (None: the network's action as is)
     """
 
     clairvoyant = False
 
-    def __init__(self, model: BaseAlgorithm, algo: str, name: str | None = None):
+    def __init__(self, model: BaseAlgorithm, algo: str, name: str | None = None, shield_fraction: float | None = None):
         self.model = model
+        self.shield_fraction = shield_fraction
         self.algo = algo
         self.spec = algo_spec(algo)
         self.name = name or algo
@@ -54,7 +90,10 @@ class AgentPolicy(Policy):
                     f"({self.algo} actions are translated by {self.spec.wrapper.__name__})"
                 )
             action = self._adapter.action(action)
-        return np.asarray(action, dtype=np.int64).reshape(2)
+        action = np.asarray(action, dtype=np.int64).reshape(2)
+        if self.shield_fraction is not None:
+            action = deadline_shield(view, action, self.shield_fraction)
+        return action
 
 
 def _resolve(path: Path) -> tuple[Path, Path]:
@@ -98,6 +137,13 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
             algo = (yaml.safe_load(cfg_path.read_text()) or {})["algo"]
         except (yaml.YAMLError, KeyError, TypeError):
             raise AgentConfigError(f"{cfg_path}: missing or unreadable 'algo' field") from None
+    # the run's deadline shield (config.yaml hyperparams.deadline_shield), applied at evaluation as in training
+    shield = None
+    if cfg_path.is_file():
+        try:
+            shield = ((yaml.safe_load(cfg_path.read_text()) or {}).get("hyperparams") or {}).get("deadline_shield")
+        except (yaml.YAMLError, AttributeError):
+            raise AgentConfigError(f"{cfg_path}: unreadable 'hyperparams' field") from None
     spec = algo_spec(algo)
     if not zipfile.is_zipfile(model_path):
         raise AgentConfigError(f"{model_path}: not a Stable-Baselines3 model (not a zip file; corrupt or truncated?)")
@@ -105,4 +151,4 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
         model = spec.cls.load(model_path, device="cpu")
     except Exception as e:  # SB3 raises many kinds on a damaged archive
         raise AgentConfigError(f"{model_path}: cannot load {algo} model ({type(e).__name__}: {e})") from None
-    return AgentPolicy(model, algo, name=name or run_dir.name)
+    return AgentPolicy(model, algo, name=name or run_dir.name, shield_fraction=shield)

@@ -161,7 +161,7 @@ def test_train_prints_the_command_that_evaluates_its_run_and_evaluate_finds_it(t
 
     monkeypatch.chdir(tmp_path)  # runs/ of this test only
     cfg = tmp_path / "tiny.yaml"
-    cfg.write_text("n_steps: 64\nbatch_size: 64\nn_envs: 2\neval_freq: 128\neval_episodes: 1\n")
+    cfg.write_text("n_steps: 64\nbatch_size: 64\nn_envs: 2\neval_freq: 128\neval_episodes: 1\nimitation: null\n")
     assert train.main(["--timesteps", "128", "--config", str(cfg), "--name", "tiny", "--no-progress-bar"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1].strip()
     assert printed == "python evaluate.py --agent runs/tiny"

@@ -16,6 +16,8 @@ SMALL = {
     "02_compare_policies.ipynb": {"EPISODES": 2, "POLICIES": ["stay", "greedy", "caftm", "oracle"]},
     "03_train_agent.ipynb": {
         "TIMESTEPS": 256,
+        "DEMO_EPISODES": 1,
+        "DAGGER_ROUNDS": 0,
         "N_STEPS": 64,
         "BATCH_SIZE": 64,
         "EVAL_FREQ": 256,

@@ -114,6 +114,7 @@ def test_two_trial_optuna_sweep_writes_results_and_best_config(local_ray, tmp_pa
                 "n_envs": 2,
                 "eval_freq": 128,
                 "eval_episodes": 1,
+                "imitation": None,  # PPO alone: the trials differ in PPO's hyper-parameters
             }
         )
     )

@@ -25,6 +25,7 @@ def test_every_evaluation_reaches_tensorboard(tmp_path):
                 "eval_freq": 96,
                 "eval_episodes": 1,
                 "policy_kwargs": {"net_arch": [8]},
+                "imitation": None,  # PPO steps only: their logs are what TensorBoard must show
             }
         )
     )

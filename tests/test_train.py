@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 # tiny networks and rollouts so each algorithm trains ~1k steps in a few seconds
 TINY = {
     "ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2},
-    "maskable_ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2},
+    "maskable_ppo": {"n_steps": 128, "batch_size": 64, "n_epochs": 2, "imitation": None},  # PPO alone
     "a2c": {"n_steps": 8},
     "dqn": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "target_update_interval": 200},
     "sac": {"buffer_size": 5000, "learning_starts": 200, "batch_size": 32, "gradient_steps": 1},
@@ -176,7 +176,8 @@ def test_bad_option_exits_nonzero_with_one_line(tmp_path, capsys, argv, needle):
         ("n_steps: [unclosed", "not valid YAML"),
         ("learning_rat: 0.001", "learning_rat: unknown hyper-parameter for maskable_ppo"),
         ("- just\n- a list", "must be a mapping"),
-        ("timesteps: 0", "timesteps: must be an integer >= 1"),
+        ("timesteps: -1", "timesteps: must be an integer >= 0"),
+        ("eval_freq: 0", "eval_freq: must be an integer >= 1"),
         ("policy_kwargs: {activation_fn: swish}", "activation_fn: must be one of"),
     ],
 )

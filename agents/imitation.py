@@ -1,0 +1,287 @@
+"""Learning from the oracle's decisions: behaviour cloning, then DAgger, into a MaskablePPO policy network.
+
+Source: behaviour cloning (Pomerleau 1991) and DAgger (Ross, Gordon & Bagnell, *A Reduction of Imitation
+Learning and Structured Prediction to No-Regret Online Learning*, AISTATS 2011). The expert is this project's
+clairvoyant oracle (``baselines.oracle.OraclePolicy``): on each training-split episode it reads the future
+(intensity, free GPUs, work multipliers) and plans the cheapest deadline-meeting schedule. The agent only
+sees its observation (now, a 6 h forecast, the job's state), so it learns the oracle's expected action given
+what it can see.
+
+1. **Demonstrations**: the oracle runs ``demo_episodes`` training-split episodes; every step gives
+   (observation, oracle action, action mask).
+2. **Behaviour cloning**: the policy network is fitted by maximising the masked log-likelihood of the oracle's
+   actions (:func:`bc_fit`), the same distribution MaskablePPO samples from.
+3. **DAgger rounds**: the cloned agent runs ``dagger_episodes`` new episodes (each step the oracle's action is
+   executed with probability ``beta``, else the agent's); the states the agent itself reaches are labelled with
+   the oracle's action from that state (the oracle re-plans from the state whenever the executed action left
+   its plan), added to the data set, and the network is refitted. Cloning alone only sees the oracle's own
+   states; an agent that drifts off them (a little late, in another region) has never seen what to do there.
+
+The value network is not fitted here; PPO fine-tuning after this (``timesteps`` of the config) starts from
+the cloned policy. Everything is drawn from ``seed``: episode seeds, the execution coin, minibatch order.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.build import AgentConfigError
+from agents.policy import AgentPolicy
+from baselines.oracle import OraclePolicy
+from baselines.rules import TIMED
+from envs.carbon_migration import CarbonMigrationEnv
+
+IMITATION_COLUMNS = ["round", "episodes", "samples", "expert_share", "loss_before", "loss_after", "agreement", "wall_s"]
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """The ``imitation:`` mapping of an agent config (all counts >= 0, rates in (0, 1]).
+
+    :param demo_episodes: oracle-executed training episodes before the first fit
+    :param dagger_rounds: DAgger rounds after behaviour cloning
+    :param dagger_episodes: agent-executed episodes per DAgger round
+    :param beta: probability of executing the oracle's action in DAgger round 1 (halved each round)
+    :param epochs: passes over the data set per fit
+    :param batch_size: samples per gradient step
+    :param learning_rate: Adam step size of the fits
+    :param reserve_h: hours before the deadline the oracle teacher plans to finish (its own default is 1 h; more
+        leaves the imitating agent room for its mistakes)
+    """
+
+    demo_episodes: int = 40
+    dagger_rounds: int = 3
+    dagger_episodes: int = 20
+    beta: float = 0.5
+    epochs: int = 10
+    batch_size: int = 256
+    learning_rate: float = 1.0e-3
+    reserve_h: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "imitation") -> ImitationConfig:
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise AgentConfigError(
+                f"{source}: must be a mapping of {', '.join(cls.__dataclass_fields__)}, got {data!r}"
+            )
+        kw = {}
+        for key, value in data.items():
+            if key not in cls.__dataclass_fields__:
+                raise AgentConfigError(
+                    f"{source}.{key}: unknown imitation setting; valid: {', '.join(cls.__dataclass_fields__)}"
+                )
+            default = cls.__dataclass_fields__[key].default
+            if isinstance(value, str):  # YAML reads 1e-3 as a string
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
+            if isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise AgentConfigError(f"{source}.{key}: must be an integer >= 0, got {value!r}")
+            elif key == "reserve_h":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < 24:
+                    raise AgentConfigError(f"{source}.{key}: must be a number of hours in [0, 24), got {value!r}")
+                value = float(value)
+            else:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < float(value) <= 1:
+                    raise AgentConfigError(f"{source}.{key}: must be a number in (0, 1], got {value!r}")
+                value = float(value)
+            kw[key] = value
+        if kw.get("batch_size", 1) < 1 or kw.get("epochs", 1) < 1:
+            raise AgentConfigError(f"{source}: epochs and batch_size must be >= 1")
+        return cls(**kw)
+
+
+@dataclass
+class Demonstrations:
+    """(observation, expert action, action mask) per decision step, growing by :meth:`add`."""
+
+    obs: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, obs: np.ndarray, action: np.ndarray, mask: np.ndarray) -> None:
+        self.obs.append(np.asarray(obs, dtype=np.float32).copy())
+        self.actions.append(np.asarray(action, dtype=np.int64).reshape(2).copy())
+        self.masks.append(np.asarray(mask, dtype=bool).copy())
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return np.stack(self.obs), np.stack(self.actions), np.stack(self.masks)
+
+
+class OracleLabeler:
+    """The oracle's action from any state an executing policy reaches.
+
+    Wraps :class:`baselines.oracle.OraclePolicy`: its plan is followed while the executed actions agree with
+    it; once an executed action differs from the oracle's (outside a timed phase, where only one target is
+    valid), the oracle re-plans from the state the job is then in at its next decision.
+    """
+
+    def __init__(self, reserve_h: float = 1.0) -> None:
+        self.oracle = OraclePolicy(reserve_h=reserve_h)
+        self._last: np.ndarray | None = None
+
+    def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
+        self.oracle.reset(env, seed)
+        self._last = None
+
+    def label(self, obs: np.ndarray, view) -> np.ndarray:
+        return np.asarray(self.oracle.act(obs, view), dtype=np.int64)
+
+    def executed(self, label: np.ndarray, action: np.ndarray, view) -> None:
+        """Tell the oracle which action ran; a departure from its plan makes it re-plan at the next step."""
+        if view.state not in TIMED and not np.array_equal(label, action):
+            self.oracle.replan_pending = True
+
+
+def episode_seed(seed: int, round_: int, episode: int) -> int:
+    """The reset seed of training episode ``episode`` of imitation round ``round_`` (independent streams)."""
+    return int(np.random.SeedSequence([seed, 7919, round_, episode]).generate_state(1)[0])
+
+
+def collect(
+    env: CarbonMigrationEnv,
+    model,
+    episodes: int,
+    seed: int,
+    round_: int,
+    beta: float,
+    data: Demonstrations,
+    reserve_h: float = 1.0,
+    shield_fraction: float | None = None,
+) -> float:
+    """Run ``episodes`` training episodes, executing the oracle's action with probability ``beta`` (1: the
+    oracle alone; the agent's deterministic action otherwise), and add every step's (obs, oracle action, mask)
+    to ``data``. Returns the share of steps where the executed action was the oracle's."""
+    rng = np.random.default_rng([seed, 104729, round_])
+    labeler = OracleLabeler(reserve_h)
+    agent = AgentPolicy(model, "maskable_ppo", shield_fraction=shield_fraction)
+    expert_steps = steps = 0
+    for i in range(episodes):
+        obs, _ = env.reset(seed=episode_seed(seed, round_, i))
+        labeler.reset(env, episode_seed(seed, round_, i))
+        done = False
+        while not done:
+            view = env.view()
+            label = labeler.label(obs, view)
+            data.add(obs, label, view.mask)
+            if beta >= 1.0 or rng.random() < beta:
+                action = label
+                expert_steps += 1
+            else:
+                action = agent.act(obs, view)
+            labeler.executed(label, action, view)
+            obs, _, terminated, truncated, _ = env.step(action)
+            steps += 1
+            done = terminated or truncated
+    return expert_steps / max(steps, 1)
+
+
+def imitation_loss(policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray) -> float:
+    """Mean negative log-likelihood (nats per step) of ``actions`` under the masked policy distribution."""
+    with torch.no_grad():
+        _, log_prob, _ = policy.evaluate_actions(torch.as_tensor(obs), torch.as_tensor(actions), action_masks=masks)
+    return float(-log_prob.mean())
+
+
+def agreement(policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray) -> float:
+    """Share of samples whose deterministic (masked arg-max) action equals the label, target and clock both."""
+    with torch.no_grad():
+        pred, _ = policy.predict(obs, deterministic=True, action_masks=masks)
+    return float(np.mean(np.all(np.asarray(pred).reshape(-1, 2) == actions, axis=1)))
+
+
+def bc_fit(
+    policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray, epochs: int, batch_size: int, lr: float, seed: int
+) -> list[float]:
+    """Fit ``policy`` (a MaskableActorCriticPolicy) to the labels by Adam on the masked negative log-likelihood.
+
+    :returns: mean training loss per epoch (nats per step)
+    """
+    params = list(policy.mlp_extractor.policy_net.parameters()) + list(policy.action_net.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    gen = torch.Generator().manual_seed(int(seed))
+    o, a = torch.as_tensor(obs), torch.as_tensor(actions)
+    n = len(o)
+    policy.set_training_mode(True)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            _, log_prob, _ = policy.evaluate_actions(o[idx], a[idx], action_masks=masks[idx.numpy()])
+            loss = -log_prob.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        losses.append(total / n)
+    policy.set_training_mode(False)
+    return losses
+
+
+def pretrain(
+    model,
+    env: CarbonMigrationEnv,
+    cfg: ImitationConfig,
+    seed: int,
+    log_path: Path | None = None,
+    shield_fraction: float | None = None,
+    verbose: int = 1,
+) -> Demonstrations:
+    """Behaviour cloning on oracle demonstrations, then ``cfg.dagger_rounds`` DAgger rounds, on ``model.policy``.
+
+    :param env: a ``CarbonMigrationEnv`` on the training split
+    :param log_path: ``imitation.csv`` (one row per fit: data size, loss before/after, agreement with the labels)
+    :returns: the aggregated data set
+    """
+    t0 = time.time()
+    data = Demonstrations()
+    rows = []
+    for round_ in range(cfg.dagger_rounds + 1):
+        beta = 1.0 if round_ == 0 else cfg.beta * 0.5 ** (round_ - 1)
+        n_eps = cfg.demo_episodes if round_ == 0 else cfg.dagger_episodes
+        share = collect(env, model, n_eps, seed, round_, beta, data, cfg.reserve_h, shield_fraction)
+        obs, actions, masks = data.arrays()
+        before = imitation_loss(model.policy, obs, actions, masks)
+        losses = bc_fit(
+            model.policy, obs, actions, masks, cfg.epochs, cfg.batch_size, cfg.learning_rate, seed * 1000 + round_
+        )
+        row = {
+            "round": round_,
+            "episodes": n_eps,
+            "samples": len(data),
+            "expert_share": round(share, 4),
+            "loss_before": round(before, 5),
+            "loss_after": round(imitation_loss(model.policy, obs, actions, masks), 5),
+            "agreement": round(agreement(model.policy, obs, actions, masks), 4),
+            "wall_s": round(time.time() - t0, 1),
+        }
+        rows.append(row)
+        if verbose:
+            print(
+                f"[imitation] round {round_} ({'oracle' if round_ == 0 else f'DAgger, beta {beta:.2f}'}): "
+                f"{len(data)} samples, loss {row['loss_before']:.3f} -> {row['loss_after']:.3f} "
+                f"(last epoch {losses[-1]:.3f}), agreement {100 * row['agreement']:.0f}%, {row['wall_s']:.0f} s",
+                flush=True,
+            )
+    if log_path is not None:
+        with Path(log_path).open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=IMITATION_COLUMNS)
+            w.writeheader()
+            w.writerows(rows)
+    return data
