@@ -483,6 +483,15 @@ class CarbonFleetEnv(gym.Env):
             down[r] = bool(np.any((self._o_start[0, r, :n] <= t) & (t < self._o_end[0, r, :n])))
         return ~down
 
+    def outage_mask(self) -> np.ndarray:
+        """(R, steps + 1) bool: the region is down at the start of each decision step."""
+        t = np.arange(self.n_steps + 1) * self.step_s
+        down = np.zeros((self.R, t.size), dtype=bool)
+        for r in range(self.R):
+            for q in range(self._n_out[0, r]):
+                down[r] |= (self._o_start[0, r, q] <= t) & (t < self._o_end[0, r, q])
+        return down
+
     def gpus_in_use(self) -> np.ndarray:
         """(R,) GPUs the fleet's jobs hold in each region now."""
         return np.bincount(self._i[0, :, fleet_core.I_REGION], self._i[0, :, fleet_core.I_N_GPUS], self.R).astype(
