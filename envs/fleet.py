@@ -461,6 +461,10 @@ class CarbonFleetEnv(gym.Env):
     def remaining_minibatches(self) -> np.ndarray:
         return self._P[:, PARAMS.index("total_mb")] - self._f[0, :, fleet_core.F_PROGRESS_MB]
 
+    def completed_at_s(self) -> np.ndarray:
+        """(J,) s after the episode start each job completed (inf: not yet)."""
+        return self._f[0, :, fleet_core.F_COMPLETED_AT_S].copy()
+
     def job_state(self) -> np.ndarray:
         return self._i[0, :, fleet_core.I_STATE].copy()
 
