@@ -188,7 +188,7 @@ def run_fleet_episode(env: CarbonFleetEnv, policy: FleetPolicy, seed: int, log_g
     while not (done or truncated):
         targets, levels = policy.act(env)
         _, _, done, truncated, info = env.step_jobs(targets, levels)
-    out = dict(info["episode"])
+    out = dict(info["fleet_episode"])
     if log_gpus:
         out["gpus_in_use"] = env.gpus_in_use_log()
     return out

@@ -166,7 +166,7 @@ class CarbonFleetEnv(gym.Env):
     Fleet: ``carbon_kg``, ``energy_kwh``, ``jobs_completed``, ``migrations``, ``lost_minibatches``,
     ``rollbacks``, ``cap_violation_s``, ``gpus_in_use`` (R,), ``free_gpus`` (R,), ``invalid_actions``,
     ``t_s``; per job (arrays of J): ``job_state``, ``job_region``, ``job_gpus``, ``job_progress_mb``,
-    ``job_carbon_kg``, ``job_energy_kwh``; at the episode end also ``episode`` (the metrics of
+    ``job_carbon_kg``, ``job_energy_kwh``; at the episode end also ``fleet_episode`` (the metrics of
     :meth:`episode_metrics`).
     """
 
@@ -445,7 +445,7 @@ class CarbonFleetEnv(gym.Env):
         self._refresh()
         info = self._info()
         if done or truncated:
-            info["episode"] = self.episode_metrics()
+            info["fleet_episode"] = self.episode_metrics()
         return self._obs.copy(), float(-cost), done, truncated, info
 
     # ------------------------------------------------------------------ views

@@ -73,7 +73,7 @@ def run_agent_episode(env: CarbonFleetEnv, policy: AgentFleetPolicy, seed: int, 
     info: dict = {}
     while not (done or truncated):
         obs, _, done, truncated, info = env.step(policy.act_slots(env, obs))
-    out = dict(info["episode"])
+    out = dict(info["fleet_episode"])
     if log_gpus:
         out["gpus_in_use"] = env.gpus_in_use_log()
     return out
