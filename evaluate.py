@@ -346,8 +346,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
 
         try:
             return fleet_main(args, t0, newest_run)
-        except (ConfigError, DataError) as e:
-            raise BadInput(f"--scenario {args.scenario}: {e}") from None
+        except (ConfigError, DataError) as e:  # they name the file or the option
+            raise BadInput(str(e)) from None
 
     # ---- scenario and held-out data
     try:
