@@ -35,7 +35,7 @@ import envs  # noqa: E402,F401  (registers the environments)
 from bench.speed import _clock, cartpole_steps_per_s, cartpole_vector_env_steps_per_s, paired  # noqa: E402
 from envs.fleet import CarbonFleetEnv  # noqa: E402
 from sim import fleet_core  # noqa: E402
-from sim.core import rng_handles  # noqa: E402
+from sim.core import N_METRICS, rng_handles  # noqa: E402
 
 _COMPLETED = 7
 
@@ -97,7 +97,7 @@ class FleetBatch:
         self.f0 = np.repeat(keep[0], N, axis=0)
         self.i0 = np.repeat(keep[1], N, axis=0)
         self.f, self.i = self.f0.copy(), self.i0.copy()
-        self.step_acc = np.zeros((N, J, fleet_core.N_METRICS))
+        self.step_acc = np.zeros((N, J, N_METRICS))
         self.ep_acc = np.zeros_like(self.step_acc)
         self.order = np.zeros((N, J), dtype=np.int64)
         self.key = np.zeros((N, J))
