@@ -23,7 +23,7 @@ from sim.forecast import forecast_matrix
 from sim.hardware import host_server
 from sim.network import Network
 from sim.network_data import load_network
-from sim.rules import WAIT, continue_target, is_timed
+from sim.rules import TIMED_STATES, WAIT, continue_target, is_timed
 from sim.scenario import FleetScenario, load_fleet_scenario
 from sim.simulator import METRICS
 from sim.states import ALLOWED, State
@@ -32,6 +32,8 @@ from sim.tables import PARAMS
 _S_PER_H = 3600.0
 _M = {name: i for i, name in enumerate(METRICS)}
 _QUEUED, _TOLERANCE, _WAITING, _COMPLETED = int(State.QUEUED), int(State.TOLERANCE), int(State.WAITING), 7
+_SUSPEND, _MIGRATION = int(State.SUSPEND), int(State.MIGRATION)
+_TIMED = np.array(TIMED_STATES)
 N_REGION_FEATURES = 6
 N_QUEUE_FEATURES = 6
 OBS_LOW, OBS_HIGH = -1.0, 5.0
@@ -276,6 +278,7 @@ class CarbonFleetEnv(gym.Env):
         self._fc_next = fc[:, :, 0] / CI_SCALE_G_PER_KWH
         self._fc_mean = fc.mean(axis=2) / CI_SCALE_G_PER_KWH
         self._build_job_tables(jobs)
+        self._down = self.outage_mask()
         # state: every job Queued at home, top clock, no failure drawn yet
         self._f[:] = 0.0
         self._i[:] = 0
@@ -480,12 +483,8 @@ class CarbonFleetEnv(gym.Env):
         return np.where(self.region_up(), self.free[0, :, kk], 0)
 
     def region_up(self) -> np.ndarray:
-        t = self.t_s
-        down = np.zeros(self.R, dtype=bool)
-        for r in range(self.R):
-            n = self._n_out[0, r]
-            down[r] = bool(np.any((self._o_start[0, r, :n] <= t) & (t < self._o_end[0, r, :n])))
-        return ~down
+        """(R,) bool: no outage at the start of the current decision step."""
+        return ~self._down[:, min(self.k, self.n_steps)]
 
     def outage_mask(self) -> np.ndarray:
         """(R, steps + 1) bool: the region is down at the start of each decision step."""
@@ -536,23 +535,23 @@ class CarbonFleetEnv(gym.Env):
         )
         m = self._mask.reshape(K, R + 1 + L)
         m[:] = False
-        for s in range(K):
-            j = self._slots[s]
-            if j < 0:
-                m[s, R] = True
-                m[s, R + 1] = True
-                continue
-            if is_timed(int(st[j])):
-                m[
-                    s,
-                    continue_target(
-                        int(st[j]), int(reg[j]), int(self._i[0, j, fleet_core.I_DEST]), int(self._i[0, j, _I_AFTER]), R
-                    ),
-                ] = True
-            else:
-                m[s, :R] = up & (free > 0)
-                m[s, R] = True
-            m[s, R + 1 :] = True
+        sl = self._slots
+        has = sl >= 0
+        m[~has, R] = True  # padding: wait, level 0
+        m[~has, R + 1] = True
+        js = sl[has]
+        s_, timed = st[js], np.isin(st[js], _TIMED)
+        rows = np.flatnonzero(has)
+        free_rows = rows[~timed]
+        m[free_rows, :R] = up & (free > 0)
+        m[free_rows, R] = True
+        # during a timed phase only its own target (sim.rules.continue_target, vectorised)
+        jt, st_t = js[timed], s_[timed]
+        after = self._i[0, jt, _I_AFTER]
+        tgt = np.where(st_t == _MIGRATION, self._i[0, jt, fleet_core.I_DEST], reg[jt])
+        tgt = np.where(st_t == _SUSPEND, np.where(after == WAIT, R, after), tgt)
+        m[rows[timed], tgt] = True
+        m[rows, R + 1 :] = True
         # observation
         o = self._obs
         h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
