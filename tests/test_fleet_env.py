@@ -18,6 +18,7 @@ import envs  # noqa: F401  (registers the environments)
 from baselines.fleet_bound import fleet_lower_bound, hourly_capacity, n_hours
 from baselines.fleet_policies import FLEET_POLICIES, make_fleet_policy, run_fleet_episode
 from envs.fleet import CarbonFleetEnv
+from loaders.philly import PHILLY_RELPATH
 from sim.errors import ConfigError
 from sim.fleet_jobs import select_jobs
 from sim.paths import raw_data_dir
@@ -26,6 +27,10 @@ from sim.simulator import METRICS
 from sim.states import State
 
 M = {n: i for i, n in enumerate(METRICS)}
+_ROOT = raw_data_dir()
+needs_trace = pytest.mark.skipif(
+    _ROOT is None or not (_ROOT / PHILLY_RELPATH).is_file(), reason="Philly trace absent (../shared/data)"
+)
 SMALL = yaml.safe_load((SCENARIO_DIR / "fleet_small.yaml").read_text())
 
 
@@ -73,7 +78,7 @@ def test_same_seed_same_trajectory_and_another_seed_another():
     assert len(a) != len(c) or not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
-@pytest.mark.parametrize("scenario", ["fleet_small", "fleet"])
+@pytest.mark.parametrize("scenario", ["fleet_small", pytest.param("fleet", marks=needs_trace)])
 def test_observation_always_in_space_and_every_slot_has_a_valid_choice(scenario):
     env = CarbonFleetEnv(scenario, "test")
     obs, _ = env.reset(seed=1)
@@ -225,6 +230,7 @@ def test_invariants_on_random_fleets(jobs, pools, faults, seed):
 # ---------------------------------------------------------------- the LP bound on the fleet's test split
 
 
+@needs_trace
 def test_no_policy_that_meets_its_deadlines_beats_the_lp_bound_on_the_fleet_test_split():
     """For every policy, the LP bound over the jobs it completed by their deadline (all jobs for a policy that
     meets every deadline) is at most its carbon: a schedule of those jobs' work is feasible for that LP."""
