@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
-TRAIN_KEYS = ("timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq", "normalize_reward")
+TRAIN_KEYS = ("timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_freq", "normalize_reward", "reward")
 
 
 def fleet_hyperparameters(config: str | None) -> dict:
@@ -62,7 +62,7 @@ def train_fleet(args: argparse.Namespace) -> Path:
     run_dir.mkdir(parents=True, exist_ok=False)
 
     def make(i: int):
-        return lambda: CarbonFleetEnv(scenario, "train", args.data_dir)
+        return lambda: CarbonFleetEnv(scenario, "train", args.data_dir, reward=hp.get("reward"))
 
     venv = DummyVecEnv([make(i) for i in range(n_envs)])
     venv.seed(seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from sim.hardware import host_server
 from sim.network import Network
 from sim.network_data import load_network
 from sim.rules import TIMED_STATES, WAIT, continue_target, is_timed
-from sim.scenario import FleetScenario, load_fleet_scenario
+from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
 from sim.simulator import METRICS
 from sim.states import ALLOWED, State
 from sim.tables import PARAMS
@@ -180,8 +181,12 @@ class CarbonFleetEnv(gym.Env):
         split: str = "train",
         data_dir: str | None = None,
         n_slots: int = 16,
+        reward: dict | None = None,
     ):
         self.scenario = scenario if isinstance(scenario, FleetScenario) else load_fleet_scenario(scenario)
+        if reward is not None:  # reward weights replaced for this environment (e.g. a training config's)
+            rw = reward_with_overrides(self.scenario.reward, reward, "CarbonFleetEnv(reward=...)")
+            self.scenario = dataclasses.replace(self.scenario, reward=rw)
         sc = self.scenario
         if n_slots < 1:
             raise ConfigError(f"n_slots={n_slots}: must be >= 1")

@@ -247,3 +247,10 @@ def test_no_policy_that_meets_its_deadlines_beats_the_lp_bound_on_the_fleet_test
         assert bound.status == "optimal"
         assert m["carbon_kg"] >= bound.carbon_kg - 1e-9, name
         assert on_time.size > 0 or name == "random", name
+
+
+def test_reward_overrides_are_checked_like_the_yaml_section():
+    env = CarbonFleetEnv("fleet_small", "test", reward={"migration_per_count": 0.5})
+    assert env.scenario.reward.migration_per_count == 0.5 and env.scenario.reward.carbon_per_kg == 1.0
+    with pytest.raises(ConfigError, match=r"reward.colour: unknown field"):
+        CarbonFleetEnv("fleet_small", "test", reward={"colour": 1.0})
