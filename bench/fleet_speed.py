@@ -99,7 +99,7 @@ class FleetBatch:
         self.f, self.i = self.f0.copy(), self.i0.copy()
         self.step_acc = np.zeros((N, J, N_METRICS))
         self.ep_acc = np.zeros_like(self.step_acc)
-        self.order = np.zeros((N, J), dtype=np.int64)
+        self.order = np.repeat(np.arange(J)[None], N, axis=0)  # a permutation (priority_order starts from it)
         self.key = np.zeros((N, J))
         self.avail = np.zeros((N, R, env.n_steps + 1), dtype=np.int64)
         self.used = np.zeros((N, R), dtype=np.int64)

@@ -300,6 +300,7 @@ class CarbonFleetEnv(gym.Env):
         self._i[0, :, fleet_core.I_DEST] = jobs.home
         self._i[0, :, fleet_core.I_LEVEL] = self.L - 1
         self._i[0, :, _I_AFTER] = jobs.home
+        self._order[0] = np.arange(J)  # a permutation for priority_order to start from
         self._targets[0] = jobs.home
         self._levels[0] = self.L - 1
         self._rng_keep = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))  # transfer-failure coins

@@ -104,21 +104,25 @@ _NOT_HOLDING = 1e12  # s added to the slack of a job holding no GPUs (any real s
 def priority_order(envs, f, iv_all, P, fastest_mb_s, order, key):
     """``order[i]`` := the jobs of environment ``i`` in service order: jobs holding GPUs first, then the others,
     each group by least slack (time to the deadline minus the remaining mini-batches at the top clock in the
-    fastest region, ``fastest_mb_s`` (J,) s), ties by job index (= arrival order). Insertion sort into ``order``
-    (no allocation; ``key`` is scratch (n_envs, J))."""
+    fastest region, ``fastest_mb_s`` (J,) s), ties by job index (= arrival order). ``order`` must hold a
+    permutation (the last step's order): an insertion sort from it costs about J when little changed, and the
+    result does not depend on it (keys tie-broken by index). ``key`` is scratch (n_envs, J); no allocation."""
     J = f.shape[1]
     for e in range(envs.shape[0]):
         i = envs[e]
         for j in range(J):
             slack = P[j, _P_DEADLINE] - f[i, j, F_T_S] - (P[j, _P_TOTAL] - f[i, j, F_PROGRESS_MB]) * fastest_mb_s[j]
             key[i, j] = slack if iv_all[i, j, I_N_GPUS] > 0 else slack + _NOT_HOLDING
-            order[i, j] = j
-        for j in range(1, J):  # stable: equal keys keep index order
+        for j in range(1, J):
             jj = order[i, j]
             kj = key[i, jj]
             m = j - 1
-            while m >= 0 and key[i, order[i, m]] > kj:
-                order[i, m + 1] = order[i, m]
+            while m >= 0:
+                jm = order[i, m]
+                km = key[i, jm]
+                if km < kj or (km == kj and jm < jj):
+                    break
+                order[i, m + 1] = jm
                 m -= 1
             order[i, m + 1] = jj
 
@@ -206,6 +210,9 @@ def advance_fleet(
             fv[F_T_END_S] = t_end
             if fv[F_T_S] + _EPS_S < arrival_s[j]:  # not arrived: the clock moves, nothing else
                 fv[F_T_S] = t_end
+                iv[I_K] += 1
+                continue
+            if iv[I_STATE] == _COMPLETED:  # done: holds nothing, nothing happens (what the full path would do)
                 iv[I_K] += 1
                 continue
             _hold(peak, iv)
