@@ -5,8 +5,8 @@
   its own instance of the rule (its own state, e.g. CAFTM's frequency controller), reset with the job's home and
   the fleet's TRAINING-split carbon (thresholds), and acting on the job's
   :meth:`envs.fleet.CarbonFleetEnv.job_view` (the job's tables; pools as the job sees them: free GPUs minus
-  those other jobs hold). ``stay`` is the carbon-agnostic reference: every job at home, top clock, served by
-  the pools' order (holders first, then least slack).
+  those other jobs hold). ``stay`` is the carbon-agnostic reference: every job at home, top clock, the pools
+  serving waiting jobs first come, first served (FIFO).
 - ``packing``: the fleet-level carbon-aware packing heuristic (``baselines/fleet_packing.py``).
 - ``oracle``: the executable schedule rounded from the fleet LP (``baselines/fleet_bound.py``), computed at reset
   from the episode's true intensity and free GPUs (perfect foresight), played step by step.
@@ -34,9 +34,11 @@ _S_PER_H = 3600.0
 
 
 class FleetPolicy:
-    """``reset(env, seed)`` at each episode start, then ``act(env) -> (targets (J,), levels (J,))``."""
+    """``reset(env, seed)`` at each episode start, then ``act(env) -> (targets (J,), levels (J,))``; ``fifo``: the
+    pools serve waiting jobs in arrival order (else by least slack)."""
 
     name = "fleet_policy"
+    fifo = False
 
     def reset(self, env: CarbonFleetEnv, seed: int) -> None:
         pass
@@ -67,9 +69,10 @@ _TRAIN_CARBON: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class PerJobPolicy(FleetPolicy):
     """A single-job rule applied to every open job of the fleet (see the module docstring)."""
 
-    def __init__(self, name: str, factory):
+    def __init__(self, name: str, factory, fifo: bool = False):
         self.name = name
         self.factory = factory
+        self.fifo = fifo
 
     def reset(self, env: CarbonFleetEnv, seed: int) -> None:
         sc = env.scenario
@@ -160,7 +163,7 @@ def episode_bound(env: CarbonFleetEnv, schedule: bool = True):
 
 
 FLEET_POLICIES = {
-    "stay": lambda: PerJobPolicy("stay", rules.StayPolicy),
+    "stay": lambda: PerJobPolicy("stay", rules.StayPolicy, fifo=True),
     "threshold": lambda: PerJobPolicy("threshold", rules.ThresholdPolicy),
     "greedy": lambda: PerJobPolicy("greedy", rules.GreedyPolicy),
     "caftm": lambda: PerJobPolicy("caftm", CaftmPolicy),
@@ -187,7 +190,7 @@ def run_fleet_episode(env: CarbonFleetEnv, policy: FleetPolicy, seed: int, log_g
     info: dict = {}
     while not (done or truncated):
         targets, levels = policy.act(env)
-        _, _, done, truncated, info = env.step_jobs(targets, levels)
+        _, _, done, truncated, info = env.step_jobs(targets, levels, policy.fifo)
     out = dict(info["fleet_episode"])
     if log_gpus:
         out["gpus_in_use"] = env.gpus_in_use_log()

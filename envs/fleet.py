@@ -116,6 +116,7 @@ class CarbonFleetEnv(gym.Env):
     | padding | slots beyond the open jobs: feature ``present`` = 0; only ``wait`` and level 0 valid |
     | jobs outside the slots | keep their last decision; a job never in a slot runs at home at the top clock |
     | service order of the pools | jobs holding GPUs, then the others; each by least slack (``sim/fleet_core.py``) |
+    | ``step_jobs(..., fifo=True)`` | the same, but jobs not holding GPUs by arrival (FIFO) |
 
     ## Action Space
 
@@ -376,17 +377,20 @@ class CarbonFleetEnv(gym.Env):
             lv[j] = lev
         return self._advance()
 
-    def step_jobs(self, targets: np.ndarray, levels: np.ndarray):
+    def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False):
         """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;
-        ``levels`` (J,)): the interface of the fleet baselines. Same physics and service order as ``step``."""
+        ``levels`` (J,)): the interface of the fleet baselines. Same physics and service order as ``step``,
+        or with ``fifo`` the pools serve jobs not holding GPUs in arrival order instead of by slack."""
         self._targets[0] = targets
         self._levels[0] = np.clip(levels, 0, self.L - 1)
-        return self._advance()
+        return self._advance(fifo)
 
-    def _advance(self):
+    def _advance(self, fifo: bool = False):
         if self._ended is not None:
             raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
-        fleet_core.priority_order(self._envs, self._f, self._i, self._P, self._fastest_mb_s, self._order, self._key)
+        fleet_core.priority_order(
+            self._envs, self._f, self._i, self._P, self._fastest_mb_s, self._order, self._key, fifo
+        )
         errors = fleet_core.advance_fleet(
             self._envs,
             self._targets,

@@ -12,7 +12,7 @@ what differs from ``sim.core.advance``:
 - **Arrival gate.** A job takes part from the first decision step that starts at or after its arrival; before
   that its clock only moves with the others (state Queued, no accounting, no decision applied).
 - **Shared pools, in priority order.** Per environment and step, jobs are served in ``order``
-  (:func:`priority_order`: jobs holding GPUs first, then the rest, each by least slack). Job ``j`` sees as its
+  (:func:`priority_order`: jobs holding GPUs first, then the rest, each by least slack, or FIFO). Job ``j`` sees as its
   pool in region ``r``: ``a = free[r, k]`` minus the most GPUs each job served before it held in ``r`` at any
   time in this step (``used``); of that it keeps what it holds, and grows only into GPUs that no job served
   after it holds at the step's start (``rest``). The result goes into the scratch table ``avail`` that the
@@ -101,17 +101,20 @@ _NOT_HOLDING = 1e12  # s added to the slack of a job holding no GPUs (any real s
 
 
 @njit(cache=True)
-def priority_order(envs, f, iv_all, P, fastest_mb_s, order, key):
+def priority_order(envs, f, iv_all, P, fastest_mb_s, order, key, fifo=False):
     """``order[i]`` := the jobs of environment ``i`` in service order: jobs holding GPUs first, then the others,
     each group by least slack (time to the deadline minus the remaining mini-batches at the top clock in the
     fastest region, ``fastest_mb_s`` (J,) s), ties by job index (= arrival order). ``order`` must hold a
     permutation (the last step's order): an insertion sort from it costs about J when little changed, and the
-    result does not depend on it (keys tie-broken by index). ``key`` is scratch (n_envs, J); no allocation."""
+    result does not depend on it (keys tie-broken by index). ``fifo``: arrival order (job index) instead of slack
+    within each group (a carbon-agnostic FIFO queue). ``key`` is scratch (n_envs, J); no allocation."""
     J = f.shape[1]
     for e in range(envs.shape[0]):
         i = envs[e]
         for j in range(J):
             slack = P[j, _P_DEADLINE] - f[i, j, F_T_S] - (P[j, _P_TOTAL] - f[i, j, F_PROGRESS_MB]) * fastest_mb_s[j]
+            if fifo:
+                slack = 0.0  # ties, broken by index: arrival order
             key[i, j] = slack if iv_all[i, j, I_N_GPUS] > 0 else slack + _NOT_HOLDING
         for j in range(1, J):
             jj = order[i, j]

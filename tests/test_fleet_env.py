@@ -254,3 +254,18 @@ def test_reward_overrides_are_checked_like_the_yaml_section():
     assert env.scenario.reward.migration_per_count == 0.5 and env.scenario.reward.carbon_per_kg == 1.0
     with pytest.raises(ConfigError, match=r"reward.colour: unknown field"):
         CarbonFleetEnv("fleet_small", "test", reward={"colour": 1.0})
+
+
+def test_the_pools_serve_waiting_jobs_by_least_slack_or_first_come_first_served():
+    # a 1-GPU pool, two jobs arriving together: job 0 has 4 h of work, job 1 has 1 h (less slack, same slack
+    # factor). By slack job 1 gets the GPU first; FIFO (stay's queue) serves job 0, listed first, first.
+    two = [
+        {"arrival_hours": 0.0, "gpus": 1, "duration_hours": 4.0, "workload": "resnet50", "home": "DE"},
+        {"arrival_hours": 0.0, "gpus": 1, "duration_hours": 1.0, "workload": "resnet50", "home": "DE"},
+    ]
+    region = [{"name": "DE", "zone": "DE", "gpu": "A40", "gpus": 1, "pue": 1.2}]
+    for fifo, first in ((False, 1), (True, 0)):
+        env = small_env(regions=region, jobs={**SMALL["jobs"], "list": two})
+        env.reset(seed=0)
+        _, _, _, _, info = env.step_jobs(np.zeros(2, dtype=np.int64), np.full(2, env.L - 1), fifo=fifo)
+        assert info["job_gpus"].tolist() == [1 if j == first else 0 for j in range(2)]
