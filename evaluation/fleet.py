@@ -193,6 +193,13 @@ def gpus_plot(gpus: dict, regions, step_s: float, path: Path) -> None:
 def fleet_main(args, t0: float, newest_run) -> int:
     """``evaluate.py``'s branch for ``kind: fleet`` scenarios (``args``: its parsed options)."""
     sc = load_fleet_scenario(args.scenario)
+    for flag, used in (
+        ("--backend ray", args.backend != "processes"),
+        ("--workers", args.workers not in (None, 1)),
+        ("--period", args.period is not None),
+    ):
+        if used:
+            raise ConfigError(f"{flag}: not supported for fleet scenarios yet (one process, the --split's dates)")
     policies = fleet_policy_names(args.policies)
     agents = [a for a in args.agent if a != "none"]
     if not args.agent:

@@ -59,3 +59,8 @@ def test_an_unknown_fleet_policy_is_a_one_line_error(capsys):
     assert evaluate.main(["--scenario", "fleet_small", "--policies", "stay,teleport", "--agent", "none"]) == 2
     err = capsys.readouterr().err
     assert "unknown fleet policy 'teleport'" in err and err.count("\n") == 1
+
+
+def test_options_the_fleet_evaluation_does_not_support_are_named(capsys):
+    assert evaluate.main(["--scenario", "fleet_small", "--workers", "2", "--agent", "none"]) == 2
+    assert "--workers: not supported for fleet scenarios yet" in capsys.readouterr().err
