@@ -18,6 +18,7 @@ The table is printed at the end. Examples::
     python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
     python evaluate.py --backend ray --episodes 200                      # Ray tasks on a local Ray
     python evaluate.py --backend ray --address ray://head:10001 --episodes 2000
+    python evaluate.py --scenario fleet --episodes 5                     # CarbonFleet-v0 (evaluation/fleet.py)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from loaders.carbon import PeriodOutOfRange
 from loaders.world import build_world
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
 from sim.errors import ConfigError, DataError
-from sim.scenario import load_scenario
+from sim.scenario import load_scenario, scenario_kind
 
 
 class BadInput(Exception):
@@ -340,6 +341,13 @@ def _main(argv: list[str] | None, t0: float) -> int:
     if not 0 <= args.timeline_episode < args.episodes:
         raise BadInput(f"--timeline-episode {args.timeline_episode}: expected 0..{args.episodes - 1}")
     period = parse_period(args.period) if args.period else None
+    if scenario_kind(args.scenario) == "fleet":  # issue 10: CarbonFleet-v0, its own tables (evaluation/fleet.py)
+        from evaluation.fleet import fleet_main
+
+        try:
+            return fleet_main(args, t0, newest_run)
+        except (ConfigError, DataError) as e:  # they name the file or the option
+            raise BadInput(str(e)) from None
 
     # ---- scenario and held-out data
     try:

@@ -3,6 +3,7 @@
     python train.py                                  # the default agent on `paper`, training split (a few minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
     python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 300000   # to 300k in total
+    python train.py --scenario fleet                 # MaskablePPO on CarbonFleet-v0 (agents/fleet_train.py)
 
 Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
 ``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
@@ -427,6 +428,18 @@ def train(args: argparse.Namespace) -> Path:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from sim.scenario import scenario_kind
+
+    if scenario_kind(args.scenario) == "fleet":  # issue 10: CarbonFleet-v0 (agents/fleet_train.py)
+        from agents.fleet_train import train_fleet
+
+        try:
+            run_dir = train_fleet(args)
+        except (ConfigError, DataError, FileNotFoundError) as e:
+            print(f"train.py: error: {e}", file=sys.stderr)
+            return 2
+        print(f"compare it with every fleet policy on the test split:\n  python evaluate.py --scenario {args.scenario}")
+        return 0
     try:
         run_dir = train(args)
     except (ConfigError, DataError, FileNotFoundError) as e:

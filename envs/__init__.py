@@ -1,4 +1,4 @@
-"""Gymnasium environments. ``import envs`` registers ``CarbonMigration-v0``.
+"""Gymnasium environments. ``import envs`` registers ``CarbonMigration-v0`` and ``CarbonFleet-v0``.
 
 >>> import gymnasium, envs
 >>> env = gymnasium.make("CarbonMigration-v0", scenario="paper", split="train")
@@ -18,4 +18,8 @@ if ENV_ID not in registry:
         vector_entry_point="envs.vector:CarbonMigrationVectorEnv",
     )
 
-__all__ = ["CarbonMigrationEnv", "ENV_ID"]
+FLEET_ENV_ID = "CarbonFleet-v0"  # issue 10: many jobs sharing regional GPU pools (envs/fleet.py)
+if FLEET_ENV_ID not in registry:
+    register(id=FLEET_ENV_ID, entry_point="envs.fleet:CarbonFleetEnv")
+
+__all__ = ["CarbonMigrationEnv", "ENV_ID", "FLEET_ENV_ID"]

@@ -248,3 +248,13 @@ def build_fleet_jobs(scenario: FleetScenario, draws: JobDraws) -> FleetJobs:
         workloads=tuple(w.name for w in src.workloads),
         regions=scenario.region_names,
     )
+
+
+def select_jobs(jobs: FleetJobs, idx: np.ndarray) -> FleetJobs:
+    """The jobs ``idx`` (indices, in that order) of ``jobs``, e.g. those a policy completed by their deadline."""
+    idx = np.asarray(idx, dtype=np.int64)
+    fields = {}
+    for name, value in vars(jobs).items():
+        per_job = isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == jobs.n_jobs
+        fields[name] = value[idx] if per_job and name not in ("host_power_w", "pue") else value
+    return FleetJobs(**fields)

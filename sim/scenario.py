@@ -741,6 +741,13 @@ def scenario_names(kind: str = "single") -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml") if _kind_of(p) == kind)
 
 
+def scenario_kind(name_or_path: str | Path) -> str:
+    """``fleet`` or ``single`` for a shipped scenario name or a YAML path (``single`` when unreadable: loading it
+    then reports the problem). The environment id follows it: CarbonFleet-v0 or CarbonMigration-v0."""
+    path = Path(name_or_path)
+    return _kind_of(path if path.suffix else SCENARIO_DIR / f"{name_or_path}.yaml")
+
+
 def _kind_of(path: Path) -> str:
     try:
         data = yaml.safe_load(path.read_text())

@@ -24,6 +24,7 @@ SMALL = {
         "EVAL_EPISODES": 1,
         "EPISODES": 2,
     },
+    "04_fleet.ipynb": {"SCENARIO": "fleet_small", "POLICIES": ["stay", "packing", "oracle"]},
 }
 
 

@@ -1,0 +1,720 @@
+"""CarbonFleet-v0: many training jobs from the Philly trace sharing regional GPU pools (SPEC E4, issue 10)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
+from loaders.carbon import carbon_table
+from loaders.philly import fleet_jobs, load_philly
+from sim import fleet_core
+from sim.availability import free_gpus_table
+from sim.carbon import CarbonTable
+from sim.core import I_AFTER_SUSPEND as _I_AFTER
+from sim.core import N_FLOAT, N_INT, N_METRICS, rng_handles
+from sim.errors import ConfigError
+from sim.fleet_jobs import FleetJobs
+from sim.forecast import forecast_matrix
+from sim.hardware import host_server
+from sim.network import Network
+from sim.network_data import load_network
+from sim.rules import TIMED_STATES, WAIT, continue_target, is_timed
+from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
+from sim.simulator import METRICS
+from sim.states import ALLOWED, State
+from sim.tables import PARAMS
+
+_S_PER_H = 3600.0
+_M = {name: i for i, name in enumerate(METRICS)}
+_QUEUED, _TOLERANCE, _WAITING, _COMPLETED = int(State.QUEUED), int(State.TOLERANCE), int(State.WAITING), 7
+_SUSPEND, _MIGRATION = int(State.SUSPEND), int(State.MIGRATION)
+_TIMED = np.array(TIMED_STATES)
+N_REGION_FEATURES = 6
+N_QUEUE_FEATURES = 6
+OBS_LOW, OBS_HIGH = -1.0, 5.0
+_SPLITS = ("train", "validation", "test")
+
+
+def job_features(n_regions: int) -> int:
+    """Features per job slot: present, 3 state flags, region one-hot, 6 scalars."""
+    return 4 + n_regions + 6
+
+
+@dataclass(frozen=True)
+class FleetWorld:
+    """What is static about a fleet scenario on one split: its carbon table and network (loaded once)."""
+
+    scenario: FleetScenario
+    split: str
+    carbon: CarbonTable
+    network: Network
+    n_steps: int
+    n_hours: int
+
+    @property
+    def n_start_hours(self) -> int:
+        return self.carbon.n_hours - self.n_hours + 1
+
+
+_WORLDS: dict[tuple, FleetWorld] = {}
+_TRACE: list = []
+
+
+def fleet_world(scenario: FleetScenario, split: str = "train", data_dir: str | None = None) -> FleetWorld:
+    """The split's carbon table (real traces from ``../shared/data``) and the zones' network, cached per process."""
+    if split not in scenario.splits:
+        raise ConfigError(f"{scenario.source}: unknown split {split!r}; expected one of {', '.join(_SPLITS)}")
+    key = (repr(scenario), split, data_dir or scenario.data_dir)
+    if key not in _WORLDS:
+        start, end = scenario.splits[split]
+        carbon = carbon_table(scenario.zones, str(start), str(end), scenario.signal, data_dir=key[2])
+        n_steps = int(math.ceil(scenario.horizon_s / scenario.step_s - 1e-9))
+        n_hours = int(math.ceil(scenario.horizon_s / _S_PER_H)) + 1
+        world = FleetWorld(scenario, split, carbon, load_network(scenario.zones), n_steps, n_hours)
+        if world.n_start_hours < 1:
+            raise ConfigError(
+                f"{scenario.source}: split {split!r} [{start}, {end}) is shorter than one episode "
+                f"({scenario.horizon_hours} h)"
+            )
+        _WORLDS[key] = world
+    return _WORLDS[key]
+
+
+def philly_trace():
+    """The Philly trace, loaded once per process."""
+    if not _TRACE:
+        _TRACE.append(load_philly())
+    return _TRACE[0]
+
+
+class CarbonFleetEnv(gym.Env):
+    """
+    ## Description
+
+    ``J`` deep-learning training jobs (arrivals, GPU counts and durations resampled from the Microsoft Philly
+    trace, mapped to measured workloads; ``sim/fleet_jobs.py``) share the GPU pools of ``R`` cloud regions with
+    real hourly carbon intensity. Every decision step (15 min) the policy places the ``K`` most urgent jobs:
+    run in a region (migrating there if elsewhere: checkpoint, WAN transfer, restore), or wait, at a GPU clock
+    level. Queued jobs wait for GPUs; a pool is shared by all jobs in service order (jobs holding GPUs first,
+    then by least slack), so no job ever holds more GPUs than its region has free; other tenants' load and
+    shortages shrink the pools (the scenario's spot process), GPU failures, outages and failed transfers roll
+    jobs back to their last checkpoint. Physics per job as in ``CarbonMigration-v0`` (``sim/fleet_core.py``).
+
+    ## Slot selection
+
+    | rule | value |
+    |---|---|
+    | open jobs | arrived (arrival <= now) and not completed |
+    | slots | the ``K`` open jobs with the least slack; ties by job index (arrival order) |
+    | slack | deadline - now - remaining mini-batches x s per mini-batch at the top clock, fastest region |
+    | padding | slots beyond the open jobs: feature ``present`` = 0; only ``wait`` and level 0 valid |
+    | jobs outside the slots | keep their last decision; a job never in a slot runs at home at the top clock |
+    | service order of the pools | jobs holding GPUs, then the others; each by least slack (``sim/fleet_core.py``) |
+    | ``step_jobs(..., fifo=True)`` | the same, but jobs not holding GPUs by arrival (FIFO) |
+
+    ## Action Space
+
+    ``MultiDiscrete([R + 1, L] * K)``: for slot ``s``, ``action[2s]`` is the target region ``0..R-1`` or
+    ``R`` = wait (pause, holding no GPUs), ``action[2s + 1]`` the clock level ``0..L-1`` (lowest to highest).
+    ``action_masks()``: ``K * (R + 1 + L)`` booleans (MaskablePPO's layout): a region is valid when it is up
+    and has free GPUs; during a timed phase (checkpoint write, transfer, restore) only the phase's own target is;
+    ``wait`` is always valid otherwise. A masked choice is ignored (the job keeps its course) and counted in
+    ``info["invalid_actions"]``.
+
+    ## Observation Space
+
+    ``Box(-1, 5, (R * 6 + K * (10 + R) + 6,), float32)``, three blocks, each feature clipped to [-1, 5]:
+
+    | block | feature | scale |
+    |---|---|---|
+    | region r (x R) | intensity now | g/kWh / 1000 |
+    | | forecast, next hour | g/kWh / 1000 |
+    | | forecast, mean over the forecast horizon | g/kWh / 1000 |
+    | | GPUs free and not held by the fleet | / pool capacity |
+    | | health (1 up, 0 outage) | - |
+    | | fleet power / regional power cap | 0 when uncapped |
+    | slot s (x K) | present (1 job, 0 padding) | - |
+    | | running / waiting or queued / in a timed phase | one-hot |
+    | | region holding the job or its checkpoint | one-hot (R) |
+    | | GPUs requested | / largest pool |
+    | | GPUs held | / requested |
+    | | remaining mini-batches | / total |
+    | | time to the deadline | / horizon |
+    | | slack (as in the slot rule) | / horizon |
+    | | clock level | / (L - 1) |
+    | queue | open jobs holding no GPUs | / J |
+    | | GPUs they request | / all pools |
+    | | jobs not arrived yet | / J |
+    | | jobs completed | / J |
+    | | jobs running | / J |
+    | | time | / horizon |
+
+    ## Rewards
+
+    Minus the weighted step cost of all jobs, with the scenario's ``reward`` weights: carbon (kg, operational
+    and transfer), facility energy (kWh), lateness (hours past each job's deadline), regional cap excess (kJ),
+    migrations (count).
+
+    ## Episode End
+
+    Terminated when every job completed; truncated at the horizon (``horizon_hours``).
+
+    ## Info
+
+    Fleet: ``carbon_kg``, ``energy_kwh``, ``jobs_completed``, ``migrations``, ``lost_minibatches``,
+    ``rollbacks``, ``cap_violation_s``, ``gpus_in_use`` (R,), ``free_gpus`` (R,), ``invalid_actions``,
+    ``t_s``; per job (arrays of J): ``job_state``, ``job_region``, ``job_gpus``, ``job_progress_mb``,
+    ``job_carbon_kg``, ``job_energy_kwh``; at the episode end also ``fleet_episode`` (the metrics of
+    :meth:`episode_metrics`).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: str | FleetScenario = "fleet",
+        split: str = "train",
+        data_dir: str | None = None,
+        n_slots: int = 16,
+        reward: dict | None = None,
+    ):
+        self.scenario = scenario if isinstance(scenario, FleetScenario) else load_fleet_scenario(scenario)
+        if reward is not None:  # reward weights replaced for this environment (e.g. a training config's)
+            rw = reward_with_overrides(self.scenario.reward, reward, "CarbonFleetEnv(reward=...)")
+            self.scenario = dataclasses.replace(self.scenario, reward=rw)
+        sc = self.scenario
+        if n_slots < 1:
+            raise ConfigError(f"n_slots={n_slots}: must be >= 1")
+        self.world = fleet_world(sc, split, data_dir)
+        self.split = split
+        self.R, self.L, self.K = len(sc.regions), sc.clock_levels, n_slots
+        self.J = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)
+        self.n_steps, self.n_hours = self.world.n_steps, self.world.n_hours
+        self.step_s, self.horizon_s = sc.step_s, sc.horizon_s
+        self.pool = np.array([r.gpus for r in sc.regions], dtype=np.int64)
+        self.cap_w = np.array([r.power_cap_w for r in sc.regions], dtype=float)
+        R, L, K = self.R, self.L, self.K
+        n_obs = R * N_REGION_FEATURES + K * job_features(R) + N_QUEUE_FEATURES
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, (n_obs,), np.float32)
+        self.action_space = spaces.MultiDiscrete(np.array([R + 1, L] * K, dtype=np.int64))
+        self.jobs: FleetJobs | None = None
+        servers = [host_server(r.gpu) for r in sc.regions]
+        md = sc.model
+        self._host_idle_w = np.array([s.idle_w / s.gpus_per_server if md.host_power else 0.0 for s in servers])
+        self._emb_g = np.array([s.embodied_g_per_gpu_h if md.embodied_carbon else 0.0 for s in servers])
+        self._allowed = ALLOWED
+        # kernel state and scratch (one environment, J jobs)
+        self._f = np.zeros((1, self.J, N_FLOAT))
+        self._i = np.zeros((1, self.J, N_INT), dtype=np.int64)
+        self._step_acc = np.zeros((1, self.J, N_METRICS))
+        self._ep_acc = np.zeros((1, self.J, N_METRICS))
+        self._order = np.zeros((1, self.J), dtype=np.int64)
+        self._key = np.zeros((1, self.J))
+        self._used = np.zeros((1, R), dtype=np.int64)
+        self._rest = np.zeros((1, R), dtype=np.int64)
+        self._peak = np.zeros(R, dtype=np.int64)
+        self._envs = np.zeros(1, dtype=np.int64)
+        self._targets = np.zeros((1, self.J), dtype=np.int64)
+        self._levels = np.zeros((1, self.J), dtype=np.int64)
+        self._slots = np.full(K, -1, dtype=np.int64)
+        self._obs = np.zeros(n_obs, dtype=np.float32)
+        self._mask = np.zeros(K * (R + 1 + L), dtype=bool)
+        self._ended: str | None = "before reset()"
+
+    # ------------------------------------------------------------------ episode set-up
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        sc, R, J = self.scenario, self.R, self.J
+        job_seed = int(rng.integers(0, 2**31 - 1))
+        jobs = fleet_jobs(sc, job_seed, philly_trace() if sc.jobs.source == "philly" else None)
+        self.jobs = jobs
+        start = None if options is None else options.get("start_hour")
+        if start is None:
+            start = int(rng.integers(0, self.world.n_start_hours))
+        if not 0 <= int(start) < self.world.n_start_hours:
+            raise ConfigError(f"options['start_hour']={start}: expected an int in [0, {self.world.n_start_hours})")
+        self.start_hour = int(start)
+        carbon = self.world.carbon
+        self.ci = np.ascontiguousarray(carbon.intensity_g_per_kwh[:, start : start + self.n_hours])[None]
+        hod0 = int((carbon.start_h + np.timedelta64(self.start_hour, "h")).astype(int) % 24)
+        self.start_utc = carbon.start_h + np.timedelta64(self.start_hour, "h")
+        f = sc.faults
+        steps = self.n_steps + 1
+        if f.shortage_scale > 0:
+            free = free_gpus_table(
+                rng,
+                list(self.pool),
+                steps,
+                self.step_s,
+                f.shortage_scale,
+                f.shortage_region_correlation,
+                f.shortage_daily_amplitude,
+                hod0,
+                f.shortage_peak_hour_utc,
+            )
+        else:
+            free = np.repeat(self.pool[:, None], steps, axis=1)
+        self.free = np.ascontiguousarray(free, dtype=np.int64)[None]
+        spans = []
+        for _ in range(R):
+            s = []
+            if f.outage_per_region_day > 0:
+                n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
+                for t0 in np.sort(rng.uniform(0, self.horizon_s, n)):
+                    s.append((float(t0), float(t0 + rng.exponential(f.outage_mean_hours * _S_PER_H))))
+            spans.append(s)
+        most = max(1, max(len(s) for s in spans))
+        self._o_start = np.zeros((1, R, most))
+        self._o_end = np.zeros((1, R, most))
+        self._n_out = np.zeros((1, R), dtype=np.int64)
+        for r, s in enumerate(spans):
+            self._n_out[0, r] = len(s)
+            for q, (a, b) in enumerate(s):
+                self._o_start[0, r, q], self._o_end[0, r, q] = a, b
+        fc = forecast_matrix(carbon.intensity_g_per_kwh, self.start_hour, self.n_hours, sc.forecast, rng)
+        self.forecast = fc  # (R, hours, F) g/kWh
+        self._fc_next = fc[:, :, 0] / CI_SCALE_G_PER_KWH
+        self._fc_mean = fc.mean(axis=2) / CI_SCALE_G_PER_KWH
+        self._build_job_tables(jobs)
+        self._down = self.outage_mask()
+        # state: every job Queued at home, top clock, no failure drawn yet
+        self._f[:] = 0.0
+        self._i[:] = 0
+        self._step_acc[:] = 0.0
+        self._ep_acc[:] = 0.0
+        self._f[0, :, fleet_core.F_PHASE_END_S] = math.inf
+        self._f[0, :, fleet_core.F_XFER_FAIL_AT_S] = math.inf
+        self._f[0, :, fleet_core.F_COMPLETED_AT_S] = math.inf
+        lam = f.gpu_failure_per_gpu_hour
+        self._fail_rate = float(lam)
+        self._f[0, :, fleet_core.F_FAIL_LEFT_GPU_H] = rng.exponential(1.0 / lam, J) if lam > 0 else math.inf
+        self._i[0, :, fleet_core.I_STATE] = _QUEUED
+        self._i[0, :, fleet_core.I_REGION] = jobs.home
+        self._i[0, :, fleet_core.I_DEST] = jobs.home
+        self._i[0, :, fleet_core.I_LEVEL] = self.L - 1
+        self._i[0, :, _I_AFTER] = jobs.home
+        self._order[0] = np.arange(J)  # a permutation for priority_order to start from
+        self._targets[0] = jobs.home
+        self._levels[0] = self.L - 1
+        self._rng_keep = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))  # transfer-failure coins
+        self._next_double, addr = rng_handles(self._rng_keep)
+        self._rng_states = np.array([addr], dtype=np.uint64)
+        self._cap_violation_s = 0.0
+        self._cap_excess_j = 0.0
+        self._invalid = 0
+        self._gpus_in_use_log: list[np.ndarray] = []
+        self._ended = None
+        self._refresh()
+        return self._obs.copy(), self._info()
+
+    def _build_job_tables(self, jobs: FleetJobs) -> None:
+        sc, R, J = self.scenario, self.R, self.J
+        md, net = sc.model, self.world.network
+        ckpt = jobs.checkpoint_gb
+        io_s = ckpt * 8.0 / jobs.storage_gbps
+        stall = ckpt / jobs.snapshot_gb_per_s if md.checkpoint_stall else np.zeros(J)
+        vals = {
+            "step_s": np.full(J, self.step_s),
+            "horizon_s": np.full(J, self.horizon_s),
+            "n_steps": np.full(J, float(self.n_steps)),
+            "n_hours": np.full(J, float(self.n_hours)),
+            "total_mb": jobs.minibatches.astype(float),
+            "ckpt_interval_mb": jobs.checkpoint_interval_minibatches.astype(float),
+            "requested_gpus": jobs.gpus.astype(float),
+            "group": np.ones(J),
+            "elastic": np.ones(J),
+            "io_s": io_s,
+            "restore_s": io_s + md.restart_s,
+            "stall_per_mb_s": stall / jobs.checkpoint_interval_minibatches,
+            "xfer_kwh": ckpt * sc.transfer_kwh_per_gb,
+            "deadline_s": jobs.deadline_s,
+            "ckpt_gb": ckpt,
+            "throttle": np.zeros(J),
+            "transfer_failure_prob": np.full(J, sc.faults.transfer_failure_prob),
+        }
+        self._P = np.ascontiguousarray(np.stack([vals[k] for k in PARAMS], axis=1))
+        self._t_mb_s = np.ascontiguousarray(jobs.minibatch_s)
+        self._p_gpu_w = np.ascontiguousarray(jobs.gpu_power_w)
+        self._idle_w = np.ascontiguousarray(jobs.idle_w)
+        gmax = int(jobs.gpus.max())
+        n = np.arange(gmax + 1)
+        self._speed = np.ascontiguousarray(n[None, :] / jobs.gpus[:, None].astype(float))  # linear scaling
+        size = ckpt[:, None, None]
+        off = ~np.eye(R, dtype=bool)
+        self._xfer_s = np.ascontiguousarray(
+            np.where(off, size * 8.0 / net.throughput_gbps[None] + net.rtt_ms[None] / 1000.0, 0.0)
+        )
+        self._egress = np.ascontiguousarray(net.egress_usd_per_gb[None] * size)
+        self._fastest_mb_s = jobs.minibatch_s[:, :, -1].min(axis=1)
+        self._arrival = np.ascontiguousarray(jobs.arrival_s)
+        self._avail = np.zeros((1, R, self.n_steps + 1), dtype=np.int64)
+
+    # ------------------------------------------------------------------ stepping
+
+    def step(self, action):
+        """One decision step with the ``K`` slots' choices (see the class docstring)."""
+        a = np.asarray(action, dtype=np.int64).reshape(self.K, 2)
+        R, L = self.R, self.L
+        m = self._mask.reshape(self.K, R + 1 + L)
+        tg, lv = self._targets[0], self._levels[0]
+        for s in range(self.K):
+            j = self._slots[s]
+            if j < 0:
+                continue
+            t, lev = int(a[s, 0]), int(a[s, 1])
+            if not (0 <= t <= R and 0 <= lev < L and m[s, t] and m[s, R + 1 + lev]):
+                self._invalid += 1
+                continue
+            tg[j] = WAIT if t == R else t
+            lv[j] = lev
+        return self._advance()
+
+    def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False):
+        """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;
+        ``levels`` (J,)): the interface of the fleet baselines. Same physics and service order as ``step``,
+        or with ``fifo`` the pools serve jobs not holding GPUs in arrival order instead of by slack."""
+        self._targets[0] = targets
+        self._levels[0] = np.clip(levels, 0, self.L - 1)
+        return self._advance(fifo)
+
+    def _advance(self, fifo: bool = False):
+        if self._ended is not None:
+            raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
+        fleet_core.priority_order(
+            self._envs, self._f, self._i, self._P, self._fastest_mb_s, self._order, self._key, fifo
+        )
+        errors = fleet_core.advance_fleet(
+            self._envs,
+            self._targets,
+            self._levels,
+            self._order,
+            self._f,
+            self._i,
+            self._step_acc,
+            self._ep_acc,
+            self.ci,
+            self.free,
+            self._avail,
+            self._used,
+            self._rest,
+            self._peak,
+            self._o_start,
+            self._o_end,
+            self._n_out,
+            self._arrival,
+            self._P,
+            self._t_mb_s,
+            self._p_gpu_w,
+            self._idle_w,
+            self.jobs.host_power_w,
+            self._host_idle_w,
+            self.jobs.pue,
+            self._emb_g,
+            self._speed,
+            self._xfer_s,
+            self._egress,
+            self._allowed,
+            self._fail_rate,
+            self._next_double,
+            self._rng_states,
+        )
+        if errors:
+            j = int(np.flatnonzero(self._i[0, :, fleet_core.I_ERROR])[0])
+            code = int(self._i[0, j, fleet_core.I_ERROR]) - 1
+            raise RuntimeError(f"job {j}: illegal transition {State(code // 8).name} -> {State(code % 8).name}")
+        acc = self._step_acc[0]
+        # regional power cap: fleet power at the end of the step against each region's cap
+        power = np.bincount(self._i[0, :, fleet_core.I_REGION], self._f[0, :, fleet_core.F_POWER_W], self.R)
+        excess_w = np.maximum(power - self.cap_w, 0.0)
+        over = excess_w > 0
+        self._cap_violation_s += self.step_s * float(over.sum())
+        excess_j = float(excess_w.sum()) * self.step_s
+        self._cap_excess_j += excess_j
+        w = self.scenario.reward
+        carbon_kg = (acc[:, _M["operational_carbon_g"]].sum() + acc[:, _M["transfer_carbon_g"]].sum()) / 1000.0
+        energy = acc[:, _M["facility_energy_kwh"]].sum() + acc[:, _M["transfer_energy_kwh"]].sum()
+        cost = (
+            w.carbon_per_kg * carbon_kg
+            + w.energy_per_kwh * energy
+            + w.lateness_per_hour * acc[:, _M["lateness_h"]].sum()
+            + w.cap_violation_per_kj * excess_j / 1000.0
+            + w.migration_per_count * acc[:, _M["migrations"]].sum()
+        )
+        self._gpus_in_use_log.append(self.gpus_in_use())
+        done = bool(np.all(self._i[0, :, fleet_core.I_STATE] == _COMPLETED))
+        truncated = not done and int(self._i[0, 0, fleet_core.I_K]) >= self.n_steps
+        if done:
+            self._ended = "after the episode terminated (every job completed)"
+        elif truncated:
+            self._ended = "after the episode was truncated (horizon reached)"
+        self._refresh()
+        info = self._info()
+        if done or truncated:
+            info["fleet_episode"] = self.episode_metrics()
+        return self._obs.copy(), float(-cost), done, truncated, info
+
+    # ------------------------------------------------------------------ views
+
+    @property
+    def t_s(self) -> float:
+        return float(self._i[0, 0, fleet_core.I_K]) * self.step_s
+
+    @property
+    def k(self) -> int:
+        return int(self._i[0, 0, fleet_core.I_K])
+
+    def remaining_minibatches(self) -> np.ndarray:
+        return self._P[:, PARAMS.index("total_mb")] - self._f[0, :, fleet_core.F_PROGRESS_MB]
+
+    def completed_at_s(self) -> np.ndarray:
+        """(J,) s after the episode start each job completed (inf: not yet)."""
+        return self._f[0, :, fleet_core.F_COMPLETED_AT_S].copy()
+
+    def job_state(self) -> np.ndarray:
+        return self._i[0, :, fleet_core.I_STATE].copy()
+
+    def job_region(self) -> np.ndarray:
+        return self._i[0, :, fleet_core.I_REGION].copy()
+
+    def job_gpus(self) -> np.ndarray:
+        return self._i[0, :, fleet_core.I_N_GPUS].copy()
+
+    def free_now(self) -> np.ndarray:
+        """(R,) GPUs of each pool open to the fleet now (0 during an outage)."""
+        kk = min(self.k, self.n_steps)
+        return np.where(self.region_up(), self.free[0, :, kk], 0)
+
+    def region_up(self) -> np.ndarray:
+        """(R,) bool: no outage at the start of the current decision step."""
+        return ~self._down[:, min(self.k, self.n_steps)]
+
+    def outage_mask(self) -> np.ndarray:
+        """(R, steps + 1) bool: the region is down at the start of each decision step."""
+        t = np.arange(self.n_steps + 1) * self.step_s
+        down = np.zeros((self.R, t.size), dtype=bool)
+        for r in range(self.R):
+            for q in range(self._n_out[0, r]):
+                down[r] |= (self._o_start[0, r, q] <= t) & (t < self._o_end[0, r, q])
+        return down
+
+    def gpus_in_use(self) -> np.ndarray:
+        """(R,) GPUs the fleet's jobs hold in each region now."""
+        return np.bincount(self._i[0, :, fleet_core.I_REGION], self._i[0, :, fleet_core.I_N_GPUS], self.R).astype(
+            np.int64
+        )
+
+    def intensity_now(self) -> np.ndarray:
+        return self.ci[0, :, min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
+
+    def open_jobs(self) -> np.ndarray:
+        """(J,) bool: arrived and not completed."""
+        return (self.jobs.arrival_s <= self.t_s + 1e-9) & (self._i[0, :, fleet_core.I_STATE] != _COMPLETED)
+
+    def slack_s(self) -> np.ndarray:
+        return self.jobs.deadline_s - self.t_s - self.remaining_minibatches() * self._fastest_mb_s
+
+    def action_masks(self) -> np.ndarray:
+        if self._ended == "before reset()":
+            raise gym.error.ResetNeeded("CarbonFleetEnv.action_masks() called before reset(); call reset() first")
+        return self._mask.copy()
+
+    def _refresh(self) -> None:
+        """Slots, mask and observation for the decision now."""
+        R, L, K, J = self.R, self.L, self.K, self.J
+        jobs = self.jobs
+        open_ = self.open_jobs()
+        slack = self.slack_s()
+        cand = np.flatnonzero(open_)
+        cand = cand[np.argsort(slack[cand], kind="stable")][:K]
+        self._slots[:] = -1
+        self._slots[: cand.size] = cand
+        up = self.region_up()
+        free = self.free_now()
+        st, reg, ng = (
+            self._i[0, :, fleet_core.I_STATE],
+            self._i[0, :, fleet_core.I_REGION],
+            self._i[0, :, fleet_core.I_N_GPUS],
+        )
+        m = self._mask.reshape(K, R + 1 + L)
+        m[:] = False
+        sl = self._slots
+        has = sl >= 0
+        m[~has, R] = True  # padding: wait, level 0
+        m[~has, R + 1] = True
+        js = sl[has]
+        s_, timed = st[js], np.isin(st[js], _TIMED)
+        rows = np.flatnonzero(has)
+        free_rows = rows[~timed]
+        m[free_rows, :R] = up & (free > 0)
+        m[free_rows, R] = True
+        # during a timed phase only its own target (sim.rules.continue_target, vectorised)
+        jt, st_t = js[timed], s_[timed]
+        after = self._i[0, jt, _I_AFTER]
+        tgt = np.where(st_t == _MIGRATION, self._i[0, jt, fleet_core.I_DEST], reg[jt])
+        tgt = np.where(st_t == _SUSPEND, np.where(after == WAIT, R, after), tgt)
+        m[rows[timed], tgt] = True
+        m[rows, R + 1 :] = True
+        # observation
+        o = self._obs
+        h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
+        in_use = self.gpus_in_use()
+        power = np.bincount(reg, self._f[0, :, fleet_core.F_POWER_W], R)
+        cap_ratio = np.where(np.isfinite(self.cap_w), power / np.where(np.isfinite(self.cap_w), self.cap_w, 1.0), 0.0)
+        reg_block = np.stack(
+            [
+                self.ci[0, :, h] / CI_SCALE_G_PER_KWH,
+                self._fc_next[:, h],
+                self._fc_mean[:, h],
+                np.maximum(free - in_use, 0) / np.maximum(self.pool, 1),
+                up.astype(float),
+                cap_ratio,
+            ],
+            axis=1,
+        )
+        nf = job_features(R)
+        jb = np.zeros((K, nf))
+        sl = self._slots[self._slots >= 0]
+        n = sl.size
+        if n:
+            s_ = st[sl]
+            jb[:n, 0] = 1.0
+            jb[:n, 1] = s_ == _TOLERANCE
+            jb[:n, 2] = (s_ == _WAITING) | (s_ == _QUEUED)
+            jb[:n, 3] = ~((s_ == _TOLERANCE) | (s_ == _WAITING) | (s_ == _QUEUED))
+            jb[np.arange(n), 4 + reg[sl]] = 1.0
+            total = jobs.minibatches[sl].astype(float)
+            jb[:n, 4 + R] = jobs.gpus[sl] / self.pool.max()
+            jb[:n, 5 + R] = ng[sl] / jobs.gpus[sl]
+            jb[:n, 6 + R] = self.remaining_minibatches()[sl] / total
+            jb[:n, 7 + R] = (jobs.deadline_s[sl] - self.t_s) / self.horizon_s
+            jb[:n, 8 + R] = slack[sl] / self.horizon_s
+            jb[:n, 9 + R] = self._i[0, sl, fleet_core.I_LEVEL] / max(L - 1, 1)
+        arrived = jobs.arrival_s <= self.t_s + 1e-9
+        idle = open_ & (ng == 0)
+        q = np.array(
+            [
+                idle.sum() / J,
+                jobs.gpus[idle].sum() / self.pool.sum(),
+                (~arrived).sum() / J,
+                (st == _COMPLETED).sum() / J,
+                (st == _TOLERANCE).sum() / J,
+                min(self.t_s / self.horizon_s, 1.0),
+            ]
+        )
+        o[:] = np.clip(np.concatenate([reg_block.ravel(), jb.ravel(), q]), OBS_LOW, OBS_HIGH)
+
+    def _info(self) -> dict:
+        ea = self._ep_acc[0]
+        job_kg = (ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]) / 1000.0
+        job_kwh = ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]
+        return {
+            "t_s": self.t_s,
+            "carbon_kg": float(job_kg.sum()),
+            "energy_kwh": float(job_kwh.sum()),
+            "jobs_completed": int((self._i[0, :, fleet_core.I_STATE] == _COMPLETED).sum()),
+            "migrations": int(ea[:, _M["migrations"]].sum()),
+            "lost_minibatches": float(ea[:, _M["lost_minibatches"]].sum()),
+            "rollbacks": int(ea[:, _M["rollbacks"]].sum()),
+            "cap_violation_s": self._cap_violation_s,
+            "gpus_in_use": self.gpus_in_use(),
+            "free_gpus": self.free_now(),
+            "invalid_actions": self._invalid,
+            "slots": self._slots.copy(),
+            "job_state": self.job_state(),
+            "job_region": self.job_region(),
+            "job_gpus": self.job_gpus(),
+            "job_progress_mb": self._f[0, :, fleet_core.F_PROGRESS_MB].copy(),
+            "job_carbon_kg": job_kg,
+            "job_energy_kwh": job_kwh,
+        }
+
+    def episode_metrics(self) -> dict:
+        """The fleet table's row for the episode so far (units in the names; see ``evaluation/fleet.py``)."""
+        jobs, ea = self.jobs, self._ep_acc[0]
+        st = self._i[0, :, fleet_core.I_STATE]
+        done = st == _COMPLETED
+        c_at = self._f[0, :, fleet_core.F_COMPLETED_AT_S]
+        met = done & (c_at <= jobs.deadline_s + 1e-6)
+        queued_s = ea[:, _M["time_waiting_s"]] + ea[:, _M["time_queued_s"]]
+        held = np.asarray(self._gpus_in_use_log).sum() * self.step_s if self._gpus_in_use_log else 0.0
+        cap_gpu_s = float(self.free[0, :, : max(len(self._gpus_in_use_log), 1)].sum()) * self.step_s
+        return {
+            "carbon_kg": float((ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]).sum() / 1000.0),
+            "energy_kwh": float((ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]).sum()),
+            "jobs": self.J,
+            "jobs_completed": int(done.sum()),
+            "deadline_met_rate": float(met.mean()),
+            "jct_h_mean": float(np.mean(c_at[done] - jobs.arrival_s[done]) / _S_PER_H) if done.any() else math.nan,
+            "queue_h_mean": float(queued_s.mean() / _S_PER_H),
+            "migrations": int(ea[:, _M["migrations"]].sum()),
+            "gpu_util": float(held / cap_gpu_s) if cap_gpu_s > 0 else 0.0,
+            "cap_violation_s": float(self._cap_violation_s),
+            "lost_minibatches": float(ea[:, _M["lost_minibatches"]].sum()),
+        }
+
+    def gpus_in_use_log(self) -> np.ndarray:
+        """(steps so far, R) GPUs held per region at the end of each step."""
+        return np.asarray(self._gpus_in_use_log).reshape(-1, self.R)
+
+    def job_view(self, j: int, mask: np.ndarray | None = None) -> PolicyView:
+        """Job ``j``'s decision facts in the single-job policies' terms (``envs.carbon_migration.PolicyView``):
+        its own tables, the pools as it sees them (free GPUs minus those other jobs hold), the fleet's forecasts."""
+        jobs, R, L = self.jobs, self.R, self.L
+        h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
+        st, reg = int(self._i[0, j, fleet_core.I_STATE]), int(self._i[0, j, fleet_core.I_REGION])
+        ng = int(self._i[0, j, fleet_core.I_N_GPUS])
+        up = self.region_up()
+        others = self.gpus_in_use()
+        others[reg] -= ng
+        free_j = np.maximum(self.free_now() - others, 0)
+        usable = np.minimum(free_j, jobs.gpus[j])
+        if mask is None:
+            mask = np.zeros(R + 1 + L, dtype=bool)
+            if is_timed(st):
+                tgt = continue_target(st, reg, int(self._i[0, j, fleet_core.I_DEST]), int(self._i[0, j, _I_AFTER]), R)
+                mask[tgt] = True
+            else:
+                mask[:R] = up & (usable > 0)
+                mask[R] = True
+            mask[R + 1 :] = True
+        return PolicyView(
+            t_s=self.t_s,
+            hour_of_day=int((self.start_utc.astype(int) + self.t_s / _S_PER_H) % 24),
+            state=State(st),
+            region=reg,
+            n_regions=R,
+            n_levels=L,
+            mask=mask,
+            intensity_g_per_kwh=self.ci[0, :, h],
+            forecast_g_per_kwh=self.forecast[:, h, :],
+            usable_gpus=usable,
+            down=~up,
+            transfer_s=self._xfer_s[j, reg],
+            io_s=float(self._P[j, PARAMS.index("io_s")]),
+            clocks_mhz=jobs.clocks_mhz[j],
+            t_mb_s=jobs.minibatch_s[j],
+            p_gpu_w=jobs.gpu_power_w[j],
+            idle_w=jobs.idle_w[j],
+            pue=jobs.pue,
+            level=int(self._i[0, j, fleet_core.I_LEVEL]),
+            n_gpus=ng,
+            requested_gpus=int(jobs.gpus[j]),
+            power_w=float(self._f[0, j, fleet_core.F_POWER_W]),
+            cap_w=math.inf,
+            progress_mb=float(self._f[0, j, fleet_core.F_PROGRESS_MB]),
+            total_mb=float(jobs.minibatches[j]),
+            work=1.0,
+            deadline_s=float(jobs.deadline_s[j]),
+            horizon_s=self.horizon_s,
+            step_s=self.step_s,
+            checkpoint_gb=float(jobs.checkpoint_gb[j]),
+            transfer_kwh_per_gb=self.scenario.transfer_kwh_per_gb,
+        )

@@ -1,0 +1,66 @@
+"""train.py and evaluate.py on a fleet scenario: the environment id follows the scenario kind (issue 10)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import yaml
+
+import evaluate
+import train
+from evaluation.fleet import EPISODE_COLUMNS
+
+
+def test_train_then_evaluate_a_fleet_agent_with_every_fleet_policy(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["--scenario", "fleet_small", "--timesteps", "128", "--n-envs", "1", "--out", str(runs)]
+    assert train.main([*argv, "--config", str(write_config(tmp_path)), "--no-progress-bar"]) == 0
+    (run,) = runs.iterdir()
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["env_id"] == "CarbonFleet-v0" and cfg["scenario"]["name"] == "fleet_small" and cfg["train_s"] > 0
+    out = tmp_path / "eval"
+    argv = ["--scenario", "fleet_small", "--episodes", "2", "--runs", str(runs), "--out", str(out)]
+    assert evaluate.main(argv) == 0
+    ep = pd.read_csv(out / "episodes.csv")
+    assert tuple(ep.columns[: len(EPISODE_COLUMNS)]) == EPISODE_COLUMNS
+    policies = list(dict.fromkeys(ep["policy"]))
+    assert policies[:9] == [
+        "stay",
+        "threshold",
+        "greedy",
+        "caftm",
+        "wait_awhile",
+        "dvfs_only",
+        "random",
+        "packing",
+        "oracle",
+    ]
+    assert policies[9] == f"agent:{run.name}" and len(ep) == 2 * 10
+    assert (ep["jobs"] == 6).all() and ep.groupby("episode")["bound_kg"].nunique().eq(1).all()
+    # the gap is the carbon over that episode's bound, recomputed here
+    gap = 100 * (ep["carbon_kg"] - ep["bound_kg"]) / ep["bound_kg"]
+    assert (gap - ep["bound_gap_pct"]).abs().max() < 1e-9
+    summary = pd.read_csv(out / "summary.csv")
+    stay = summary.set_index("policy").loc["stay"]
+    assert math.isclose(stay["carbon_kg_mean"], ep[ep.policy == "stay"]["carbon_kg"].mean(), rel_tol=1e-12)
+    assert {"carbon_kg_ci95", "lost_minibatches_mean", "bound_gap_pct_mean"} <= set(summary.columns)
+    assert (out / "carbon.png").stat().st_size > 0 and (out / "gpus_in_use.png").stat().st_size > 0
+    assert "wall time:" in capsys.readouterr().out
+
+
+def write_config(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text("n_steps: 64\nbatch_size: 32\nn_epochs: 1\npolicy_kwargs: {net_arch: [16], activation_fn: tanh}\n")
+    return path
+
+
+def test_an_unknown_fleet_policy_is_a_one_line_error(capsys):
+    assert evaluate.main(["--scenario", "fleet_small", "--policies", "stay,teleport", "--agent", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown fleet policy 'teleport'" in err and err.count("\n") == 1
+
+
+def test_options_the_fleet_evaluation_does_not_support_are_named(capsys):
+    assert evaluate.main(["--scenario", "fleet_small", "--workers", "2", "--agent", "none"]) == 2
+    assert "--workers: not supported for fleet scenarios yet" in capsys.readouterr().err
