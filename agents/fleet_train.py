@@ -24,11 +24,21 @@ TRAIN_KEYS = ("timesteps", "n_envs", "eval_freq", "eval_episodes", "checkpoint_f
 
 
 def fleet_hyperparameters(config: str | None) -> dict:
-    hp = yaml.safe_load((CONFIGS / "maskable_ppo.yaml").read_text())
+    from agents.build import MASKED_ONLY_KEYS
+    from sim.errors import ConfigError
+
+    # the single-job agent's imitation of its oracle and its deadline shield do not apply to the fleet
+    hp = {
+        k: v
+        for k, v in yaml.safe_load((CONFIGS / "maskable_ppo.yaml").read_text()).items()
+        if k not in MASKED_ONLY_KEYS
+    }
     hp.update(yaml.safe_load((CONFIGS / "maskable_ppo_fleet.yaml").read_text()) or {})
     if config:
         hp.update(yaml.safe_load(Path(config).read_text()) or {})
-    return hp
+    for key in sorted(MASKED_ONLY_KEYS & {k for k, v in hp.items() if v is not None}):
+        raise ConfigError(f"{config}: {key}: not supported on CarbonFleet-v0 (single-job CarbonMigration-v0 only)")
+    return {k: v for k, v in hp.items() if k not in MASKED_ONLY_KEYS}
 
 
 def train_fleet(args: argparse.Namespace) -> Path:

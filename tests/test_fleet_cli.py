@@ -64,3 +64,13 @@ def test_an_unknown_fleet_policy_is_a_one_line_error(capsys):
 def test_options_the_fleet_evaluation_does_not_support_are_named(capsys):
     assert evaluate.main(["--scenario", "fleet_small", "--workers", "2", "--agent", "none"]) == 2
     assert "--workers: not supported for fleet scenarios yet" in capsys.readouterr().err
+
+
+def test_the_single_job_imitation_is_refused_on_the_fleet(tmp_path, capsys):
+    # the default single-job config imitates its oracle; the fleet drops that, and refuses it when asked for
+    config = tmp_path / "imitate.yaml"
+    config.write_text("imitation: {demo_episodes: 2}\n")
+    argv = ["--scenario", "fleet_small", "--timesteps", "64", "--out", str(tmp_path / "runs"), "--config", str(config)]
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{config}: imitation: not supported on CarbonFleet-v0" in err and not (tmp_path / "runs").exists()
