@@ -57,6 +57,15 @@ class EnvRows:
         self.t_mb_home_s = float(tab.t_mb_s[tab.home, -1])
         self.region_block = env.region_block
         self.start_h = int(env.world.carbon.start_h.astype(np.int64))
+        # step_rows' info arguments when no infos are wanted (no column per row: info_columns is skipped)
+        self._no_info = (
+            tab.total_mb,
+            tab.clocks_mhz,
+            float(tab.deadline_s),
+            np.zeros((0, 0)),
+            np.zeros((0, 0), dtype=np.int64),
+            np.zeros((0, 0), dtype=bool),
+        )
 
     def reset_row(self, i: int, rng: np.random.Generator, start: int) -> None:
         """Row ``i`` starts the episode at hour index ``start``, drawn from ``rng`` in the model's order (the
@@ -74,14 +83,23 @@ class EnvRows:
         self.invalid[i] = 0
         self.terms[i] = 0.0
 
-    def step(self, idx: np.ndarray) -> None:
+    def step(self, idx: np.ndarray, info_blocks: tuple = ()) -> bool:
         """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps
-        the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated."""
+        the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated.
+        ``info_blocks``: ``(cols, ints, flags, total_mb, clocks_mhz, deadline_s)`` for
+        :func:`envs.kernels.info_columns` of every row in the same call; returns whether they were filled."""
         b = self.batch
         if b.logging:
             b._grow_logs()
         parked, errors = step_rows(
-            idx, self.targets, self.levels, self.masks, self.invalid, *b.args(), *self._obs_args()
+            idx,
+            self.targets,
+            self.levels,
+            self.masks,
+            self.invalid,
+            *b.args(),
+            *self._obs_args(),
+            *(self._info_args(info_blocks) if info_blocks else self._no_info),
         )
         if parked:  # rare: a GPU-failure time to draw (or a log to grow); then observe as step_rows would have
             errors += b.finish(self.targets, self.levels)
@@ -90,6 +108,11 @@ class EnvRows:
             b.raise_illegal()
         if parked:
             self.observe(idx, True)
+        return bool(info_blocks) and not parked
+
+    def _info_args(self, blocks: tuple) -> tuple:
+        cols, ints, flags, total_mb, clocks_mhz, deadline_s = blocks
+        return total_mb, clocks_mhz, deadline_s, cols, ints, flags
 
     def _obs_args(self) -> tuple:
         return (

@@ -298,10 +298,17 @@ def step_rows(
     term,
     trunc,
     terms,
+    total_mb,
+    clocks_mhz,
+    deadline_s,
+    cols,
+    ints,
+    flags,
 ):
     """One step of the rows ``envs`` in one compiled call: ``_prepare`` (masked targets), ``sim.core.advance`` and,
-    unless a row parked on a draw, ``_observe`` (rewards, flags, observations, masks). Returns ``advance``'s
-    ``(parked, errors)``; when ``parked``, the caller resumes the parked rows and then observes."""
+    unless a row parked on a draw, ``_observe`` (rewards, flags, observations, masks) and, when ``cols`` has a
+    column per row, ``info_columns`` of every row (saves the vector env a second call). Returns ``advance``'s
+    ``(parked, errors)``; when ``parked``, the caller resumes the parked rows, observes, and fills the infos."""
     _prepare(envs, targets, masks, iv_all, invalid, xfer_h.shape[0])
     parked, errors = advance(
         envs,
@@ -357,4 +364,8 @@ def step_rows(
             trunc,
             terms,
         )
+        if cols.shape[1] == f.shape[0]:
+            info_columns(
+                f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, clocks_mhz, deadline_s, cols, ints, flags
+            )
     return parked, errors

@@ -7,7 +7,7 @@ How it is batched: the state of all N environments lives in the arrays of :class
 (``(N, 1, ...)``: one job each), the episode tables in :class:`sim.tables.EpisodeArrays`, the observation buffers
 in :class:`envs.batch.EnvRows` (the single environment is the same code with one row). A step is one compiled
 call over the whole batch (:func:`envs.kernels.step_rows`: actions -> :func:`sim.core.advance` -> observations,
-masks and rewards) and one for the infos (:func:`envs.kernels.info_columns`). Each
+masks, rewards and the infos' columns, :func:`envs.kernels.info_columns`). Each
 environment keeps its own ``numpy.random.Generator``: transfer-failure coins are drawn inside the compiled loop
 through the generator's C ``next_double`` (what ``rng.random()`` calls), and the rare GPU-failure time is drawn
 in a short Python loop over the environments parked on it; so env ``i`` reset with seed ``s`` produces exactly
@@ -225,7 +225,9 @@ class CarbonMigrationVectorEnv(VectorEnv):
             bad = ~self._masks[idx, targets[idx]]
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
-        self.rows.step(idx)  # one compiled call: masked targets -> physics -> observations, masks, rewards
+        blocks = self._info_blocks()  # filled by the same compiled call unless a row parked
+        filled = self.rows.step(idx, (*blocks, self._total_mb, self._clocks_mhz, self._deadline_s))
+        # one compiled call: masked targets -> physics -> observations, masks, rewards, infos
         if idx is not self._all_idx:
             for i in np.flatnonzero(self._autoreset):
                 rew[i], term[i], trunc[i] = 0.0, False, False
@@ -240,9 +242,10 @@ class CarbonMigrationVectorEnv(VectorEnv):
                     finals.append((i, self._observations[i].copy(), info))
                 rows = done.tolist()
                 self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
+                filled = False
         else:
             np.logical_or(term, trunc, out=self._autoreset)
-        infos = self._infos()
+        infos = self._infos(blocks if filled else None)
         self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
         for i, obs, info in finals:
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
@@ -290,14 +293,20 @@ class CarbonMigrationVectorEnv(VectorEnv):
             raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
         return rs.targets, rs.levels
 
-    def _infos(self) -> dict[str, Any]:
-        """The single environment's info keys, batched (Gymnasium vector dict layout). Every value is a row of two
-        fresh arrays filled by one compiled call (:func:`envs.kernels.info_columns`), so the dict costs a few
-        microseconds however many metrics there are; the ``_key`` masks are shared, read-only all-True arrays."""
+    def _info_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fresh ``(cols, ints, flags)`` blocks for :func:`envs.kernels.info_columns` (new every step: the infos
+        handed out keep their values)."""
         N = self.num_envs
-        cols = np.empty((self._n_info_cols, N))
-        ints = np.empty((N_INT + 1, N), dtype=np.int64)
-        flags = np.empty((2, N), dtype=bool)
+        return np.empty((self._n_info_cols, N)), np.empty((N_INT + 1, N), dtype=np.int64), np.empty((2, N), dtype=bool)
+
+    def _infos(self, blocks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+        """The single environment's info keys, batched (Gymnasium vector dict layout). Every value is a row of two
+        fresh arrays filled by one compiled call (:func:`envs.kernels.info_columns`; in ``step``, the step's own
+        call fills ``blocks``), so the dict costs a few microseconds however many metrics there are; the ``_key``
+        masks are shared, read-only all-True arrays."""
+        if blocks is not None:
+            return self._info_dict(*blocks)
+        cols, ints, flags = self._info_blocks()
         core = self.core
         info_columns(
             core.f,
@@ -313,6 +322,9 @@ class CarbonMigrationVectorEnv(VectorEnv):
             ints,
             flags,
         )
+        return self._info_dict(cols, ints, flags)
+
+    def _info_dict(self, cols: np.ndarray, ints: np.ndarray, flags: np.ndarray) -> dict[str, Any]:
         region, state = ints[I_REGION], ints[I_STATE]
         completed = flags[0]
         m, t = len(_METRIC_KEYS), len(REWARD_TERMS)

@@ -234,7 +234,12 @@ def free_gpus_table(
         hours = start_hour_utc + np.arange(n_steps) * step_s / 3600.0
         shift = daily_amplitude * np.cos(2 * math.pi * (hours - peak_hour_utc) / 24.0)
     eps = rng.standard_normal((len(pools_gpus), n_steps))
+    pools = _pools(tuple(pools_gpus))
     # compiled: the operations of _ar1, np.interp, np.clip and np.rint in their order (same bits, a few us)
+    if common is None and shift is None and phi >= 1e-12:  # the usual case: one compiled call
+        block = max(1, int(250.0 / -math.log10(phi)))
+        root, pw = math.sqrt(1.0 - phi * phi), _powers(phi, min(block, n_steps))
+        return _free_ar1_rows(eps, root, pw, block, p.quantile_z, p.quantile_fraction, float(scale), pools)
     if phi < 1e-12:
         z = _ar1(phi, eps)
     else:
@@ -244,5 +249,17 @@ def free_gpus_table(
         z = math.sqrt(correlation) * common + math.sqrt(1.0 - correlation) * z
     if shift is not None:
         z = z - shift
-    pools = np.asarray(pools_gpus, dtype=float)
     return _free_from_latent(z, p.quantile_z, p.quantile_fraction, float(scale), pools)
+
+
+@lru_cache(maxsize=64)
+def _pools(pools_gpus: tuple[int, ...]) -> np.ndarray:
+    pools = np.asarray(pools_gpus, dtype=float)
+    pools.setflags(write=False)
+    return pools
+
+
+@njit(cache=True)
+def _free_ar1_rows(eps, root, pw, block, qz, qf, scale, pools):  # pragma: no cover - compiled
+    """``_free_from_latent(_ar1_rows(eps, ...), ...)`` in one compiled call (same operations, same bits)."""
+    return _free_from_latent(_ar1_rows(eps, root, pw, block), qz, qf, scale, pools)

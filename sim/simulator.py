@@ -119,6 +119,7 @@ class Simulator:
         if carbon.zones != scenario.zones:
             raise ValueError(f"carbon table zones {carbon.zones} != scenario zones {scenario.zones}")
         self.carbon = carbon
+        self._carbon_h0: tuple = (None, 0)  # (carbon table, its first hour in hours since the epoch)
         self.network = network
         self.gpu_models = gpu_models
         self._fixed_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by UTC hour of day at the start
@@ -214,7 +215,10 @@ class Simulator:
                 f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
             )
         ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
-        hour_of_day0 = int((self.carbon.start_h + np.timedelta64(start_hour, "h")).astype(int) % 24)
+        # hours since 1970-01-01T00 of the episode start, mod 24 (int arithmetic: datetime64 math costs a few us)
+        if self._carbon_h0[0] is not self.carbon:
+            self._carbon_h0 = (self.carbon, int(self.carbon.start_h.astype("datetime64[h]").astype(np.int64)))
+        hour_of_day0 = (self._carbon_h0[1] + start_hour) % 24
         cap, phase_w = self._fixed_episode_tables(hour_of_day0)
         # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
         steps = self.n_steps + 1
