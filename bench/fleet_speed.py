@@ -34,7 +34,7 @@ if str(REPO) not in sys.path:
 import envs  # noqa: E402,F401  (registers the environments)
 from bench.speed import _clock, cartpole_steps_per_s, cartpole_vector_env_steps_per_s, paired  # noqa: E402
 from envs.fleet import CarbonFleetEnv  # noqa: E402
-from sim import fleet_core  # noqa: E402
+from sim import core, fleet_core  # noqa: E402
 from sim.core import N_METRICS, rng_handles  # noqa: E402
 
 _COMPLETED = 7
@@ -47,21 +47,21 @@ def _open_jobs(arrival_s: np.ndarray, t_s: np.ndarray, state: np.ndarray) -> int
 def fleet_job_steps_per_s(scenario: str, seconds: float, seed: int = 0) -> tuple[float, float]:
     """(env steps/s, job-steps/s) of ``gymnasium.make("CarbonFleet-v0")`` with random valid slot actions."""
     env = gym.make("CarbonFleet-v0", scenario=scenario, split="test")
-    core = env.unwrapped
+    fleet_env = env.unwrapped
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
-    R1, L, K = core.R + 1, core.L, core.K
+    R1, L, K = fleet_env.R + 1, fleet_env.L, fleet_env.K
     n = jobs = 0
     t0 = _clock()
     while True:
         for _ in range(256):
-            m = core.action_masks().reshape(K, R1 + L)
+            m = fleet_env.action_masks().reshape(K, R1 + L)
             u = rng.random((K, 2))
             a = np.empty(2 * K, dtype=np.int64)
             for s in range(K):
                 t_ok, l_ok = np.flatnonzero(m[s, :R1]), np.flatnonzero(m[s, R1:])
                 a[2 * s], a[2 * s + 1] = t_ok[int(u[s, 0] * t_ok.size)], l_ok[int(u[s, 1] * l_ok.size)]
-            jobs += int(core.open_jobs().sum())
+            jobs += int(fleet_env.open_jobs().sum())
             _, _, terminated, truncated, _ = env.step(a)
             if terminated or truncated:
                 env.reset()
@@ -115,7 +115,7 @@ class FleetBatch:
 
     def step(self) -> None:
         env = self.env
-        if self.i[0, 0, fleet_core.I_K] >= env.n_steps:  # every row reached the horizon: start again
+        if self.i[0, 0, core.I_K] >= env.n_steps:  # every row reached the horizon: start again
             self.f[:], self.i[:] = self.f0, self.i0
             self.ep_acc[:] = 0.0
         fleet_core.priority_order(self.envs, self.f, self.i, env._P, env._fastest_mb_s, self.order, self.key)
@@ -156,8 +156,8 @@ class FleetBatch:
         )
 
     def open_jobs(self) -> int:
-        t = self.i[:, :, fleet_core.I_K] * self.env.step_s
-        return _open_jobs(self.env._arrival, t, self.i[:, :, fleet_core.I_STATE])
+        t = self.i[:, :, core.I_K] * self.env.step_s
+        return _open_jobs(self.env._arrival, t, self.i[:, :, core.I_STATE])
 
 
 _BATCHES: dict[tuple, FleetBatch] = {}

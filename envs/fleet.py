@@ -13,7 +13,7 @@ from gymnasium import spaces
 from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
 from loaders.carbon import carbon_table
 from loaders.philly import fleet_jobs, load_philly
-from sim import fleet_core
+from sim import core, fleet_core
 from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.core import I_AFTER_SUSPEND as _I_AFTER
@@ -290,16 +290,16 @@ class CarbonFleetEnv(gym.Env):
         self._i[:] = 0
         self._step_acc[:] = 0.0
         self._ep_acc[:] = 0.0
-        self._f[0, :, fleet_core.F_PHASE_END_S] = math.inf
-        self._f[0, :, fleet_core.F_XFER_FAIL_AT_S] = math.inf
-        self._f[0, :, fleet_core.F_COMPLETED_AT_S] = math.inf
+        self._f[0, :, core.F_PHASE_END_S] = math.inf
+        self._f[0, :, core.F_XFER_FAIL_AT_S] = math.inf
+        self._f[0, :, core.F_COMPLETED_AT_S] = math.inf
         lam = f.gpu_failure_per_gpu_hour
         self._fail_rate = float(lam)
-        self._f[0, :, fleet_core.F_FAIL_LEFT_GPU_H] = rng.exponential(1.0 / lam, J) if lam > 0 else math.inf
-        self._i[0, :, fleet_core.I_STATE] = _QUEUED
-        self._i[0, :, fleet_core.I_REGION] = jobs.home
-        self._i[0, :, fleet_core.I_DEST] = jobs.home
-        self._i[0, :, fleet_core.I_LEVEL] = self.L - 1
+        self._f[0, :, core.F_FAIL_LEFT_GPU_H] = rng.exponential(1.0 / lam, J) if lam > 0 else math.inf
+        self._i[0, :, core.I_STATE] = _QUEUED
+        self._i[0, :, core.I_REGION] = jobs.home
+        self._i[0, :, core.I_DEST] = jobs.home
+        self._i[0, :, core.I_LEVEL] = self.L - 1
         self._i[0, :, _I_AFTER] = jobs.home
         self._order[0] = np.arange(J)  # a permutation for priority_order to start from
         self._targets[0] = jobs.home
@@ -427,12 +427,12 @@ class CarbonFleetEnv(gym.Env):
             self._rng_states,
         )
         if errors:
-            j = int(np.flatnonzero(self._i[0, :, fleet_core.I_ERROR])[0])
-            code = int(self._i[0, j, fleet_core.I_ERROR]) - 1
+            j = int(np.flatnonzero(self._i[0, :, core.I_ERROR])[0])
+            code = int(self._i[0, j, core.I_ERROR]) - 1
             raise RuntimeError(f"job {j}: illegal transition {State(code // 8).name} -> {State(code % 8).name}")
         acc = self._step_acc[0]
         # regional power cap: fleet power at the end of the step against each region's cap
-        power = np.bincount(self._i[0, :, fleet_core.I_REGION], self._f[0, :, fleet_core.F_POWER_W], self.R)
+        power = np.bincount(self._i[0, :, core.I_REGION], self._f[0, :, core.F_POWER_W], self.R)
         excess_w = np.maximum(power - self.cap_w, 0.0)
         over = excess_w > 0
         self._cap_violation_s += self.step_s * float(over.sum())
@@ -449,8 +449,8 @@ class CarbonFleetEnv(gym.Env):
             + w.migration_per_count * acc[:, _M["migrations"]].sum()
         )
         self._gpus_in_use_log.append(self.gpus_in_use())
-        done = bool(np.all(self._i[0, :, fleet_core.I_STATE] == _COMPLETED))
-        truncated = not done and int(self._i[0, 0, fleet_core.I_K]) >= self.n_steps
+        done = bool(np.all(self._i[0, :, core.I_STATE] == _COMPLETED))
+        truncated = not done and int(self._i[0, 0, core.I_K]) >= self.n_steps
         if done:
             self._ended = "after the episode terminated (every job completed)"
         elif truncated:
@@ -465,27 +465,27 @@ class CarbonFleetEnv(gym.Env):
 
     @property
     def t_s(self) -> float:
-        return float(self._i[0, 0, fleet_core.I_K]) * self.step_s
+        return float(self._i[0, 0, core.I_K]) * self.step_s
 
     @property
     def k(self) -> int:
-        return int(self._i[0, 0, fleet_core.I_K])
+        return int(self._i[0, 0, core.I_K])
 
     def remaining_minibatches(self) -> np.ndarray:
-        return self._P[:, PARAMS.index("total_mb")] - self._f[0, :, fleet_core.F_PROGRESS_MB]
+        return self._P[:, PARAMS.index("total_mb")] - self._f[0, :, core.F_PROGRESS_MB]
 
     def completed_at_s(self) -> np.ndarray:
         """(J,) s after the episode start each job completed (inf: not yet)."""
-        return self._f[0, :, fleet_core.F_COMPLETED_AT_S].copy()
+        return self._f[0, :, core.F_COMPLETED_AT_S].copy()
 
     def job_state(self) -> np.ndarray:
-        return self._i[0, :, fleet_core.I_STATE].copy()
+        return self._i[0, :, core.I_STATE].copy()
 
     def job_region(self) -> np.ndarray:
-        return self._i[0, :, fleet_core.I_REGION].copy()
+        return self._i[0, :, core.I_REGION].copy()
 
     def job_gpus(self) -> np.ndarray:
-        return self._i[0, :, fleet_core.I_N_GPUS].copy()
+        return self._i[0, :, core.I_N_GPUS].copy()
 
     def free_now(self) -> np.ndarray:
         """(R,) GPUs of each pool open to the fleet now (0 during an outage)."""
@@ -507,16 +507,14 @@ class CarbonFleetEnv(gym.Env):
 
     def gpus_in_use(self) -> np.ndarray:
         """(R,) GPUs the fleet's jobs hold in each region now."""
-        return np.bincount(self._i[0, :, fleet_core.I_REGION], self._i[0, :, fleet_core.I_N_GPUS], self.R).astype(
-            np.int64
-        )
+        return np.bincount(self._i[0, :, core.I_REGION], self._i[0, :, core.I_N_GPUS], self.R).astype(np.int64)
 
     def intensity_now(self) -> np.ndarray:
         return self.ci[0, :, min(int(self.t_s // _S_PER_H), self.n_hours - 1)]
 
     def open_jobs(self) -> np.ndarray:
         """(J,) bool: arrived and not completed."""
-        return (self.jobs.arrival_s <= self.t_s + 1e-9) & (self._i[0, :, fleet_core.I_STATE] != _COMPLETED)
+        return (self.jobs.arrival_s <= self.t_s + 1e-9) & (self._i[0, :, core.I_STATE] != _COMPLETED)
 
     def slack_s(self) -> np.ndarray:
         return self.jobs.deadline_s - self.t_s - self.remaining_minibatches() * self._fastest_mb_s
@@ -539,9 +537,9 @@ class CarbonFleetEnv(gym.Env):
         up = self.region_up()
         free = self.free_now()
         st, reg, ng = (
-            self._i[0, :, fleet_core.I_STATE],
-            self._i[0, :, fleet_core.I_REGION],
-            self._i[0, :, fleet_core.I_N_GPUS],
+            self._i[0, :, core.I_STATE],
+            self._i[0, :, core.I_REGION],
+            self._i[0, :, core.I_N_GPUS],
         )
         m = self._mask.reshape(K, R + 1 + L)
         m[:] = False
@@ -558,7 +556,7 @@ class CarbonFleetEnv(gym.Env):
         # during a timed phase only its own target (sim.rules.continue_target, vectorised)
         jt, st_t = js[timed], s_[timed]
         after = self._i[0, jt, _I_AFTER]
-        tgt = np.where(st_t == _MIGRATION, self._i[0, jt, fleet_core.I_DEST], reg[jt])
+        tgt = np.where(st_t == _MIGRATION, self._i[0, jt, core.I_DEST], reg[jt])
         tgt = np.where(st_t == _SUSPEND, np.where(after == WAIT, R, after), tgt)
         m[rows[timed], tgt] = True
         m[rows, R + 1 :] = True
@@ -566,7 +564,7 @@ class CarbonFleetEnv(gym.Env):
         o = self._obs
         h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
         in_use = self.gpus_in_use()
-        power = np.bincount(reg, self._f[0, :, fleet_core.F_POWER_W], R)
+        power = np.bincount(reg, self._f[0, :, core.F_POWER_W], R)
         cap_ratio = np.where(np.isfinite(self.cap_w), power / np.where(np.isfinite(self.cap_w), self.cap_w, 1.0), 0.0)
         reg_block = np.stack(
             [
@@ -596,7 +594,7 @@ class CarbonFleetEnv(gym.Env):
             jb[:n, 6 + R] = self.remaining_minibatches()[sl] / total
             jb[:n, 7 + R] = (jobs.deadline_s[sl] - self.t_s) / self.horizon_s
             jb[:n, 8 + R] = slack[sl] / self.horizon_s
-            jb[:n, 9 + R] = self._i[0, sl, fleet_core.I_LEVEL] / max(L - 1, 1)
+            jb[:n, 9 + R] = self._i[0, sl, core.I_LEVEL] / max(L - 1, 1)
         arrived = jobs.arrival_s <= self.t_s + 1e-9
         idle = open_ & (ng == 0)
         q = np.array(
@@ -619,7 +617,7 @@ class CarbonFleetEnv(gym.Env):
             "t_s": self.t_s,
             "carbon_kg": float(job_kg.sum()),
             "energy_kwh": float(job_kwh.sum()),
-            "jobs_completed": int((self._i[0, :, fleet_core.I_STATE] == _COMPLETED).sum()),
+            "jobs_completed": int((self._i[0, :, core.I_STATE] == _COMPLETED).sum()),
             "migrations": int(ea[:, _M["migrations"]].sum()),
             "lost_minibatches": float(ea[:, _M["lost_minibatches"]].sum()),
             "rollbacks": int(ea[:, _M["rollbacks"]].sum()),
@@ -631,7 +629,7 @@ class CarbonFleetEnv(gym.Env):
             "job_state": self.job_state(),
             "job_region": self.job_region(),
             "job_gpus": self.job_gpus(),
-            "job_progress_mb": self._f[0, :, fleet_core.F_PROGRESS_MB].copy(),
+            "job_progress_mb": self._f[0, :, core.F_PROGRESS_MB].copy(),
             "job_carbon_kg": job_kg,
             "job_energy_kwh": job_kwh,
         }
@@ -639,9 +637,9 @@ class CarbonFleetEnv(gym.Env):
     def episode_metrics(self) -> dict:
         """The fleet table's row for the episode so far (units in the names; see ``evaluation/fleet.py``)."""
         jobs, ea = self.jobs, self._ep_acc[0]
-        st = self._i[0, :, fleet_core.I_STATE]
+        st = self._i[0, :, core.I_STATE]
         done = st == _COMPLETED
-        c_at = self._f[0, :, fleet_core.F_COMPLETED_AT_S]
+        c_at = self._f[0, :, core.F_COMPLETED_AT_S]
         met = done & (c_at <= jobs.deadline_s + 1e-6)
         queued_s = ea[:, _M["time_waiting_s"]] + ea[:, _M["time_queued_s"]]
         held = np.asarray(self._gpus_in_use_log).sum() * self.step_s if self._gpus_in_use_log else 0.0
@@ -669,8 +667,8 @@ class CarbonFleetEnv(gym.Env):
         its own tables, the pools as it sees them (free GPUs minus those other jobs hold), the fleet's forecasts."""
         jobs, R, L = self.jobs, self.R, self.L
         h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
-        st, reg = int(self._i[0, j, fleet_core.I_STATE]), int(self._i[0, j, fleet_core.I_REGION])
-        ng = int(self._i[0, j, fleet_core.I_N_GPUS])
+        st, reg = int(self._i[0, j, core.I_STATE]), int(self._i[0, j, core.I_REGION])
+        ng = int(self._i[0, j, core.I_N_GPUS])
         up = self.region_up()
         others = self.gpus_in_use()
         others[reg] -= ng
@@ -679,7 +677,7 @@ class CarbonFleetEnv(gym.Env):
         if mask is None:
             mask = np.zeros(R + 1 + L, dtype=bool)
             if is_timed(st):
-                tgt = continue_target(st, reg, int(self._i[0, j, fleet_core.I_DEST]), int(self._i[0, j, _I_AFTER]), R)
+                tgt = continue_target(st, reg, int(self._i[0, j, core.I_DEST]), int(self._i[0, j, _I_AFTER]), R)
                 mask[tgt] = True
             else:
                 mask[:R] = up & (usable > 0)
@@ -704,12 +702,12 @@ class CarbonFleetEnv(gym.Env):
             p_gpu_w=jobs.gpu_power_w[j],
             idle_w=jobs.idle_w[j],
             pue=jobs.pue,
-            level=int(self._i[0, j, fleet_core.I_LEVEL]),
+            level=int(self._i[0, j, core.I_LEVEL]),
             n_gpus=ng,
             requested_gpus=int(jobs.gpus[j]),
-            power_w=float(self._f[0, j, fleet_core.F_POWER_W]),
+            power_w=float(self._f[0, j, core.F_POWER_W]),
             cap_w=math.inf,
-            progress_mb=float(self._f[0, j, fleet_core.F_PROGRESS_MB]),
+            progress_mb=float(self._f[0, j, core.F_PROGRESS_MB]),
             total_mb=float(jobs.minibatches[j]),
             work=1.0,
             deadline_s=float(jobs.deadline_s[j]),

@@ -423,6 +423,128 @@ def _log_transitions(iv, t, log, n_log, i):
     iv[I_N_TRANS] = 0
 
 
+@njit(cache=True, inline="always")
+def _piece(fv, iv, t, t_end, h, s, r, n, work_mult, throttle, cap_w_now, P, t_mb_s_r, p_gpu_w_r, idle_w_r,
+           host_busy_w_r, host_idle_w_r, speed, os_, no):  # fmt: skip
+    """The next piece of a step from ``t`` (s): it ends at the hour's or the step's end or at the first event.
+
+    Returns ``dt`` (s), the event ending it (``_EV_NONE``: none), and the rates over it: board power at the
+    clock ``power_w``, GPU power with the checkpoint stall's idle share ``gpu_w``, host power ``host_w`` (W),
+    the stalled fraction of the time and the progress ``rate`` (mini-batches/s). Shared by ``advance`` and the
+    fleet loop (``sim.fleet_core``), which passes a work multiplier of 1 and no throttle.
+    """
+    dt = (h + 1) * _S_PER_H
+    dt = (t_end if t_end <= dt else dt) - t
+    event = _EV_NONE
+    power_w = 0.0
+    gpu_w = 0.0
+    host_w = 0.0
+    stall_frac = 0.0
+    rate = 0.0
+    if s == _TOLERANCE:
+        lvl = iv[I_LEVEL]
+        if throttle:
+            lvl = level_under_cap(p_gpu_w_r, n, cap_w_now, lvl)
+        p_l = p_gpu_w_r[lvl]
+        power_w = n * p_l
+        stall_mb_s = P[_P_STALL]
+        compute_s = work_mult * t_mb_s_r[lvl] / speed[n]
+        per_mb_s = compute_s + stall_mb_s
+        rate = 1.0 / per_mb_s
+        if stall_mb_s > 0.0:
+            stall_frac = stall_mb_s / per_mb_s
+            gpu_w = power_w + n * (idle_w_r - p_l) * stall_frac
+        else:
+            gpu_w = power_w
+        host_w = n * host_busy_w_r
+        progress = fv[F_PROGRESS_MB]
+        if iv[I_DRAINING] != 0:
+            fl = math.floor(progress)
+            goal = progress if progress == fl else fl + 1.0
+            done_event = _EV_BOUNDARY
+        else:
+            goal = P[_P_TOTAL]
+            done_event = _EV_COMPLETION
+        d = (goal - progress) / rate
+        if d <= dt:
+            dt, event = d, done_event
+        d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
+        if d < dt:
+            dt, event = d, _EV_GPU_FAILURE
+    elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
+        power_w = n * idle_w_r
+        gpu_w = power_w
+        host_w = n * host_idle_w_r
+        d = fv[F_PHASE_END_S] - t
+        if d <= dt:
+            dt, event = d, _EV_PHASE_END
+    elif s == _MIGRATION:
+        d = fv[F_PHASE_END_S] - t
+        if d <= dt:
+            dt, event = d, _EV_PHASE_END
+        d = fv[F_XFER_FAIL_AT_S] - t
+        if d < dt:
+            dt, event = d, _EV_TRANSFER_FAILURE
+    if n > 0:
+        for jo in range(no[r]):
+            start = os_[r, jo]
+            if t <= start < t + dt:
+                dt, event = start - t, _EV_OUTAGE
+                break
+    if dt < 0.0:
+        dt = 0.0
+    return dt, event, power_w, gpu_w, host_w, stall_frac, rate
+
+
+@njit(cache=True, inline="always")
+def _book_piece(fv, iv, acc, t, dt, h, s, r, n, power_w, gpu_w, host_w, stall_frac, rate, ci_i, cap_w_now, pue_r,
+                emb_g_r, xfer_s, P):  # fmt: skip
+    """Account a piece of ``dt`` s from ``t`` (energy, carbon at the hour's intensity ``ci_i[r, h]``, progress,
+    cap violation, transfer, lateness, time in state) and move the clock; returns the new time (s)."""
+    ci_now = ci_i[r, h]
+    if power_w > 0.0:
+        it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
+        fac_kwh = it_kwh * pue_r
+        c_g = fac_kwh * ci_now
+        gpu_h = n * dt / _S_PER_H
+        acc[_IT] += it_kwh
+        acc[_FAC] += fac_kwh
+        acc[_OPC] += c_g
+        acc[_GPUH] += gpu_h
+        acc[_HOST] += host_w * dt / _J_PER_KWH
+        acc[_EMB] += gpu_h * emb_g_r
+        if s == _TOLERANCE:
+            acc[_STALL] += dt * stall_frac
+            done = rate * dt
+            fv[F_PROGRESS_MB] += done
+            fv[F_FAIL_LEFT_GPU_H] -= gpu_h
+            over = power_w > cap_w_now
+            if over:
+                acc[_CAPS] += dt
+                acc[_CAPJ] += (power_w - cap_w_now) * dt
+                if iv[I_VIOLATING] == 0:
+                    acc[_CAPN] += 1
+            iv[I_VIOLATING] = 1 if over else 0
+            acc[_DONE] += done
+    elif s == _MIGRATION:
+        dest = iv[I_DEST]
+        tx_kwh = P[_P_XKWH] * dt / xfer_s[r, dest]
+        acc[_TXE] += tx_kwh
+        acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci_i[dest, h])
+        acc[_TXS] += dt
+    t_next = t + dt
+    deadline_s = P[_P_DEADLINE]
+    if t_next > deadline_s:
+        c_at = fv[F_COMPLETED_AT_S]
+        late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
+        if late > 0:
+            acc[_LATE] += late / _S_PER_H
+    acc[_TIME0 + s] += dt
+    fv[F_POWER_W] = power_w
+    fv[F_T_S] = t_next
+    return t_next
+
+
 @njit(cache=True)
 def advance(
     envs,
@@ -488,14 +610,12 @@ def advance(
                     _log_transitions(iv, fv[F_T_S], trans[i], n_trans, i)
             else:  # resume after the log was grown
                 iv[I_PEND] = PEND_NONE
-            # the event loop from the current time to the step's end (or until parked); written
-            # out here rather than called: per call, numba would take a reference to each of ~20 array arguments
+            # the event loop from the current time to the step's end (or until parked): pieces from _piece,
+            # booked by _book_piece (both inlined by numba, shared with the fleet loop)
             parked_now = False
             t_end = fv[F_T_END_S]
             t_stop = t_end - _EPS_S
-            stall_mb_s = P[_P_STALL]
             throttle = P[_P_THROTTLE] != 0.0
-            deadline_s = P[_P_DEADLINE]
             t = fv[F_T_S]
             s = iv[I_STATE]
             while t < t_stop and s != _COMPLETED:
@@ -505,112 +625,19 @@ def advance(
                     break
                 r = iv[I_REGION]
                 h = int(t // _S_PER_H)
-                dt = (h + 1) * _S_PER_H
-                dt = (t_end if t_end <= dt else dt) - t
-                event = _EV_NONE
-                power_w = 0.0
-                gpu_w = 0.0
-                host_w = 0.0
-                stall_frac = 0.0
-                rate = 0.0
                 n = iv[I_N_GPUS]
-                if s == _TOLERANCE:
-                    lvl = iv[I_LEVEL]
-                    if throttle:
-                        lvl = level_under_cap(p_gpu_w[r], n, cap_w[i, h], lvl)
-                    p_l = p_gpu_w[r, lvl]
-                    power_w = n * p_l
-                    compute_s = work[i, iv[I_K]] * t_mb_s[r, lvl] / speed[n]
-                    per_mb_s = compute_s + stall_mb_s
-                    rate = 1.0 / per_mb_s
-                    if stall_mb_s > 0.0:
-                        stall_frac = stall_mb_s / per_mb_s
-                        gpu_w = power_w + n * (idle_w[r] - p_l) * stall_frac
-                    else:
-                        gpu_w = power_w
-                    host_w = n * host_busy_w[r]
-                    progress = fv[F_PROGRESS_MB]
-                    if iv[I_DRAINING] != 0:
-                        fl = math.floor(progress)
-                        goal = progress if progress == fl else fl + 1.0
-                        done_event = _EV_BOUNDARY
-                    else:
-                        goal = P[_P_TOTAL]
-                        done_event = _EV_COMPLETION
-                    d = (goal - progress) / rate
-                    if d <= dt:
-                        dt, event = d, done_event
-                    d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
-                    if d < dt:
-                        dt, event = d, _EV_GPU_FAILURE
-                elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                    power_w = n * idle_w[r]
-                    gpu_w = power_w
-                    host_w = n * host_idle_w[r]
-                    d = fv[F_PHASE_END_S] - t
-                    if d <= dt:
-                        dt, event = d, _EV_PHASE_END
-                elif s == _MIGRATION:
-                    d = fv[F_PHASE_END_S] - t
-                    if d <= dt:
-                        dt, event = d, _EV_PHASE_END
-                    d = fv[F_XFER_FAIL_AT_S] - t
-                    if d < dt:
-                        dt, event = d, _EV_TRANSFER_FAILURE
-                if n > 0:
-                    for jo in range(no[r]):
-                        start = os_[r, jo]
-                        if t <= start < t + dt:
-                            dt, event = start - t, _EV_OUTAGE
-                            break
-                if dt < 0.0:
-                    dt = 0.0
-
+                dt, event, power_w, gpu_w, host_w, stall_frac, rate = _piece(
+                    fv, iv, t, t_end, h, s, r, n, work[i, iv[I_K]], throttle, cap_w[i, h], P, t_mb_s[r], p_gpu_w[r],
+                    idle_w[r], host_busy_w[r], host_idle_w[r], speed, os_, no,
+                )  # fmt: skip
                 if logging:
                     row = seg[i, n_seg[i]]
                     row[0], row[1], row[2], row[3], row[4], row[5], row[6] = t, dt, r, s, gpu_w, n, iv[I_DEST]
                     n_seg[i] += 1
-                ci_now = ci[i, r, h]
-                if power_w > 0.0:
-                    it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
-                    fac_kwh = it_kwh * pue[r]
-                    c_g = fac_kwh * ci_now
-                    gpu_h = n * dt / _S_PER_H
-                    acc[_IT] += it_kwh
-                    acc[_FAC] += fac_kwh
-                    acc[_OPC] += c_g
-                    acc[_GPUH] += gpu_h
-                    acc[_HOST] += host_w * dt / _J_PER_KWH
-                    acc[_EMB] += gpu_h * emb_g[r]
-                    if s == _TOLERANCE:
-                        acc[_STALL] += dt * stall_frac
-                        done = rate * dt
-                        fv[F_PROGRESS_MB] += done
-                        fv[F_FAIL_LEFT_GPU_H] -= gpu_h
-                        cap = cap_w[i, h]
-                        over = power_w > cap
-                        if over:
-                            acc[_CAPS] += dt
-                            acc[_CAPJ] += (power_w - cap) * dt
-                            if iv[I_VIOLATING] == 0:
-                                acc[_CAPN] += 1
-                        iv[I_VIOLATING] = 1 if over else 0
-                        acc[_DONE] += done
-                elif s == _MIGRATION:
-                    dest = iv[I_DEST]
-                    tx_kwh = P[_P_XKWH] * dt / xfer_s[r, dest]
-                    acc[_TXE] += tx_kwh
-                    acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci[i, dest, h])
-                    acc[_TXS] += dt
-                t_next = t + dt
-                if t_next > deadline_s:
-                    c_at = fv[F_COMPLETED_AT_S]
-                    late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
-                    if late > 0:
-                        acc[_LATE] += late / _S_PER_H
-                acc[_TIME0 + s] += dt
-                fv[F_POWER_W] = power_w
-                fv[F_T_S] = t = t_next
+                t = _book_piece(
+                    fv, iv, acc, t, dt, h, s, r, n, power_w, gpu_w, host_w, stall_frac, rate, ci[i], cap_w[i, h],
+                    pue[r], emb_g[r], xfer_s, P,
+                )  # fmt: skip
                 if event != _EV_NONE:
                     iv[I_N_TRANS] = 0
                     _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_states[i])

@@ -37,46 +37,20 @@ from numba import njit
 
 from sim.core import (  # the physics of one job, shared with the single-job core
     _COMPLETED,
-    _DONE,
-    _EMB,
-    _EV_BOUNDARY,
-    _EV_COMPLETION,
-    _EV_GPU_FAILURE,
     _EV_NONE,
-    _EV_OUTAGE,
-    _EV_PHASE_END,
-    _EV_TRANSFER_FAILURE,
-    _FAC,
     _GPUF,
-    _GPUH,
-    _HOST,
-    _IT,
-    _LATE,
-    _MIGRATION,
-    _OPC,
     _PRE,
     _RECOVERING,
     _SCALING,
-    _STALL,
     _SUSPEND,
-    _TIME0,
     _TOLERANCE,
-    _TXC,
-    _TXE,
-    _TXS,
-    F_COMPLETED_AT_S,
     F_FAIL_LEFT_GPU_H,
-    F_PHASE_END_S,
     F_POWER_W,
     F_PROGRESS_MB,
     F_T_END_S,
     F_T_S,
-    F_XFER_FAIL_AT_S,
-    I_DEST,
-    I_DRAINING,
     I_ERROR,
     I_K,
-    I_LEVEL,
     I_N_GPUS,
     I_PEND,
     I_REGION,
@@ -84,9 +58,11 @@ from sim.core import (  # the physics of one job, shared with the single-job cor
     I_STATE,
     I_VIOLATING,
     PEND_NONE,
+    _book_piece,
     _decide,
     _fault,
     _handle,
+    _piece,
     _usable,
 )
 from sim.tables import PARAMS
@@ -229,102 +205,20 @@ def advance_fleet(
             _hold(peak, iv)
             # the event loop of sim.core.advance for one job (its per-job tables; no cap, no work noise)
             t_stop = t_end - _EPS_S
-            stall_mb_s = Pj[_P_STALL]
-            deadline_s = Pj[_P_DEADLINE]
             t = fv[F_T_S]
             s = iv[I_STATE]
             while t < t_stop and s != _COMPLETED:
                 r = iv[I_REGION]
                 h = int(t // _S_PER_H)
-                dt = (h + 1) * _S_PER_H
-                dt = (t_end if t_end <= dt else dt) - t
-                event = _EV_NONE
-                power_w = 0.0
-                gpu_w = 0.0
-                host_w = 0.0
-                stall_frac = 0.0
-                rate = 0.0
                 n = iv[I_N_GPUS]
-                if s == _TOLERANCE:
-                    lvl = iv[I_LEVEL]
-                    p_l = pg[r, lvl]
-                    power_w = n * p_l
-                    per_mb_s = tm[r, lvl] / sp[n] + stall_mb_s
-                    rate = 1.0 / per_mb_s
-                    if stall_mb_s > 0.0:
-                        stall_frac = stall_mb_s / per_mb_s
-                        gpu_w = power_w + n * (iw[r] - p_l) * stall_frac
-                    else:
-                        gpu_w = power_w
-                    host_w = n * host_busy_w[r]
-                    progress = fv[F_PROGRESS_MB]
-                    if iv[I_DRAINING] != 0:
-                        fl = math.floor(progress)
-                        goal = progress if progress == fl else fl + 1.0
-                        done_event = _EV_BOUNDARY
-                    else:
-                        goal = Pj[_P_TOTAL]
-                        done_event = _EV_COMPLETION
-                    d = (goal - progress) / rate
-                    if d <= dt:
-                        dt, event = d, done_event
-                    d = fv[F_FAIL_LEFT_GPU_H] * _S_PER_H / n
-                    if d < dt:
-                        dt, event = d, _EV_GPU_FAILURE
-                elif s == _SUSPEND or s == _SCALING or s == _RECOVERING:
-                    power_w = n * iw[r]
-                    gpu_w = power_w
-                    host_w = n * host_idle_w[r]
-                    d = fv[F_PHASE_END_S] - t
-                    if d <= dt:
-                        dt, event = d, _EV_PHASE_END
-                elif s == _MIGRATION:
-                    d = fv[F_PHASE_END_S] - t
-                    if d <= dt:
-                        dt, event = d, _EV_PHASE_END
-                    d = fv[F_XFER_FAIL_AT_S] - t
-                    if d < dt:
-                        dt, event = d, _EV_TRANSFER_FAILURE
-                if n > 0:
-                    for jo in range(no[r]):
-                        start = os_[r, jo]
-                        if t <= start < t + dt:
-                            dt, event = start - t, _EV_OUTAGE
-                            break
-                if dt < 0.0:
-                    dt = 0.0
-                ci_now = ci[i, r, h]
-                if power_w > 0.0:
-                    it_kwh = (gpu_w + host_w) * dt / _J_PER_KWH
-                    fac_kwh = it_kwh * pue[r]
-                    gpu_h = n * dt / _S_PER_H
-                    acc[_IT] += it_kwh
-                    acc[_FAC] += fac_kwh
-                    acc[_OPC] += fac_kwh * ci_now
-                    acc[_GPUH] += gpu_h
-                    acc[_HOST] += host_w * dt / _J_PER_KWH
-                    acc[_EMB] += gpu_h * emb_g[r]
-                    if s == _TOLERANCE:
-                        acc[_STALL] += dt * stall_frac
-                        done = rate * dt
-                        fv[F_PROGRESS_MB] += done
-                        fv[F_FAIL_LEFT_GPU_H] -= gpu_h
-                        acc[_DONE] += done
-                elif s == _MIGRATION:
-                    dest = iv[I_DEST]
-                    tx_kwh = Pj[_P_XKWH] * dt / xs[r, dest]
-                    acc[_TXE] += tx_kwh
-                    acc[_TXC] += tx_kwh * 0.5 * (ci_now + ci[i, dest, h])
-                    acc[_TXS] += dt
-                t_next = t + dt
-                if t_next > deadline_s:
-                    c_at = fv[F_COMPLETED_AT_S]
-                    late = (t_next if t_next <= c_at else c_at) - (t if t >= deadline_s else deadline_s)
-                    if late > 0:
-                        acc[_LATE] += late / _S_PER_H
-                acc[_TIME0 + s] += dt
-                fv[F_POWER_W] = power_w
-                fv[F_T_S] = t = t_next
+                dt, event, power_w, gpu_w, host_w, stall_frac, rate = _piece(
+                    fv, iv, t, t_end, h, s, r, n, 1.0, False, math.inf, Pj, tm[r], pg[r], iw[r], host_busy_w[r],
+                    host_idle_w[r], sp, os_, no,
+                )  # fmt: skip
+                t = _book_piece(
+                    fv, iv, acc, t, dt, h, s, r, n, power_w, gpu_w, host_w, stall_frac, rate, ci[i], math.inf, pue[r],
+                    emb_g[r], xs, Pj,
+                )  # fmt: skip
                 if event != _EV_NONE:
                     _handle(fv, iv, acc, event, fr, os_, oe, no, xs, eg, Pj, allowed, next_double, rng_states[i])
                     if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
