@@ -545,6 +545,22 @@ def _book_piece(fv, iv, acc, t, dt, h, s, r, n, power_w, gpu_w, host_w, stall_fr
     return t_next
 
 
+@njit(cache=True, inline="always")
+def _end_step(fv, iv, acc, ea):
+    """Book a finished decision step: its accounting into the episode's ``ea``, power off unless the job holds
+    GPUs, the step counter on. Returns 1 if the step hit an illegal transition, else 0. Shared with the fleet loop."""
+    for m in range(acc.shape[0]):
+        ea[m] = ea[m] + acc[m]
+    s = iv[I_STATE]
+    if s != _TOLERANCE:
+        iv[I_VIOLATING] = 0
+        if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
+            fv[F_POWER_W] = 0.0
+    iv[I_K] += 1
+    iv[I_STAGE] = 0
+    return 1 if iv[I_ERROR] != 0 else 0
+
+
 @njit(cache=True)
 def advance(
     envs,
@@ -650,19 +666,7 @@ def advance(
             if parked_now:
                 parked += 1
                 continue
-            # the step is over: book it
-            ea = ep_acc[i, j]
-            for m in range(acc.shape[0]):
-                ea[m] = ea[m] + acc[m]
-            s = iv[I_STATE]
-            if s != _TOLERANCE:
-                iv[I_VIOLATING] = 0
-                if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
-                    fv[F_POWER_W] = 0.0
-            iv[I_K] += 1
-            iv[I_STAGE] = 0
-            if iv[I_ERROR] != 0:
-                errors += 1
+            errors += _end_step(fv, iv, acc, ep_acc[i, j])  # the step is over: book it
     return parked, errors
 
 

@@ -40,26 +40,19 @@ from sim.core import (  # the physics of one job, shared with the single-job cor
     _EV_NONE,
     _GPUF,
     _PRE,
-    _RECOVERING,
-    _SCALING,
-    _SUSPEND,
-    _TOLERANCE,
     F_FAIL_LEFT_GPU_H,
-    F_POWER_W,
     F_PROGRESS_MB,
     F_T_END_S,
     F_T_S,
-    I_ERROR,
     I_K,
     I_N_GPUS,
     I_PEND,
     I_REGION,
-    I_STAGE,
     I_STATE,
-    I_VIOLATING,
     PEND_NONE,
     _book_piece,
     _decide,
+    _end_step,
     _fault,
     _handle,
     _piece,
@@ -228,19 +221,7 @@ def advance_fleet(
                         _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, Pj, allowed)
                     _hold(peak, iv)
                     s = iv[I_STATE]
-            # the step is over: book it, as sim.core.advance does
-            ea = ep_acc[i, j]
-            for m in range(acc.shape[0]):
-                ea[m] = ea[m] + acc[m]
-            s = iv[I_STATE]
-            if s != _TOLERANCE:
-                iv[I_VIOLATING] = 0
-                if s != _SUSPEND and s != _SCALING and s != _RECOVERING:
-                    fv[F_POWER_W] = 0.0
-            iv[I_K] += 1
-            iv[I_STAGE] = 0
-            if iv[I_ERROR] != 0:
-                errors += 1
+            errors += _end_step(fv, iv, acc, ep_acc[i, j])  # the step is over: book it, as sim.core.advance does
             for r in range(R):
                 used[i, r] += peak[r]
     return errors
