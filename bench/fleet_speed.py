@@ -35,7 +35,8 @@ import envs  # noqa: E402,F401  (registers the environments)
 from bench.speed import _clock, cartpole_steps_per_s, cartpole_vector_env_steps_per_s, paired  # noqa: E402
 from envs.fleet import CarbonFleetEnv  # noqa: E402
 from sim import core, fleet_core  # noqa: E402
-from sim.core import N_METRICS, rng_handles  # noqa: E402
+from sim.core import N_METRICS  # noqa: E402
+from sim.rng import rng_handles  # noqa: E402
 
 _COMPLETED = 7
 
@@ -110,7 +111,7 @@ class FleetBatch:
         self.levels = np.full((N, J), env.L - 1, dtype=np.int64)
         self.rngs = [np.random.default_rng(seed + 10_000 + e) for e in range(N)]
         handles = [rng_handles(r) for r in self.rngs]
-        self.next_double = handles[0][0]
+        self.rng_fns = handles[0][0]
         self.rng_states = np.array([h[1] for h in handles], dtype=np.uint64)
 
     def step(self) -> None:
@@ -151,7 +152,7 @@ class FleetBatch:
             env._egress,
             env._allowed,
             env._fail_rate,
-            self.next_double,
+            self.rng_fns,
             self.rng_states,
         )
 

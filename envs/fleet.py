@@ -17,13 +17,14 @@ from sim import core, fleet_core
 from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.core import I_AFTER_SUSPEND as _I_AFTER
-from sim.core import N_FLOAT, N_INT, N_METRICS, rng_handles
+from sim.core import N_FLOAT, N_INT, N_METRICS
 from sim.errors import ConfigError
 from sim.fleet_jobs import FleetJobs
 from sim.forecast import forecast_matrix
 from sim.hardware import host_server
 from sim.network import Network
 from sim.network_data import load_network
+from sim.rng import rng_handles
 from sim.rules import TIMED_STATES, WAIT, continue_target, is_timed
 from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
 from sim.simulator import METRICS
@@ -305,7 +306,7 @@ class CarbonFleetEnv(gym.Env):
         self._targets[0] = jobs.home
         self._levels[0] = self.L - 1
         self._rng_keep = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))  # transfer-failure coins
-        self._next_double, addr = rng_handles(self._rng_keep)
+        self._rng_fns, addr = rng_handles(self._rng_keep)
         self._rng_states = np.array([addr], dtype=np.uint64)
         self._cap_violation_s = 0.0
         self._cap_excess_j = 0.0
@@ -423,7 +424,7 @@ class CarbonFleetEnv(gym.Env):
             self._egress,
             self._allowed,
             self._fail_rate,
-            self._next_double,
+            self._rng_fns,
             self._rng_states,
         )
         if errors:

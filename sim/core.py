@@ -14,9 +14,10 @@ of one seeded ``s + i``). It is compiled with numba (``cache=True``: the first u
 about 30 s of CPU, later processes load the cached machine code in well under a second).
 Random draws come from each environment's own ``numpy.random.Generator``, in the model's order:
 ``rng.random()`` (a transfer-failure coin and time) is called inside the compiled loop through the bit
-generator's C ``next_double`` (:func:`rng_handles`), which is exactly what ``Generator.random()`` calls; for the
-rare draw with another distribution (the next GPU-failure time, ``rng.exponential``) the kernel parks the
-environment (``I_PEND``) and the caller draws it in Python and calls ``advance`` again on the parked ones.
+generator's C ``next_double`` (``sim.rng``: the generator passed as addresses), which is what
+``Generator.random()`` calls; for the rare draw with another distribution (the next GPU-failure time,
+``rng.exponential``) the kernel parks the environment (``I_PEND``) and the caller draws it in Python and calls
+``advance`` again on the parked ones.
 
 Jobs are independent today (each job of an environment sees the whole free pool); sharing GPUs between jobs
 is the multi-job fleet's business (issue 8). The gym environments use ``n_jobs = 1``.
@@ -24,7 +25,6 @@ is the multi-job fleet's business (issue 8). The gym environments use ``n_jobs =
 
 from __future__ import annotations
 
-import ctypes
 import math
 from collections.abc import Mapping
 
@@ -33,6 +33,7 @@ from numba import njit
 
 from sim import rules
 from sim.errors import ConfigError
+from sim.rng import random, rng_handles
 from sim.rules import WAIT
 from sim.states import Event, State, check_transition
 from sim.tables import PARAMS, EpisodeArrays, EpisodeTables, StaticTables  # noqa: F401  (the tables the core reads)
@@ -200,22 +201,6 @@ for _j, (_name, _unit, _doc) in enumerate(INT_FIELDS):
     setattr(CoreState, _name, property(lambda self, j=_j: self.i[:, :, j], doc=f"{_doc} [{_unit}]"))
 
 
-_NEXT_DOUBLE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_uint64)  # double next_double(void *state)
-_NEXT_DOUBLE_FN: dict[type, object] = {}
-
-
-def rng_handles(rng: np.random.Generator) -> tuple[object, int]:
-    """``(next_double, state address)`` of ``rng``'s bit generator: ``next_double(state)`` is ``rng.random()``.
-
-    The caller must keep ``rng`` alive while the address is used.
-    """
-    bg = rng.bit_generator
-    kind = type(bg)
-    if kind not in _NEXT_DOUBLE_FN:
-        _NEXT_DOUBLE_FN[kind] = _NEXT_DOUBLE(ctypes.cast(bg.ctypes.next_double, ctypes.c_void_p).value)
-    return _NEXT_DOUBLE_FN[kind], bg.ctypes.state_address
-
-
 # ---------------------------------------------------------------- compiled physics (one env, one job at a time)
 
 
@@ -273,7 +258,7 @@ def _start_running(fv, iv, fr, os_, oe, no, P, allowed):
 
 
 @njit(cache=True, inline="always")
-def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state):
+def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, rng_fns, rng_state):
     _go(iv, _MIGRATION, allowed)
     iv[I_N_GPUS] = 0
     iv[I_DEST] = dst
@@ -281,8 +266,8 @@ def _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_stat
     fv[F_PHASE_END_S] = fv[F_T_S] + dur
     fv[F_XFER_FAIL_AT_S] = math.inf
     p = P[_P_XFAIL]
-    if p > 0 and next_double(rng_state) < p:  # rng.random() of the env's generator, twice if it fails
-        fv[F_XFER_FAIL_AT_S] = fv[F_T_S] + next_double(rng_state) * dur
+    if p > 0 and random(rng_fns, rng_state) < p:  # rng.random() of the env's generator, twice if it fails
+        fv[F_XFER_FAIL_AT_S] = fv[F_T_S] + random(rng_fns, rng_state) * dur
     acc[_MIG] += 1
 
 
@@ -330,7 +315,7 @@ def _fault(fv, iv, acc, slot, fr, os_, oe, no, P, allowed):
 
 
 @njit(cache=True, inline="always")
-def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_state):
+def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed, rng_fns, rng_state):
     s = iv[I_STATE]
     if s == _COMPLETED:
         return
@@ -362,11 +347,11 @@ def _decide(fv, iv, acc, target, level, fr, os_, oe, no, xfer_s, P, allowed, nex
         elif target == iv[I_REGION]:
             _start_running(fv, iv, fr, os_, oe, no, P, allowed)
         else:
-            _start_migration(fv, iv, acc, target, xfer_s, P, allowed, next_double, rng_state)
+            _start_migration(fv, iv, acc, target, xfer_s, P, allowed, rng_fns, rng_state)
 
 
 @njit(cache=True, inline="always")
-def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_state):
+def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, rng_fns, rng_state):
     """Apply one event (``sim.states.Event``); a GPU failure parks for its draw instead."""
     if event == _EV_OUTAGE:
         _fault(fv, iv, acc, _OUTF, fr, os_, oe, no, P, allowed)
@@ -398,7 +383,7 @@ def _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, nex
             if dst == _WAIT or dst == iv[I_REGION]:
                 _go(iv, _WAITING, allowed)
             else:
-                _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, next_double, rng_state)
+                _start_migration(fv, iv, acc, dst, xfer_s, P, allowed, rng_fns, rng_state)
         elif s == _MIGRATION:
             acc[_TX] += 1
             acc[_TXGB] += P[_P_CKPT_GB]
@@ -580,7 +565,7 @@ def advance(
     T,
     P,
     allowed,
-    next_double,
+    rng_fns,
     rng_states,
     seg,
     n_seg,
@@ -612,9 +597,7 @@ def advance(
                 fv[F_T_END_S] = t_end
                 iv[I_STAGE] = 1
                 iv[I_N_TRANS] = 0
-                _decide(
-                    fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed, next_double, rng_states[i]
-                )
+                _decide(fv, iv, acc, targets[i], levels[i], fr, os_, oe, no, xfer_s, P, allowed, rng_fns, rng_states[i])
                 if logging:
                     _log_transitions(iv, fv[F_T_S], trans[i], n_trans, i)
             elif iv[I_PEND] == PEND_GPU_FAILURE:  # resume: the next failure time was drawn, now the fault
@@ -656,7 +639,7 @@ def advance(
                 )  # fmt: skip
                 if event != _EV_NONE:
                     iv[I_N_TRANS] = 0
-                    _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, next_double, rng_states[i])
+                    _handle(fv, iv, acc, event, fr, os_, oe, no, xfer_s, egress, P, allowed, rng_fns, rng_states[i])
                     if logging:
                         _log_transitions(iv, t, trans[i], n_trans, i)
                     if iv[I_PEND] != PEND_NONE:
@@ -705,7 +688,7 @@ class Batch:
         )
         self.rngs: list[np.random.Generator | None] = [None] * n_envs
         self.rng_states = np.zeros(n_envs, dtype=np.uint64)
-        self.next_double = None
+        self.rng_fns: np.ndarray | None = None
         lam = tables.gpu_failure_per_gpu_hour
         self.gpu_failure_scale = 1.0 / lam if lam > 0 else math.inf
         # a fresh episode's state row: Queued at home, top clock level, nothing done, no phase or failure pending
@@ -728,14 +711,14 @@ class Batch:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["next_double"] = None  # a C function pointer: taken again from the generators after a copy
+        state["rng_fns"] = None  # C function addresses: taken again from the generators after a copy
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         for i, rng in enumerate(self.rngs):
             if rng is not None:  # the copied generators live elsewhere: their state addresses are new
-                self.next_double, self.rng_states[i] = rng_handles(rng)
+                self.rng_fns, self.rng_states[i] = rng_handles(rng)
 
     @property
     def logging(self) -> bool:
@@ -771,10 +754,10 @@ class Batch:
             self.stamp += 1
             return
         self.rngs[i] = rng
-        next_double, self.rng_states[i] = rng_handles(rng)  # builds ctypes objects: a few us, once per generator
-        if self.next_double is None:
-            self.next_double = next_double
-        elif next_double is not self.next_double:
+        fns, self.rng_states[i] = rng_handles(rng)  # a few us, once per generator
+        if self.rng_fns is None:
+            self.rng_fns = fns
+        elif fns is not self.rng_fns:
             raise ConfigError(
                 f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
                 "all environments of a batch need the same kind (Gymnasium's is PCG64)"
@@ -799,7 +782,7 @@ class Batch:
             self.T,
             tab.params,
             tab.allowed,
-            self.next_double,
+            self.rng_fns,
             self.rng_states,
             self.seg,
             self.n_seg,

@@ -58,6 +58,7 @@ from sim.core import (  # the physics of one job, shared with the single-job cor
     _piece,
     _usable,
 )
+from sim.rng import random
 from sim.tables import PARAMS
 
 _S_PER_H = 3600.0
@@ -140,7 +141,7 @@ def advance_fleet(
     egress,
     allowed,
     fail_per_gpu_h,
-    next_double,
+    rng_fns,
     rng_states,
 ):
     """Advance every job of each environment in ``envs`` by one decision step, in the service order ``order``
@@ -192,9 +193,7 @@ def advance_fleet(
             if iv[I_N_GPUS] > 0 and s != _COMPLETED:  # the pool shrank under it: preempted first
                 if iv[I_N_GPUS] > _usable(fr[iv[I_REGION], kk], Pj) or fr[iv[I_REGION], kk] <= 0:
                     _fault(fv, iv, acc, _PRE, fr, os_, oe, no, Pj, allowed)
-            _decide(
-                fv, iv, acc, targets[i, j], levels[i, j], fr, os_, oe, no, xs, Pj, allowed, next_double, rng_states[i]
-            )
+            _decide(fv, iv, acc, targets[i, j], levels[i, j], fr, os_, oe, no, xs, Pj, allowed, rng_fns, rng_states[i])
             _hold(peak, iv)
             # the event loop of sim.core.advance for one job (its per-job tables; no cap, no work noise)
             t_stop = t_end - _EPS_S
@@ -213,10 +212,10 @@ def advance_fleet(
                     emb_g[r], xs, Pj,
                 )  # fmt: skip
                 if event != _EV_NONE:
-                    _handle(fv, iv, acc, event, fr, os_, oe, no, xs, eg, Pj, allowed, next_double, rng_states[i])
+                    _handle(fv, iv, acc, event, fr, os_, oe, no, xs, eg, Pj, allowed, rng_fns, rng_states[i])
                     if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
                         iv[I_PEND] = PEND_NONE
-                        u = next_double(rng_states[i])
+                        u = random(rng_fns, rng_states[i])
                         fv[F_FAIL_LEFT_GPU_H] = -math.log(1.0 - u) / fail_per_gpu_h
                         _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, Pj, allowed)
                     _hold(peak, iv)
