@@ -4,17 +4,17 @@ environment (N rows) both step, so both run the same code.
 :class:`EnvRows` holds, per row, the observation, action mask, reward, reward terms and flags the step writes,
 the episode's observation template (intensity and forecast features per hour) and start time, and the rows'
 :class:`sim.core.Batch` (state, episode tables, generators). ``reset_row`` draws an episode with the row's
-generator in the model's order (start hour, ``Simulator.draw_episode``, the forecast); ``step`` is one compiled
-call (:func:`envs.kernels.step_rows`: masked actions, physics, observation, mask, reward).
+generator in the model's order (``sim.episode``, then the forecast); ``step`` is one compiled call
+(:func:`envs.kernels.step_rows`: masked actions, physics, observation, mask, reward).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from envs.kernels import _observe, fill_ci_template, step_rows
+from envs.kernels import _observe, begin_rows, step_rows
 from sim.core import Batch
-from sim.forecast import forecast_matrix
+from sim.forecast import forecast_tables
 from sim.simulator import Simulator
 
 CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
@@ -57,6 +57,8 @@ class EnvRows:
         self.t_mb_home_s = float(tab.t_mb_s[tab.home, -1])
         self.region_block = env.region_block
         self.start_h = int(env.world.carbon.start_h.astype(np.int64))
+        self.draw = sim.draw  # the episode draw's constants (sim.episode), the same for every row
+        self._forecast = forecast_tables(R, tab.n_hours, env.scenario.forecast)
         # step_rows' info arguments when no infos are wanted (no column per row: info_columns is skipped)
         self._no_info = (
             tab.total_mb,
@@ -67,21 +69,23 @@ class EnvRows:
             np.zeros((0, 0), dtype=bool),
         )
 
-    def reset_row(self, i: int, rng: np.random.Generator, start: int) -> None:
-        """Row ``i`` starts the episode at hour index ``start``, drawn from ``rng`` in the model's order (the
-        episode's tables, then the forecast), and gets its first observation and mask."""
-        sim = self.sims[i]
-        H = self.batch.tables.n_hours
-        ci_all = self.world.carbon.intensity_g_per_kwh
-        ep, fail_left_gpu_h = sim.draw_episode(start, rng)
-        fc = forecast_matrix(ci_all, start, H, self.scenario.forecast, rng)  # (R, hours, F)
-        fill_ci_template(self.templates[i], ci_all, start, fc, self.region_block, CI_SCALE_G_PER_KWH)
-        hours = self.start_h + start  # hours since 1970-01-01T00 (a Thursday: day of week 3)
-        self.hour0[i], self.dow0[i] = hours % 24, (hours // 24 + 3) % 7
-        self.start_hour[i] = start
-        sim.use_episode(start, rng, ep, fail_left_gpu_h)
-        self.invalid[i] = 0
-        self.terms[i] = 0.0
+    def begin(self, rows: list[int], starts: list[int], rngs: list[np.random.Generator]) -> None:
+        """Rows ``rows`` start episodes at hour indices ``starts`` drawn with ``rngs`` in the model's order (the
+        episode's tables, ``sim.episode``, then the forecast), and get their first observations and masks: two
+        compiled calls for all of them."""
+        for i, start in zip(rows, starts):
+            self.sims[i].check_start(start)  # all checked before any draw
+        b = self.batch
+        for i, start, rng in zip(rows, starts, rngs):
+            b.set_rng(i, rng)
+            self.sims[i].began(start, rng)
+        idx, at = np.array(rows, dtype=np.int64), np.array(starts, dtype=np.int64)
+        b.begin(idx, at, self.draw)
+        offset, src_ok, noise, std = self._forecast
+        begin_rows(idx, at, b.rng_fns, b.rng_states, self.draw.ci_g_per_kwh, offset, src_ok, noise, std,
+                   self.templates, self.region_block, CI_SCALE_G_PER_KWH, self.start_h, self.hour0, self.dow0,
+                   self.start_hour, self.invalid, self.terms)  # fmt: skip
+        self.observe(idx, False)
 
     def step(self, idx: np.ndarray, info_blocks: tuple = ()) -> bool:
         """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps

@@ -238,8 +238,7 @@ class CarbonMigrationEnv(gym.Env):
         rng = self.np_random
         if start is None:
             start = int(rng.integers(0, self.world.n_start_hours))
-        self._rows.reset_row(self._row, rng, start)
-        self._rows.observe(self._idx, False)
+        self._rows.begin([self._row], [start], [rng])
         self._begin(start)
         return self._obs.copy(), self._info()
 

@@ -52,6 +52,7 @@ from sim.core import (
     advance,
     continue_target,
 )
+from sim.forecast import draw_forecast
 
 _TWO_PI = 2 * math.pi
 N_TIME_FEATURES = 4
@@ -257,6 +258,24 @@ def fill_ci_template(template, ci, start, fc, region_block, scale):
             for j in range(F):
                 x = fc[r, h, j] / scale
                 template[h, b + 1 + j] = np.float32(x if x < 5.0 else 5.0)
+
+
+@njit(cache=True)
+def begin_rows(rows, starts, fns, states, ci_all, offset, src_ok, noise, std, templates, region_block, scale, start_h,
+               hour0, dow0, start_hour, invalid, terms):  # fmt: skip
+    """The environment's part of starting episodes at hour indices ``starts`` (after ``sim.core.begin_rows``): each
+    row's forecast drawn with its generator (``sim.forecast.draw_forecast``) into its observation template, its
+    start time (UTC hour of day and day of week; ``start_h`` = the table's first hour since the epoch), no invalid
+    actions, no reward terms."""
+    for e in range(rows.shape[0]):
+        i, s = rows[e], starts[e]
+        fc = draw_forecast(fns, states[i], ci_all, s, offset, src_ok, noise, std)  # (R, hours, F)
+        fill_ci_template(templates[i], ci_all, s, fc, region_block, scale)
+        hours = start_h + s  # hours since 1970-01-01T00 (a Thursday: day of week 3)
+        hour0[i], dow0[i] = hours % 24, (hours // 24 + 3) % 7
+        start_hour[i] = s
+        invalid[i] = 0
+        terms[i] = 0.0
 
 
 @njit(cache=True)

@@ -12,7 +12,7 @@ environment keeps its own ``numpy.random.Generator``: transfer-failure coins are
 through the generator's C ``next_double`` (what ``rng.random()`` calls), and the rare GPU-failure time is drawn
 in a short Python loop over the environments parked on it; so env ``i`` reset with seed ``s`` produces exactly
 the trajectory of the single environment reset with ``s + i`` (``tests/test_vector_env.py``). Resets draw each
-episode with the single environment's calls in the same order (``Simulator.draw_episode``, the forecast) straight
+episode with the single environment's draws in the same order (``sim.episode``, the forecast) straight
 into the arrays; the single ``CarbonMigrationEnv`` objects (``envs``) are views of the rows.
 """
 
@@ -197,18 +197,18 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: list[int], seeds: list[int | None], options: list[dict | None]) -> None:
         """Draw the next episode of each env in ``rows`` with its own generator, exactly as the single environment's
-        ``reset`` does (same checks, same draws in the same order: start hour, then ``EnvRows.reset_row``); then
-        write their first observations and masks."""
+        ``reset`` does (same checks, same draws in the same order: start hour, then ``EnvRows.begin``, which also
+        writes their first observations and masks)."""
         starts = [self._envs[i]._start_hour_option(o) for i, o in zip(rows, options)]  # all checked before any draw
-        for i, seed, start in zip(rows, seeds, starts):
+        rngs = []
+        for k, (i, seed) in enumerate(zip(rows, seeds)):
             env = self._envs[i]
             gym.Env.reset(env, seed=seed)  # a seeded reset replaces the env's generator
-            rng = env.np_random
-            if start is None:
-                start = int(rng.integers(0, self._n_start_hours))
-            self.rows.reset_row(i, rng, start)
-            self._fresh.add(i)
-        self.rows.observe(np.asarray(rows, dtype=np.int64), False)
+            rngs.append(rng := env.np_random)
+            if starts[k] is None:
+                starts[k] = int(rng.integers(0, self._n_start_hours))
+        self.rows.begin(rows, starts, rngs)
+        self._fresh.update(rows)
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:

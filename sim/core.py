@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from sim import rules
+from sim.episode import EpisodeDraw, draw_rows
 from sim.errors import ConfigError
 from sim.rng import random, rng_handles
 from sim.rules import WAIT
@@ -653,6 +654,29 @@ def advance(
     return parked, errors
 
 
+@njit(cache=True)
+def begin_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus, ci_all,
+               ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, f, iv_all, step_acc, ep_acc, f0, i0, n_seg,
+               n_trans):  # fmt: skip
+    """``sim.episode.draw_rows`` for ``rows``, then their state rows reset (every job Queued at home with ``f0`` /
+    ``i0``, the drawn GPU-hours to the first failure, no accounting, empty logs). Returns the outage arrays."""
+    fail = np.empty(f.shape[0])
+    o_start, o_end = draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools,
+                               pools_gpus, ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out,
+                               fail)  # fmt: skip
+    for e in range(rows.shape[0]):
+        i = rows[e]
+        for j in range(f.shape[1]):
+            f[i, j] = f0
+            f[i, j, F_FAIL_LEFT_GPU_H] = fail[i]
+            iv_all[i, j] = i0
+            step_acc[i, j] = 0.0
+            ep_acc[i, j] = 0.0
+        n_seg[i] = 0
+        n_trans[i] = 0
+    return o_start, o_end
+
+
 # ---------------------------------------------------------------- the engine: N environments of one scenario
 
 
@@ -738,20 +762,9 @@ class Batch:
             self.seg = np.concatenate([self.seg, np.zeros_like(self.seg)], axis=1)
             self.trans = np.concatenate([self.trans, np.zeros_like(self.trans)], axis=1)
 
-    def start(self, i: int, ep: EpisodeTables, fail_left_gpu_h: float, rng: np.random.Generator) -> None:
-        """Row ``i`` begins the episode ``ep`` (every job Queued at home); ``rng`` draws its remaining randomness
-        (transfer failures, the GPU-failure times after ``fail_left_gpu_h`` GPU-hours)."""
-        self.episodes.load_tables(i, ep)
-        core = self.core
-        core.f[i] = self.f0
-        core.f[i, :, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
-        core.i[i] = self.i0
-        core.step_acc[i] = 0.0
-        core.episode_acc[i] = 0.0
-        self.n_seg[i] = 0
-        self.n_trans[i] = 0
-        if rng is self.rngs[i]:  # the same generator as last episode: its state address is already known
-            self.stamp += 1
+    def set_rng(self, i: int, rng: np.random.Generator) -> None:
+        """Row ``i`` draws its randomness from ``rng`` from now on (its episodes, transfer failures, GPU failures)."""
+        if rng is self.rngs[i]:  # the same generator as last episode: its addresses are known
             return
         self.rngs[i] = rng
         fns, self.rng_states[i] = rng_handles(rng)  # a few us, once per generator
@@ -762,6 +775,16 @@ class Batch:
                 f"env {i}: its generator's bit generator is {type(rng.bit_generator).__name__}; "
                 "all environments of a batch need the same kind (Gymnasium's is PCG64)"
             )
+
+    def begin(self, rows: np.ndarray, starts: np.ndarray, draw: EpisodeDraw) -> None:
+        """Rows ``rows`` begin episodes at hour indices ``starts`` of the carbon table (every job Queued at home),
+        drawn by ``draw`` (``sim.episode``) with each row's generator (``set_rng``), in one compiled call."""
+        core, ep = self.core, self.episodes
+        ep.outage_start_s, ep.outage_end_s = begin_rows(
+            rows, starts, self.rng_fns, self.rng_states, *draw.args(), ep.ci, ep.cap_w, ep.work, ep.free,
+            ep.outage_start_s, ep.outage_end_s, ep.n_outages, core.f, core.i, core.step_acc, core.episode_acc,
+            self.f0, self.i0, self.n_seg, self.n_trans,
+        )  # fmt: skip
         self.stamp += 1
 
     def args(self) -> tuple:

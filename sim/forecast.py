@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from sim.rng import bitgen, random_standard_normal, rng_handles
 from sim.scenario import ForecastSpec
 
 
@@ -24,14 +25,35 @@ def forecast_matrix(
 
     :returns: array (regions, n_hours, horizon_hours); ``[r, h, j]`` forecasts hour ``h + 1 + j`` from hour ``h``.
     """
-    R = ci_g_per_kwh.shape[0]
+    offset, src_ok, noise, std = forecast_tables(ci_g_per_kwh.shape[0], n_hours, spec)
+    fns, state = rng_handles(rng)
+    return draw_forecast(fns, np.uint64(state), ci_g_per_kwh, first_hour, offset, src_ok, noise, std)
+
+
+def forecast_tables(
+    n_regions: int, n_hours: int, spec: ForecastSpec
+) -> tuple[np.ndarray, bool, np.ndarray, np.ndarray]:
+    """``draw_forecast``'s arguments for ``spec``: source-hour offsets, whether they are never negative, a noise
+    buffer (regions, n_hours, horizon) (empty: no noise) and the noise std per lead."""
     H = spec.horizon_hours
     offset, src_ok = _source_offsets(n_hours, H, spec.kind)
     if spec.kind == "noisy" and spec.error_std_per_hour > 0:
-        noise, std = rng.standard_normal((R, n_hours, H)), _lead_std(H, spec.error_std_per_hour)
-    else:
-        noise, std = _NO_NOISE, _NO_STD
-    return _forecast(ci_g_per_kwh, first_hour, offset, src_ok, noise, std)
+        return offset, src_ok, np.empty((n_regions, n_hours, H)), _lead_std(H, spec.error_std_per_hour)
+    return offset, src_ok, _NO_NOISE, _NO_STD
+
+
+@njit(cache=True)
+def draw_forecast(fns, state, ci, first_hour, offset, src_ok, noise, std):  # pragma: no cover - compiled
+    """``_forecast`` with ``noise`` (unless empty) filled by the generator at ``state`` first, as
+    ``rng.standard_normal(noise.shape)`` would (``sim.rng``)."""
+    if noise.shape[0] > 0:
+        bg = bitgen(state, fns)
+        R, n_hours, H = noise.shape
+        for r in range(R):
+            for h in range(n_hours):
+                for j in range(H):
+                    noise[r, h, j] = random_standard_normal(bg)
+    return _forecast(ci, first_hour, offset, src_ok, noise, std)
 
 
 @njit(cache=True)

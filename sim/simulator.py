@@ -37,7 +37,6 @@ import math
 
 import numpy as np
 
-from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.core import (
     F_CKPT_MB,
@@ -65,6 +64,7 @@ from sim.core import (
     _free_gpus,
     _usable,
 )
+from sim.episode import EpisodeDraw
 from sim.gpu import GpuModel
 from sim.hardware import host_server
 from sim.network import Network
@@ -119,10 +119,8 @@ class Simulator:
         if carbon.zones != scenario.zones:
             raise ValueError(f"carbon table zones {carbon.zones} != scenario zones {scenario.zones}")
         self.carbon = carbon
-        self._carbon_h0: tuple = (None, 0)  # (carbon table, its first hour in hours since the epoch)
         self.network = network
         self.gpu_models = gpu_models
-        self._fixed_tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by UTC hour of day at the start
         self.step_s = scenario.step_s
         self.horizon_s = scenario.episode_hours * _S_PER_H
         self.n_steps = int(math.ceil(self.horizon_s / self.step_s - 1e-9))
@@ -153,7 +151,7 @@ class Simulator:
         self.faults = scenario.faults
         self.throttle = scenario.cap_enforcement == "throttle"
         self.tables = StaticTables(self)  # the same numbers as read-only arrays, for every reader above the core
-        self.episode: EpisodeTables | None = None  # this episode's drawn tables (set by reset)
+        self.draw = EpisodeDraw(self)  # the constants of the episode draw (sim.episode)
         self.start_hour = 0
         self.rng: np.random.Generator | None = None
         self.bind(Batch(self.tables, 1), 0)
@@ -183,76 +181,6 @@ class Simulator:
 
     # ------------------------------------------------------------------ episode set-up
 
-    def _fixed_episode_tables(self, hour_of_day0: int) -> tuple[np.ndarray, np.ndarray]:
-        """The power cap per hour and the phase-cycle work multiplier per step of an episode starting at
-        ``hour_of_day0`` UTC: no randomness, so built once per hour of day and shared (read-only)."""
-        cache = self._fixed_tables
-        if hour_of_day0 not in cache:
-            job = self.scenario.job
-            cap = np.full(self.n_hours, float(job.power_cap_w))
-            hod = (hour_of_day0 + np.arange(self.n_hours)) % 24
-            for win in job.cap_windows:
-                inside = (win.start_hour_utc <= hod) & (hod < win.end_hour_utc)
-                cap[inside] = np.minimum(cap[inside], win.cap_w)
-            steps = self.n_steps + 1
-            w = np.ones(steps)
-            if job.phase_hours > 0:
-                phase = (np.arange(steps) * self.step_s / (job.phase_hours * _S_PER_H)).astype(int)
-                w *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
-            cap.setflags(write=False)
-            w.setflags(write=False)
-            cache[hour_of_day0] = cap, w
-        return cache[hour_of_day0]
-
-    def draw_episode(self, start_hour: int, rng: np.random.Generator) -> tuple[EpisodeTables, float]:
-        """The episode starting at hour index ``start_hour`` of the carbon table: its tables and the GPU-hours of
-        running until the first GPU failure, drawn from ``rng`` in this order (part of the model's definition):
-        work noise, free GPUs, outages, failure."""
-        job, f = self.scenario.job, self.faults
-        if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
-            raise ValueError(
-                f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
-                f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
-            )
-        ci_table = self.carbon.intensity_g_per_kwh[:, start_hour : start_hour + self.n_hours]
-        # hours since 1970-01-01T00 of the episode start, mod 24 (int arithmetic: datetime64 math costs a few us)
-        if self._carbon_h0[0] is not self.carbon:
-            self._carbon_h0 = (self.carbon, int(self.carbon.start_h.astype("datetime64[h]").astype(np.int64)))
-        hour_of_day0 = (self._carbon_h0[1] + start_hour) % 24
-        cap, phase_w = self._fixed_episode_tables(hour_of_day0)
-        # work multiplier per decision step: phase cycle times lognormal noise (mean 1)
-        steps = self.n_steps + 1
-        w = phase_w
-        if job.noise_std > 0:
-            w = phase_w * rng.lognormal(-0.5 * job.noise_std**2, job.noise_std, steps)
-        # GPUs free to this tenant per region and decision step (spot-calibrated process)
-        if f.shortage_scale > 0:
-            free = free_gpus_table(
-                rng,
-                self.pool,
-                steps,
-                self.step_s,
-                f.shortage_scale,
-                f.shortage_region_correlation,
-                f.shortage_daily_amplitude,
-                hour_of_day0,
-                f.shortage_peak_hour_utc,
-            )
-        else:
-            free = np.repeat(np.array(self.pool, dtype=np.int64)[:, None], steps, axis=1)
-        # outages: Poisson arrivals per region, exponential durations
-        outages = []
-        for _ in range(self.n_regions):
-            spans = []
-            if f.outage_per_region_day > 0:
-                n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
-                for s in np.sort(rng.uniform(0, self.horizon_s, n)):
-                    spans.append((float(s), float(s + rng.exponential(f.outage_mean_hours * _S_PER_H))))
-            outages.append(tuple(spans))
-        lam = f.gpu_failure_per_gpu_hour
-        fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
-        return EpisodeTables(ci_table, cap, w, free, tuple(outages)), fail_left_gpu_h
-
     def bind(self, batch: Batch, row: int) -> None:
         """Read and step row ``row`` of ``batch`` from now on (a batch built on this scenario's tables)."""
         self.batch, self.row = batch, row
@@ -270,25 +198,36 @@ class Simulator:
         self.__dict__.update(state)
         self._f, self._i = self.batch.core.f[self.row, 0], self.batch.core.i[self.row, 0]
 
-    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
-        """Start an episode at hour index ``start_hour`` of the carbon table; all randomness from ``rng``."""
-        ep, fail_left_gpu_h = self.draw_episode(start_hour, rng)
-        self.use_episode(start_hour, rng, ep, fail_left_gpu_h)
+    def check_start(self, start_hour: int) -> None:
+        """Raise if an episode cannot start at hour index ``start_hour`` of the carbon table."""
+        if not 0 <= start_hour <= self.carbon.n_hours - self.n_hours:
+            raise ValueError(
+                f"start_hour {start_hour} leaves less than {self.n_hours} h of carbon data "
+                f"(table has {self.carbon.n_hours} h from {self.carbon.start_h})"
+            )
 
-    def use_episode(
-        self, start_hour: int, rng: np.random.Generator, ep: EpisodeTables, fail_left_gpu_h: float | None = None
-    ) -> None:
-        """Start an episode on the drawn tables ``ep``, the job Queued at home; ``rng`` draws the episode's remaining
-        randomness (the first GPU failure after ``fail_left_gpu_h`` GPU-hours: drawn now when not given)."""
-        if fail_left_gpu_h is None:
-            lam = self.faults.gpu_failure_per_gpu_hour
-            fail_left_gpu_h = rng.exponential(1.0 / lam) if lam > 0 else math.inf
+    def reset(self, start_hour: int, rng: np.random.Generator) -> None:
+        """Start an episode at hour index ``start_hour`` of the carbon table, the job Queued at home; all its
+        randomness from ``rng`` (the episode's tables drawn by ``sim.episode`` in the model's order)."""
+        self.check_start(start_hour)
+        self.batch.set_rng(self.row, rng)
+        self.batch.begin(self._rows, np.array([start_hour], dtype=np.int64), self.draw)
+        self.began(start_hour, rng)
+
+    def began(self, start_hour: int, rng: np.random.Generator) -> None:
+        """Note that this row began an episode at ``start_hour`` drawn with ``rng`` (``Batch.begin`` did the rest)."""
         self.rng = rng
         self.start_hour = start_hour
-        self.episode = ep
-        self.batch.start(self.row, ep, fail_left_gpu_h, rng)
         self._segments, self._transitions = [], []
         self._log_read = (0, 0)
+
+    @property
+    def episode(self) -> EpisodeTables:
+        """This episode's drawn tables (a read-only copy of the row's episode arrays)."""
+        ep, i = self.batch.episodes, self.row
+        spans = zip(ep.outage_start_s[i].tolist(), ep.outage_end_s[i].tolist(), ep.n_outages[i].tolist())
+        outages = tuple(tuple(zip(s[:n], e[:n])) for s, e, n in spans)
+        return EpisodeTables(ep.ci[i].copy(), ep.cap_w[i].copy(), ep.work[i].copy(), ep.free[i].copy(), outages)
 
     # ------------------------------------------------------------------ state (this row of the batch, by name)
 

@@ -117,30 +117,6 @@ class EpisodeArrays:
         self.outage_end_s = np.zeros((n_envs, R, max_outages))
         self.n_outages = np.zeros((n_envs, R), dtype=np.int64)
 
-    def load(self, i: int, sim) -> None:
-        """Copy the episode drawn by ``sim.reset`` into row ``i``."""
-        self.load_tables(i, sim.episode)
-
-    def load_tables(self, i: int, ep: EpisodeTables) -> None:
-        """Copy one episode's tables into row ``i``."""
-        self.ci[i] = ep.ci_g_per_kwh
-        self.cap_w[i] = ep.cap_w
-        self.work[i] = ep.work
-        self.free[i] = ep.free_gpus
-        most = max(len(s) for s in ep.outages)
-        if most == 0:
-            self.n_outages[i] = 0
-            return
-        if most > self.outage_start_s.shape[2]:  # grow (rare): keep the arrays rectangular
-            pad = most - self.outage_start_s.shape[2]
-            self.outage_start_s = np.pad(self.outage_start_s, ((0, 0), (0, 0), (0, pad)))
-            self.outage_end_s = np.pad(self.outage_end_s, ((0, 0), (0, 0), (0, pad)))
-        for r, spans in enumerate(ep.outages):
-            self.n_outages[i, r] = len(spans)
-            for j, (start, end) in enumerate(spans):
-                self.outage_start_s[i, r, j] = start
-                self.outage_end_s[i, r, j] = end
-
 
 @dataclass(frozen=True)
 class EpisodeTables:

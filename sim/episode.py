@@ -1,0 +1,209 @@
+"""Drawing an episode of the single-job model into rows of the core, compiled (part of the model's definition).
+
+An episode starting at hour index ``start`` of the carbon table draws from its environment's generator, in this
+order: (1) a work multiplier per decision step, the phase cycle times lognormal noise of mean 1 (``job.noise_std``);
+(2) the GPUs free per region and step, the spot-calibrated availability process of ``sim.availability`` (with its
+optional cross-region correlation and daily cycle); (3) outages per region, a Poisson count, uniform start times
+(sorted) and exponential durations; (4) the GPU-hours until the first GPU failure, exponential. The power cap per
+hour and the phase cycle depend only on the UTC hour of day at the start, so they are tables built once.
+
+``draw_rows`` does this for a list of rows in one compiled call, straight into the batch's arrays, with Numba's
+ports of NumPy's distributions on each row's own generator (``sim.rng``): the same numbers as the NumPy calls
+``rng.lognormal(mu, sigma, K)``, ``rng.standard_normal((R, K))``, ``rng.poisson``, ``rng.uniform``,
+``rng.exponential`` in that order (``tests/test_episode_draw.py`` checks it against them); it replaced those
+calls at about a third of their cost (a reset is drawn every ~190 steps of every environment).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sim.availability import _ar1_rows, _free_from_latent, _powers, availability_params
+from sim.rng import (
+    bitgen,
+    random_lognormal,
+    random_poisson,
+    random_standard_exponential,
+    random_standard_normal,
+    random_uniform,
+)
+
+_S_PER_H = 3600.0
+
+# the scalars of EpisodeDraw.params (one float vector for the compiled code)
+DRAW_PARAMS = (
+    "noise_mu",  # lognormal work noise: mean of the log (-sigma^2 / 2: mean 1)
+    "noise_sigma",  # its sigma (0: no noise)
+    "shortage_scale",  # availability process depth (0: the whole pool is always free)
+    "correlation",  # latent cross-region correlation of the availability process
+    "phi",  # latent lag-1 autocorrelation per decision step
+    "root",  # sqrt(1 - phi^2)
+    "block",  # steps per block of the blocked AR(1) recursion (sim.availability._ar1)
+    "outage_mean_count",  # expected outages per region and episode (0: none)
+    "horizon_s",  # episode length [s]
+    "outage_mean_s",  # mean outage duration [s]
+    "failure_scale_gpu_h",  # mean GPU-hours between GPU failures (0: none)
+    "carbon_h0",  # first hour of the carbon table, hours since 1970-01-01T00 UTC
+)
+(_MU, _SIGMA, _SCALE, _CORR, _PHI, _ROOT, _BLOCK, _OUT_N, _HORIZON, _OUT_S, _FAIL, _H0) = range(len(DRAW_PARAMS))
+
+
+class EpisodeDraw:
+    """The constants of a scenario's episode draw (built once per simulator from its scenario and carbon table).
+
+    ``cap_w`` (24, H) W and ``phase_work`` (24, K + 1) by UTC hour of day at the start; ``shift`` (24, K + 1) the
+    daily cycle of the latent availability (empty when off); ``pools`` (R,) GPUs; the availability quantile map
+    ``quantile_z`` / ``quantile_fraction`` and AR(1) powers ``powers``; scalars in ``params`` (``DRAW_PARAMS``).
+    """
+
+    def __init__(self, sim):
+        job, f = sim.scenario.job, sim.faults
+        H, K1, R = sim.n_hours, sim.n_steps + 1, sim.n_regions
+        self.cap_w = np.full((24, H), float(job.power_cap_w))
+        self.phase_work = np.ones((24, K1))
+        for hod0 in range(24):
+            hod = (hod0 + np.arange(H)) % 24
+            for win in job.cap_windows:
+                inside = (win.start_hour_utc <= hod) & (hod < win.end_hour_utc)
+                self.cap_w[hod0, inside] = np.minimum(self.cap_w[hod0, inside], win.cap_w)
+            if job.phase_hours > 0:
+                phase = (np.arange(K1) * sim.step_s / (job.phase_hours * _S_PER_H)).astype(int)
+                self.phase_work[hod0] *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
+        self.pools = np.array(sim.pool, dtype=float)
+        self.pools_gpus = np.repeat(np.array(sim.pool, dtype=np.int64)[:, None], K1, axis=1)
+        p = np.zeros(len(DRAW_PARAMS))
+        if job.noise_std > 0:
+            p[_MU], p[_SIGMA] = -0.5 * job.noise_std**2, job.noise_std
+        self.shift = np.zeros((0, K1))
+        self.powers = np.ones(1)
+        avail = availability_params() if f.shortage_scale > 0 else None
+        self.quantile_z = avail.quantile_z if avail else np.zeros(2)
+        self.quantile_fraction = avail.quantile_fraction if avail else np.zeros(2)
+        if avail:
+            phi = avail.phi_at(sim.step_s)
+            p[_SCALE], p[_CORR], p[_PHI] = f.shortage_scale, f.shortage_region_correlation, phi
+            p[_ROOT] = math.sqrt(1.0 - phi * phi)
+            if phi >= 1e-12:
+                p[_BLOCK] = block = max(1, int(250.0 / -math.log10(phi)))
+                self.powers = _powers(phi, min(block, K1))
+            if f.shortage_daily_amplitude > 0:  # sim.availability.free_gpus_table's shift, per start hour of day
+                self.shift = np.zeros((24, K1))
+                for hod0 in range(24):
+                    hours = hod0 + np.arange(K1) * sim.step_s / 3600.0
+                    cycle = np.cos(2 * math.pi * (hours - f.shortage_peak_hour_utc) / 24.0)
+                    self.shift[hod0] = f.shortage_daily_amplitude * cycle
+        if f.outage_per_region_day > 0:
+            p[_OUT_N] = f.outage_per_region_day * sim.horizon_s / 86400.0
+            p[_OUT_S] = f.outage_mean_hours * _S_PER_H
+        p[_HORIZON] = sim.horizon_s
+        lam = f.gpu_failure_per_gpu_hour
+        p[_FAIL] = 1.0 / lam if lam > 0 else 0.0
+        p[_H0] = int(sim.carbon.start_h.astype("datetime64[h]").astype(np.int64))
+        self.params = p
+        self.ci_g_per_kwh = sim.carbon.intensity_g_per_kwh  # (R, hours of the table)
+        self.n_hours, self.n_regions = H, R
+        for a in (self.cap_w, self.phase_work, self.pools, self.pools_gpus, self.shift, self.params):
+            a.setflags(write=False)
+
+    def args(self) -> tuple:
+        """``draw_rows``' arguments after ``rows, starts, fns, states``, before the batch's arrays."""
+        return (
+            self.params,
+            self.cap_w,
+            self.phase_work,
+            self.shift,
+            self.powers,
+            self.quantile_z,
+            self.quantile_fraction,
+            self.pools,
+            self.pools_gpus,
+            self.ci_g_per_kwh,
+        )
+
+
+@njit(cache=True)
+def draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus, ci_all,
+              ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, fail_left_gpu_h):  # fmt: skip
+    """Draw the episode of each row ``rows[e]`` starting at hour index ``starts[e]`` of ``ci_all`` with the
+    generator at ``states[rows[e]]`` into the episode arrays (``sim.tables.EpisodeArrays``) and
+    ``fail_left_gpu_h[rows[e]]``. Returns the outage arrays: new, larger ones when an episode drew more outages
+    than they hold (rare), else the same."""
+    R, K1 = pools_gpus.shape
+    H = ep_ci.shape[2]
+    corr = D[_CORR]
+    for e in range(rows.shape[0]):
+        i, s = rows[e], starts[e]
+        bg = bitgen(states[i], fns)
+        hod0 = (int(D[_H0]) + s) % 24
+        ep_cap[i] = cap_hod[hod0]
+        # (1) work multiplier per step: phase cycle x lognormal noise
+        if D[_SIGMA] > 0:
+            for k in range(K1):
+                ep_work[i, k] = work_hod[hod0, k] * random_lognormal(bg, D[_MU], D[_SIGMA])
+        else:
+            ep_work[i] = work_hod[hod0]
+        # (2) free GPUs: sim.availability.free_gpus_table's operations in its order
+        if D[_SCALE] > 0:
+            common = np.empty((1, K1))
+            if corr > 0:
+                for k in range(K1):
+                    common[0, k] = random_standard_normal(bg)
+            eps = np.empty((R, K1))
+            for r in range(R):
+                for k in range(K1):
+                    eps[r, k] = random_standard_normal(bg)
+            z = _latent(eps, D, pw)
+            if corr > 0:
+                zc = _latent(common, D, pw)
+                a, b = math.sqrt(corr), math.sqrt(1.0 - corr)
+                for r in range(R):
+                    for k in range(K1):
+                        z[r, k] = a * zc[0, k] + b * z[r, k]
+            if shift_hod.shape[0] > 0:
+                for r in range(R):
+                    for k in range(K1):
+                        z[r, k] = z[r, k] - shift_hod[hod0, k]
+            ep_free[i] = _free_from_latent(z, qz, qf, D[_SCALE], pools)
+        else:
+            ep_free[i] = pools_gpus
+        # (3) outages: Poisson count, sorted uniform starts, exponential durations
+        for r in range(R):
+            n_out[i, r] = 0
+            if D[_OUT_N] > 0:
+                n = random_poisson(bg, D[_OUT_N])
+                at = np.empty(n)
+                for q in range(n):
+                    at[q] = random_uniform(bg, 0.0, D[_HORIZON])
+                at = np.sort(at)
+                if n > o_start.shape[2]:
+                    o_start, o_end = _grown(o_start, n), _grown(o_end, n)
+                for q in range(n):
+                    o_start[i, r, q] = at[q]
+                    o_end[i, r, q] = at[q] + D[_OUT_S] * random_standard_exponential(bg)
+                n_out[i, r] = n
+        # (4) GPU-hours until the first GPU failure
+        fail_left_gpu_h[i] = D[_FAIL] * random_standard_exponential(bg) if D[_FAIL] > 0 else math.inf
+        for r in range(R):
+            for h in range(H):
+                ep_ci[i, r, h] = ci_all[r, s + h]
+    return o_start, o_end
+
+
+@njit(cache=True)
+def _latent(eps, D, pw):
+    """sim.availability._ar1 of the rows of ``eps`` (unit-variance AR(1) with the scenario's phi)."""
+    if D[_PHI] >= 1e-12:
+        return _ar1_rows(eps, D[_ROOT], pw, int(D[_BLOCK]))
+    z = eps * D[_ROOT]  # phi ~ 0: white noise (NumPy's _ar1 returns u)
+    z[:, 0] = eps[:, 0]
+    return z
+
+
+@njit(cache=True)
+def _grown(a, n):
+    out = np.zeros((a.shape[0], a.shape[1], n))
+    out[:, :, : a.shape[2]] = a
+    return out
