@@ -136,6 +136,7 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
     # unpredictable branches
     nb = 4 * nq
     width = (qz[nq - 1] - qz[0]) / nb
+    per_width = 1.0 / width  # only picks where the scan starts: the scan below corrects any rounding
     first = np.empty(nb + 1, dtype=np.int64)
     j = 0
     for b in range(nb + 1):
@@ -143,6 +144,9 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
         while j + 1 < nq - 1 and qz[j + 1] <= edge:
             j += 1
         first[b] = j
+    slope = np.empty(nq - 1)  # per segment, as interp computes it (same operands, same bits)
+    for j in range(nq - 1):
+        slope[j] = (qf[j + 1] - qf[j]) / (qz[j + 1] - qz[j])
     for r in range(rows):
         pool = pools[r]
         for t in range(n):
@@ -152,7 +156,7 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
             elif x >= qz[nq - 1]:
                 frac = qf[nq - 1]
             else:
-                b = int((x - qz[0]) / width)
+                b = int((x - qz[0]) * per_width)
                 lo = first[b if b < nb else nb]
                 while lo > 0 and qz[lo] > x:  # rounding at a bucket edge
                     lo -= 1
@@ -161,8 +165,7 @@ def _free_from_latent(z, qz, qf, scale, pools):  # pragma: no cover - compiled
                 if qz[lo] == x:
                     frac = qf[lo]
                 else:
-                    slope = (qf[lo + 1] - qf[lo]) / (qz[lo + 1] - qz[lo])
-                    frac = slope * (x - qz[lo]) + qf[lo]
+                    frac = slope[lo] * (x - qz[lo]) + qf[lo]
             if scale != 1.0:
                 frac = 1.0 - scale * (1.0 - frac)
                 frac = min(max(frac, 0.0), 1.0)
