@@ -58,6 +58,7 @@ class EnvRows:
         self.region_block = env.region_block
         self.start_h = int(env.world.carbon.start_h.astype(np.int64))
         self.draw = sim.draw  # the episode draw's constants (sim.episode), the same for every row
+        self.n_start_hours = env.world.n_start_hours
         self._forecast = forecast_tables(R, tab.n_hours, env.scenario.forecast)
         # step_rows' info arguments when no infos are wanted (no column per row: info_columns is skipped)
         self._no_info = (
@@ -69,23 +70,26 @@ class EnvRows:
             np.zeros((0, 0), dtype=bool),
         )
 
-    def begin(self, rows: list[int], starts: list[int], rngs: list[np.random.Generator]) -> None:
-        """Rows ``rows`` start episodes at hour indices ``starts`` drawn with ``rngs`` in the model's order (the
-        episode's tables, ``sim.episode``, then the forecast), and get their first observations and masks: two
-        compiled calls for all of them."""
+    def begin(self, rows: list[int], starts: list[int | None], rngs: list[np.random.Generator]) -> None:
+        """Rows ``rows`` start episodes at hour indices ``starts`` (None: drawn uniformly over the world's start
+        hours) with ``rngs``, in the model's order (start hour, the episode's tables ``sim.episode``, the forecast),
+        and get their first observations and masks: three compiled calls for all of them."""
         for i, start in zip(rows, starts):
-            self.sims[i].check_start(start)  # all checked before any draw
+            if start is not None:
+                self.sims[i].check_start(start)  # all checked before any draw
         b = self.batch
-        for i, start, rng in zip(rows, starts, rngs):
+        for i, rng in zip(rows, rngs):
             b.set_rng(i, rng)
-            self.sims[i].began(start, rng)
-        idx, at = np.array(rows, dtype=np.int64), np.array(starts, dtype=np.int64)
-        b.begin(idx, at, self.draw)
+        idx = np.array(rows, dtype=np.int64)
+        at = np.array([-1 if s is None else s for s in starts], dtype=np.int64)
+        b.begin(idx, at, self.draw, self.n_start_hours)
         offset, src_ok, noise, std = self._forecast
         begin_rows(idx, at, b.rng_fns, b.rng_states, self.draw.ci_g_per_kwh, offset, src_ok, noise, std,
                    self.templates, self.region_block, CI_SCALE_G_PER_KWH, self.start_h, self.hour0, self.dow0,
                    self.start_hour, self.invalid, self.terms)  # fmt: skip
         self.observe(idx, False)
+        for i, start, rng in zip(rows, at.tolist(), rngs):
+            self.sims[i].began(start, rng)
 
     def step(self, idx: np.ndarray, info_blocks: tuple = ()) -> bool:
         """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps

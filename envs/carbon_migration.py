@@ -235,11 +235,8 @@ class CarbonMigrationEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         start = self._start_hour_option(options)
         super().reset(seed=seed)
-        rng = self.np_random
-        if start is None:
-            start = int(rng.integers(0, self.world.n_start_hours))
-        self._rows.begin([self._row], [start], [rng])
-        self._begin(start)
+        self._rows.begin([self._row], [start], [self.np_random])  # draws the start hour when None
+        self._begin(self.sim.start_hour)
         return self._obs.copy(), self._info()
 
     def step(self, action):

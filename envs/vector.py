@@ -153,7 +153,6 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self.last_finals: dict[int, tuple[np.ndarray, dict]] = {}
         self._clocks_mhz = self.tables.clocks_mhz
         self._total_mb = self.tables.total_mb
-        self._n_start_hours = first.world.n_start_hours
         self._deadline_s = float(self.tables.deadline_s)
         keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
@@ -197,17 +196,14 @@ class CarbonMigrationVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: list[int], seeds: list[int | None], options: list[dict | None]) -> None:
         """Draw the next episode of each env in ``rows`` with its own generator, exactly as the single environment's
-        ``reset`` does (same checks, same draws in the same order: start hour, then ``EnvRows.begin``, which also
-        writes their first observations and masks)."""
+        ``reset`` does (same checks, then ``EnvRows.begin``: the same draws in the same order, start hour, episode,
+        forecast; it also writes their first observations and masks)."""
         starts = [self._envs[i]._start_hour_option(o) for i, o in zip(rows, options)]  # all checked before any draw
-        rngs = []
-        for k, (i, seed) in enumerate(zip(rows, seeds)):
-            env = self._envs[i]
-            gym.Env.reset(env, seed=seed)  # a seeded reset replaces the env's generator
-            rngs.append(rng := env.np_random)
-            if starts[k] is None:
-                starts[k] = int(rng.integers(0, self._n_start_hours))
-        self.rows.begin(rows, starts, rngs)
+        envs = self._envs
+        for i, seed in zip(rows, seeds):
+            if seed is not None:
+                gym.Env.reset(envs[i], seed=seed)  # a seeded reset replaces the env's generator
+        self.rows.begin(rows, starts, [envs[i].np_random for i in rows])  # draws the start hours left None
         self._fresh.update(rows)
 
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:

@@ -34,7 +34,7 @@ from numba import njit
 from sim import rules
 from sim.episode import EpisodeDraw, draw_rows
 from sim.errors import ConfigError
-from sim.rng import random, rng_handles
+from sim.rng import integers, random, rng_handles
 from sim.rules import WAIT
 from sim.states import Event, State, check_transition
 from sim.tables import PARAMS, EpisodeArrays, EpisodeTables, StaticTables  # noqa: F401  (the tables the core reads)
@@ -655,11 +655,15 @@ def advance(
 
 
 @njit(cache=True)
-def begin_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus, ci_all,
-               ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, f, iv_all, step_acc, ep_acc, f0, i0, n_seg,
-               n_trans):  # fmt: skip
-    """``sim.episode.draw_rows`` for ``rows``, then their state rows reset (every job Queued at home with ``f0`` /
-    ``i0``, the drawn GPU-hours to the first failure, no accounting, empty logs). Returns the outage arrays."""
+def begin_rows(rows, starts, n_start, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus,
+               ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, f, iv_all, step_acc, ep_acc, f0, i0,
+               n_seg, n_trans):  # fmt: skip
+    """``sim.episode.draw_rows`` for ``rows``, a negative start hour first drawn as ``rng.integers(0, n_start)``
+    (written back into ``starts``); then their state rows reset (every job Queued at home with ``f0`` / ``i0``, the
+    drawn GPU-hours to the first failure, no accounting, empty logs). Returns the outage arrays."""
+    for e in range(rows.shape[0]):
+        if starts[e] < 0:  # rows draw their own start hours: one row's draws never touch another's generator
+            starts[e] = integers(fns, states[rows[e]], n_start)
     fail = np.empty(f.shape[0])
     o_start, o_end = draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools,
                                pools_gpus, ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out,
@@ -776,12 +780,13 @@ class Batch:
                 "all environments of a batch need the same kind (Gymnasium's is PCG64)"
             )
 
-    def begin(self, rows: np.ndarray, starts: np.ndarray, draw: EpisodeDraw) -> None:
+    def begin(self, rows: np.ndarray, starts: np.ndarray, draw: EpisodeDraw, n_start_hours: int = 0) -> None:
         """Rows ``rows`` begin episodes at hour indices ``starts`` of the carbon table (every job Queued at home),
-        drawn by ``draw`` (``sim.episode``) with each row's generator (``set_rng``), in one compiled call."""
+        drawn by ``draw`` (``sim.episode``) with each row's generator (``set_rng``), in one compiled call. A start
+        of -1 is drawn first, uniform over ``n_start_hours`` (``rng.integers``), and written into ``starts``."""
         core, ep = self.core, self.episodes
         ep.outage_start_s, ep.outage_end_s = begin_rows(
-            rows, starts, self.rng_fns, self.rng_states, *draw.args(), ep.ci, ep.cap_w, ep.work, ep.free,
+            rows, starts, n_start_hours, self.rng_fns, self.rng_states, *draw.args(), ep.ci, ep.cap_w, ep.work, ep.free,
             ep.outage_start_s, ep.outage_end_s, ep.n_outages, core.f, core.i, core.step_acc, core.episode_acc,
             self.f0, self.i0, self.n_seg, self.n_trans,
         )  # fmt: skip

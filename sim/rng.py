@@ -24,6 +24,7 @@ from numba.np.random.distributions import (  # noqa: F401  (re-exported for the 
     random_uniform,
 )
 from numba.np.random.generator_core import next_double
+from numba.np.random.random_methods import buffered_bounded_lemire_uint32
 
 _BIT_GENERATOR = types.NumPyRandomBitGeneratorType("bit_generator")
 _FN_NAMES = ("next_uint64", "next_uint32", "next_double")  # the order of the addresses in rng_handles' array
@@ -69,3 +70,12 @@ def bitgen(typingctx, state, fns):
 def random(fns, state):
     """``rng.random()`` of the generator at ``state`` (one ``next_double``)."""
     return next_double(bitgen(state, fns))
+
+
+@njit(cache=True, inline="always")
+def integers(fns, state, n):
+    """``rng.integers(0, n)`` of the generator at ``state``, for 1 <= n <= 2**32 - 1 (NumPy's bounded draw:
+    Lemire's method on one ``next_uint32``; none when n == 1)."""
+    if n == 1:
+        return 0
+    return int(buffered_bounded_lemire_uint32(bitgen(state, fns), n - 1))

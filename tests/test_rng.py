@@ -9,6 +9,7 @@ from numba import njit
 
 from sim.rng import (
     bitgen,
+    integers,
     random,
     random_lognormal,
     random_poisson,
@@ -63,3 +64,20 @@ def test_handles_are_per_kind_and_per_generator():
     assert fa is fb and sa != sb
     fm, _ = rng_handles(np.random.Generator(np.random.MT19937(3)))
     assert not np.array_equal(fm, fa)
+
+
+@njit(cache=True)
+def _integers(fns, state, n, out):
+    for k in range(out.shape[0]):
+        out[k] = integers(fns, state, n)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**63), n=st.one_of(st.integers(1, 100), st.integers(1, 2**32 - 1)))
+def test_compiled_integers_equal_numpy_generator_integers(seed, n):
+    ours, ref = np.random.default_rng(seed), np.random.default_rng(seed)
+    fns, state = rng_handles(ours)
+    out = np.empty(7, dtype=np.int64)
+    _integers(fns, np.uint64(state), n, out)
+    assert out.tolist() == [int(ref.integers(0, n)) for _ in range(7)]
+    assert ours.random() == ref.random()  # next_uint32's buffered half-word is the generator's own state
