@@ -72,7 +72,9 @@ def split_actions(actions, n_regions, n_levels, targets, levels):
     return -1
 
 
-@njit(cache=True)
+# The per-step kernels are compiled without reference counting (``_nrt=False``, as ``sim.core.advance``): they
+# allocate nothing, and each per-row view (obs[i], free[i], ...) would otherwise cost atomic increfs and decrefs.
+@njit(cache=True, _nrt=False)
 def _prepare(envs, targets, masks, iv_all, invalid, n_regions):
     """Masked targets become the continue target (counted in ``invalid``); the wait index becomes ``WAIT``."""
     for e in range(envs.shape[0]):
@@ -85,7 +87,7 @@ def _prepare(envs, targets, masks, iv_all, invalid, n_regions):
         targets[i] = _WAIT if t == n_regions else t
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _observe(
     envs,
     stepped,
@@ -155,7 +157,9 @@ def _observe(
         k = iv[I_K]
         kk = k if k < n_steps else n_steps
         o = obs[i]
-        o[:] = templates[i, h]
+        tpl = templates[i, h]
+        for c in range(o.shape[0]):  # a loop: slice assignment needs the refcounting that is off
+            o[c] = tpl[c]
         m = masks[i]
         fr, os_, oe, no = free[i], o_start[i], o_end[i], n_out[i]
         timed = s == _SUSPEND or s == _MIGRATION or s == _SCALING or s == _RECOVERING
@@ -205,7 +209,7 @@ def _observe(
         o[job_at + N_JOB_FEATURES + s] = 1.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def info_columns(f, iv_all, step_acc, ep_acc, terms, invalid, total_mb, clocks_mhz, deadline_s, cols, ints, flags):
     """Job 0's state, accounting and reward terms of every env as rows of fresh ``cols`` (floats), ``ints`` and
     ``flags`` (booleans), one row per info value (the layout ``envs.vector.CarbonMigrationVectorEnv._infos`` reads):
@@ -278,7 +282,7 @@ def begin_rows(rows, starts, fns, states, ci_all, offset, src_ok, noise, std, te
         terms[i] = 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def step_rows(
     envs,
     targets,
