@@ -108,7 +108,7 @@ def _hold(peak, iv):
         peak[iv[I_REGION]] = n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # no reference counting: allocates nothing (see sim.core.advance)
 def advance_fleet(
     envs,
     targets,
