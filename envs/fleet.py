@@ -13,7 +13,7 @@ from gymnasium import spaces
 from envs import fleet_kernels as fk
 from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
 from loaders.carbon import carbon_table
-from loaders.philly import fleet_jobs, load_philly
+from loaders.philly import fleet_jobs, load_philly, philly_window
 from sim import core
 from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
@@ -91,6 +91,19 @@ def philly_trace():
     if not _TRACE:
         _TRACE.append(load_philly())
     return _TRACE[0]
+
+
+_WINDOWS: dict[str, object] = {}
+
+
+def philly_rows(scenario: FleetScenario):
+    """The trace rows a Philly fleet draws its jobs from (``loaders.philly.philly_window``), once per process and
+    jobs section: the same every episode, and their selection (a sort of the trace's cluster ids) cost most of a
+    reset."""
+    key = repr(scenario.jobs)
+    if key not in _WINDOWS:
+        _WINDOWS[key] = philly_window(philly_trace(), scenario.jobs, scenario.source)
+    return _WINDOWS[key]
 
 
 class CarbonFleetEnv(gym.Env):
@@ -256,7 +269,10 @@ class CarbonFleetEnv(gym.Env):
         rng = self.np_random
         sc, R, J = self.scenario, self.R, self.J
         job_seed = int(rng.integers(0, 2**31 - 1))
-        jobs = fleet_jobs(sc, job_seed, philly_trace() if sc.jobs.source == "philly" else None)
+        if sc.jobs.source == "philly":
+            jobs = fleet_jobs(sc, job_seed, window=philly_rows(sc))
+        else:
+            jobs = fleet_jobs(sc, job_seed)
         self.jobs = jobs
         start = None if options is None else options.get("start_hour")
         if start is None:
