@@ -349,6 +349,17 @@ class CarbonFleetEnv(gym.Env):
         self._iscal[:] = 0  # invalid actions, steps logged, ...
         self._ended = None
         self._gpus_j = np.ascontiguousarray(jobs.gpus, dtype=np.int64)
+        # the compiled step's arguments after the action (the episode's arrays; built once per reset)
+        self._step_args = (
+            self.L, self._envs, self._targets, self._levels, self._order, self._key, self._f, self._i,
+            self._step_acc, self._ep_acc, self.ci, self.free, self._avail, self._used, self._rest, self._peak,
+            self._o_start, self._o_end, self._n_out, self._arrival, self._P, self._t_mb_s, self._p_gpu_w,
+            self._idle_w, jobs.host_power_w, self._host_idle_w, jobs.pue, self._emb_g, self._speed, self._xfer_s,
+            self._egress, self._allowed, self._fail_rate, self._rng_fns, self._rng_states, self._fastest_mb_s,
+            self._gpus_j, self.pool, self.cap_w, self._down, self._fc_next, self._fc_mean, self._step_s,
+            self._horizon_s, self.n_steps, CI_SCALE_G_PER_KWH, self._cols, self._w, self._power, self._in_use,
+            self._free_now, self._excess, self._slots, self._mask, self._obs, self._gpu_log, self._scal, self._iscal,
+        )  # fmt: skip
         fk.fleet_totals(self._f, self._i, self._power, self._in_use)
         fk.observe(*self._observe_args())
         fblk, iblk = self._info_blocks()
@@ -452,17 +463,7 @@ class CarbonFleetEnv(gym.Env):
         if self._ended is not None:
             raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
         fblk, iblk = self._info_blocks()
-        errors = fk.step_fleet(
-            a, slot_actions, fifo, self.L, self._envs, self._targets, self._levels, self._order, self._key, self._f,
-            self._i, self._step_acc, self._ep_acc, self.ci, self.free, self._avail, self._used, self._rest,
-            self._peak, self._o_start, self._o_end, self._n_out, self._arrival, self._P, self._t_mb_s, self._p_gpu_w,
-            self._idle_w, self.jobs.host_power_w, self._host_idle_w, self.jobs.pue, self._emb_g, self._speed,
-            self._xfer_s, self._egress, self._allowed, self._fail_rate, self._rng_fns, self._rng_states,
-            self._fastest_mb_s, self._gpus_j, self.pool, self.cap_w, self._down, self._fc_next, self._fc_mean,
-            self._step_s, self._horizon_s, self.n_steps, CI_SCALE_G_PER_KWH, self._cols, self._w, self._power,
-            self._in_use, self._free_now, self._excess, self._slots, self._mask, self._obs, self._gpu_log,
-            self._scal, self._iscal, fblk, iblk,
-        )  # fmt: skip
+        errors = fk.step_fleet(a, slot_actions, fifo, *self._step_args, fblk, iblk)
         if errors:
             j = int(np.flatnonzero(self._i[0, :, core.I_ERROR])[0])
             code = int(self._i[0, j, core.I_ERROR]) - 1
