@@ -491,9 +491,10 @@ def step_fleet(
     fleet_totals(f, iv_all, power, in_use)
     book_step(step_acc, cols, cap_w, power, excess, step_s, w, scal)
     row = iscal[I_N_LOG]
-    for r in range(in_use.shape[0]):
-        gpu_log[row, r] = in_use[r]
-    iscal[I_N_LOG] = row + 1
+    if row < gpu_log.shape[0]:  # (n_steps rows: the episode ends at the horizon; no bounds checks here)
+        for r in range(in_use.shape[0]):
+            gpu_log[row, r] = in_use[r]
+        iscal[I_N_LOG] = row + 1
     n_done = observe(
         f, iv_all, arrival_s, P, fastest_mb_s, gpus, pool, cap_w, down, free, ci, fc_next, fc_mean, step_s, horizon_s,
         n_steps, n_levels, ci_scale, power, in_use, free_now, slots, mask, obs,
