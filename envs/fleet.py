@@ -10,10 +10,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from envs import fleet_kernels as fk
 from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
 from loaders.carbon import carbon_table
-from loaders.philly import fleet_jobs, load_philly
-from sim import core, fleet_core
+from loaders.philly import fleet_jobs, load_philly, philly_window
+from sim import core
 from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.core import I_AFTER_SUSPEND as _I_AFTER
@@ -25,7 +26,7 @@ from sim.hardware import host_server
 from sim.network import Network
 from sim.network_data import load_network
 from sim.rng import rng_handles
-from sim.rules import TIMED_STATES, WAIT, continue_target, is_timed
+from sim.rules import continue_target, is_timed
 from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
 from sim.simulator import METRICS
 from sim.states import ALLOWED, State
@@ -33,9 +34,7 @@ from sim.tables import PARAMS
 
 _S_PER_H = 3600.0
 _M = {name: i for i, name in enumerate(METRICS)}
-_QUEUED, _TOLERANCE, _WAITING, _COMPLETED = int(State.QUEUED), int(State.TOLERANCE), int(State.WAITING), 7
-_SUSPEND, _MIGRATION = int(State.SUSPEND), int(State.MIGRATION)
-_TIMED = np.array(TIMED_STATES)
+_QUEUED, _COMPLETED = int(State.QUEUED), 7
 N_REGION_FEATURES = 6
 N_QUEUE_FEATURES = 6
 OBS_LOW, OBS_HIGH = -1.0, 5.0
@@ -92,6 +91,19 @@ def philly_trace():
     if not _TRACE:
         _TRACE.append(load_philly())
     return _TRACE[0]
+
+
+_WINDOWS: dict[str, object] = {}
+
+
+def philly_rows(scenario: FleetScenario):
+    """The trace rows a Philly fleet draws its jobs from (``loaders.philly.philly_window``), once per process and
+    jobs section: the same every episode, and their selection (a sort of the trace's cluster ids) cost most of a
+    reset."""
+    key = repr(scenario.jobs)
+    if key not in _WINDOWS:
+        _WINDOWS[key] = philly_window(philly_trace(), scenario.jobs, scenario.source)
+    return _WINDOWS[key]
 
 
 class CarbonFleetEnv(gym.Env):
@@ -192,12 +204,16 @@ class CarbonFleetEnv(gym.Env):
         sc = self.scenario
         if n_slots < 1:
             raise ConfigError(f"n_slots={n_slots}: must be >= 1")
+        n_jobs = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)
+        if n_jobs > fk.PAIRWISE_MAX_N:  # the compiled step's sums (envs/fleet_kernels.py) go this far
+            raise ConfigError(f"{sc.source}: jobs.n_jobs={n_jobs}: at most {fk.PAIRWISE_MAX_N} jobs per fleet")
         self.world = fleet_world(sc, split, data_dir)
         self.split = split
         self.R, self.L, self.K = len(sc.regions), sc.clock_levels, n_slots
         self.J = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)
         self.n_steps, self.n_hours = self.world.n_steps, self.world.n_hours
         self.step_s, self.horizon_s = sc.step_s, sc.horizon_s
+        self._step_s, self._horizon_s = float(sc.step_s), float(sc.horizon_s)  # as the compiled step takes them
         self.pool = np.array([r.gpus for r in sc.regions], dtype=np.int64)
         self.cap_w = np.array([r.power_cap_w for r in sc.regions], dtype=float)
         R, L, K = self.R, self.L, self.K
@@ -226,6 +242,24 @@ class CarbonFleetEnv(gym.Env):
         self._slots = np.full(K, -1, dtype=np.int64)
         self._obs = np.zeros(n_obs, dtype=np.float32)
         self._mask = np.zeros(K * (R + 1 + L), dtype=bool)
+        # compiled step's buffers (envs/fleet_kernels.py): per region, scalar results, the GPU log
+        self._power = np.zeros(R)
+        self._excess = np.zeros(R)
+        self._in_use = np.zeros(R, dtype=np.int64)
+        self._free_now = np.zeros(R, dtype=np.int64)
+        self._scal = np.zeros(fk.N_SCAL)
+        self._iscal = np.zeros(fk.N_ISCAL, dtype=np.int64)
+        self._gpu_log = np.zeros((self.n_steps, R), dtype=np.int64)
+        self._no_action = np.zeros((K, 2), dtype=np.int64)
+        self._cols = np.array(
+            [_M[c] for c in ("operational_carbon_g", "transfer_carbon_g", "facility_energy_kwh")]
+            + [_M[c] for c in ("transfer_energy_kwh", "lateness_h", "migrations", "lost_minibatches", "rollbacks")],
+            dtype=np.int64,
+        )
+        w = self.scenario.reward
+        self._w = np.array(
+            [w.carbon_per_kg, w.energy_per_kwh, w.lateness_per_hour, w.cap_violation_per_kj, w.migration_per_count]
+        )
         self._ended: str | None = "before reset()"
 
     # ------------------------------------------------------------------ episode set-up
@@ -235,7 +269,10 @@ class CarbonFleetEnv(gym.Env):
         rng = self.np_random
         sc, R, J = self.scenario, self.R, self.J
         job_seed = int(rng.integers(0, 2**31 - 1))
-        jobs = fleet_jobs(sc, job_seed, philly_trace() if sc.jobs.source == "philly" else None)
+        if sc.jobs.source == "philly":
+            jobs = fleet_jobs(sc, job_seed, window=philly_rows(sc))
+        else:
+            jobs = fleet_jobs(sc, job_seed)
         self.jobs = jobs
         start = None if options is None else options.get("start_hour")
         if start is None:
@@ -308,13 +345,59 @@ class CarbonFleetEnv(gym.Env):
         self._rng_keep = np.random.default_rng(int(rng.integers(0, 2**63 - 1)))  # transfer-failure coins
         self._rng_fns, addr = rng_handles(self._rng_keep)
         self._rng_states = np.array([addr], dtype=np.uint64)
-        self._cap_violation_s = 0.0
-        self._cap_excess_j = 0.0
-        self._invalid = 0
-        self._gpus_in_use_log: list[np.ndarray] = []
+        self._scal[:] = 0.0  # reward, cap violation s, cap excess J, ...
+        self._iscal[:] = 0  # invalid actions, steps logged, ...
         self._ended = None
-        self._refresh()
-        return self._obs.copy(), self._info()
+        self._gpus_j = np.ascontiguousarray(jobs.gpus, dtype=np.int64)
+        # the compiled step's arguments after the action (the episode's arrays; built once per reset)
+        self._step_args = (
+            self.L, self._envs, self._targets, self._levels, self._order, self._key, self._f, self._i,
+            self._step_acc, self._ep_acc, self.ci, self.free, self._avail, self._used, self._rest, self._peak,
+            self._o_start, self._o_end, self._n_out, self._arrival, self._P, self._t_mb_s, self._p_gpu_w,
+            self._idle_w, jobs.host_power_w, self._host_idle_w, jobs.pue, self._emb_g, self._speed, self._xfer_s,
+            self._egress, self._allowed, self._fail_rate, self._rng_fns, self._rng_states, self._fastest_mb_s,
+            self._gpus_j, self.pool, self.cap_w, self._down, self._fc_next, self._fc_mean, self._step_s,
+            self._horizon_s, self.n_steps, CI_SCALE_G_PER_KWH, self._cols, self._w, self._power, self._in_use,
+            self._free_now, self._excess, self._slots, self._mask, self._obs, self._gpu_log, self._scal, self._iscal,
+        )  # fmt: skip
+        fk.fleet_totals(self._f, self._i, self._power, self._in_use)
+        fk.observe(*self._observe_args())
+        fblk, iblk = self._info_blocks()
+        fk.fill_info(self._f, self._i, self._ep_acc, self._cols, self._slots, self._in_use, self._free_now, fblk, iblk,
+                     self._scal)  # fmt: skip
+        return self._obs.copy(), self._info(fblk, iblk)
+
+    def _observe_args(self) -> tuple:
+        return (
+            self._f,
+            self._i,
+            self._arrival,
+            self._P,
+            self._fastest_mb_s,
+            self._gpus_j,
+            self.pool,
+            self.cap_w,
+            self._down,
+            self.free,
+            self.ci,
+            self._fc_next,
+            self._fc_mean,
+            self._step_s,
+            self._horizon_s,
+            self.n_steps,
+            self.L,
+            CI_SCALE_G_PER_KWH,
+            self._power,
+            self._in_use,
+            self._free_now,
+            self._slots,
+            self._mask,
+            self._obs,
+        )
+
+    def _info_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh blocks for the info's per-job arrays (the caller may keep them)."""
+        return np.empty((3, self.J)), np.empty(3 * self.J + 2 * self.R + self.K, dtype=np.int64)
 
     def _build_job_tables(self, jobs: FleetJobs) -> None:
         sc, R, J = self.scenario, self.R, self.J
@@ -363,104 +446,38 @@ class CarbonFleetEnv(gym.Env):
     def step(self, action):
         """One decision step with the ``K`` slots' choices (see the class docstring)."""
         a = np.asarray(action, dtype=np.int64).reshape(self.K, 2)
-        R, L = self.R, self.L
-        m = self._mask.reshape(self.K, R + 1 + L)
-        tg, lv = self._targets[0], self._levels[0]
-        for s in range(self.K):
-            j = self._slots[s]
-            if j < 0:
-                continue
-            t, lev = int(a[s, 0]), int(a[s, 1])
-            if not (0 <= t <= R and 0 <= lev < L and m[s, t] and m[s, R + 1 + lev]):
-                self._invalid += 1
-                continue
-            tg[j] = WAIT if t == R else t
-            lv[j] = lev
-        return self._advance()
+        return self._advance(a, True)
 
     def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False):
         """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;
         ``levels`` (J,)): the interface of the fleet baselines. Same physics and service order as ``step``,
         or with ``fifo`` the pools serve jobs not holding GPUs in arrival order instead of by slack."""
-        self._targets[0] = targets
-        self._levels[0] = np.clip(levels, 0, self.L - 1)
-        return self._advance(fifo)
-
-    def _advance(self, fifo: bool = False):
         if self._ended is not None:
             raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
-        fleet_core.priority_order(
-            self._envs, self._f, self._i, self._P, self._fastest_mb_s, self._order, self._key, fifo
-        )
-        errors = fleet_core.advance_fleet(
-            self._envs,
-            self._targets,
-            self._levels,
-            self._order,
-            self._f,
-            self._i,
-            self._step_acc,
-            self._ep_acc,
-            self.ci,
-            self.free,
-            self._avail,
-            self._used,
-            self._rest,
-            self._peak,
-            self._o_start,
-            self._o_end,
-            self._n_out,
-            self._arrival,
-            self._P,
-            self._t_mb_s,
-            self._p_gpu_w,
-            self._idle_w,
-            self.jobs.host_power_w,
-            self._host_idle_w,
-            self.jobs.pue,
-            self._emb_g,
-            self._speed,
-            self._xfer_s,
-            self._egress,
-            self._allowed,
-            self._fail_rate,
-            self._rng_fns,
-            self._rng_states,
-        )
+        self._targets[0] = targets
+        self._levels[0] = np.clip(levels, 0, self.L - 1)
+        return self._advance(self._no_action, False, fifo)
+
+    def _advance(self, a: np.ndarray, slot_actions: bool, fifo: bool = False):
+        """The compiled step (``envs.fleet_kernels.step_fleet``): decisions, physics, accounting, observation."""
+        if self._ended is not None:
+            raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
+        fblk, iblk = self._info_blocks()
+        errors = fk.step_fleet(a, slot_actions, fifo, *self._step_args, fblk, iblk)
         if errors:
             j = int(np.flatnonzero(self._i[0, :, core.I_ERROR])[0])
             code = int(self._i[0, j, core.I_ERROR]) - 1
             raise RuntimeError(f"job {j}: illegal transition {State(code // 8).name} -> {State(code % 8).name}")
-        acc = self._step_acc[0]
-        # regional power cap: fleet power at the end of the step against each region's cap
-        power = np.bincount(self._i[0, :, core.I_REGION], self._f[0, :, core.F_POWER_W], self.R)
-        excess_w = np.maximum(power - self.cap_w, 0.0)
-        over = excess_w > 0
-        self._cap_violation_s += self.step_s * float(over.sum())
-        excess_j = float(excess_w.sum()) * self.step_s
-        self._cap_excess_j += excess_j
-        w = self.scenario.reward
-        carbon_kg = (acc[:, _M["operational_carbon_g"]].sum() + acc[:, _M["transfer_carbon_g"]].sum()) / 1000.0
-        energy = acc[:, _M["facility_energy_kwh"]].sum() + acc[:, _M["transfer_energy_kwh"]].sum()
-        cost = (
-            w.carbon_per_kg * carbon_kg
-            + w.energy_per_kwh * energy
-            + w.lateness_per_hour * acc[:, _M["lateness_h"]].sum()
-            + w.cap_violation_per_kj * excess_j / 1000.0
-            + w.migration_per_count * acc[:, _M["migrations"]].sum()
-        )
-        self._gpus_in_use_log.append(self.gpus_in_use())
-        done = bool(np.all(self._i[0, :, core.I_STATE] == _COMPLETED))
-        truncated = not done and int(self._i[0, 0, core.I_K]) >= self.n_steps
+        n = self._iscal.tolist()
+        done, truncated = bool(n[fk.I_DONE]), bool(n[fk.I_TRUNCATED])
         if done:
             self._ended = "after the episode terminated (every job completed)"
         elif truncated:
             self._ended = "after the episode was truncated (horizon reached)"
-        self._refresh()
-        info = self._info()
+        info = self._info(fblk, iblk)
         if done or truncated:
             info["fleet_episode"] = self.episode_metrics()
-        return self._obs.copy(), float(-cost), done, truncated, info
+        return self._obs.copy(), float(self._scal[fk.S_REWARD]), done, truncated, info
 
     # ------------------------------------------------------------------ views
 
@@ -525,114 +542,29 @@ class CarbonFleetEnv(gym.Env):
             raise gym.error.ResetNeeded("CarbonFleetEnv.action_masks() called before reset(); call reset() first")
         return self._mask.copy()
 
-    def _refresh(self) -> None:
-        """Slots, mask and observation for the decision now."""
-        R, L, K, J = self.R, self.L, self.K, self.J
-        jobs = self.jobs
-        open_ = self.open_jobs()
-        slack = self.slack_s()
-        cand = np.flatnonzero(open_)
-        cand = cand[np.argsort(slack[cand], kind="stable")][:K]
-        self._slots[:] = -1
-        self._slots[: cand.size] = cand
-        up = self.region_up()
-        free = self.free_now()
-        st, reg, ng = (
-            self._i[0, :, core.I_STATE],
-            self._i[0, :, core.I_REGION],
-            self._i[0, :, core.I_N_GPUS],
-        )
-        m = self._mask.reshape(K, R + 1 + L)
-        m[:] = False
-        sl = self._slots
-        has = sl >= 0
-        m[~has, R] = True  # padding: wait, level 0
-        m[~has, R + 1] = True
-        js = sl[has]
-        s_, timed = st[js], np.isin(st[js], _TIMED)
-        rows = np.flatnonzero(has)
-        free_rows = rows[~timed]
-        m[free_rows, :R] = up & (free > 0)
-        m[free_rows, R] = True
-        # during a timed phase only its own target (sim.rules.continue_target, vectorised)
-        jt, st_t = js[timed], s_[timed]
-        after = self._i[0, jt, _I_AFTER]
-        tgt = np.where(st_t == _MIGRATION, self._i[0, jt, core.I_DEST], reg[jt])
-        tgt = np.where(st_t == _SUSPEND, np.where(after == WAIT, R, after), tgt)
-        m[rows[timed], tgt] = True
-        m[rows, R + 1 :] = True
-        # observation
-        o = self._obs
-        h = min(int(self.t_s // _S_PER_H), self.n_hours - 1)
-        in_use = self.gpus_in_use()
-        power = np.bincount(reg, self._f[0, :, core.F_POWER_W], R)
-        cap_ratio = np.where(np.isfinite(self.cap_w), power / np.where(np.isfinite(self.cap_w), self.cap_w, 1.0), 0.0)
-        reg_block = np.stack(
-            [
-                self.ci[0, :, h] / CI_SCALE_G_PER_KWH,
-                self._fc_next[:, h],
-                self._fc_mean[:, h],
-                np.maximum(free - in_use, 0) / np.maximum(self.pool, 1),
-                up.astype(float),
-                cap_ratio,
-            ],
-            axis=1,
-        )
-        nf = job_features(R)
-        jb = np.zeros((K, nf))
-        sl = self._slots[self._slots >= 0]
-        n = sl.size
-        if n:
-            s_ = st[sl]
-            jb[:n, 0] = 1.0
-            jb[:n, 1] = s_ == _TOLERANCE
-            jb[:n, 2] = (s_ == _WAITING) | (s_ == _QUEUED)
-            jb[:n, 3] = ~((s_ == _TOLERANCE) | (s_ == _WAITING) | (s_ == _QUEUED))
-            jb[np.arange(n), 4 + reg[sl]] = 1.0
-            total = jobs.minibatches[sl].astype(float)
-            jb[:n, 4 + R] = jobs.gpus[sl] / self.pool.max()
-            jb[:n, 5 + R] = ng[sl] / jobs.gpus[sl]
-            jb[:n, 6 + R] = self.remaining_minibatches()[sl] / total
-            jb[:n, 7 + R] = (jobs.deadline_s[sl] - self.t_s) / self.horizon_s
-            jb[:n, 8 + R] = slack[sl] / self.horizon_s
-            jb[:n, 9 + R] = self._i[0, sl, core.I_LEVEL] / max(L - 1, 1)
-        arrived = jobs.arrival_s <= self.t_s + 1e-9
-        idle = open_ & (ng == 0)
-        q = np.array(
-            [
-                idle.sum() / J,
-                jobs.gpus[idle].sum() / self.pool.sum(),
-                (~arrived).sum() / J,
-                (st == _COMPLETED).sum() / J,
-                (st == _TOLERANCE).sum() / J,
-                min(self.t_s / self.horizon_s, 1.0),
-            ]
-        )
-        o[:] = np.clip(np.concatenate([reg_block.ravel(), jb.ravel(), q]), OBS_LOW, OBS_HIGH)
-
-    def _info(self) -> dict:
-        ea = self._ep_acc[0]
-        job_kg = (ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]) / 1000.0
-        job_kwh = ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]
+    def _info(self, fblk: np.ndarray, iblk: np.ndarray) -> dict:
+        """The info dict: scalars from the compiled step's results, per-job arrays as rows of its fresh blocks."""
+        J, R = self.J, self.R
+        v, n = self._scal.tolist(), self._iscal.tolist()
         return {
             "t_s": self.t_s,
-            "carbon_kg": float(job_kg.sum()),
-            "energy_kwh": float(job_kwh.sum()),
-            "jobs_completed": int((self._i[0, :, core.I_STATE] == _COMPLETED).sum()),
-            "migrations": int(ea[:, _M["migrations"]].sum()),
-            "lost_minibatches": float(ea[:, _M["lost_minibatches"]].sum()),
-            "rollbacks": int(ea[:, _M["rollbacks"]].sum()),
-            "cap_violation_s": self._cap_violation_s,
-            "gpus_in_use": self.gpus_in_use(),
-            "free_gpus": self.free_now(),
-            "invalid_actions": self._invalid,
-            "slots": self._slots.copy(),
-            "job_state": self.job_state(),
-            "job_region": self.job_region(),
-            "job_gpus": self.job_gpus(),
-            "job_progress_mb": self._f[0, :, core.F_PROGRESS_MB].copy(),
-            "job_carbon_kg": job_kg,
-            "job_energy_kwh": job_kwh,
+            "carbon_kg": v[fk.S_CARBON_KG],
+            "energy_kwh": v[fk.S_ENERGY_KWH],
+            "jobs_completed": n[fk.I_COMPLETED],
+            "migrations": int(v[fk.S_MIGRATIONS]),
+            "lost_minibatches": v[fk.S_LOST_MB],
+            "rollbacks": int(v[fk.S_ROLLBACKS]),
+            "cap_violation_s": v[fk.S_CAP_VIOLATION_S],
+            "gpus_in_use": iblk[3 * J : 3 * J + R],
+            "free_gpus": iblk[3 * J + R : 3 * J + 2 * R],
+            "invalid_actions": n[fk.I_INVALID],
+            "slots": iblk[3 * J + 2 * R :],
+            "job_state": iblk[:J],
+            "job_region": iblk[J : 2 * J],
+            "job_gpus": iblk[2 * J : 3 * J],
+            "job_progress_mb": fblk[0],
+            "job_carbon_kg": fblk[1],
+            "job_energy_kwh": fblk[2],
         }
 
     def episode_metrics(self) -> dict:
@@ -643,8 +575,9 @@ class CarbonFleetEnv(gym.Env):
         c_at = self._f[0, :, core.F_COMPLETED_AT_S]
         met = done & (c_at <= jobs.deadline_s + 1e-6)
         queued_s = ea[:, _M["time_waiting_s"]] + ea[:, _M["time_queued_s"]]
-        held = np.asarray(self._gpus_in_use_log).sum() * self.step_s if self._gpus_in_use_log else 0.0
-        cap_gpu_s = float(self.free[0, :, : max(len(self._gpus_in_use_log), 1)].sum()) * self.step_s
+        n_log = int(self._iscal[fk.I_N_LOG])
+        held = self._gpu_log[:n_log].sum() * self.step_s if n_log else 0.0
+        cap_gpu_s = float(self.free[0, :, : max(n_log, 1)].sum()) * self.step_s
         return {
             "carbon_kg": float((ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]).sum() / 1000.0),
             "energy_kwh": float((ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]).sum()),
@@ -655,13 +588,16 @@ class CarbonFleetEnv(gym.Env):
             "queue_h_mean": float(queued_s.mean() / _S_PER_H),
             "migrations": int(ea[:, _M["migrations"]].sum()),
             "gpu_util": float(held / cap_gpu_s) if cap_gpu_s > 0 else 0.0,
-            "cap_violation_s": float(self._cap_violation_s),
+            "cap_violation_s": float(self._scal[fk.S_CAP_VIOLATION_S]),
             "lost_minibatches": float(ea[:, _M["lost_minibatches"]].sum()),
         }
 
     def gpus_in_use_log(self) -> np.ndarray:
         """(steps so far, R) GPUs held per region at the end of each step."""
-        return np.asarray(self._gpus_in_use_log).reshape(-1, self.R)
+        n_log = int(self._iscal[fk.I_N_LOG])
+        if n_log == 0:
+            return np.zeros((0, self.R))  # (as the list of rows it replaced gave)
+        return self._gpu_log[:n_log].copy()
 
     def job_view(self, j: int, mask: np.ndarray | None = None) -> PolicyView:
         """Job ``j``'s decision facts in the single-job policies' terms (``envs.carbon_migration.PolicyView``):

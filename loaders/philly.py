@@ -99,15 +99,19 @@ def philly_window(df: pd.DataFrame, source: FleetJobSource, where: str = "<scena
     return out.reset_index(drop=True)
 
 
-def fleet_jobs(scenario: FleetScenario, seed: int, df: pd.DataFrame | None = None) -> FleetJobs:
+def fleet_jobs(
+    scenario: FleetScenario, seed: int, df: pd.DataFrame | None = None, window: pd.DataFrame | None = None
+) -> FleetJobs:
     """The jobs of one fleet episode, resampled from the trace by ``seed``
     (``jobs.source: philly``) or as listed (``jobs.source: list``). Same scenario and seed -> same jobs.
 
     :param df: the loaded trace (default :func:`load_philly`); unused for listed jobs.
+    :param window: ``philly_window(df, scenario.jobs)`` if the caller keeps it (it is the same every episode)
     """
     if scenario.jobs.source == "list":
         return build_fleet_jobs(scenario, listed_draws(scenario))
-    window = philly_window(load_philly() if df is None else df, scenario.jobs, scenario.source)
+    if window is None:
+        window = philly_window(load_philly() if df is None else df, scenario.jobs, scenario.source)
     draws = draw_trace_jobs(
         scenario,
         np.random.default_rng(seed),

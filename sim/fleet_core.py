@@ -70,7 +70,7 @@ assert PARAMS[_P_STALL] == "stall_per_mb_s" and PARAMS[_P_DEADLINE] == "deadline
 _NOT_HOLDING = 1e12  # s added to the slack of a job holding no GPUs (any real slack is far smaller)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # allocates nothing (see sim.core.advance)
 def priority_order(envs, f, iv_all, P, fastest_mb_s, order, key, fifo=False):
     """``order[i]`` := the jobs of environment ``i`` in service order: jobs holding GPUs first, then the others,
     each group by least slack (time to the deadline minus the remaining mini-batches at the top clock in the
