@@ -15,10 +15,10 @@ from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
 from loaders.carbon import carbon_table
 from loaders.philly import fleet_jobs, load_philly, philly_window
 from sim import core
-from sim.availability import free_gpus_table
 from sim.carbon import CarbonTable
 from sim.core import I_AFTER_SUSPEND as _I_AFTER
 from sim.core import N_FLOAT, N_INT, N_METRICS
+from sim.episode import EpisodeDraw, draw_availability
 from sim.errors import ConfigError
 from sim.fleet_jobs import FleetJobs
 from sim.forecast import forecast_matrix
@@ -215,6 +215,8 @@ class CarbonFleetEnv(gym.Env):
         self.step_s, self.horizon_s = sc.step_s, sc.horizon_s
         self._step_s, self._horizon_s = float(sc.step_s), float(sc.horizon_s)  # as the compiled step takes them
         self.pool = np.array([r.gpus for r in sc.regions], dtype=np.int64)
+        self._draw = EpisodeDraw(sc.faults, self.pool.tolist(), self.step_s, self.horizon_s, self.n_steps, self.n_hours,
+                                 self.world.carbon)  # fmt: skip
         self.cap_w = np.array([r.power_cap_w for r in sc.regions], dtype=float)
         R, L, K = self.R, self.L, self.K
         n_obs = R * N_REGION_FEATURES + K * job_features(R) + N_QUEUE_FEATURES
@@ -282,41 +284,16 @@ class CarbonFleetEnv(gym.Env):
         self.start_hour = int(start)
         carbon = self.world.carbon
         self.ci = np.ascontiguousarray(carbon.intensity_g_per_kwh[:, start : start + self.n_hours])[None]
-        hod0 = int((carbon.start_h + np.timedelta64(self.start_hour, "h")).astype(int) % 24)
         self.start_utc = carbon.start_h + np.timedelta64(self.start_hour, "h")
         f = sc.faults
-        steps = self.n_steps + 1
-        if f.shortage_scale > 0:
-            free = free_gpus_table(
-                rng,
-                list(self.pool),
-                steps,
-                self.step_s,
-                f.shortage_scale,
-                f.shortage_region_correlation,
-                f.shortage_daily_amplitude,
-                hod0,
-                f.shortage_peak_hour_utc,
-            )
-        else:
-            free = np.repeat(self.pool[:, None], steps, axis=1)
-        self.free = np.ascontiguousarray(free, dtype=np.int64)[None]
-        spans = []
-        for _ in range(R):
-            s = []
-            if f.outage_per_region_day > 0:
-                n = rng.poisson(f.outage_per_region_day * self.horizon_s / 86400.0)
-                for t0 in np.sort(rng.uniform(0, self.horizon_s, n)):
-                    s.append((float(t0), float(t0 + rng.exponential(f.outage_mean_hours * _S_PER_H))))
-            spans.append(s)
-        most = max(1, max(len(s) for s in spans))
-        self._o_start = np.zeros((1, R, most))
-        self._o_end = np.zeros((1, R, most))
+        # the regions' free GPUs and outages, drawn as for a single job's episode (sim.episode, compiled)
+        self.free = np.empty((1, R, self.n_steps + 1), dtype=np.int64)
         self._n_out = np.zeros((1, R), dtype=np.int64)
-        for r, s in enumerate(spans):
-            self._n_out[0, r] = len(s)
-            for q, (a, b) in enumerate(s):
-                self._o_start[0, r, q], self._o_end[0, r, q] = a, b
+        fns, state = rng_handles(rng)
+        self._o_start, self._o_end = draw_availability(
+            fns, np.uint64(state), self._draw.hour_of_day(self.start_hour), *self._draw.availability_args(),
+            self.free[0], np.zeros((1, R, 4)), np.zeros((1, R, 4)), self._n_out,
+        )  # fmt: skip
         fc = forecast_matrix(carbon.intensity_g_per_kwh, self.start_hour, self.n_hours, sc.forecast, rng)
         self.forecast = fc  # (R, hours, F) g/kWh
         self._fc_next = fc[:, :, 0] / CI_SCALE_G_PER_KWH

@@ -659,7 +659,7 @@ def advance(
 
 
 @njit(cache=True)
-def begin_rows(rows, starts, n_start, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus,
+def begin_rows(rows, starts, n_start, fns, states, D, shift_hod, pw, qz, qf, pools, pools_gpus, cap_hod, work_hod,
                ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, f, iv_all, step_acc, ep_acc, f0, i0,
                n_seg, n_trans):  # fmt: skip
     """``sim.episode.draw_rows`` for ``rows``, a negative start hour first drawn as ``rng.integers(0, n_start)``
@@ -669,8 +669,8 @@ def begin_rows(rows, starts, n_start, fns, states, D, cap_hod, work_hod, shift_h
         if starts[e] < 0:  # rows draw their own start hours: one row's draws never touch another's generator
             starts[e] = integers(fns, states[rows[e]], n_start)
     fail = np.empty(f.shape[0])
-    o_start, o_end = draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools,
-                               pools_gpus, ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out,
+    o_start, o_end = draw_rows(rows, starts, fns, states, D, shift_hod, pw, qz, qf, pools, pools_gpus, cap_hod,
+                               work_hod, ci_all, ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out,
                                fail)  # fmt: skip
     for e in range(rows.shape[0]):
         i = rows[e]

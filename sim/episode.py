@@ -52,30 +52,37 @@ DRAW_PARAMS = (
 
 
 class EpisodeDraw:
-    """The constants of a scenario's episode draw (built once per simulator from its scenario and carbon table).
+    """The constants of a scenario's episode draw (built once per simulator or fleet environment).
 
     ``cap_w`` (24, H) W and ``phase_work`` (24, K + 1) by UTC hour of day at the start; ``shift`` (24, K + 1) the
     daily cycle of the latent availability (empty when off); ``pools`` (R,) GPUs; the availability quantile map
     ``quantile_z`` / ``quantile_fraction`` and AR(1) powers ``powers``; scalars in ``params`` (``DRAW_PARAMS``).
+
+    :param faults: the scenario's ``FaultSpec`` (availability process, outages, GPU failures)
+    :param pool: GPUs per region
+    :param step_s: decision step [s]; ``n_steps`` steps make the episode of ``horizon_s`` [s] and ``n_hours`` hours
+    :param carbon: the carbon table episodes start in (``sim.carbon.CarbonTable``)
+    :param job: the single job's ``JobSpec`` (power cap, phases, work noise); None for a fleet (no cap, no noise)
     """
 
-    def __init__(self, sim):
-        job, f = sim.scenario.job, sim.faults
-        H, K1, R = sim.n_hours, sim.n_steps + 1, sim.n_regions
-        self.cap_w = np.full((24, H), float(job.power_cap_w))
+    def __init__(self, faults, pool: list[int], step_s: float, horizon_s: float, n_steps: int, n_hours: int, carbon,
+                 job=None):  # fmt: skip
+        f = faults
+        H, K1, R = n_hours, n_steps + 1, len(pool)
+        self.cap_w = np.full((24, H), math.inf if job is None else float(job.power_cap_w))
         self.phase_work = np.ones((24, K1))
         for hod0 in range(24):
             hod = (hod0 + np.arange(H)) % 24
-            for win in job.cap_windows:
+            for win in job.cap_windows if job else ():
                 inside = (win.start_hour_utc <= hod) & (hod < win.end_hour_utc)
                 self.cap_w[hod0, inside] = np.minimum(self.cap_w[hod0, inside], win.cap_w)
-            if job.phase_hours > 0:
-                phase = (np.arange(K1) * sim.step_s / (job.phase_hours * _S_PER_H)).astype(int)
+            if job and job.phase_hours > 0:
+                phase = (np.arange(K1) * step_s / (job.phase_hours * _S_PER_H)).astype(int)
                 self.phase_work[hod0] *= np.asarray(job.phase_multipliers)[phase % len(job.phase_multipliers)]
-        self.pools = np.array(sim.pool, dtype=float)
-        self.pools_gpus = np.repeat(np.array(sim.pool, dtype=np.int64)[:, None], K1, axis=1)
+        self.pools = np.array(pool, dtype=float)
+        self.pools_gpus = np.repeat(np.array(pool, dtype=np.int64)[:, None], K1, axis=1)
         p = np.zeros(len(DRAW_PARAMS))
-        if job.noise_std > 0:
+        if job and job.noise_std > 0:
             p[_MU], p[_SIGMA] = -0.5 * job.noise_std**2, job.noise_std
         self.shift = np.zeros((0, K1))
         self.powers = np.ones(1)
@@ -83,7 +90,7 @@ class EpisodeDraw:
         self.quantile_z = avail.quantile_z if avail else np.zeros(2)
         self.quantile_fraction = avail.quantile_fraction if avail else np.zeros(2)
         if avail:
-            phi = avail.phi_at(sim.step_s)
+            phi = avail.phi_at(step_s)
             p[_SCALE], p[_CORR], p[_PHI] = f.shortage_scale, f.shortage_region_correlation, phi
             p[_ROOT] = math.sqrt(1.0 - phi * phi)
             if phi >= 1e-12:
@@ -92,40 +99,45 @@ class EpisodeDraw:
             if f.shortage_daily_amplitude > 0:  # sim.availability.free_gpus_table's shift, per start hour of day
                 self.shift = np.zeros((24, K1))
                 for hod0 in range(24):
-                    hours = hod0 + np.arange(K1) * sim.step_s / 3600.0
+                    hours = hod0 + np.arange(K1) * step_s / 3600.0
                     cycle = np.cos(2 * math.pi * (hours - f.shortage_peak_hour_utc) / 24.0)
                     self.shift[hod0] = f.shortage_daily_amplitude * cycle
         if f.outage_per_region_day > 0:
-            p[_OUT_N] = f.outage_per_region_day * sim.horizon_s / 86400.0
+            p[_OUT_N] = f.outage_per_region_day * horizon_s / 86400.0
             p[_OUT_S] = f.outage_mean_hours * _S_PER_H
-        p[_HORIZON] = sim.horizon_s
+        p[_HORIZON] = horizon_s
         lam = f.gpu_failure_per_gpu_hour
         p[_FAIL] = 1.0 / lam if lam > 0 else 0.0
-        p[_H0] = int(sim.carbon.start_h.astype("datetime64[h]").astype(np.int64))
+        p[_H0] = int(carbon.start_h.astype("datetime64[h]").astype(np.int64))
         self.params = p
-        self.ci_g_per_kwh = sim.carbon.intensity_g_per_kwh  # (R, hours of the table)
+        self.ci_g_per_kwh = carbon.intensity_g_per_kwh  # (R, hours of the table)
         self.n_hours, self.n_regions = H, R
         for a in (self.cap_w, self.phase_work, self.pools, self.pools_gpus, self.shift, self.params):
             a.setflags(write=False)
 
-    def args(self) -> tuple:
-        """``draw_rows``' arguments after ``rows, starts, fns, states``, before the batch's arrays."""
+    def hour_of_day(self, start: int) -> int:
+        """UTC hour of day of the carbon table's hour index ``start``."""
+        return (int(self.params[_H0]) + start) % 24
+
+    def availability_args(self) -> tuple:
+        """``draw_availability``'s arguments after ``fns, state, hod0``."""
         return (
             self.params,
-            self.cap_w,
-            self.phase_work,
             self.shift,
             self.powers,
             self.quantile_z,
             self.quantile_fraction,
             self.pools,
             self.pools_gpus,
-            self.ci_g_per_kwh,
         )
+
+    def args(self) -> tuple:
+        """``draw_rows``' arguments after ``rows, starts, fns, states``, before the batch's arrays."""
+        return (*self.availability_args(), self.cap_w, self.phase_work, self.ci_g_per_kwh)
 
 
 @njit(cache=True)
-def draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz, qf, pools, pools_gpus, ci_all,
+def draw_rows(rows, starts, fns, states, D, shift_hod, pw, qz, qf, pools, pools_gpus, cap_hod, work_hod, ci_all,
               ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, fail_left_gpu_h):  # fmt: skip
     """Draw the episode of each row ``rows[e]`` starting at hour index ``starts[e]`` of ``ci_all`` with the
     generator at ``states[rows[e]]`` into the episode arrays (``sim.tables.EpisodeArrays``) and
@@ -133,7 +145,6 @@ def draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz
     than they hold (rare), else the same."""
     R, K1 = pools_gpus.shape
     H = ep_ci.shape[2]
-    corr = D[_CORR]
     for e in range(rows.shape[0]):
         i, s = rows[e], starts[e]
         bg = bitgen(states[i], fns)
@@ -145,50 +156,70 @@ def draw_rows(rows, starts, fns, states, D, cap_hod, work_hod, shift_hod, pw, qz
                 ep_work[i, k] = work_hod[hod0, k] * random_lognormal(bg, D[_MU], D[_SIGMA])
         else:
             ep_work[i] = work_hod[hod0]
-        # (2) free GPUs: sim.availability.free_gpus_table's operations in its order
-        if D[_SCALE] > 0:
-            common = np.empty((1, K1))
-            if corr > 0:
-                for k in range(K1):
-                    common[0, k] = random_standard_normal(bg)
-            eps = np.empty((R, K1))
-            for r in range(R):
-                for k in range(K1):
-                    eps[r, k] = random_standard_normal(bg)
-            z = _latent(eps, D, pw)
-            if corr > 0:
-                zc = _latent(common, D, pw)
-                a, b = math.sqrt(corr), math.sqrt(1.0 - corr)
-                for r in range(R):
-                    for k in range(K1):
-                        z[r, k] = a * zc[0, k] + b * z[r, k]
-            if shift_hod.shape[0] > 0:
-                for r in range(R):
-                    for k in range(K1):
-                        z[r, k] = z[r, k] - shift_hod[hod0, k]
-            ep_free[i] = _free_from_latent(z, qz, qf, D[_SCALE], pools)
-        else:
-            ep_free[i] = pools_gpus
-        # (3) outages: Poisson count, sorted uniform starts, exponential durations
-        for r in range(R):
-            n_out[i, r] = 0
-            if D[_OUT_N] > 0:
-                n = random_poisson(bg, D[_OUT_N])
-                at = np.empty(n)
-                for q in range(n):
-                    at[q] = random_uniform(bg, 0.0, D[_HORIZON])
-                at = np.sort(at)
-                if n > o_start.shape[2]:
-                    o_start, o_end = _grown(o_start, n), _grown(o_end, n)
-                for q in range(n):
-                    o_start[i, r, q] = at[q]
-                    o_end[i, r, q] = at[q] + D[_OUT_S] * random_standard_exponential(bg)
-                n_out[i, r] = n
+        # (2) free GPUs, (3) outages
+        o_start, o_end = _availability(bg, D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, ep_free[i], o_start,
+                                       o_end, n_out, i)  # fmt: skip
         # (4) GPU-hours until the first GPU failure
         fail_left_gpu_h[i] = D[_FAIL] * random_standard_exponential(bg) if D[_FAIL] > 0 else math.inf
         for r in range(R):
             for h in range(H):
                 ep_ci[i, r, h] = ci_all[r, s + h]
+    return o_start, o_end
+
+
+@njit(cache=True)
+def draw_availability(fns, state, hod0, D, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end, n_out):
+    """Steps (2) and (3) of an episode alone, for the fleet (its jobs share the regions' pools): the free GPUs
+    ``free`` (R, K + 1) and the outages of row 0 of ``o_start`` / ``o_end`` / ``n_out``, drawn with the generator
+    at ``state``; returns the outage arrays (larger ones when they had to grow)."""
+    return _availability(bitgen(state, fns), D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end,
+                         n_out, 0)  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _availability(bg, D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end, n_out, i):
+    """(2) the free GPUs per region and step into ``free`` (R, K + 1), sim.availability.free_gpus_table's
+    operations in its order; (3) row ``i``'s outages: a Poisson count per region, sorted uniform starts,
+    exponential durations. Returns the outage arrays."""
+    R, K1 = pools_gpus.shape
+    corr = D[_CORR]
+    if D[_SCALE] > 0:
+        common = np.empty((1, K1))
+        if corr > 0:
+            for k in range(K1):
+                common[0, k] = random_standard_normal(bg)
+        eps = np.empty((R, K1))
+        for r in range(R):
+            for k in range(K1):
+                eps[r, k] = random_standard_normal(bg)
+        z = _latent(eps, D, pw)
+        if corr > 0:
+            zc = _latent(common, D, pw)
+            a, b = math.sqrt(corr), math.sqrt(1.0 - corr)
+            for r in range(R):
+                for k in range(K1):
+                    z[r, k] = a * zc[0, k] + b * z[r, k]
+        if shift_hod.shape[0] > 0:
+            for r in range(R):
+                for k in range(K1):
+                    z[r, k] = z[r, k] - shift_hod[hod0, k]
+        free[:] = _free_from_latent(z, qz, qf, D[_SCALE], pools)
+    else:
+        free[:] = pools_gpus
+    for r in range(R):
+        n_out[i, r] = 0
+        if D[_OUT_N] > 0:
+            n = random_poisson(bg, D[_OUT_N])
+            at = np.empty(n)
+            for q in range(n):
+                at[q] = random_uniform(bg, 0.0, D[_HORIZON])
+            at = np.sort(at)
+            if n > o_start.shape[2]:
+                o_start, o_end = _grown(o_start, n), _grown(o_end, n)
+            for q in range(n):
+                o_start[i, r, q] = at[q]
+                o_end[i, r, q] = at[q] + D[_OUT_S] * random_standard_exponential(bg)
+            n_out[i, r] = n
     return o_start, o_end
 
 

@@ -151,7 +151,10 @@ class Simulator:
         self.faults = scenario.faults
         self.throttle = scenario.cap_enforcement == "throttle"
         self.tables = StaticTables(self)  # the same numbers as read-only arrays, for every reader above the core
-        self.draw = EpisodeDraw(self)  # the constants of the episode draw (sim.episode)
+        # the constants of the episode draw (sim.episode)
+        self.draw = EpisodeDraw(
+            self.faults, self.pool, self.step_s, self.horizon_s, self.n_steps, self.n_hours, carbon, scenario.job
+        )
         self.start_hour = 0
         self.rng: np.random.Generator | None = None
         self.bind(Batch(self.tables, 1), 0)

@@ -25,10 +25,8 @@ final info scalars (for a readable diff when a hash changes). Only the env's pub
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
-import json
 import sys
 from pathlib import Path
 
@@ -42,6 +40,7 @@ if str(REPO) not in sys.path:
 from envs.fleet import CarbonFleetEnv  # noqa: E402
 from sim.rules import WAIT  # noqa: E402
 from sim.scenario import SCENARIO_DIR, parse_fleet_scenario  # noqa: E402
+from tests.golden.generate import cli  # noqa: E402
 
 PATH = Path(__file__).with_name("fleet_trajectories.json")
 SPLITS = ("train", "validation", "test")
@@ -200,17 +199,7 @@ def compare(stored: dict, fresh: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--check", action="store_true", help="compare with the stored file instead of writing it")
-    args = p.parse_args(argv)
-    fresh = generate()
-    if args.check:
-        problems = compare(json.loads(PATH.read_text()), fresh)
-        print("\n".join(problems) or "fleet goldens match")
-        return 1 if problems else 0
-    PATH.write_text(json.dumps(fresh, indent=1) + "\n")
-    print(f"wrote {PATH} ({sum(len(v) for v in fresh.values())} episodes)")
-    return 0
+    return cli(argv, __doc__, generate, compare, PATH, "fleet goldens")
 
 
 if __name__ == "__main__":

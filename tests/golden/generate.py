@@ -117,18 +117,23 @@ def compare(stored: dict, fresh: dict, rel: float = 0.0) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def cli(argv: list[str] | None, doc: str, generate, compare, path: Path, label: str) -> int:
+    """Write the goldens to ``path``, or with ``--check`` compare a fresh run with them (exit 1 on a difference)."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the stored file instead of writing it")
     args = p.parse_args(argv)
     fresh = generate()
     if args.check:
-        problems = compare(json.loads(PATH.read_text()), fresh)
-        print("\n".join(problems) or "goldens match")
+        problems = compare(json.loads(path.read_text()), fresh)
+        print("\n".join(problems) or f"{label} match")
         return 1 if problems else 0
-    PATH.write_text(json.dumps(fresh, indent=1) + "\n")
-    print(f"wrote {PATH} ({sum(len(v) for v in fresh.values())} episodes)")
+    path.write_text(json.dumps(fresh, indent=1) + "\n")
+    print(f"wrote {path} ({sum(len(v) for v in fresh.values())} episodes)")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, generate, compare, PATH, "goldens")
 
 
 if __name__ == "__main__":
