@@ -48,6 +48,8 @@ from sim.core import (
     I_REGION,
     I_STATE,
     _down,
+    _floor_div,
+    _mod,
     _usable,
     advance,
     continue_target,
@@ -150,7 +152,7 @@ def _observe(
             rew[i] = progress - carbon - energy - late - cap - mig - emb
             term[i] = done
             trunc[i] = truncated
-        h = int(t // 3600.0)
+        h = _floor_div(t, 3600.0)
         if h >= n_hours:
             h = n_hours - 1
         k = iv[I_K]
@@ -183,8 +185,8 @@ def _observe(
                 m[here] = True
             m[R] = True
         x = hour0[i] + t / 3600.0
-        a_hod = _TWO_PI * (x % 24.0) / 24.0
-        a_dow = _TWO_PI * ((dow0[i] + x / 24.0) % 7.0) / 7.0
+        a_hod = _TWO_PI * _mod(x, 24.0) / 24.0
+        a_dow = _TWO_PI * _mod(dow0[i] + x / 24.0, 7.0) / 7.0
         o[0] = math.sin(a_hod)
         o[1] = math.cos(a_hod)
         o[2] = math.sin(a_dow)

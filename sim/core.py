@@ -212,6 +212,22 @@ def _down(os_, oe, no, r, t):
     return False
 
 
+@njit(cache=True, inline="always")
+def _floor_div(x, m):
+    """``int(x // m)`` for a float 0 <= x < 2**53 and an integral m > 0, without the ``fmod`` call numba's ``//``
+    makes (a C call per use): the rounded ``x / m`` is the floor or one above it, and ``n * m`` is exact."""
+    n = int(x / m)
+    if n * m > x:
+        n -= 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _mod(x, m):
+    """``x % m`` for the same x and m, the same float: ``fmod``'s result is representable, so ``x - n * m`` is exact."""
+    return x - _floor_div(x, m) * m
+
+
 # the shared rules (sim/rules.py), compiled from the same source
 usable_gpus = njit(cache=True, inline="always")(rules.usable_gpus)
 continue_target = njit(cache=True, inline="always")(rules.continue_target)
@@ -627,7 +643,7 @@ def advance(
                     parked_now = True
                     break
                 r = iv[I_REGION]
-                h = int(t // _S_PER_H)
+                h = _floor_div(t, _S_PER_H)
                 n = iv[I_N_GPUS]
                 dt, event, power_w, gpu_w, host_w, stall_frac, rate = _piece(
                     fv, iv, t, t_end, h, s, r, n, work[i, iv[I_K]], throttle, cap_w[i, h], P, t_mb_s[r], p_gpu_w[r],
