@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from sim.core import (
+    _AHEAD,
     _CAPJ,
     _COMPLETED,
     _DONE,
@@ -50,6 +51,7 @@ from sim.core import (
     _down,
     _floor_div,
     _mod,
+    _prefetch,
     _usable,
     advance,
     continue_target,
@@ -127,6 +129,15 @@ def _observe(
     req = int(P[_P_REQ])
     for e in range(envs.shape[0]):
         i = envs[e]
+        if e + _AHEAD < envs.shape[0]:  # a later env's template row and free GPUs (as in sim.core.advance)
+            i2 = envs[e + _AHEAD]
+            h2 = _floor_div(f[i2, 0, F_T_S], 3600.0)
+            h2 = h2 if h2 < n_hours else n_hours - 1
+            for c in range(0, templates.shape[2], 16):  # 16 float32 a cache line
+                _prefetch(templates, (i2, h2, c))
+            k2 = iv_all[i2, 0, I_K]
+            for r in range(R):
+                _prefetch(free, (i2, r, k2 if k2 < n_steps else n_steps))
         fv, iv = f[i, 0], iv_all[i, 0]
         s = iv[I_STATE]
         here = iv[I_REGION]
