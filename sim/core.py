@@ -639,6 +639,8 @@ def advance(
             k2, h2 = iv_all[i2, 0, I_K], _floor_div(f[i2, 0, F_T_S], _S_PER_H)
             _prefetch(ci, (i2, iv_all[i2, 0, I_REGION], h2))
             _prefetch(ci, (i2, iv_all[i2, 0, I_DEST], h2))
+            if targets[i2] >= 0:  # where a migration decided now goes (its transfer books both intensities)
+                _prefetch(ci, (i2, targets[i2], h2))
             _prefetch(cap_w, (i2, h2))
             _prefetch(work, (i2, k2))
             _prefetch(free, (i2, iv_all[i2, 0, I_REGION], k2 if k2 < n_steps else n_steps))
