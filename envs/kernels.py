@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from sim.core import (
+    _AHEAD,
     _CAPJ,
     _COMPLETED,
     _DONE,
@@ -48,6 +49,9 @@ from sim.core import (
     I_REGION,
     I_STATE,
     _down,
+    _floor_div,
+    _mod,
+    _prefetch,
     _usable,
     advance,
     continue_target,
@@ -126,6 +130,15 @@ def _observe(
     req = int(P[_P_REQ])
     for e in range(envs.shape[0]):
         i = envs[e]
+        if e + _AHEAD < envs.shape[0]:  # a later env's template row and free GPUs (as in sim.core.advance)
+            i2 = envs[e + _AHEAD]
+            h2 = _floor_div(f[i2, 0, F_T_S], 3600.0)
+            h2 = h2 if h2 < n_hours else n_hours - 1
+            for c in range(0, templates.shape[2], 16):  # 16 float32 a cache line
+                _prefetch(templates, (i2, h2, c))
+            k2 = iv_all[i2, 0, I_K]
+            for r in range(R):
+                _prefetch(free, (i2, r, k2 if k2 < n_steps else n_steps))
         fv, iv = f[i, 0], iv_all[i, 0]
         s = iv[I_STATE]
         here = iv[I_REGION]
@@ -151,7 +164,7 @@ def _observe(
             rew[i] = progress - carbon - energy - late - cap - mig - emb
             term[i] = done
             trunc[i] = truncated
-        h = int(t // 3600.0)
+        h = _floor_div(t, 3600.0)
         if h >= n_hours:
             h = n_hours - 1
         k = iv[I_K]
@@ -184,8 +197,8 @@ def _observe(
                 m[here] = True
             m[R] = True
         x = hour0[i] + t / 3600.0
-        a_hod = _TWO_PI * (x % 24.0) / 24.0
-        a_dow = _TWO_PI * ((dow0[i] + x / 24.0) % 7.0) / 7.0
+        a_hod = _TWO_PI * _mod(x, 24.0) / 24.0
+        a_dow = _TWO_PI * _mod(dow0[i] + x / 24.0, 7.0) / 7.0
         o[0] = math.sin(a_hod)
         o[1] = math.cos(a_hod)
         o[2] = math.sin(a_dow)

@@ -29,7 +29,10 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from sim import rules
 from sim.episode import EpisodeDraw, draw_rows
@@ -165,6 +168,7 @@ _S_PER_H = 3600.0
 _J_PER_KWH = 3.6e6
 _EPS_S = 1e-9
 _WAIT = WAIT
+_AHEAD = 4  # environments ahead whose table entries are prefetched (a step of one takes ~100 ns)
 
 (_P_STEP, _P_HORIZON, _P_NSTEPS, _P_NHOURS, _P_TOTAL, _P_CKPT_INT, _P_REQ, _P_GROUP, _P_ELASTIC) = range(9)
 (_P_IO, _P_RESTORE, _P_STALL, _P_XKWH, _P_DEADLINE, _P_CKPT_GB, _P_THROTTLE, _P_XFAIL) = range(9, 17)
@@ -211,6 +215,45 @@ def _down(os_, oe, no, r, t):
         if os_[r, j] <= t < oe[r, j]:
             return True
     return False
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):
+    """Start loading the cache line of ``arr[idx]`` (``idx``: a tuple of ``arr.ndim`` ints; LLVM's ``prefetch``, which
+    never faults): a hint to the CPU, no value changes. The step reads a few entries of each environment's episode
+    tables (megabytes at N = 1024, out of cache between steps); prefetched a few environments ahead, they arrive
+    while the CPU works instead of stalling it (perf: advance's share of the vector bench 16% -> 13%)."""
+    if not (isinstance(arr, types.Array) and isinstance(idx, types.UniTuple) and idx.count == arr.ndim):
+        return None
+
+    def codegen(context, builder, sig, args):
+        aryty, idxty = sig.args
+        ary = context.make_array(aryty)(context, builder, args[0])
+        inds = [context.cast(builder, v, idxty.dtype, types.intp) for v in cgutils.unpack_tuple(builder, args[1])]
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, inds)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, keep in all cache levels, data
+        return context.get_dummy_value()
+
+    return types.none(arr, idx), codegen
+
+
+@njit(cache=True, inline="always")
+def _floor_div(x, m):
+    """``int(x // m)`` for a float 0 <= x < 2**53 and an integral m > 0, without the ``fmod`` call numba's ``//``
+    makes (a C call per use): the rounded ``x / m`` is the floor or one above it, and ``n * m`` is exact."""
+    n = int(x / m)
+    if n * m > x:
+        n -= 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _mod(x, m):
+    """``x % m`` for the same x and m, the same float: ``fmod``'s result is representable, so ``x - n * m`` is exact."""
+    return x - _floor_div(x, m) * m
 
 
 # the shared rules (sim/rules.py), compiled from the same source
@@ -589,8 +632,19 @@ def advance(
     errors = 0
     logging = seg.shape[1] > 0
     pue, p_gpu_w, t_mb_s, idle_w, host_busy_w, host_idle_w, emb_g, speed, xfer_s, egress = T
+    n_steps = int(P[_P_NSTEPS])
     for e in range(envs.shape[0]):
         i = envs[e]
+        if e + _AHEAD < envs.shape[0]:  # the episode-table entries a later env's step will read first
+            i2 = envs[e + _AHEAD]
+            k2, h2 = iv_all[i2, 0, I_K], _floor_div(f[i2, 0, F_T_S], _S_PER_H)
+            _prefetch(ci, (i2, iv_all[i2, 0, I_REGION], h2))
+            _prefetch(ci, (i2, iv_all[i2, 0, I_DEST], h2))
+            if targets[i2] >= 0:  # where a migration decided now goes (its transfer books both intensities)
+                _prefetch(ci, (i2, targets[i2], h2))
+            _prefetch(cap_w, (i2, h2))
+            _prefetch(work, (i2, k2))
+            _prefetch(free, (i2, iv_all[i2, 0, I_REGION], k2 if k2 < n_steps else n_steps))
         for j in range(f.shape[1]):
             fv, iv, acc = f[i, j], iv_all[i, j], step_acc[i, j]
             fr, os_, oe, no = free[i], o_start[i], o_end[i], n_out[i]
@@ -628,7 +682,7 @@ def advance(
                     parked_now = True
                     break
                 r = iv[I_REGION]
-                h = int(t // _S_PER_H)
+                h = _floor_div(t, _S_PER_H)
                 n = iv[I_N_GPUS]
                 dt, event, power_w, gpu_w, host_w, stall_frac, rate = _piece(
                     fv, iv, t, t_end, h, s, r, n, work[i, iv[I_K]], throttle, cap_w[i, h], P, t_mb_s[r], p_gpu_w[r],
