@@ -626,7 +626,8 @@ def advance(
 
     Logging is on when ``seg`` has room (``(n_envs, capacity, 7)``, fields ``SEGMENT_FIELDS``): every piece is
     appended at ``seg[i, n_seg[i]]`` and every transition as ``(t_s, src, dst)`` at ``trans[i, n_trans[i]]``; an
-    environment whose log is full parks (``PEND_LOG``) for the caller to grow it. Logging assumes one job.
+    environment whose log is full parks (``PEND_LOG``) for the caller to grow it. Logging assumes one job. When
+    some of an environment's jobs park, the others finish their step; the resuming call steps only the parked ones.
     Off (capacity 0), it costs one test per piece."""
     parked = 0
     errors = 0
@@ -645,9 +646,16 @@ def advance(
             _prefetch(cap_w, (i2, h2))
             _prefetch(work, (i2, k2))
             _prefetch(free, (i2, iv_all[i2, 0, I_REGION], k2 if k2 < n_steps else n_steps))
+        # a call that resumes an env's parked jobs must not start another step for its jobs that finished theirs
+        resuming = False
+        for j in range(f.shape[1]):
+            if iv_all[i, j, I_PEND] != PEND_NONE:
+                resuming = True
         for j in range(f.shape[1]):
             fv, iv, acc = f[i, j], iv_all[i, j], step_acc[i, j]
             fr, os_, oe, no = free[i], o_start[i], o_end[i], n_out[i]
+            if iv[I_STAGE] == 0 and resuming:
+                continue
             if iv[I_STAGE] == 0:  # a new step: fresh accounting, then the decision
                 acc[:] = 0.0
                 t_end = fv[F_T_S] + P[_P_STEP]
@@ -894,12 +902,12 @@ class Batch:
         errors = 0
         core = self.core
         while True:
-            waiting = np.flatnonzero(core.i[:, 0, I_PEND])
+            waiting = np.flatnonzero((core.i[:, :, I_PEND] != PEND_NONE).any(axis=1))
             if waiting.size == 0:
                 return errors
             for i in waiting.tolist():
-                if core.i[i, 0, I_PEND] == PEND_GPU_FAILURE:
-                    core.f[i, 0, F_DRAW] = self.rngs[i].exponential(self.gpu_failure_scale)
+                for j in np.flatnonzero(core.i[i, :, I_PEND] == PEND_GPU_FAILURE).tolist():  # in job order
+                    core.f[i, j, F_DRAW] = self.rngs[i].exponential(self.gpu_failure_scale)
             if self.logging:
                 self._grow_logs()
             errors += advance(waiting, targets, levels, *self.args())[1]
