@@ -3,8 +3,8 @@ environment (N rows) both step, so both run the same code.
 
 :class:`EnvRows` holds, per row, the observation, action mask, reward, reward terms and flags the step writes,
 the episode's observation template (intensity and forecast features per hour) and start time, and the rows'
-:class:`sim.core.Batch` (state, episode tables, generators). ``reset_row`` draws an episode with the row's
-generator in the model's order (``sim.episode``, then the forecast); ``step`` is one compiled call
+:class:`sim.core.Batch` (state, episode tables, generators). ``begin`` draws episodes with the rows' generators
+in the model's order (start hour, ``sim.episode``, then the forecast); ``step`` is one compiled call
 (:func:`envs.kernels.step_rows`: masked actions, physics, observation, mask, reward).
 """
 
