@@ -22,3 +22,12 @@ def test_whole_episodes_match_the_golden_trajectories_bit_for_bit(scenario):
     assert len(stored[scenario]) >= 20
     fresh = generate([scenario])
     assert compare({scenario: stored[scenario]}, fresh) == []
+
+
+def test_the_comparison_reports_any_difference():
+    """compare would let nothing through: a changed hash, step count, ending or final value is each reported."""
+    ep = {"seed": 3, "hash_obs": "ab", "steps": 10, "terminated": True, "final_metrics": {"x": 1.0}, "final_info": {}}
+    assert compare({"s": [ep]}, {"s": [dict(ep)]}) == []
+    for key, value in (("hash_obs", "ac"), ("steps", 11), ("terminated", False), ("final_metrics", {"x": 1.5})):
+        (problem,) = compare({"s": [ep]}, {"s": [{**ep, key: value}]})
+        assert problem.startswith("s seed 3: ")

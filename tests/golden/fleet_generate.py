@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:
 from envs.fleet import CarbonFleetEnv  # noqa: E402
 from sim.rules import WAIT  # noqa: E402
 from sim.scenario import SCENARIO_DIR, parse_fleet_scenario  # noqa: E402
-from tests.golden.generate import cli  # noqa: E402
+from tests.golden.generate import cli, trajectory_problems  # noqa: E402
 
 PATH = Path(__file__).with_name("fleet_trajectories.json")
 SPLITS = ("train", "validation", "test")
@@ -186,12 +186,7 @@ def compare(stored: dict, fresh: dict) -> list[str]:
             problems.append(f"{case}: {len(stored[case])} episodes stored, {len(eps)} run")
         for a, b in zip(stored[case], eps):
             where = f"{case} seed {a['seed']} ({a['split']}, {a['policy']})"
-            for key in a:
-                if key.startswith("hash_") and a[key] != b[key]:
-                    problems.append(f"{where}: {key[5:]} differs")
-            for key in ("steps", "terminated"):
-                if a[key] != b[key]:
-                    problems.append(f"{where}: {key} {a[key]} -> {b[key]}")
+            problems += trajectory_problems(where, a, b)
             for k, v in a["final_info"].items():
                 if b["final_info"].get(k) != v:
                     problems.append(f"{where}: final_info[{k}] {v!r} -> {b['final_info'].get(k)!r}")

@@ -97,18 +97,19 @@ def generate(scenarios=SCENARIOS, seeds=SEEDS) -> dict:
     return out
 
 
+def trajectory_problems(where: str, a: dict, b: dict) -> list[str]:
+    """A stored and a fresh episode's differences: trajectory hashes, step counts, how they ended."""
+    problems = [f"{where}: {key[5:]} differs" for key in a if key.startswith("hash_") and a[key] != b[key]]
+    return problems + [f"{where}: {key} {a[key]} -> {b[key]}" for key in ("steps", "terminated") if a[key] != b[key]]
+
+
 def compare(stored: dict, fresh: dict, rel: float = 0.0) -> list[str]:
     """Differences between two golden dicts: hash mismatches, and final values beyond ``rel`` relative error."""
     problems = []
     for sc, eps in fresh.items():
         for a, b in zip(stored[sc], eps):
             where = f"{sc} seed {a['seed']}"
-            for key in a:
-                if key.startswith("hash_") and a[key] != b[key]:
-                    problems.append(f"{where}: {key[5:]} differs")
-            for key in ("steps", "terminated"):
-                if a[key] != b[key]:
-                    problems.append(f"{where}: {key} {a[key]} -> {b[key]}")
+            problems += trajectory_problems(where, a, b)
             for group in ("final_metrics", "final_info"):
                 for k, v in a[group].items():
                     w = b[group].get(k)
