@@ -228,9 +228,7 @@ class Simulator:
     def episode(self) -> EpisodeTables:
         """This episode's drawn tables (a read-only copy of the row's episode arrays)."""
         ep, i = self.batch.episodes, self.row
-        spans = zip(ep.outage_start_s[i].tolist(), ep.outage_end_s[i].tolist(), ep.n_outages[i].tolist())
-        outages = tuple(tuple(zip(s[:n], e[:n])) for s, e, n in spans)
-        return EpisodeTables(ep.ci[i].copy(), ep.cap_w[i].copy(), ep.work[i].copy(), ep.free[i].copy(), outages)
+        return EpisodeTables(ep.ci[i].copy(), ep.cap_w[i].copy(), ep.work[i].copy(), ep.free[i].copy(), self.outages)
 
     # ------------------------------------------------------------------ state (this row of the batch, by name)
 
@@ -330,8 +328,11 @@ class Simulator:
 
     @property
     def outages(self) -> tuple[tuple[tuple[float, float], ...], ...]:
-        """Per region, this episode's outage spans ``(start_s, end_s)``."""
-        return self.episode.outages
+        """Per region, this episode's outage spans ``(start_s, end_s)`` (read from the row, without copying the
+        other episode tables)."""
+        ep, i = self.batch.episodes, self.row
+        spans = zip(ep.outage_start_s[i].tolist(), ep.outage_end_s[i].tolist(), ep.n_outages[i].tolist())
+        return tuple(tuple(zip(s[:n], e[:n])) for s, e, n in spans)
 
     # ------------------------------------------------------------------ queries (the core's compiled rules)
 
