@@ -1,12 +1,13 @@
 """Fleet policies for CarbonFleet-v0 (issue 10): one interface, a decision for every job each step.
 
-- ``stay``, ``threshold``, ``greedy``, ``caftm``, ``wait_awhile``, ``dvfs_only``, ``random``: the single-job rules
+- ``threshold``, ``greedy``, ``caftm``, ``wait_awhile``, ``dvfs_only``, ``random``: the single-job rules
   of ``baselines/rules.py`` and ``baselines/caftm.py`` applied per job (:class:`PerJobPolicy`): each open job has
   its own instance of the rule (its own state, e.g. CAFTM's frequency controller), reset with the job's home and
   the fleet's TRAINING-split carbon (thresholds), and acting on the job's
   :meth:`envs.fleet.CarbonFleetEnv.job_view` (the job's tables; pools as the job sees them: free GPUs minus
-  those other jobs hold). ``stay`` is the carbon-agnostic reference: every job at home, top clock, the pools
-  serving waiting jobs first come, first served (FIFO).
+  those other jobs hold).
+- ``stay``: the carbon-agnostic FIFO reference (:class:`StayFleetPolicy`): every job at home, top clock, the pools
+  serving waiting jobs first come, first served; the ``fifo`` deadlines are measured on its schedule.
 - ``packing``: the fleet-level carbon-aware packing heuristic (``baselines/fleet_packing.py``).
 - ``oracle``: the executable schedule rounded from the fleet LP (``baselines/fleet_bound.py``), computed at reset
   from the episode's true intensity and free GPUs (perfect foresight), played step by step.
@@ -99,6 +100,19 @@ class PerJobPolicy(FleetPolicy):
         return self.targets, self.levels
 
 
+class StayFleetPolicy(FleetPolicy):
+    """The carbon-agnostic FIFO reference: every job targets its home region at the top clock (it waits there
+    while the pool has no GPUs for it), the pools serve jobs not holding GPUs in arrival order. The schedule the
+    ``fifo`` deadlines are measured on (``CarbonFleetEnv._set_fifo_deadlines``): the same decisions, so on the same
+    episode the same trajectory."""
+
+    name = "stay"
+    fifo = True
+
+    def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
+        return env.jobs.home, np.full(env.J, env.L - 1, dtype=np.int64)
+
+
 class PackingPolicy(FleetPolicy):
     """``baselines.fleet_packing.carbon_aware_packing`` at every step."""
 
@@ -163,7 +177,7 @@ def episode_bound(env: CarbonFleetEnv, schedule: bool = True):
 
 
 FLEET_POLICIES = {
-    "stay": lambda: PerJobPolicy("stay", rules.StayPolicy, fifo=True),
+    "stay": StayFleetPolicy,
     "threshold": lambda: PerJobPolicy("threshold", rules.ThresholdPolicy),
     "greedy": lambda: PerJobPolicy("greedy", rules.GreedyPolicy),
     "caftm": lambda: PerJobPolicy("caftm", CaftmPolicy),

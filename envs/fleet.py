@@ -20,7 +20,7 @@ from sim.core import I_AFTER_SUSPEND as _I_AFTER
 from sim.core import N_FLOAT, N_INT, N_METRICS
 from sim.episode import EpisodeDraw, draw_availability
 from sim.errors import ConfigError
-from sim.fleet_jobs import FleetJobs
+from sim.fleet_jobs import FleetJobs, fifo_deadlines, with_deadlines
 from sim.forecast import forecast_matrix
 from sim.hardware import host_server
 from sim.network import Network
@@ -337,12 +337,42 @@ class CarbonFleetEnv(gym.Env):
             self._horizon_s, self.n_steps, CI_SCALE_G_PER_KWH, self._cols, self._w, self._power, self._in_use,
             self._free_now, self._excess, self._slots, self._mask, self._obs, self._gpu_log, self._scal, self._iscal,
         )  # fmt: skip
+        self.fifo_completed_s: np.ndarray | None = None
+        if sc.jobs.deadline == "fifo":
+            self._set_fifo_deadlines()
         fk.fleet_totals(self._f, self._i, self._power, self._in_use)
         fk.observe(*self._observe_args())
         fblk, iblk = self._info_blocks()
         fk.fill_info(self._f, self._i, self._ep_acc, self._cols, self._slots, self._in_use, self._free_now, fblk, iblk,
                      self._scal)  # fmt: skip
         return self._obs.copy(), self._info(fblk, iblk)
+
+    def _set_fifo_deadlines(self) -> None:
+        """Deadlines by the ``fifo`` rule (``sim.fleet_jobs.fifo_deadlines``): play the FIFO reference (every job
+        targets its home region at the top clock, the pools serve waiting jobs in arrival order) on this episode
+        from a copy of its initial state and fault coins, then put both back. The reference's decisions and
+        service order do not depend on the deadlines, so it is the trajectory ``stay`` plays."""
+        arrays = (self._f, self._i, self._step_acc, self._ep_acc, self._order, self._targets, self._levels)
+        saved = [a.copy() for a in arrays]
+        coins = self._rng_keep.bit_generator.state
+        self._targets[0] = self.jobs.home
+        self._levels[0] = self.L - 1
+        fblk, iblk = self._info_blocks()
+        for _ in range(self.n_steps):
+            if fk.step_fleet(self._no_action, False, True, *self._step_args, fblk, iblk):
+                raise RuntimeError("the FIFO reference hit an illegal transition")
+            if self._iscal[fk.I_DONE] or self._iscal[fk.I_TRUNCATED]:
+                break
+        self.fifo_completed_s = self._f[0, :, core.F_COMPLETED_AT_S].copy()
+        for a, s in zip(arrays, saved):
+            a[...] = s
+        self._rng_keep.bit_generator.state = coins
+        self._scal[:] = 0.0
+        self._iscal[:] = 0
+        jobs = self.jobs
+        d = fifo_deadlines(jobs.arrival_s, self.fifo_completed_s, self.scenario.jobs.slack_factor, self.horizon_s)
+        self.jobs = with_deadlines(jobs, d)
+        self._P[:, PARAMS.index("deadline_s")] = d
 
     def _observe_args(self) -> tuple:
         return (
@@ -555,12 +585,18 @@ class CarbonFleetEnv(gym.Env):
         n_log = int(self._iscal[fk.I_N_LOG])
         held = self._gpu_log[:n_log].sum() * self.step_s if n_log else 0.0
         cap_gpu_s = float(self.free[0, :, : max(n_log, 1)].sum()) * self.step_s
+        # hours past the deadlines: booked while a job runs late, plus, for a job unfinished at the horizon, its
+        # remaining mini-batches at the top clock at home (as the single job's late_h)
+        left_mb = np.where(done, 0.0, self.remaining_minibatches())
+        home_top_s = jobs.minibatch_s[np.arange(self.J), jobs.home, self.L - 1]
+        late_h = ea[:, _M["lateness_h"]].sum() + float(np.sum(left_mb * home_top_s)) / _S_PER_H
         return {
             "carbon_kg": float((ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]).sum() / 1000.0),
             "energy_kwh": float((ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]).sum()),
             "jobs": self.J,
             "jobs_completed": int(done.sum()),
             "deadline_met_rate": float(met.mean()),
+            "late_h": float(late_h),
             "jct_h_mean": float(np.mean(c_at[done] - jobs.arrival_s[done]) / _S_PER_H) if done.any() else math.nan,
             "queue_h_mean": float(queued_s.mean() / _S_PER_H),
             "migrations": int(ea[:, _M["migrations"]].sum()),

@@ -511,8 +511,11 @@ class FleetJobSource:
     episode seed, each keeping its own arrival offset (from the window start), GPU count and duration.
     The trace duration is wall time on Philly's GPUs (2017, Pascal generation; an assumption), so it becomes
     mini-batches at the top clock of ``reference_gpu`` for the job's workload (drawn uniformly from
-    ``workloads`` by the seed). The deadline is ``arrival + slack_factor x`` the job's time at the top clock in
-    its home region, capped at the horizon. ``home``: ``cluster`` (the Philly virtual cluster, by sorted hash,
+    ``workloads`` by the seed). The deadline (``deadline``): ``fifo`` (default) ``arrival + slack_factor x`` the
+    job's time from arrival to completion under the carbon-agnostic FIFO schedule of the same episode (every job at
+    home at the top clock, the pools serving waiting jobs first come, first served; ``sim/fleet_jobs.py``), or
+    ``alone``: ``arrival + slack_factor x`` the job's time at the top clock in its home region; both capped at the
+    horizon. ``home``: ``cluster`` (the Philly virtual cluster, by sorted hash,
     modulo the number of regions: a tenant's jobs share a home), ``uniform`` (drawn by the seed) or a region name.
     """
 
@@ -523,6 +526,7 @@ class FleetJobSource:
     duration_hours: tuple[float, float] = (0.0, math.inf)  # keep rows with duration in [lo, hi]
     gpus: tuple[int, int] = (1, 1 << 30)  # keep rows with num_gpus in [lo, hi]
     slack_factor: float = 2.0
+    deadline: str = "fifo"  # fifo | alone (sim/fleet_jobs.py DEADLINE_RULES)
     home: str = "cluster"
     reference_gpu: str = "P100"
     checkpoint_interval_minibatches: int = 1000
@@ -649,6 +653,7 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
     common = dict(
         workloads=tuple(workloads),
         slack_factor=j.get("slack_factor", float, 2.0, lo=1.0),
+        deadline=j.get("deadline", str, "fifo", choices=("fifo", "alone")),
         home=home,
         reference_gpu=j.get("reference_gpu", str, "P100"),
         checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
