@@ -84,7 +84,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir",
         default=None,
         metavar="DIR",
-        help="folder searched for carbon-intensity files (default: $CARBON_DATA_DIR or ../shared/data, else synthetic)",
+        help="folder of carbon-intensity files that adds or overrides zones and years of the shipped traces "
+        "(data/traces; default: $CARBON_DATA_DIR, else ../shared/data if present); 'synthetic': synthetic profiles",
     )
     p.add_argument(
         "--period", default=None, metavar="START:END", help="UTC dates, e.g. 2023-03-01:2023-04-01 (overrides --split)"

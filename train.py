@@ -103,8 +103,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="folder of carbon-intensity files. Default: the scenario's data_dir, else ../shared/data if "
-        "present, else synthetic profiles",
+        help="folder of carbon-intensity files that adds or overrides zones and years of the shipped traces "
+        "(data/traces). Default: the scenario's data_dir, else $CARBON_DATA_DIR, else ../shared/data if present; "
+        "'synthetic': synthetic profiles",
     )
     p.add_argument("--out", default="runs", help="parent folder of run directories")
     p.add_argument(

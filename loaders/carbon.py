@@ -19,9 +19,9 @@ must have as many fields as the header, and intensities must be numbers in 0..``
 (2,000 gCO2eq/kWh; the bound's sources are next to the constant).
 
 Entry points: :func:`scan_carbon_files`, :func:`load_carbon` (strict, real traces only) and
-:func:`carbon_table` (real traces when present, else the synthetic month×hour fallback of
-:mod:`sim.carbon_synth`, with a warning). ``carbon_table`` lives here rather than in ``sim/`` so that the
-simulation core does not import the pandas-based readers.
+:func:`carbon_table` (real traces: a raw-data folder's, else the ones shipped in ``data/traces``; the synthetic
+month×hour fallback of :mod:`sim.carbon_synth`, with a warning, only when asked for or when a zone is in neither).
+``carbon_table`` lives here rather than in ``sim/`` so that the simulation core does not import the pandas readers.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import pandas as pd
 from sim import carbon_synth
 from sim.carbon import CarbonTable
 from sim.errors import ConfigError, DataError
-from sim.paths import raw_data_dir
+from sim.paths import SYNTHETIC, synthetic_requested, trace_roots
 
 EM_TIME = "Datetime (UTC)"
 EM_ZONE = "Zone Id"
@@ -348,7 +348,7 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
     return t[0], v
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=128)
 def _load_cached(root: Path, zones: tuple[str, ...], signal: str, fill_gaps_h: int) -> CarbonTable:
     found, skipped = scan_carbon_folder(root)
     absent = [z for z in zones if z not in found]
@@ -407,6 +407,13 @@ def _window(table: CarbonTable, start_h: np.datetime64, end_h: np.datetime64) ->
     return CarbonTable(table.zones, start_h, table.intensity_g_per_kwh[:, i:j], table.signal, table.source)
 
 
+def _source(used: dict[Path, list[str]]) -> str:
+    """``CarbonTable.source`` of a table whose zones come from the folders of ``used`` (folder -> zones)."""
+    if len(used) == 1:
+        return f"carbon-intensity files under {next(iter(used))}"
+    return "carbon-intensity files under " + "; ".join(f"{root} ({', '.join(z)})" for root, z in used.items())
+
+
 def carbon_table(
     zones: list[str] | tuple[str, ...],
     start,
@@ -417,28 +424,62 @@ def carbon_table(
 ) -> CarbonTable:
     """Intensity of ``zones`` over ``[start, end)`` (UTC, floored to the hour): real traces when available.
 
-    Uses :func:`load_carbon` when ``sim.paths.raw_data_dir(data_dir)`` holds carbon files for every zone.
-    Otherwise falls back to :func:`sim.carbon_synth.synthesize_carbon` and says so with ``warnings.warn``.
+    Each zone is read from the first folder of :func:`sim.paths.trace_roots` (the raw-data folder: ``data_dir``,
+    ``$CARBON_DATA_DIR`` or ``../shared/data``; then the traces shipped in ``data/traces``) that holds it over
+    ``[start, end)``: a raw-data folder adds zones and years and overrides the shipped ones.
+    When a zone is in no folder, falls back to :func:`sim.carbon_synth.synthesize_carbon` for all zones and says so
+    with ``warnings.warn``; ``data_dir="synthetic"`` (or ``CARBON_DATA_DIR=synthetic``) asks for that fallback.
     An explicit ``data_dir`` is strict: a missing folder or zone raises :class:`DataError` instead.
-    Real traces that exist but do not cover ``[start, end)`` raise :class:`DataError` (no silent synthesis).
+    Real traces that exist but do not cover ``[start, end)`` raise :class:`PeriodOutOfRange` (no silent synthesis).
     """
     start_h, end_h = np.datetime64(start, "h"), np.datetime64(end, "h")
     if end_h <= start_h:
         raise ConfigError(f"end={end!r} is not after start={start!r}; expected start < end")
-    root = raw_data_dir(data_dir)
-    if data_dir is not None:
-        return _window(load_carbon(root, zones, signal), start_h, end_h)
-    if root is not None and root.is_dir():
-        found = scan_carbon_files(root)
-        absent = [z for z in zones if z not in found]
-        if not absent:
-            return _window(load_carbon(root, zones, signal), start_h, end_h)
-        reason = f"zone(s) {absent} have no carbon files under {root}"
+    if synthetic_requested(data_dir):
+        reason = f"synthetic data asked for ({'data_dir' if data_dir is not None else 'CARBON_DATA_DIR'}={SYNTHETIC})"
     else:
-        reason = f"no raw data folder ({root or 'CARBON_DATA_DIR unset and ../shared/data absent'})"
+        roots = [r.expanduser().resolve() for r in trace_roots(data_dir)]
+        if data_dir is not None:
+            _check_dir(data_dir)  # strict: a mistyped folder is an error
+        scans = {root: scan_carbon_folder(root) for root in roots if root.is_dir()}
+        found = {root: scan[0] for root, scan in scans.items()}
+        absent = [z for z in zones if not any(z in f for f in found.values())]
+        if not absent:
+            return _layered(zones, start_h, end_h, signal, found)
+        if data_dir is not None:
+            raise _not_found_error(roots[0], absent, *scans[roots[0]])
+        reason = f"zone(s) {absent} have no carbon files under {' or '.join(str(r) for r in found) or 'any folder'}"
     warnings.warn(
         f"{reason}: using synthetic carbon intensity from {carbon_synth.PROFILES_CSV.name} "
         f"(month×hour profiles + AR(1) noise, seed={seed})",
         stacklevel=2,
     )
     return carbon_synth.synthesize_carbon(zones, start_h, end_h, signal, seed)
+
+
+def _layered(
+    zones, start_h: np.datetime64, end_h: np.datetime64, signal: str, found: dict[Path, dict[str, list[Path]]]
+) -> CarbonTable:
+    """Each zone over ``[start_h, end_h)`` from the first folder of ``found`` whose files of it cover the period."""
+    rows, used = [], {}
+    for zone in zones:
+        ranges = []
+        for root, files in found.items():
+            if zone not in files:
+                continue
+            table = load_carbon(root, (zone,), signal)
+            try:
+                rows.append(_window(table, start_h, end_h).intensity_g_per_kwh[0])
+            except PeriodOutOfRange:
+                ranges.append(f"[{table.start_h}, {table.end_h}) under {root}")
+                continue
+            used.setdefault(root, []).append(zone)
+            break
+        else:
+            raise PeriodOutOfRange(
+                f"zone {zone!r}: requested [{start_h}, {end_h}) is not inside the data range "
+                f"{' nor '.join(ranges)}; add the years to a folder passed as --data-dir (or CARBON_DATA_DIR)"
+            )
+    data = np.stack(rows)
+    data.setflags(write=False)
+    return CarbonTable(tuple(zones), start_h, data, signal, _source(used))

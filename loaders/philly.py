@@ -17,26 +17,35 @@ import pandas as pd
 from loaders.common import read_checked_csv
 from sim.errors import ConfigError, DataError
 from sim.fleet_jobs import FleetJobs, build_fleet_jobs, draw_trace_jobs, listed_draws
-from sim.paths import raw_data_dir
+from sim.paths import TRACES_DIR, trace_roots
 from sim.scenario import FleetJobSource, FleetScenario
 
 PHILLY_RELPATH = Path("job_traces") / "philly_pollux" / "philly.csv"
 RAW_COLUMNS = ("timestamp", "duration", "num_gpus", "gpu_time", "cluster")
 
 
+def philly_path() -> Path:
+    """The Philly trace file: ``job_traces/philly_pollux/philly.csv`` or ``.csv.gz`` in the raw-data folder,
+    else the shipped copy (:func:`sim.paths.trace_roots`; synthetic carbon data does not change the job trace)."""
+    roots = trace_roots() or [TRACES_DIR]
+    candidates = [r / PHILLY_RELPATH.with_name(name) for r in roots for name in ("philly.csv", "philly.csv.gz")]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"the Philly job trace is in none of {[str(p) for p in candidates]}")
+
+
 def load_philly(path: str | os.PathLike | None = None) -> pd.DataFrame:
     """The trace in file order, with columns ``arrival_s`` (s since the earliest job), ``duration_s``,
     ``num_gpus`` (int), ``gpu_time_s`` and ``cluster``.
 
-    :param path: the csv; default ``<raw data>/job_traces/philly_pollux/philly.csv``.
+    :param path: the csv; default ``job_traces/philly_pollux/philly.csv`` (or ``.csv.gz``) in the first folder of
+        :func:`sim.paths.trace_roots` that has it: the raw-data folder, else the copy shipped in ``data/traces``.
     :raises DataError: missing file or column, unparsable timestamp, NaN, duration <= 0, num_gpus < 1 or not
         an integer; the message names the file, the column and the first bad data row (1 = first after header).
     """
     if path is None:
-        root = raw_data_dir()
-        if root is None:
-            raise DataError("no raw data directory (set CARBON_DATA_DIR or put shared/data beside the repo)")
-        path = Path(root) / PHILLY_RELPATH
+        path = philly_path()
     df = read_checked_csv(Path(path), RAW_COLUMNS)
 
     def check(col: str, ok: np.ndarray, expected: str) -> None:

@@ -234,9 +234,7 @@ def test_period_outside_the_data_is_rejected(tmp_path, capsys):
 
 
 def test_report_says_when_the_data_is_synthetic(tmp_path, monkeypatch, capsys):
-    empty = tmp_path / "no-traces"
-    empty.mkdir()
-    monkeypatch.setenv("CARBON_DATA_DIR", str(empty))
+    monkeypatch.setenv("CARBON_DATA_DIR", "synthetic")
     out = tmp_path / "synth"
     # a period no other test uses: worlds are cached per process by (scenario, split, data_dir, period)
     assert (

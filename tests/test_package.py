@@ -1,4 +1,5 @@
-"""A wheel install runs without the source tree: scenarios, agent configs and derived tables are package data.
+"""A wheel install runs without the source tree: scenarios, agent configs, derived tables and the real traces the
+scenarios read are package data.
 
 Builds the wheel from a copy of the repository, installs it (``--no-deps``) into a throw-away virtualenv that
 sees this interpreter's site-packages only for the dependencies, and runs, from an empty folder (so the
@@ -33,11 +34,13 @@ import envs, sim
 from agents.build import CONFIG_DIR, load_hyperparams
 from baselines import make_policy
 from baselines.runner import run_episode
-from sim.paths import DERIVED_DIR, SCENARIO_DIR
+from loaders.philly import philly_path
+from sim.paths import DERIVED_DIR, SCENARIO_DIR, TRACES_DIR
 from sim.scenario import scenario_names
 
 out = {"sim": sim.__file__, "scenario_dir": str(SCENARIO_DIR), "derived_dir": str(DERIVED_DIR),
-       "config_dir": str(CONFIG_DIR), "scenarios": scenario_names(), "derived": sorted(os.listdir(DERIVED_DIR)),
+       "config_dir": str(CONFIG_DIR), "traces_dir": str(TRACES_DIR), "philly": str(philly_path()),
+       "scenarios": scenario_names(), "derived": sorted(os.listdir(DERIVED_DIR)),
        "fleets": scenario_names("fleet"),
        "configs": sorted(p[:-5] for p in os.listdir(CONFIG_DIR) if p.endswith(".yaml")), "episodes": {}}
 out["timesteps"] = load_hyperparams("maskable_ppo")["timesteps"]
@@ -95,7 +98,7 @@ def test_wheel_install_runs_every_shipped_scenario_without_the_source_tree(venv,
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     # imported from the venv, not from the checkout
-    for key in ("sim", "scenario_dir", "derived_dir", "config_dir"):
+    for key in ("sim", "scenario_dir", "derived_dir", "config_dir", "traces_dir", "philly"):
         assert out[key].startswith(str(venv)), (key, out[key])
     assert out["scenarios"] == SCENARIOS and out["configs"] == CONFIGS and out["derived"] == DERIVED
     assert out["fleets"] == FLEETS == ["fleet", "fleet_small"]
@@ -103,7 +106,8 @@ def test_wheel_install_runs_every_shipped_scenario_without_the_source_tree(venv,
     assert sorted(out["episodes"]) == SCENARIOS
     for name, ep in out["episodes"].items():
         assert ep["carbon_g"] > 0, name
-        assert ep["source"].startswith("synthetic"), name  # no raw traces beside an installed package
+        # nothing beside an installed package: the real traces shipped in the wheel
+        assert ep["source"] == f"carbon-intensity files under {out['traces_dir']}", name
 
 
 def test_console_entry_points(venv, tmp_path):
@@ -117,4 +121,5 @@ def test_console_entry_points(venv, tmp_path):
         *("--policies", "stay", "--agent", "none", "--episodes", "1", "--out", str(tmp_path / "ev")),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "SYNTHETIC" in proc.stdout and (tmp_path / "ev" / "episodes.csv").is_file()
+    assert "real data" in proc.stdout and "synthetic" not in proc.stdout.lower()
+    assert (tmp_path / "ev" / "episodes.csv").is_file()
