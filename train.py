@@ -1,18 +1,19 @@
 """Train a Stable-Baselines3 agent on CarbonMigration-v0.
 
-    python train.py                                  # the default agent on `paper`, training split (a few minutes)
+    python train.py                                  # the default agent on `paper`: imitation of the oracle (minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
-    python train.py --resume runs/paper-maskable_ppo-s0-20250101-120000 --timesteps 300000   # to 300k in total
+    python train.py --resume runs/dqn-paper-s0-20250101-120000 --timesteps 300000   # to 300k in total
     python train.py --scenario fleet                 # MaskablePPO on CarbonFleet-v0 (agents/fleet_train.py)
 
 Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
-``runs/<scenario>-<algo>-s<seed>-<timestamp>/`` receives ``config.yaml`` (everything needed to reproduce or
-resume), ``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation),
-``best_model.zip`` (the validation-selected model), ``model.zip`` (the last one) and ``checkpoints/step-<N>/``:
-complete, atomically written saves (model and optimiser, step counter, for DQN/SAC/TD3 the replay buffer, with
-``normalize_reward`` the return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when
-the run ends or is stopped. Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the
-newest complete save. ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
+``runs/<label>-<scenario>-s<seed>-<timestamp>/`` (``runs/<--name>`` if given; the label, e.g. ``imitation``, names
+the agent in evaluate.py's tables) receives ``config.yaml`` (everything needed to reproduce or resume),
+``progress.csv`` (SB3's learning curve), ``eval.csv`` (validation carbon per evaluation), ``best_model.zip`` (the
+validation-selected model), ``model.zip`` (the last one) and ``checkpoints/step-<N>/``: complete, atomically
+written saves (model and optimiser, step counter, for DQN/SAC/TD3 the replay buffer, with ``normalize_reward`` the
+return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when the run ends or is stopped.
+Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the newest complete save.
+``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
 
 The default agent (``agents/configs/maskable_ppo.yaml``) is a MaskablePPO policy network that first learns from
 the oracle (``imitation:``, ``agents/imitation.py``: behaviour cloning, then DAgger; logged to ``imitation.csv``),
@@ -58,14 +59,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     p = _Parser(
         prog="train.py",
-        description="Train an RL agent to place and clock a training job by grid carbon.",
+        description="Train an agent to place and clock a training job by grid carbon. By default it learns by "
+        "imitation of the oracle (behaviour cloning, then DAgger) behind a deadline shield, with no RL step.",
         formatter_class=_Formatter,
     )
     p.add_argument(
         "--algo",
         default=DEFAULT_ALGO,
         choices=list(ALGOS),
-        help="algorithm; dqn sees a flat Discrete action, sac/td3 a Box(2) (envs/wrappers.py)",
+        help="algorithm of the policy network; dqn sees a flat Discrete action, sac/td3 a Box(2) "
+        "(envs/wrappers.py). Default: maskable_ppo, whose config (agents/configs/maskable_ppo.yaml) trains by "
+        "imitation of the oracle (behaviour cloning, then DAgger) behind a deadline shield and runs 0 PPO steps",
     )
     p.add_argument("--scenario", default="paper", help="shipped scenario name or path to a scenario YAML")
     p.add_argument(
@@ -74,8 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=None,
         help="total environment steps of the run; with --resume the new total, counting the steps already done "
         "(the run continues from its saved step count up to this). "
-        f"Default: 'timesteps' in the algorithm's config ({TRAIN_DEFAULTS['timesteps']} if unset); "
-        "with --resume, the run's saved total",
+        "Default: 'timesteps' in the algorithm's config: 0 for maskable_ppo (imitation only; N adds N PPO steps "
+        f"after it), {TRAIN_DEFAULTS['timesteps']} if the config has none; with --resume, the run's saved total",
     )
     p.add_argument(
         "--save-every",
@@ -109,7 +113,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--out", default="runs", help="parent folder of run directories")
     p.add_argument(
-        "--name", default=None, help="run directory name. Default: <scenario>-<algo>-s<seed>-<YYYYmmdd-HHMMSS>"
+        "--name",
+        default=None,
+        help="the agent's name in evaluate.py's tables and plots, and its run directory (--out/NAME). Default: what "
+        "the training does (imitation, imitation+<algo> with PPO steps after it, else <algo>) as the name, in "
+        "--out/<name>-<scenario>-s<seed>-<YYYYmmdd-HHMMSS>",
     )
     p.add_argument(
         "--config",
@@ -197,6 +205,14 @@ def best_so_far(eval_csv: Path):
     return max(rows, key=lambda s: (s[0], -s[1])) if rows else None
 
 
+def default_label(algo: str, hp: dict, timesteps: int) -> str:
+    """What the training does, as the agent's default name: ``imitation`` (imitation of the oracle, no RL step),
+    ``imitation+<algo>`` (RL steps after imitation) or ``<algo>``."""
+    if hp.get("imitation"):
+        return "imitation" if timesteps == 0 else f"imitation+{algo}"
+    return algo
+
+
 def default_save_every(timesteps: int, hp: dict) -> int:
     """Steps between saves: 10% of the run, at most the config's ``checkpoint_freq`` (so a kill loses <= 10%)."""
     return max(1, min(int(hp["checkpoint_freq"]), timesteps // 10))
@@ -266,12 +282,14 @@ def train(args: argparse.Namespace) -> Path:
                 "section; give --timesteps or an integer >= 1"
             )
         save_every = args.save_every or default_save_every(timesteps, hp)
-        name = args.name or f"{scenario.name}-{algo}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
+        label = args.name or default_label(algo, hp, timesteps)
+        name = args.name or f"{label}-{scenario.name}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
         run_dir = Path(args.out) / name
         if run_dir.exists():
             raise ConfigError(f"{run_dir} already exists; pick another --name or use --resume {run_dir}")
         cfg = {
             "name": name,
+            "label": label,  # the agent's name in evaluate.py's tables and plots
             "algo": algo,
             "algo_class": ALGOS[algo].cls.__name__,
             "scenario": {"name": scenario.name, "path": str(scenario.source)},
@@ -376,6 +394,7 @@ def train(args: argparse.Namespace) -> Path:
             seed,
             run_dir / "imitation.csv",
             shield_fraction=hp.get("deadline_shield"),
+            progress=not args.no_progress_bar,
         )
         validation.init_callback(model)
         validation.evaluate()  # the imitating policy is the first candidate for best_model.zip

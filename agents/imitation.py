@@ -24,6 +24,7 @@ the cloned policy. Everything is drawn from ``seed``: episode seeds, the executi
 from __future__ import annotations
 
 import csv
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from agents.build import AgentConfigError
 from agents.policy import AgentPolicy
@@ -162,10 +164,12 @@ def collect(
     data: Demonstrations,
     reserve_h: float = 1.0,
     shield_fraction: float | None = None,
+    on_episode=None,
 ) -> float:
     """Run ``episodes`` training episodes, executing the oracle's action with probability ``beta`` (1: the
     oracle alone; the agent's deterministic action otherwise), and add every step's (obs, oracle action, mask)
-    to ``data``. Returns the share of steps where the executed action was the oracle's."""
+    to ``data``. Returns the share of steps where the executed action was the oracle's. ``on_episode()`` is
+    called after each episode (the progress bar)."""
     rng = np.random.default_rng([seed, 104729, round_])
     labeler = OracleLabeler(reserve_h)
     agent = AgentPolicy(model, "maskable_ppo", shield_fraction=shield_fraction)
@@ -187,6 +191,8 @@ def collect(
             obs, _, terminated, truncated, _ = env.step(action)
             steps += 1
             done = terminated or truncated
+        if on_episode is not None:
+            on_episode()
     return expert_steps / max(steps, 1)
 
 
@@ -242,20 +248,29 @@ def pretrain(
     log_path: Path | None = None,
     shield_fraction: float | None = None,
     verbose: int = 1,
+    progress: bool = True,
 ) -> Demonstrations:
     """Behaviour cloning on oracle demonstrations, then ``cfg.dagger_rounds`` DAgger rounds, on ``model.policy``.
 
     :param env: a ``CarbonMigrationEnv`` on the training split
     :param log_path: ``imitation.csv`` (one row per fit: data size, loss before/after, agreement with the labels)
+    :param progress: a progress bar (stderr) over the episodes of every round, and over each fit
     :returns: the aggregated data set
     """
     t0 = time.time()
     data = Demonstrations()
     rows = []
-    for round_ in range(cfg.dagger_rounds + 1):
+    n_rounds = cfg.dagger_rounds + 1
+    total = cfg.demo_episodes + cfg.dagger_rounds * cfg.dagger_episodes
+    bar = tqdm(total=total, unit="episode", desc="imitation", disable=not progress, file=sys.stderr, leave=False)
+    for round_ in range(n_rounds):
         beta = 1.0 if round_ == 0 else cfg.beta * 0.5 ** (round_ - 1)
         n_eps = cfg.demo_episodes if round_ == 0 else cfg.dagger_episodes
-        share = collect(env, model, n_eps, seed, round_, beta, data, cfg.reserve_h, shield_fraction)
+        what = "oracle demonstrations" if round_ == 0 else f"DAgger, beta {beta:.2f}"
+        bar.set_description(f"imitation round {round_ + 1}/{n_rounds} ({what})")
+        share = collect(env, model, n_eps, seed, round_, beta, data, cfg.reserve_h, shield_fraction, bar.update)
+        bar.set_description(f"imitation round {round_ + 1}/{n_rounds} (fitting {len(data)} samples)")
+        bar.refresh()
         obs, actions, masks = data.arrays()
         before = imitation_loss(model.policy, obs, actions, masks)
         losses = bc_fit(
@@ -273,12 +288,13 @@ def pretrain(
         }
         rows.append(row)
         if verbose:
-            print(
-                f"[imitation] round {round_} ({'oracle' if round_ == 0 else f'DAgger, beta {beta:.2f}'}): "
+            bar.write(
+                f"[imitation] round {round_} ({what}): "
                 f"{len(data)} samples, loss {row['loss_before']:.3f} -> {row['loss_after']:.3f} "
                 f"(last epoch {losses[-1]:.3f}), agreement {100 * row['agreement']:.0f}%, {row['wall_s']:.0f} s",
-                flush=True,
+                file=sys.stdout,
             )
+    bar.close()
     if log_path is not None:
         with Path(log_path).open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=IMITATION_COLUMNS)

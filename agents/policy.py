@@ -1,7 +1,7 @@
 """A trained Stable-Baselines3 model as a :class:`baselines.base.Policy`.
 
 >>> from agents import load_agent
->>> policy = load_agent("runs/paper-maskable_ppo-s0-20250101-120000")   # best_model.zip if present
+>>> policy = load_agent("runs/imitation-paper-s0-20250101-120000")   # best_model.zip if present
 >>> policy.reset(env, seed=0); action = policy.act(obs, env.view())
 """
 
@@ -121,7 +121,8 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
     """Load a trained agent saved by ``train.py``.
 
     :param path: a run directory (uses ``best_model.zip``, else ``model.zip``) or a model ``.zip``
-    :param name: the policy name in reports (default: the run directory's name)
+    :param name: the policy name in reports (default: the run's ``label`` in config.yaml, i.e. train.py's
+        ``--name`` or the short default such as ``imitation``; else the run directory's name)
     :param algo: the algorithm key, needed only when no ``config.yaml`` sits next to the model
     :raises FileNotFoundError: nothing to load at ``path``
     :raises AgentConfigError: unknown algorithm, or the model file is not a loadable SB3 zip
@@ -138,10 +139,12 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
         except (yaml.YAMLError, KeyError, TypeError):
             raise AgentConfigError(f"{cfg_path}: missing or unreadable 'algo' field") from None
     # the run's deadline shield (config.yaml hyperparams.deadline_shield), applied at evaluation as in training
-    shield = None
+    shield, label = None, None
     if cfg_path.is_file():
         try:
-            shield = ((yaml.safe_load(cfg_path.read_text()) or {}).get("hyperparams") or {}).get("deadline_shield")
+            cfg = yaml.safe_load(cfg_path.read_text()) or {}
+            shield = (cfg.get("hyperparams") or {}).get("deadline_shield")
+            label = cfg.get("label")
         except (yaml.YAMLError, AttributeError):
             raise AgentConfigError(f"{cfg_path}: unreadable 'hyperparams' field") from None
     spec = algo_spec(algo)
@@ -151,4 +154,4 @@ def load_agent(path: str | Path, name: str | None = None, algo: str | None = Non
         model = spec.cls.load(model_path, device="cpu")
     except Exception as e:  # SB3 raises many kinds on a damaged archive
         raise AgentConfigError(f"{model_path}: cannot load {algo} model ({type(e).__name__}: {e})") from None
-    return AgentPolicy(model, algo, name=name or run_dir.name, shield_fraction=shield)
+    return AgentPolicy(model, algo, name=name or label or run_dir.name, shield_fraction=shield)
