@@ -8,14 +8,16 @@ through the one evaluation loop ``baselines.runner.run_episode``, and writes int
   gap to the executed oracle and to its relaxed lower bound on the same episode);
 - ``summary.csv``: one row per policy, means and Student-t 95% interval half-widths over episodes;
 - ``report.md`` with the table and the plots ``carbon.png``, ``energy_vs_jct.png``, ``timeline_<policy>.png``;
-  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims and a
-  sweep of its threshold (``theta_sweep.csv``, ``caftm_theta.png``).
+  with ``caftm`` and ``stay`` among the policies, a section comparing CAFTM with its paper's claims.
 
-The table is printed at the end. Examples::
+The table and the results folder are printed as soon as this main comparison is done. ``--sensitivity`` then adds
+the sensitivity to the model terms and a sweep of CAFTM's threshold (``theta_sweep.csv``, ``caftm_theta.png``).
+Examples::
 
     python evaluate.py
+    python evaluate.py --sensitivity                                     # + model-term sensitivity, theta sweep
     python evaluate.py --policies stay,caftm,oracle --episodes 50 --workers 2
-    python evaluate.py --agent runs/paper-maskable_ppo-s0-20250101-120000 --period 2023-06-01:2023-09-01
+    python evaluate.py --agent runs/imitation-paper-s0-20250101-120000 --period 2023-06-01:2023-09-01
     python evaluate.py --backend ray --episodes 200                      # Ray tasks on a local Ray
     python evaluate.py --backend ray --address ray://head:10001 --episodes 2000
     python evaluate.py --scenario fleet --episodes 5                     # CarbonFleet-v0 (evaluation/fleet.py)
@@ -38,7 +40,16 @@ from tqdm import tqdm
 
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
-from evaluation.report import ORACLE, add_oracle_gap, data_label, print_table, summarize, write_report
+from evaluation.report import (
+    ORACLE,
+    add_oracle_gap,
+    append_to_report,
+    caftm_claims_section,
+    data_label,
+    print_table,
+    summarize,
+    write_report,
+)
 from loaders.carbon import PeriodOutOfRange
 from loaders.world import build_world
 from sim.carbon_synth import SOURCE as SYNTHETIC_SOURCE
@@ -114,11 +125,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
     p.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="after the main comparison, add to report.md the sensitivity to the model terms (the policies "
+        "re-run with each term switched off) and the CAFTM theta_CI sweep; off by default (several minutes)",
+    )
+    p.add_argument(
         "--sensitivity-episodes",
         type=int,
         default=10,
-        help="episodes per policy for report.md's sensitivity section, one run per model term switched off "
-        "(default: 10, at most --episodes; 0 = skip)",
+        help="with --sensitivity: episodes per policy and model term (default: 10, at most --episodes)",
     )
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
     return p.parse_args(argv)
@@ -422,6 +438,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
             out / fname,
             title=f"{t.policy.name}: episode {t.episode} from {t.start_utc} UTC\n({scenario.name}, {data})",
             limits=limits,
+            deadline_h=scenario.job.deadline_hours,
         )
         figs[f"Timeline of episode {t.episode}: {t.policy.name}"] = fname
     meta = {
@@ -440,17 +457,31 @@ def _main(argv: list[str] | None, t0: float) -> int:
         "command": "python evaluate.py " + shlex.join(sys.argv[1:] if argv is None else argv),
     }
     write_report(out / "report.md", summary, meta, figs)
-    if args.sensitivity_episodes > 0:
-        run_sensitivity(scenario, world, env_spec, specs, args, out)
-    if {"caftm", "stay"} <= set(episodes["policy"]):  # paper-claims section and the theta_CI sweep
-        from evaluation.theta_sweep import write_caftm_claims
+    claims = {"caftm", "stay"} <= set(episodes["policy"])  # the paper-claims section (+ theta sweep: --sensitivity)
+    if claims and not args.sensitivity:
+        append_to_report(out / "report.md", caftm_claims_section(episodes, None, None))
 
-        write_caftm_claims(out, episodes, tasks, label)
-
+    # ---- the main comparison is done: say so before the optional extras
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):
         print("(no oracle run: gap to oracle not computed)")
-    print(f"wrote {out}/ (episodes.csv, summary.csv, report.md, {len(figs)} PNGs) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"wrote {out}/ in {time.perf_counter() - t0:.1f} s: report.md (open this), summary.csv, episodes.csv, "
+        f"{len(figs)} PNGs",
+        flush=True,
+    )
+    if not args.sensitivity:
+        print("(sensitivity to the model terms and the CAFTM theta_CI sweep: add --sensitivity)")
+        return 0
+    t1 = time.perf_counter()
+    if args.sensitivity_episodes > 0:
+        run_sensitivity(scenario, world, env_spec, specs, args, out)
+    if claims:
+        from evaluation.theta_sweep import write_caftm_claims
+
+        print("CAFTM theta_CI sweep", file=sys.stderr, flush=True)
+        write_caftm_claims(out, episodes, tasks, label)
+    print(f"added the sensitivity sections to {out}/report.md in {time.perf_counter() - t1:.1f} s")
     return 0
 
 

@@ -38,7 +38,7 @@ def _no_default_agent(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def run1(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval") / "w1"
-    assert evaluate.main(BASE + ["--workers", "1", "--out", str(out)]) == 0
+    assert evaluate.main(BASE + ["--workers", "1", "--sensitivity", "--out", str(out)]) == 0
     return out
 
 

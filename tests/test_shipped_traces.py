@@ -81,6 +81,10 @@ def test_evaluation_with_nothing_beside_it_is_on_real_data(nothing_beside, capsy
     report = (out / "report.md").read_text()
     assert "synthetic" not in (printed.out + printed.err + report).lower()
     assert str(TRACES_DIR.resolve()) in report
+    # says where the results went; the sensitivity runs are behind --sensitivity
+    assert f"wrote {out}/" in printed.out and "report.md (open this)" in printed.out
+    assert "--sensitivity" in printed.out and not (out / "sensitivity").exists()
+    assert "Sensitivity to the model terms" not in report
 
 
 def test_a_data_folder_adds_a_year_that_is_not_shipped(nothing_beside, tmp_path):
