@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from envs.plotting import timeline_figure  # noqa: E402
+from envs.plotting import fit_title, timeline_figure  # noqa: E402
 
 DPI = 120
 MARKERS = "osD^vP*Xh<>p"
@@ -51,7 +51,7 @@ def wrap_label(name: str, chars: int = LABEL_CHARS) -> str:
 def carbon_bars(summary: pd.DataFrame, path, title: str = "") -> None:
     """Mean carbon per episode and policy, with 95% interval error bars.
 
-    Long policy names (agents are named after their run directory) wrap under their bar instead of squeezing
+    Long policy names (an agent is named by train.py's ``--name``) wrap under their bar instead of squeezing
     the plot: each bar gets room for :data:`LABEL_CHARS` characters and the figure grows with the label lines.
     """
     n = len(summary)
@@ -71,7 +71,7 @@ def carbon_bars(summary: pd.DataFrame, path, title: str = "") -> None:
     ax.set_xticks(x, labels, fontsize=8 if n > 6 else 9)
     ax.set_ylabel("carbon per episode (kg CO2eq)")
     ax.set_xlabel("policy")
-    ax.set_title(title or "Carbon per episode (mean, 95% CI)")
+    ax.set_title(fit_title(title or "Carbon per episode (mean, 95% CI)", fig))
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     fig.savefig(path, dpi=DPI)
@@ -99,7 +99,9 @@ def energy_vs_jct(summary: pd.DataFrame, path, deadline_h: float | None = None, 
         ax.axvline(deadline_h, ls="--", color="grey", lw=1, label=f"deadline ({deadline_h:g} h)")
     ax.set_xlabel("job completion time (h, completed episodes)")
     ax.set_ylabel("energy per episode (kWh, facility + transfer)")
-    ax.set_title(title or "Energy vs completion time (mean, 95% CI)")
+    # a figure title over axes and legend together: an axes title centred over the plot alone overflows to the
+    # left when the legend beside it takes the width
+    fig.suptitle(fit_title(title or "Energy vs completion time (mean, 95% CI)", fig))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9)
     fig.savefig(path, dpi=DPI)
@@ -132,12 +134,19 @@ def shared_limits(histories: list[dict]) -> dict:
 
 
 def timeline(
-    history: dict, ci_g_per_kwh: np.ndarray, region_names, path, title: str = "", limits: dict | None = None
+    history: dict,
+    ci_g_per_kwh: np.ndarray,
+    region_names,
+    path,
+    title: str = "",
+    limits: dict | None = None,
+    deadline_h: float | None = None,
 ) -> None:
-    """One episode of one policy: intensity of each region, the job's region, clock and power.
+    """One episode of one policy: intensity of each region, the job's region, power against the cap, clock.
 
     :param limits: :func:`shared_limits` of every policy's timeline, so all of them share the time, clock and
         power axes; None autoscales this one.
+    :param deadline_h: the job's deadline (h since the episode start), marked on every panel.
     """
     t_h = np.asarray(history["t_h"], dtype=float)
     t_end = limits["t_max_h"] if limits else (t_h[-1] if len(t_h) else 0.0)
@@ -153,16 +162,13 @@ def timeline(
         np.asarray(history["power_w"], dtype=float),
         None if cap is None else np.asarray(cap, dtype=float),
         title=title,
+        deadline_h=deadline_h,
     )
     if limits:
-        fig.axes[0].set_xlim(0.0, limits["t_max_h"])  # the panels share x
+        t_max = max(limits["t_max_h"], deadline_h or 0.0)
+        fig.axes[0].set_xlim(0.0, t_max)  # the panels share x
         fig.axes[2].set_ylim(*limits["power_kw"])
-        fig.axes[3].set_ylim(*limits["clock_mhz"])  # the twin axis of the power panel
-    # timeline_figure anchors the power panel's legend where the twin clock axis puts its label: move it right
-    power_ax = fig.axes[2]
-    legend = power_ax.get_legend()
-    if legend is not None:
-        legend.set_bbox_to_anchor((1.16, 1.0), transform=power_ax.transAxes)
+        fig.axes[3].set_ylim(*limits["clock_mhz"])
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
