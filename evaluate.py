@@ -21,6 +21,7 @@ Examples::
     python evaluate.py --backend ray --episodes 200                      # Ray tasks on a local Ray
     python evaluate.py --backend ray --address ray://head:10001 --episodes 2000
     python evaluate.py --scenario fleet --episodes 5                     # CarbonFleet-v0 (evaluation/fleet.py)
+    python evaluate.py --scenario fleet --period 2022-01-01:2023-01-01 --slack 1.0,1.5,3.0
 """
 
 from __future__ import annotations
@@ -122,6 +123,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="ADDR",
         help="with --backend ray: a Ray cluster (ray://head:10001, or auto on a cluster node); default: local Ray",
+    )
+    p.add_argument(
+        "--slack",
+        default=None,
+        metavar="F1,F2,...",
+        help="fleet scenarios: deadline slack factors to sweep on the same episodes (writes slack.csv, slack.png)",
     )
     p.add_argument("--timeline-episode", type=int, default=0, help="episode whose timeline is plotted (default: 0)")
     p.add_argument(
@@ -362,9 +369,12 @@ def _main(argv: list[str] | None, t0: float) -> int:
         from evaluation.fleet import fleet_main
 
         try:
-            return fleet_main(args, t0, newest_run)
+            return fleet_main(args, t0, newest_run, period)
         except (ConfigError, DataError) as e:  # they name the file or the option
             raise BadInput(str(e)) from None
+
+    if args.slack:
+        raise BadInput(f"--slack {args.slack}: only for fleet scenarios (kind: fleet)")
 
     # ---- scenario and held-out data
     try:

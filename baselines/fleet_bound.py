@@ -21,6 +21,7 @@ GPUs free to the fleet in each hour (e.g. the hourly maximum of the free-GPU ser
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ class FleetBound:
     share: np.ndarray  # (J, R, H, L) float64, share of each job done per region, hour, level (zeros if infeasible)
     n_variables: int
     solve_s: float  # wall time of the HiGHS call
+    # (R, H) kg per GPU-hour: the LP's shadow price of each pool's capacity in each hour (the dual of its row; 0
+    # where the pool is not full), what one more GPU-hour there would save; zeros if infeasible
+    price_kg_per_gpu_h: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -123,15 +127,28 @@ def _check_tables(
     return steps
 
 
-def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity_gpus: np.ndarray) -> FleetBound:
-    """Solve the LP relaxation (module docstring) with HiGHS.
+def fleet_lower_bound(
+    jobs: FleetJobs,
+    intensity_g_per_kwh: np.ndarray,
+    capacity_gpus: np.ndarray,
+    step_s: float = _S_PER_H,
+    arrival_gate: bool = False,
+) -> FleetBound:
+    """Solve the LP relaxation (module docstring) with HiGHS, over periods of ``step_s`` seconds (an hour by
+    default; the decision step for the tighter bound the fleet table reports).
 
-    :param intensity_g_per_kwh: (R, H) gCO2/kWh of each region in each hour from the episode start.
-    :param capacity_gpus: (R, H) GPUs of each pool free to the fleet in each hour (an upper bound).
+    :param intensity_g_per_kwh: (R, S) gCO2/kWh of each region in each period from the episode start.
+    :param capacity_gpus: (R, S) GPUs of each pool free to the fleet in each period (an upper bound).
+    :param arrival_gate: a job's window starts at the first period that starts at or after its arrival (the
+        simulator's arrival gate: a job takes part from the first decision step at or after it arrives).
     """
-    hours = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus)
+    periods = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
-    overlap = window_overlap_h(jobs, hours)
+    if arrival_gate:
+        gated = np.ceil(jobs.arrival_s / step_s - _EPS) * step_s
+        overlap = window_overlap_s(dataclasses.replace(jobs, arrival_s=gated), periods, step_s) / step_s
+    else:
+        overlap = window_overlap_s(jobs, periods, step_s) / step_s
     cell = (
         (overlap[:, None, :, None] > 0)
         & useful_levels(jobs)[:, :, None, :]
@@ -139,16 +156,16 @@ def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity
     )
     j, r, h, lv = np.nonzero(cell)
     n = j.size
-    job_h = jobs.work_s[j, r, lv] / _S_PER_H  # hours on the full request for the whole job
+    job_p = jobs.work_s[j, r, lv] / step_s  # periods on the full request for the whole job
     cost = jobs.energy_kwh[j, r, lv] * np.asarray(intensity_g_per_kwh)[r, h] / 1000.0
 
     a_eq = sp.csr_array((np.ones(n), (j, np.arange(n))), shape=(J, n))
-    time_rows, time_row = np.unique(j * hours + h, return_inverse=True)
-    cap_rows, cap_row = np.unique(r * hours + h, return_inverse=True)
+    time_rows, time_row = np.unique(j * periods + h, return_inverse=True)
+    cap_rows, cap_row = np.unique(r * periods + h, return_inverse=True)
     a_ub = sp.vstack(
         [
-            sp.csr_array((job_h, (time_row, np.arange(n))), shape=(time_rows.size, n)),
-            sp.csr_array((job_h * jobs.gpus[j], (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
+            sp.csr_array((job_p, (time_row, np.arange(n))), shape=(time_rows.size, n)),
+            sp.csr_array((job_p * jobs.gpus[j], (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
         ],
         format="csr",
     )
@@ -158,13 +175,16 @@ def fleet_lower_bound(jobs: FleetJobs, intensity_g_per_kwh: np.ndarray, capacity
     t0 = time.perf_counter()
     res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
     solve_s = time.perf_counter() - t0
-    share = np.zeros((J, R, hours, L))
+    share = np.zeros((J, R, periods, L))
+    price = np.zeros((R, periods))
     if res.status == 2 or (n == 0 and J > 0):
-        return FleetBound(np.inf, "infeasible", share, n, solve_s)
+        return FleetBound(np.inf, "infeasible", share, n, solve_s, price)
     if res.status != 0:
         raise RuntimeError(f"HiGHS did not solve the fleet LP: {res.message}")
     share[j, r, h, lv] = np.clip(res.x, 0.0, None)
-    return FleetBound(float(res.fun), "optimal", share, n, solve_s)
+    cap_duals = -np.asarray(res.ineqlin.marginals)[time_rows.size :]
+    price.ravel()[cap_rows] = np.clip(cap_duals, 0.0, None) * (_S_PER_H / step_s)  # kg per GPU-hour
+    return FleetBound(float(res.fun), "optimal", share, n, solve_s, price)
 
 
 def evaluate_schedule(

@@ -25,13 +25,16 @@ import numpy as np
 from baselines import rules
 from baselines.caftm import CaftmPolicy
 from baselines.fleet_bound import FleetBound, fleet_lower_bound, hourly_capacity, lp_schedule, n_hours
+from baselines.fleet_oracle import cell_schedule
 from baselines.fleet_packing import WAIT as PACK_WAIT
 from baselines.fleet_packing import carbon_aware_packing
 from envs.fleet import CarbonFleetEnv, fleet_world
 from sim.errors import ConfigError
-from sim.rules import WAIT
+from sim.rules import TIMED_STATES, WAIT
+from sim.tables import PARAMS
 
 _S_PER_H = 3600.0
+_TIMED_STATES = np.array(TIMED_STATES)
 
 
 class FleetPolicy:
@@ -134,30 +137,100 @@ class PackingPolicy(FleetPolicy):
 
 
 class OracleFleetPolicy(FleetPolicy):
-    """The LP bound's rounded schedule (perfect foresight of intensity and free GPUs), played step by step.
+    """Perfect foresight of intensity and free GPUs: the plan of ``baselines.fleet_oracle.cell_schedule`` (every
+    job in whole steps on its whole request, the cheapest cells its window and the capacity left allow), played
+    step by step behind :func:`fleet_deadline_shield` (faults, pools the plan could not foresee to the GPU).
 
-    After ``reset``: ``bound`` (:class:`baselines.fleet_bound.FleetBound`, the episode's lower bound) and
-    ``schedule`` (the rounded plan; ``schedule.carbon_kg`` is its carbon without the simulator's overheads).
+    After ``reset``: ``plan`` (:class:`baselines.fleet_oracle.CellPlan`; ``plan.carbon_kg`` is its busy-energy
+    carbon without the simulator's overheads).
     """
 
     name = "oracle"
 
     def reset(self, env: CarbonFleetEnv, seed: int) -> None:
-        self.bound, self.schedule = episode_bound(env)
-        mb = self.schedule.minibatches
-        self.planned_left = np.cumsum(mb[:, ::-1], axis=1)[:, ::-1]  # (J, S) plan's mini-batches from step k on
+        steps = env.n_steps
+        per_h = int(round(_S_PER_H / env.step_s))
+        ci = np.repeat(env.ci[0], per_h, axis=1)[:, :steps]
+        free = np.where(env.outage_mask()[:, :steps], 0, env.free[0, :, :steps])
+        self.bound = episode_bound(env, schedule=False)
+        price = np.repeat(self.bound.price_kg_per_gpu_h, per_h, axis=1)[:, :steps]
+        self.plan = cell_schedule(env.jobs, ci, free, env.step_s, overhead_s(env), price)
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
-        """The plan's step; a job the simulator's overheads (checkpoints, transfers, restores, rollbacks) left
-        behind its plan runs on at the top clock, where it is, whenever the plan has it idle."""
-        k = min(env.k, self.schedule.region.shape[1] - 1)
-        r = self.schedule.region[:, k].copy()
-        lv = self.schedule.level[:, k].copy()
-        behind = env.open_jobs() & (env.remaining_minibatches() > self.planned_left[:, k] + 1e-6)
-        idle = behind & (r < 0)
-        r[idle] = env.job_region()[idle]
-        lv[behind] = env.L - 1
-        return np.where(r < 0, WAIT, r), np.where(lv < 0, env.L - 1, lv)
+        k = min(env.k, self.plan.region.shape[1] - 1)
+        r = self.plan.region[:, k]
+        lv = self.plan.level[:, k]
+        targets, levels = np.where(r < 0, WAIT, r), np.where(lv < 0, env.L - 1, lv)
+        return fleet_deadline_shield(env, targets, levels)
+
+
+def overhead_s(env: CarbonFleetEnv) -> np.ndarray:
+    """(J,) s a job loses when it starts in a region after a pause or a move: checkpoint write, its slowest
+    transfer, restore (I/O and restart)."""
+    io = env._P[:, PARAMS.index("io_s")]
+    return io + env._P[:, PARAMS.index("restore_s")] + env._xfer_s.max(axis=(1, 2))
+
+
+def fleet_deadline_shield(
+    env: CarbonFleetEnv,
+    targets: np.ndarray,
+    levels: np.ndarray,
+    reserve_s: np.ndarray | None = None,
+    only: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``targets`` / ``levels`` (J,) made deadline-safe, per open job outside a timed phase (the fleet's form of
+    ``agents.policy.deadline_shield``; Alshiekh et al., *Safe Reinforcement Learning via Shielding*, AAAI 2018).
+
+    A job is overridden when waiting out this step and then running at the top clock would leave less than
+    ``reserve_s`` in hand before its deadline (default: a restart's overhead plus one checkpoint interval at the
+    top clock, what one fault rolls back), or when its decision runs it too slowly to finish: it then runs at the
+    top clock where it holds GPUs, else in the region (up, with free GPUs for it) that finishes it soonest, the
+    cleanest among those that still finish in time. Decisions for other jobs (and, with ``only`` (J,) bool, for
+    jobs outside it) pass unchanged.
+    """
+    targets, levels = np.array(targets, dtype=np.int64), np.array(levels, dtype=np.int64)
+    jobs, L, R = env.jobs, env.L, env.R
+    timed = np.isin(env.job_state(), _TIMED_STATES)
+    cand = np.flatnonzero(env.open_jobs() & ~timed & (True if only is None else only))
+    if cand.size == 0:
+        return targets, levels
+    over_s = overhead_s(env)
+    if reserve_s is None:
+        interval = jobs.checkpoint_interval_minibatches
+        reserve_s = over_s + interval * jobs.minibatch_s[:, :, L - 1].min(axis=1)
+    left_s = jobs.deadline_s - env.t_s
+    remaining = env.remaining_minibatches()
+    held, region = env.job_gpus(), env.job_region()
+    spare = env.free_now() - env.gpus_in_use()
+    up, ci = env.region_up(), env.intensity_now()
+    for j in cand:
+        g = int(jobs.gpus[j])
+        holds = held[j] > 0
+        # s to finish in each region at the top clock, on the GPUs it holds or would get there
+        gpus_r = np.where(up, np.minimum(np.maximum(spare, 0) + np.where(np.arange(R) == region[j], held[j], 0), g), 0)
+        top_s = np.where(gpus_r > 0, remaining[j] * jobs.minibatch_s[j, :, L - 1] * g / np.maximum(gpus_r, 1), np.inf)
+        top_s = top_s + np.where(holds & (np.arange(R) == region[j]), 0.0, over_s[j])
+        t = int(targets[j])
+        if t == WAIT:
+            if left_s[j] - env.step_s >= float(top_s.min()) + reserve_s[j]:
+                continue  # it can still afford to wait this step
+        elif 0 <= t < R and gpus_r[t] > 0:
+            lv = min(max(int(levels[j]), 0), L - 1)
+            own_s = top_s[t] * jobs.minibatch_s[j, t, lv] / jobs.minibatch_s[j, t, L - 1]
+            if own_s + reserve_s[j] <= left_s[j]:
+                continue  # its own decision finishes in time
+        if not np.isfinite(top_s).any():
+            continue  # nowhere to run now
+        if holds and top_s[region[j]] + reserve_s[j] <= left_s[j]:
+            r = int(region[j])  # no move needed
+        else:
+            fits = np.flatnonzero(top_s + reserve_s[j] <= left_s[j])
+            pick = fits if fits.size else np.flatnonzero(top_s == top_s.min())
+            r = int(pick[np.argmin(ci[pick])])
+        targets[j], levels[j] = r, L - 1
+        if not (holds and r == region[j]):
+            spare[r] -= int(gpus_r[r])
+    return targets, levels
 
 
 def episode_bound(env: CarbonFleetEnv, schedule: bool = True):

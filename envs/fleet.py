@@ -66,20 +66,27 @@ _WORLDS: dict[tuple, FleetWorld] = {}
 _TRACE: list = []
 
 
-def fleet_world(scenario: FleetScenario, split: str = "train", data_dir: str | None = None) -> FleetWorld:
-    """The split's carbon table (real traces from ``../shared/data``) and the zones' network, cached per process."""
-    if split not in scenario.splits:
+def fleet_world(
+    scenario: FleetScenario,
+    split: str = "train",
+    data_dir: str | None = None,
+    period: tuple[str, str] | None = None,
+) -> FleetWorld:
+    """The split's carbon table (real traces from ``../shared/data``; ``period``: explicit UTC dates
+    ``(start, end)`` instead of the split's, e.g. a held-out year) and the zones' network, cached per process."""
+    if period is None and split not in scenario.splits:
         raise ConfigError(f"{scenario.source}: unknown split {split!r}; expected one of {', '.join(_SPLITS)}")
-    key = (repr(scenario), split, data_dir or scenario.data_dir)
+    key = (repr(scenario), split if period is None else None, data_dir or scenario.data_dir, period)
     if key not in _WORLDS:
-        start, end = scenario.splits[split]
+        start, end = scenario.splits[split] if period is None else period
         carbon = carbon_table(scenario.zones, str(start), str(end), scenario.signal, data_dir=key[2])
         n_steps = int(math.ceil(scenario.horizon_s / scenario.step_s - 1e-9))
         n_hours = int(math.ceil(scenario.horizon_s / _S_PER_H)) + 1
         world = FleetWorld(scenario, split, carbon, load_network(scenario.zones), n_steps, n_hours)
         if world.n_start_hours < 1:
             raise ConfigError(
-                f"{scenario.source}: split {split!r} [{start}, {end}) is shorter than one episode "
+                f"{scenario.source}: {'split ' + repr(split) if period is None else 'period'} [{start}, {end}) is "
+                "shorter than one episode "
                 f"({scenario.horizon_hours} h)"
             )
         _WORLDS[key] = world
@@ -196,6 +203,7 @@ class CarbonFleetEnv(gym.Env):
         data_dir: str | None = None,
         n_slots: int = 16,
         reward: dict | None = None,
+        period: tuple[str, str] | None = None,
     ):
         self.scenario = scenario if isinstance(scenario, FleetScenario) else load_fleet_scenario(scenario)
         if reward is not None:  # reward weights replaced for this environment (e.g. a training config's)
@@ -207,7 +215,7 @@ class CarbonFleetEnv(gym.Env):
         n_jobs = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)
         if n_jobs > fk.PAIRWISE_MAX_N:  # the compiled step's sums (envs/fleet_kernels.py) go this far
             raise ConfigError(f"{sc.source}: jobs.n_jobs={n_jobs}: at most {fk.PAIRWISE_MAX_N} jobs per fleet")
-        self.world = fleet_world(sc, split, data_dir)
+        self.world = fleet_world(sc, split, data_dir, period)
         self.split = split
         self.R, self.L, self.K = len(sc.regions), sc.clock_levels, n_slots
         self.J = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)

@@ -1,22 +1,32 @@
 """Fleet evaluation (``python evaluate.py --scenario fleet``): every fleet policy, the LP bound and trained agents
-on the same episodes of the scenario's split (CarbonFleet-v0, issue 10).
+on the same episodes of the scenario's split or an explicit ``--period`` (CarbonFleet-v0, issues 10 and 25).
 
 Writes into the output folder:
 
 - ``episodes.csv``: one row per policy and episode, columns :data:`EPISODE_COLUMNS` plus ``bound_kg`` (the
-  episode's LP lower bound, ``baselines/fleet_bound.py``) and ``bound_gap_pct`` (carbon over the bound, %);
+  episode's LP lower bound, ``baselines/fleet_bound.py``) and ``bound_gap_pct`` (carbon over the bound, %; only
+  where the policy completed every job: the same work as the bound, else empty);
 - ``summary.csv``: one row per policy, ``<metric>_mean`` / ``<metric>_ci95`` (Student-t 95% half-width over
-  episodes) and ``bound_gap_pct_mean``;
+  episodes), ``bound_gap_pct_mean`` / ``bound_gap_pct_max`` (over the episodes with the same work) and
+  ``bound_ratio_mean`` / ``bound_ratio_max`` (carbon / bound);
+- ``report.md``: the table, the command, what the bound relaxes, and any episode below the bound;
 - ``carbon.png`` (carbon per policy, 95% intervals) and ``gpus_in_use.png`` (GPUs each policy holds per region over
-  one episode, against the pools' free GPUs).
+  one episode, against the pools' free GPUs);
+- with ``--slack a,b,c``: the same episodes at each deadline slack factor, ``slack.csv`` (policy, slack_factor,
+  carbon_kg_mean, deadline_met_rate, savings_vs_stay_pct) and ``slack.png``.
 
-Episode ``e`` is ``env.reset(seed=seed * 1000 + e)`` for every policy: the same jobs, carbon window and pools.
+Episode ``e`` is ``env.reset(seed=seed * 1000 + e)`` for every policy: the same jobs, carbon window and pools. Each
+episode is one task (:func:`run_fleet_task`), run in this process, in ``--workers`` processes or as Ray tasks
+(``--backend ray``); the results are the same whichever runs them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +36,19 @@ from baselines.fleet_policies import FLEET_POLICIES, FleetPolicy, episode_bound,
 from envs.fleet import CarbonFleetEnv
 from evaluation.report import ci95_half_width
 from sim.errors import ConfigError
-from sim.scenario import load_fleet_scenario
+from sim.scenario import FleetScenario, load_fleet_scenario
 
 EPISODE_COLUMNS = (
     "policy",
     "episode",
     "seed",
+    "slack_factor",
     "carbon_kg",
     "energy_kwh",
     "jobs",
     "jobs_completed",
     "deadline_met_rate",
+    "late_h",
     "jct_h_mean",
     "queue_h_mean",
     "migrations",
@@ -44,7 +56,18 @@ EPISODE_COLUMNS = (
     "cap_violation_s",
     "lost_minibatches",
 )
-METRICS = EPISODE_COLUMNS[3:] + ("bound_gap_pct",)
+METRICS = EPISODE_COLUMNS[4:] + ("bound_gap_pct",)
+# what the LP bound (baselines/fleet_bound.py) leaves out: report.md lists it next to the gap column
+BOUND_RELAXES = (
+    "a job may split an hour between regions and clock levels, in any fractions, with no checkpoint, transfer or "
+    "restart between them (no migration or pause costs time, energy or a rollback)",
+    "the pools' capacity is GPU-hours per hour (the hour's most free GPUs), not whole GPUs per 15-minute step; "
+    "a job's GPUs are released the instant it leaves a region (the simulator charges the whole step)",
+    "only busy energy counts (GPU + host at the chosen clock, x PUE): no idle power while restoring or writing "
+    "checkpoints, no checkpoint stalls, no transfer energy",
+    "perfect foresight of intensity and free GPUs, and no GPU failures, failed transfers or preemptions",
+    "a job may start at its arrival, not at the next decision step",
+)
 
 
 class AgentFleetPolicy(FleetPolicy):
@@ -91,6 +114,80 @@ def fleet_policy_names(text: str) -> list[str]:
     return names
 
 
+@dataclasses.dataclass(frozen=True)
+class FleetTask:
+    """One episode of every policy and agent (what a worker process or Ray task runs)."""
+
+    scenario: FleetScenario
+    split: str
+    data_dir: str | None
+    period: tuple[str, str] | None
+    policies: tuple[str, ...]
+    agents: tuple[str, ...]
+    episode: int
+    seed: int
+    log_gpus: bool
+
+
+_ENVS: dict = {}
+_AGENTS: dict = {}
+
+
+def run_fleet_task(task: FleetTask) -> dict:
+    """Run one episode of every policy of ``task``: ``{"rows": [...], "gpus": {policy: (log, free, start)},
+    "carbon_source": ...}``. Environments and agents are cached per process (a worker runs many episodes)."""
+    key = (repr(task.scenario), task.split, task.data_dir, task.period)
+    if key not in _ENVS:
+        _ENVS[key] = CarbonFleetEnv(task.scenario, task.split, task.data_dir, period=task.period)
+    env = _ENVS[key]
+    runners: list = [(name, FLEET_POLICIES[name]()) for name in task.policies]
+    for path in task.agents:
+        if path not in _AGENTS:
+            _AGENTS[path] = AgentFleetPolicy(path)
+        runners.append((_AGENTS[path].name, _AGENTS[path]))
+    s = task.seed
+    env.reset(seed=s)
+    bound_kg = episode_bound(env, schedule=False).carbon_kg
+    start_utc = str(env.start_utc)
+    rows, gpus = [], {}
+    for name, pol in runners:
+        if isinstance(pol, AgentFleetPolicy):
+            m = run_agent_episode(env, pol, s, task.log_gpus)
+        else:
+            m = run_fleet_episode(env, pol, s, task.log_gpus)
+        if task.log_gpus:
+            gpus[name] = (m.pop("gpus_in_use"), env.free[0].copy(), start_utc)
+        same_work = m["jobs_completed"] == m["jobs"] and math.isfinite(bound_kg)
+        gap = 100.0 * (m["carbon_kg"] - bound_kg) / bound_kg if same_work else math.nan
+        rows.append(
+            {"policy": name, "episode": task.episode, "seed": s, "slack_factor": task.scenario.jobs.slack_factor,
+             **m, "bound_kg": bound_kg, "bound_gap_pct": gap}
+        )  # fmt: skip
+    return {"rows": rows, "gpus": gpus, "carbon_source": env.world.carbon.source}
+
+
+def run_fleet_tasks(tasks: list[FleetTask], workers: int = 1, backend: str = "processes", address=None) -> list:
+    """Every task's result, in task order, whichever runs them (same results)."""
+    if backend == "ray":
+        from evaluation.distributed import init_ray, ray_map
+
+        started = init_ray(address, workers)
+        try:
+            return ray_map(run_fleet_task, tasks)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    if workers == 1:
+        return [run_fleet_task(t) for t in tasks]
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # torch (agents) and forked threads do not mix
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        return list(pool.map(run_fleet_task, tasks))
+
+
 def evaluate_fleet(
     scenario: str,
     policies: list[str],
@@ -101,43 +198,54 @@ def evaluate_fleet(
     out: str | Path | None = None,
     timeline_episode: int = 0,
     data_dir: str | None = None,
+    period: tuple[str, str] | None = None,
+    slacks: list[float] | None = None,
+    workers: int = 1,
+    backend: str = "processes",
+    address: str | None = None,
+    command: str = "",
 ) -> tuple[pd.DataFrame, pd.DataFrame, Path, float]:
-    """Run the policies and agents; write the tables and plots. Returns (episodes, summary, out dir, wall s)."""
+    """Run the policies and agents; write the tables, report and plots. Returns (episodes, summary, out dir,
+    wall s). ``slacks``: deadline slack factors to sweep (``slack.csv``); the summary is at the scenario's own
+    factor when it is among them, else at the first."""
     t0 = time.perf_counter()
     sc = load_fleet_scenario(scenario)
-    env = CarbonFleetEnv(sc, split, data_dir)
-    runners = [(name, FLEET_POLICIES[name]()) for name in policies]
-    runners += [(a.name, a) for a in (AgentFleetPolicy(p) for p in agents)]
-    rows, gpus = [], {}
-    for e in range(episodes):
-        s = seed * 1000 + e
-        env.reset(seed=s)
-        bound_kg = episode_bound(env, schedule=False).carbon_kg
-        start_utc = str(env.start_utc)
-        for name, pol in runners:
-            log = e == timeline_episode
-            if isinstance(pol, AgentFleetPolicy):
-                m = run_agent_episode(env, pol, s, log)
-            else:
-                m = run_fleet_episode(env, pol, s, log)
-            if log:
-                gpus[name] = (m.pop("gpus_in_use"), env.free[0].copy(), start_utc)
-            gap = 100.0 * (m["carbon_kg"] - bound_kg) / bound_kg if math.isfinite(bound_kg) else math.nan
-            rows.append({"policy": name, "episode": e, "seed": s, **m, "bound_kg": bound_kg, "bound_gap_pct": gap})
-    ep = pd.DataFrame(rows)[list(EPISODE_COLUMNS) + ["bound_kg", "bound_gap_pct"]]
+    factors = list(slacks) if slacks else [sc.jobs.slack_factor]
+    main_factor = sc.jobs.slack_factor if sc.jobs.slack_factor in factors else factors[0]
+    tasks = [
+        FleetTask(
+            dataclasses.replace(sc, jobs=dataclasses.replace(sc.jobs, slack_factor=float(f))), split, data_dir,
+            period, tuple(policies), tuple(str(a) for a in agents), e, seed * 1000 + e,
+            e == timeline_episode and f == main_factor,
+        )
+        for f in factors
+        for e in range(episodes)
+    ]  # fmt: skip
+    results = run_fleet_tasks(tasks, workers, backend, address)
+    rows = [r for res in results for r in res["rows"]]
+    gpus = next((res["gpus"] for res in results if res["gpus"]), {})
+    all_ep = pd.DataFrame(rows)[list(EPISODE_COLUMNS) + ["bound_kg", "bound_gap_pct"]]
+    ep = all_ep[all_ep["slack_factor"] == main_factor].reset_index(drop=True)
     summary = summarize_fleet(ep)
     out = Path(out or f"results/{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
-    ep.to_csv(out / "episodes.csv", index=False)
+    all_ep.to_csv(out / "episodes.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
-    carbon_plot(summary, out / "carbon.png", f"{sc.name}, {split} split, {episodes} episodes")
+    where = f"{period[0]} to {period[1]}" if period else f"{split} split"
+    carbon_plot(summary, out / "carbon.png", f"{sc.name}, {where}, {episodes} episodes")
     if gpus:
         gpus_plot(gpus, sc.region_names, sc.step_s, out / "gpus_in_use.png")
-    return ep, summary, out, time.perf_counter() - t0
+    if slacks:
+        table = slack_table(all_ep)
+        table.to_csv(out / "slack.csv", index=False)
+        slack_plot(table, out / "slack.png", f"{sc.name}, {where}, {episodes} episodes per slack factor")
+    write_fleet_report(out / "report.md", summary, ep, sc, where, episodes, results[0]["carbon_source"], command)
+    return all_ep, summary, out, time.perf_counter() - t0
 
 
 def summarize_fleet(episodes: pd.DataFrame) -> pd.DataFrame:
-    """One row per policy (first-appearance order): ``<metric>_mean`` and ``<metric>_ci95`` for every metric."""
+    """One row per policy (first-appearance order): ``<metric>_mean`` and ``<metric>_ci95`` for every metric;
+    the gap to the bound and carbon / bound over the episodes where the policy did the same work (every job)."""
     rows = []
     for policy, g in episodes.groupby("policy", sort=False):
         row: dict = {"policy": policy, "episodes": len(g)}
@@ -146,8 +254,104 @@ def summarize_fleet(episodes: pd.DataFrame) -> pd.DataFrame:
             row[f"{col}_mean"] = float(vals.mean()) if vals.notna().any() else math.nan
             if col != "bound_gap_pct":
                 row[f"{col}_ci95"] = ci95_half_width(vals)
+        gaps = g["bound_gap_pct"].astype(float).dropna()
+        row["bound_gap_pct_max"] = float(gaps.max()) if len(gaps) else math.nan
+        row["bound_ratio_mean"] = 1.0 + row["bound_gap_pct_mean"] / 100.0
+        row["bound_ratio_max"] = 1.0 + row["bound_gap_pct_max"] / 100.0
+        row["same_work_episodes"] = len(gaps)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def slack_table(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per slack factor and policy: mean carbon, deadline-met rate, and savings against ``stay`` at the same
+    factor (%, of the means; empty without stay)."""
+    rows = []
+    for f, g in episodes.groupby("slack_factor", sort=True):
+        means = g.groupby("policy", sort=False)[["carbon_kg", "deadline_met_rate"]].mean()
+        stay = means["carbon_kg"].get("stay", math.nan)
+        for policy, m in means.iterrows():
+            rows.append(
+                {
+                    "policy": policy,
+                    "slack_factor": float(f),
+                    "carbon_kg_mean": float(m["carbon_kg"]),
+                    "deadline_met_rate": float(m["deadline_met_rate"]),
+                    "savings_vs_stay_pct": 100.0 * (stay - m["carbon_kg"]) / stay if stay == stay else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def slack_plot(table: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for policy, g in table.groupby("policy", sort=False):
+        a1.plot(g["slack_factor"], g["carbon_kg_mean"], "o-", label=policy)
+        a2.plot(g["slack_factor"], 100 * g["deadline_met_rate"], "o-", label=policy)
+    a1.set_xlabel("deadline slack factor (x FIFO time)")
+    a1.set_ylabel("fleet carbon per episode [kg CO2e]")
+    a2.set_xlabel("deadline slack factor (x FIFO time)")
+    a2.set_ylabel("deadlines met [%]")
+    a1.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def fleet_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The fleet table's columns (policy, carbon kg, deadline met, late_h, gap to bound), rounded."""
+    t = pd.DataFrame(
+        {
+            "policy": summary["policy"],
+            "carbon_kg": summary["carbon_kg_mean"].round(2),
+            "carbon_kg_ci95": summary["carbon_kg_ci95"].round(2),
+            "deadline_met_pct": (100 * summary["deadline_met_rate_mean"]).round(1),
+            "late_h": summary["late_h_mean"].round(2),
+            "jobs_completed": summary["jobs_completed_mean"].round(1),
+            "gap_to_bound_pct": summary["bound_gap_pct_mean"].round(1),
+            "gap_worst_pct": summary["bound_gap_pct_max"].round(1),
+            "migrations": summary["migrations_mean"].round(0),
+        }
+    )
+    return t
+
+
+def write_fleet_report(path, summary, episodes, sc, where, n_episodes, carbon_source, command) -> None:
+    """report.md: the fleet table, how it was made, what the bound relaxes, episodes below the bound."""
+    t = fleet_table(summary)
+    lines = [
+        f"# {sc.name}: fleet policies, {where}, {n_episodes} episodes",
+        "",
+        f"Command: `{command}`" if command else "",
+        "",
+        f"Carbon data: {carbon_source}. Deadlines: `{sc.jobs.deadline}` rule, slack factor "
+        f"{sc.jobs.slack_factor:g} (sim/fleet_jobs.py). Means over episodes; `gap_to_bound_pct` is carbon over the "
+        "episode's LP bound, averaged over the episodes where the policy completed every job (the same work as the "
+        "bound); `gap_worst_pct` is the worst such episode.",
+        "",
+        "| " + " | ".join(t.columns) + " |",
+        "|" + "---|" * len(t.columns),
+    ]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
+    lines += ["", f"Bound (mean over episodes): {episodes.groupby('episode')['bound_kg'].first().mean():.3f} kg.", ""]
+    lines += ["## What the bound relaxes", ""] + [f"- {x}" for x in BOUND_RELAXES]
+    below = episodes[episodes["bound_gap_pct"] < -1e-6]
+    lines += ["", "## Episodes below the bound", ""]
+    if below.empty:
+        lines.append("None: no policy that completed every job emitted less than the bound.")
+    else:
+        for r in below.itertuples():
+            lines.append(
+                f"- {r.policy}, episode {r.episode}: {r.carbon_kg:.3f} kg < bound {r.bound_kg:.3f} kg "
+                f"(deadlines met {100 * r.deadline_met_rate:.1f} %: late jobs had longer windows than the bound)"
+            )
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def carbon_plot(summary: pd.DataFrame, path: Path, title: str) -> None:
@@ -190,47 +394,40 @@ def gpus_plot(gpus: dict, regions, step_s: float, path: Path) -> None:
     plt.close(fig)
 
 
-def fleet_main(args, t0: float, newest_run) -> int:
-    """``evaluate.py``'s branch for ``kind: fleet`` scenarios (``args``: its parsed options)."""
+def fleet_main(args, t0: float, newest_run, period: tuple[str, str] | None = None) -> int:
+    """``evaluate.py``'s branch for ``kind: fleet`` scenarios (``args``: its parsed options; ``period``: the
+    parsed ``--period``)."""
+    import shlex
+
     sc = load_fleet_scenario(args.scenario)
-    for flag, used in (
-        ("--backend ray", args.backend != "processes"),
-        ("--workers", args.workers not in (None, 1)),
-        ("--period", args.period is not None),
-    ):
-        if used:
-            raise ConfigError(f"{flag}: not supported for fleet scenarios yet (one process, the --split's dates)")
+    slacks = parse_slacks(args.slack) if args.slack else None
     policies = fleet_policy_names(args.policies)
     agents = [a for a in args.agent if a != "none"]
     if not args.agent:
         run = newest_run(args.runs, sc.name)
         if run is not None:
             agents = [str(run)]
+    workers = args.workers or (None if args.backend == "ray" else 1)
     ep, summary, out, wall_s = evaluate_fleet(
-        args.scenario,
-        policies,
-        agents,
-        args.episodes,
-        args.split,
-        args.seed,
-        args.out,
-        args.timeline_episode,
-        args.data_dir,
-    )
-    cols = [
-        "policy",
-        "carbon_kg_mean",
-        "carbon_kg_ci95",
-        "deadline_met_rate_mean",
-        "jobs_completed_mean",
-        "jct_h_mean_mean",
-        "migrations_mean",
-        "gpu_util_mean",
-        "bound_gap_pct_mean",
-    ]
+        args.scenario, policies, agents, args.episodes, args.split, args.seed, args.out, args.timeline_episode,
+        args.data_dir, period, slacks, workers, args.backend, args.address,
+        "python evaluate.py " + shlex.join(sys.argv[1:]),
+    )  # fmt: skip
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summary[cols].round(3).to_string(index=False))
-    print(f"bound_kg_mean: {ep.groupby('episode')['bound_kg'].first().mean():.3f}")
-    print(f"wrote {out}/episodes.csv, summary.csv, carbon.png, gpus_in_use.png")
+        print(fleet_table(summary).to_string(index=False))
+    print(f"bound_kg_mean: {ep.groupby(['slack_factor', 'episode'])['bound_kg'].first().mean():.3f}")
+    extra = ", slack.csv, slack.png" if slacks else ""
+    print(f"wrote {out}/episodes.csv, summary.csv, report.md, carbon.png, gpus_in_use.png{extra}")
     print(f"wall time: {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def parse_slacks(text: str) -> list[float]:
+    """``"1.0,1.5,3.0"`` -> [1.0, 1.5, 3.0]; each >= 1 (a deadline before the FIFO completion is not meetable)."""
+    try:
+        out = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--slack {text!r}: expected comma-separated numbers >= 1, e.g. 1.0,1.5,3.0") from None
+    if not out or min(out) < 1.0:
+        raise ConfigError(f"--slack {text!r}: expected comma-separated numbers >= 1, e.g. 1.0,1.5,3.0")
+    return out

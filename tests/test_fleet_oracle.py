@@ -1,0 +1,68 @@
+"""Specification of the fleet oracle's plan (baselines/fleet_oracle.py): pools, windows and work respected, never
+below the LP bound, and a hand-checked choice of cells."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from baselines.fleet_bound import fleet_lower_bound, hourly_capacity
+from baselines.fleet_oracle import cell_schedule
+from tests.fleet_helpers import MB, make_jobs
+
+
+def test_a_job_takes_the_cleanest_steps_of_its_window_and_holds_through_the_step_it_leaves():
+    # one 1-GPU job, 0.5 h of work (2 steps of 15 min), window [0, 1.5 h) = steps 0..5; one region, one level;
+    # intensity per step 500, 100, 300, 50, 400, 60: the cheapest two steps are 3 (50) and 5 (60)
+    jobs = make_jobs([0], [1.5], [1], [[[0.5]]], [[[1.0]]], 2)
+    ci = np.array([[500, 100, 300, 50, 400, 60, 500, 500]], dtype=float)
+    plan = cell_schedule(jobs, ci, np.ones((1, 8)), 900, np.zeros(1))
+    assert plan.region[0].tolist() == [-1, -1, -1, 0, -1, 0, -1, -1]
+    assert plan.minibatches[0, 3] == pytest.approx(MB / 2) and plan.minibatches[0, 5] == pytest.approx(MB / 2)
+    assert plan.carbon_kg == pytest.approx((0.5 * 50 + 0.5 * 60) / 1000)  # 1 kWh, half at 50 g, half at 60 g
+    # a second job in the same pool: the step after the first job's run in step 3 (step 4) is still held by it
+    two = make_jobs([0, 0], [1.5, 1.5], [1, 1], [[[0.5]], [[0.25]]], [[[1.0]], [[1.0]]], 2)
+    plan = cell_schedule(two, ci, np.ones((1, 8)), 900, np.zeros(2))
+    held = (plan.region >= 0).sum(axis=0)
+    assert held.max() == 1 and plan.region[1, 4] == -1
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31))
+def test_plans_fit_the_pools_and_windows_do_all_the_work_and_never_beat_the_bound(seed):
+    rng = np.random.default_rng(seed)
+    J, R, L, H = 6, 3, 2, 8
+    arrival = rng.uniform(0, 4, J)
+    deadline = np.minimum(H, arrival + rng.uniform(1, 5, J))
+    work_h = np.sort(rng.uniform(0.2, 1.5, (J, R, L)), axis=2)[:, :, ::-1]
+    gpus = rng.integers(1, 5, J)
+    jobs = make_jobs(arrival, deadline, gpus, work_h, rng.uniform(0.5, 3.0, (J, R, L)), H)
+    ci_h = rng.uniform(20, 500, (R, H))
+    free = rng.integers(0, 7, (R, 4 * H)).astype(float)
+    plan = cell_schedule(jobs, np.repeat(ci_h, 4, axis=1), free, 900, rng.uniform(0, 60, J))
+    planned = ~plan.unplanned
+    runs = plan.region >= 0
+    # work: every planned job's mini-batches, none for the others, never more per step than its rate allows
+    np.testing.assert_allclose(plan.minibatches[planned].sum(axis=1), MB, rtol=1e-9)
+    assert not runs[~planned].any()
+    jj, kk = np.nonzero(runs)
+    rate = 900 / jobs.minibatch_s[jj, plan.region[jj, kk], plan.level[jj, kk]]
+    assert np.all(plan.minibatches[jj, kk] <= rate * (1 + 1e-9))
+    # windows: steps that start at or after the arrival and end by the deadline
+    assert np.all(kk * 900 >= jobs.arrival_s[jj] - 1e-6) and np.all((kk + 1) * 900 <= jobs.deadline_s[jj] + 1e-6)
+    # pools: at most the free GPUs in each region and step; a job holds 1 .. its request, and runs that much slower
+    held = plan.held_gpus[jj, kk]
+    assert np.all((held >= 1) & (held <= gpus[jj])) and not plan.held_gpus[~runs].any()
+    assert np.all(plan.minibatches[jj, kk] <= rate * held / gpus[jj] * (1 + 1e-9))
+    used = np.zeros_like(free)
+    np.add.at(used, (plan.region[jj, kk], kk), held)
+    assert np.all(used <= free + 1e-9)
+    # the LP bound over the planned jobs is below the plan's carbon
+    if planned.any():
+        from sim.fleet_jobs import select_jobs
+
+        sub = select_jobs(jobs, np.flatnonzero(planned))
+        bound = fleet_lower_bound(sub, ci_h, hourly_capacity(free, 900, H))
+        assert bound.carbon_kg <= plan.carbon_kg + 1e-9
