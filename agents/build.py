@@ -36,18 +36,14 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor, VecNormalize
 
+from agents.config import AgentConfigError, ImitationConfig
 from envs.carbon_migration import CarbonMigrationEnv
 from envs.wrappers import ContinuousClockWrapper, FlatActionWrapper
 from loaders.world import World, build_world
-from sim.errors import ConfigError
 from sim.scenario import Scenario
 
 CONFIG_DIR = Path(str(resources.files("agents").joinpath("configs")))  # package data (pyproject.toml)
 VEC_KINDS = ("auto", "batched", "dummy", "subproc")
-
-
-class AgentConfigError(ConfigError):
-    """A bad algorithm name, hyper-parameter file or key; the message says which and where."""
 
 
 @dataclass(frozen=True)
@@ -165,8 +161,6 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
                     raise AgentConfigError(f"{src}: {key}: must be an integer >= {low}, got {value!r}")
                 value = int(value)
             if key == "imitation" and value is not None:
-                from agents.imitation import ImitationConfig
-
                 ImitationConfig.from_dict(value, f"{src}: imitation")  # checked now, built by train.py
             if key == "deadline_shield" and value is not None:
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:

@@ -35,8 +35,9 @@ if str(REPO) not in sys.path:
 import envs  # noqa: E402,F401  (registers the environments)
 from bench.speed import _clock, cartpole_steps_per_s, cartpole_vector_env_steps_per_s, paired  # noqa: E402
 from envs.fleet import CarbonFleetEnv  # noqa: E402
-from sim import core, fleet_core  # noqa: E402
-from sim.core import N_METRICS  # noqa: E402
+from sim import fleet_core  # noqa: E402
+from sim import layout as core  # noqa: E402
+from sim.layout import N_METRICS, EpisodeRows, Generators, StateRows  # noqa: E402
 from sim.rng import rng_handles  # noqa: E402
 
 _COMPLETED = 7
@@ -115,48 +116,34 @@ class FleetBatch:
         handles = [rng_handles(r) for r in self.rngs]
         self.rng_fns = handles[0][0]
         self.rng_states = np.array([h[1] for h in handles], dtype=np.uint64)
+        H, K1 = env.n_hours, env.n_steps + 1
+        episodes = EpisodeRows(
+            self.ci, np.full((N, H), np.inf), np.ones((N, K1)), self.free, self.o_start, self.o_end, self.n_out
+        )
+        state = StateRows(self.f, self.i, self.step_acc, self.ep_acc)
+        gens = Generators(self.rng_fns, self.rng_states)
+        self.engine = (tuple(state), env._engine[1], tuple(episodes), tuple(gens))
+        self.fleet = tuple(
+            fleet_core.FleetRows(
+                self.order,
+                self.key,
+                self.avail,
+                self.used,
+                self.rest,
+                self.peak,
+                env._arrival,
+                env._fastest_mb_s,
+                env._fail_rate,
+            )
+        )
 
     def step(self) -> None:
         env = self.env
         if self.i[0, 0, core.I_K] >= env.n_steps:  # every row reached the horizon: start again
             self.f[:], self.i[:] = self.f0, self.i0
             self.ep_acc[:] = 0.0
-        fleet_core.priority_order(self.envs, self.f, self.i, env._P, env._fastest_mb_s, self.order, self.key)
-        fleet_core.advance_fleet(
-            self.envs,
-            self.targets,
-            self.levels,
-            self.order,
-            self.f,
-            self.i,
-            self.step_acc,
-            self.ep_acc,
-            self.ci,
-            self.free,
-            self.avail,
-            self.used,
-            self.rest,
-            self.peak,
-            self.o_start,
-            self.o_end,
-            self.n_out,
-            env._arrival,
-            env._P,
-            env._t_mb_s,
-            env._p_gpu_w,
-            env._idle_w,
-            env.jobs.host_power_w,
-            env._host_idle_w,
-            env.jobs.pue,
-            env._emb_g,
-            env._speed,
-            env._xfer_s,
-            env._egress,
-            env._allowed,
-            env._fail_rate,
-            self.rng_fns,
-            self.rng_states,
-        )
+        fleet_core.priority_order(self.envs, self.engine[0], env._P, self.fleet)
+        fleet_core.advance_fleet(self.envs, self.targets, self.levels, self.engine, self.fleet)
 
     def open_jobs(self) -> int:
         t = self.i[:, :, core.I_K] * self.env.step_s

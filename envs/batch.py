@@ -2,22 +2,24 @@
 environment (N rows) both step, so both run the same code.
 
 :class:`EnvRows` holds, per row, the observation, action mask, reward, reward terms and flags the step writes,
-the episode's observation template (intensity and forecast features per hour) and start time, and the rows'
-:class:`sim.core.Batch` (state, episode tables, generators). ``begin`` draws episodes with the rows' generators
-in the model's order (start hour, ``sim.episode``, then the forecast); ``step`` is one compiled call
-(:func:`envs.kernels.step_rows`: masked actions, physics, observation, mask, reward).
+the episode's observation template (intensity and forecast features per hour) and start time
+(:class:`envs.kernels.RowBuffers`), and the rows' :class:`sim.core.Batch` (state, episode tables, generators).
+``begin`` draws episodes with the rows' generators in the model's order (start hour, ``sim.episode``, then the
+forecast); ``step`` is one compiled call (:func:`envs.kernels.step_rows`: masked actions, physics, observation,
+mask, reward).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from envs.kernels import _observe, begin_rows, step_rows
+from envs.kernels import CI_SCALE_G_PER_KWH, InfoBlocks, RowBuffers, begin_observations, observe_rows, step_rows
 from sim.core import Batch
 from sim.forecast import forecast_tables
+from sim.reward import REWARD_WEIGHTS
 from sim.simulator import Simulator
 
-CI_SCALE_G_PER_KWH = 1000.0  # intensities are divided by this (the dirtiest zone averages ~700)
+__all__ = ["CI_SCALE_G_PER_KWH", "EnvRows"]
 
 
 class EnvRows:
@@ -37,38 +39,42 @@ class EnvRows:
         self.world, self.scenario = env.world, env.scenario
         D = env.observation_space.shape[0]
         R, L = env.R, env.L
-        self.obs = np.zeros((n, D), dtype=np.float32)
-        self.masks = np.ones((n, R + 1 + L), dtype=bool)
-        self.rewards = np.zeros(n)
-        self.term = np.zeros(n, dtype=bool)
-        self.trunc = np.zeros(n, dtype=bool)
-        self.terms = np.zeros((n, len(env.reward_term_names)))
-        self.invalid = np.zeros(n, dtype=np.int64)
-        self.targets = np.zeros(n, dtype=np.int64)
-        self.levels = np.zeros(n, dtype=np.int64)
-        self.templates = np.zeros((n, tab.n_hours, D), dtype=np.float32)
-        self.hour0 = np.zeros(n, dtype=np.int64)
-        self.dow0 = np.zeros(n, dtype=np.int64)
-        self.start_hour = np.zeros(n, dtype=np.int64)
         w = env.reward_weights
-        self.weights = np.array([getattr(w, name) for name in env.reward_weight_names])
-        self.layout = np.array([env.F, env.region_block, env.job_at, env.level_div], dtype=np.int64)
-        self.xfer_h = env.xfer_h
-        self.t_mb_home_s = float(tab.t_mb_s[tab.home, -1])
-        self.region_block = env.region_block
+        self.buffers = RowBuffers(
+            templates=np.zeros((n, tab.n_hours, D), dtype=np.float32),
+            hour0=np.zeros(n, dtype=np.int64),
+            dow0=np.zeros(n, dtype=np.int64),
+            start_hour=np.zeros(n, dtype=np.int64),
+            xfer_h=env.xfer_h,
+            weights=np.array([getattr(w, name) for name in REWARD_WEIGHTS]),
+            layout=np.array([env.F, env.region_block, env.job_at, env.level_div], dtype=np.int64),
+            t_mb_home_s=float(tab.t_mb_s[tab.home, -1]),
+            targets=np.zeros(n, dtype=np.int64),
+            levels=np.zeros(n, dtype=np.int64),
+            obs=np.zeros((n, D), dtype=np.float32),
+            masks=np.ones((n, R + 1 + L), dtype=bool),
+            rewards=np.zeros(n),
+            term=np.zeros(n, dtype=bool),
+            trunc=np.zeros(n, dtype=bool),
+            terms=np.zeros((n, len(env.reward_term_names))),
+            invalid=np.zeros(n, dtype=np.int64),
+        )
+        self._plain = tuple(self.buffers)  # what the kernels take (sim.layout: plain tuples dispatch fast)
+        b = self.buffers
+        self.obs, self.masks, self.rewards, self.term, self.trunc = b.obs, b.masks, b.rewards, b.term, b.trunc
+        self.terms, self.invalid, self.targets, self.levels = b.terms, b.invalid, b.targets, b.levels
+        self.templates, self.hour0, self.dow0, self.start_hour = b.templates, b.hour0, b.dow0, b.start_hour
         self.start_h = int(env.world.carbon.start_h.astype(np.int64))
         self.draw = sim.draw  # the episode draw's constants (sim.episode), the same for every row
         self.n_start_hours = env.world.n_start_hours
         self._forecast = forecast_tables(R, tab.n_hours, env.scenario.forecast)
-        # step_rows' info arguments when no infos are wanted (no column per row: info_columns is skipped)
-        self._no_info = (
-            tab.total_mb,
-            tab.clocks_mhz,
-            float(tab.deadline_s),
-            np.zeros((0, 0)),
-            np.zeros((0, 0), dtype=np.int64),
-            np.zeros((0, 0), dtype=bool),
-        )
+        # step_rows' info blocks when no infos are wanted (no column per row: info_columns is skipped)
+        self._no_info = self.info_blocks(np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), bool))
+
+    def info_blocks(self, cols: np.ndarray, ints: np.ndarray, flags: np.ndarray) -> tuple:
+        """:class:`envs.kernels.InfoBlocks` (plain) with the output blocks ``cols``, ``ints``, ``flags``."""
+        tab = self.batch.tables
+        return tuple(InfoBlocks(tab.total_mb, tab.clocks_mhz, float(tab.deadline_s), cols, ints, flags))
 
     def begin(self, rows: list[int], starts: list[int | None], rngs: list[np.random.Generator]) -> None:
         """Rows ``rows`` start episodes at hour indices ``starts`` (None: drawn uniformly over the world's start
@@ -83,32 +89,21 @@ class EnvRows:
         idx = np.array(rows, dtype=np.int64)
         at = np.array([-1 if s is None else s for s in starts], dtype=np.int64)
         b.begin(idx, at, self.draw, self.n_start_hours)
-        offset, src_ok, noise, std = self._forecast
-        begin_rows(idx, at, b.rng_fns, b.rng_states, self.draw.ci_g_per_kwh, offset, src_ok, noise, std,
-                   self.templates, self.region_block, CI_SCALE_G_PER_KWH, self.start_h, self.hour0, self.dow0,
-                   self.start_hour, self.invalid, self.terms)  # fmt: skip
+        gens = b.engine()[3]
+        begin_observations(idx, at, gens, self._forecast, self.draw.ci_g_per_kwh, self.start_h, self._plain)
         self.observe(idx, False)
         for i, start, rng in zip(rows, at.tolist(), rngs):
             self.sims[i].began(start, rng)
 
-    def step(self, idx: np.ndarray, info_blocks: tuple = ()) -> bool:
+    def step(self, idx: np.ndarray, info: tuple = ()) -> bool:
         """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps
         the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated.
-        ``info_blocks``: ``(cols, ints, flags, total_mb, clocks_mhz, deadline_s)`` for
-        :func:`envs.kernels.info_columns` of every row in the same call; returns whether they were filled."""
+        ``info``: ``info_blocks(...)`` for :func:`envs.kernels.info_columns` of every row in the same call;
+        returns whether they were filled."""
         b = self.batch
         if b.logging:
-            b._grow_logs()
-        parked, errors = step_rows(
-            idx,
-            self.targets,
-            self.levels,
-            self.masks,
-            self.invalid,
-            *b.args(),
-            *self._obs_args(),
-            *(self._info_args(info_blocks) if info_blocks else self._no_info),
-        )
+            b.grow_logs()
+        parked, errors = step_rows(idx, b.engine(), self._plain, info or self._no_info)
         if parked:  # rare: a GPU-failure time to draw (or a log to grow); then observe as step_rows would have
             errors += b.finish(self.targets, self.levels)
         b.stamp += 1
@@ -116,56 +111,8 @@ class EnvRows:
             b.raise_illegal()
         if parked:
             self.observe(idx, True)
-        return bool(info_blocks) and not parked
-
-    def _info_args(self, blocks: tuple) -> tuple:
-        cols, ints, flags, total_mb, clocks_mhz, deadline_s = blocks
-        return total_mb, clocks_mhz, deadline_s, cols, ints, flags
-
-    def _obs_args(self) -> tuple:
-        return (
-            self.templates,
-            self.hour0,
-            self.dow0,
-            self.xfer_h,
-            self.weights,
-            self.layout,
-            self.t_mb_home_s,
-            self.obs,
-            self.rewards,
-            self.term,
-            self.trunc,
-            self.terms,
-        )
+        return bool(info) and not parked
 
     def observe(self, idx: np.ndarray, stepped: bool) -> None:
         """Observations and masks of the rows ``idx`` (and, when ``stepped``, their rewards and flags)."""
-        core, ep = self.batch.core, self.batch.episodes
-        _observe(
-            idx,
-            stepped,
-            core.f,
-            core.i,
-            core.step_acc,
-            core.episode_acc,
-            ep.free,
-            ep.outage_start_s,
-            ep.outage_end_s,
-            ep.n_outages,
-            ep.cap_w,
-            ep.work,
-            self.templates,
-            self.hour0,
-            self.dow0,
-            self.xfer_h,
-            self.weights,
-            self.batch.tables.params,
-            self.layout,
-            self.t_mb_home_s,
-            self.obs,
-            self.masks,
-            self.rewards,
-            self.term,
-            self.trunc,
-            self.terms,
-        )
+        observe_rows(idx, stepped, self.batch.engine(), self._plain)

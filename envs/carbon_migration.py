@@ -15,27 +15,16 @@ from gymnasium.error import ResetNeeded
 from envs.batch import CI_SCALE_G_PER_KWH, EnvRows
 from loaders.world import World, build_world
 from sim.errors import ConfigError
+from sim.layout import M, Metrics
+from sim.reward import REWARD_TERMS, REWARD_WEIGHTS
 from sim.rules import continue_target
 from sim.scenario import Scenario, load_scenario, reward_with_overrides
-from sim.simulator import M, Metrics
 from sim.states import N_STATES, State
 from sim.tables import EpisodeTables, StaticTables
 
 XFER_SCALE_S = 3600.0  # transfer times in hours
 N_TIME_FEATURES = 4
 N_JOB_FEATURES = 8
-# the reward's terms, each a weighted accounting quantity (info["reward_terms"], signed as added to the reward),
-# and the RewardSpec weight of each, in the same order
-REWARD_TERMS = ("progress", "carbon", "energy", "lateness", "cap_violation", "migration", "embodied")
-REWARD_WEIGHTS = (
-    "progress_per_job",
-    "carbon_per_kg",
-    "energy_per_kwh",
-    "lateness_per_hour",
-    "cap_violation_per_kj",
-    "migration_per_count",
-    "embodied_per_kg",
-)
 
 
 # episode counters whose change means a fault happened (PolicyView.faults)
@@ -147,12 +136,12 @@ class CarbonMigrationEnv(gym.Env):
 
     ## Rewards
 
-    ``reward = -(w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
-    + w_m * migrations + w_b * embodied_kg) + w_g * progress_fraction`` per step, weights from the scenario's ``reward``
-    section (``sim.scenario.RewardSpec``; default 1 per kg CO2eq, 30 per hour late, 0.01 per kJ over
-    the cap); ``info["reward_terms"]`` gives each weighted term as added to the reward (``REWARD_TERMS``).
-    When the episode is truncated with work left, the hours that work would still take at
-    full speed count as late.
+    ``reward = w_g * progress_fraction - (w_c * carbon_kg + w_e * facility_kwh + w_l * late_h + w_p * cap_excess_kJ
+    + w_m * migrations + w_b * embodied_kg)`` per step: the reward table ``sim/reward.py`` (shared with
+    ``CarbonFleet-v0``), weights from the scenario's ``reward`` section (``sim.scenario.RewardSpec``; default 1 per
+    kg CO2eq, 30 per hour late, 0.01 per kJ over the cap); ``info["reward_terms"]`` gives each weighted term as
+    added to the reward (``REWARD_TERMS``). When the episode is truncated with work left, the hours that work
+    would still take at full speed count as late.
 
     ## Starting State
 

@@ -14,23 +14,22 @@ from envs import fleet_kernels as fk
 from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
 from loaders.carbon import carbon_table
 from loaders.philly import fleet_jobs, load_philly, philly_window
-from sim import core
+from sim import layout as core
 from sim.carbon import CarbonTable
-from sim.core import I_AFTER_SUSPEND as _I_AFTER
-from sim.core import N_FLOAT, N_INT, N_METRICS
 from sim.episode import EpisodeDraw, draw_availability
 from sim.errors import ConfigError
+from sim.fleet_core import FleetRows, FleetTables, reset_jobs
 from sim.fleet_jobs import FleetJobs, fifo_deadlines, with_deadlines
 from sim.forecast import forecast_matrix
 from sim.hardware import host_server
+from sim.layout import METRICS, PARAMS, CoreState, EpisodeRows, Generators
 from sim.network import Network
 from sim.network_data import load_network
+from sim.reward import REWARD_TERMS, weights
 from sim.rng import rng_handles
 from sim.rules import continue_target, is_timed
 from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
-from sim.simulator import METRICS
 from sim.states import ALLOWED, State
-from sim.tables import PARAMS
 
 _S_PER_H = 3600.0
 _M = {name: i for i, name in enumerate(METRICS)}
@@ -177,9 +176,11 @@ class CarbonFleetEnv(gym.Env):
 
     ## Rewards
 
-    Minus the weighted step cost of all jobs, with the scenario's ``reward`` weights: carbon (kg, operational
-    and transfer), facility energy (kWh), lateness (hours past each job's deadline), regional cap excess (kJ),
-    migrations (count).
+    The single job's reward table (``sim/reward.py``), summed over the jobs, with the scenario's ``reward`` weights
+    in the same order and meaning: progress (``progress_per_job`` x each job's fraction done this step, summed)
+    minus carbon (kg, operational and transfer), facility energy (kWh), lateness (hours past each job's deadline),
+    regional cap excess (kJ over each region's cap), migrations (count) and embodied carbon (kg).
+    ``info["reward_terms"]`` gives each weighted term as added to the reward.
 
     ## Episode End
 
@@ -190,8 +191,8 @@ class CarbonFleetEnv(gym.Env):
     Fleet: ``carbon_kg``, ``energy_kwh``, ``jobs_completed``, ``migrations``, ``lost_minibatches``,
     ``rollbacks``, ``cap_violation_s``, ``gpus_in_use`` (R,), ``free_gpus`` (R,), ``invalid_actions``,
     ``t_s``; per job (arrays of J): ``job_state``, ``job_region``, ``job_gpus``, ``job_progress_mb``,
-    ``job_carbon_kg``, ``job_energy_kwh``; at the episode end also ``fleet_episode`` (the metrics of
-    :meth:`episode_metrics`).
+    ``job_carbon_kg``, ``job_energy_kwh``; ``reward_terms`` (``sim.reward.REWARD_TERMS``); at the episode end
+    also ``fleet_episode`` (the metrics of :meth:`episode_metrics`).
     """
 
     metadata = {"render_modes": []}
@@ -223,8 +224,9 @@ class CarbonFleetEnv(gym.Env):
         self.step_s, self.horizon_s = sc.step_s, sc.horizon_s
         self._step_s, self._horizon_s = float(sc.step_s), float(sc.horizon_s)  # as the compiled step takes them
         self.pool = np.array([r.gpus for r in sc.regions], dtype=np.int64)
-        self._draw = EpisodeDraw(sc.faults, self.pool.tolist(), self.step_s, self.horizon_s, self.n_steps, self.n_hours,
-                                 self.world.carbon)  # fmt: skip
+        self._draw = EpisodeDraw(
+            sc.faults, self.pool.tolist(), self.step_s, self.horizon_s, self.n_steps, self.n_hours, self.world.carbon
+        )
         self.cap_w = np.array([r.power_cap_w for r in sc.regions], dtype=float)
         R, L, K = self.R, self.L, self.K
         n_obs = R * N_REGION_FEATURES + K * job_features(R) + N_QUEUE_FEATURES
@@ -236,40 +238,38 @@ class CarbonFleetEnv(gym.Env):
         self._host_idle_w = np.array([s.idle_w / s.gpus_per_server if md.host_power else 0.0 for s in servers])
         self._emb_g = np.array([s.embodied_g_per_gpu_h if md.embodied_carbon else 0.0 for s in servers])
         self._allowed = ALLOWED
-        # kernel state and scratch (one environment, J jobs)
-        self._f = np.zeros((1, self.J, N_FLOAT))
-        self._i = np.zeros((1, self.J, N_INT), dtype=np.int64)
-        self._step_acc = np.zeros((1, self.J, N_METRICS))
-        self._ep_acc = np.zeros((1, self.J, N_METRICS))
+        # kernel state (sim.layout.CoreState: one environment, J jobs) and scratch
+        self.core = CoreState(1, self.J)
+        self._f, self._i = self.core.f, self.core.i
+        self._step_acc, self._ep_acc = self.core.step_acc, self.core.episode_acc
         self._order = np.zeros((1, self.J), dtype=np.int64)
         self._key = np.zeros((1, self.J))
         self._used = np.zeros((1, R), dtype=np.int64)
         self._rest = np.zeros((1, R), dtype=np.int64)
         self._peak = np.zeros(R, dtype=np.int64)
-        self._envs = np.zeros(1, dtype=np.int64)
         self._targets = np.zeros((1, self.J), dtype=np.int64)
         self._levels = np.zeros((1, self.J), dtype=np.int64)
         self._slots = np.full(K, -1, dtype=np.int64)
         self._obs = np.zeros(n_obs, dtype=np.float32)
         self._mask = np.zeros(K * (R + 1 + L), dtype=bool)
         # compiled step's buffers (envs/fleet_kernels.py): per region, scalar results, the GPU log
-        self._power = np.zeros(R)
-        self._excess = np.zeros(R)
-        self._in_use = np.zeros(R, dtype=np.int64)
-        self._free_now = np.zeros(R, dtype=np.int64)
-        self._scal = np.zeros(fk.N_SCAL)
-        self._iscal = np.zeros(fk.N_ISCAL, dtype=np.int64)
-        self._gpu_log = np.zeros((self.n_steps, R), dtype=np.int64)
+        self._out = fk.FleetOut(
+            power=np.zeros(R),
+            in_use=np.zeros(R, dtype=np.int64),
+            free_now=np.zeros(R, dtype=np.int64),
+            excess=np.zeros(R),
+            slots=self._slots,
+            mask=self._mask,
+            obs=self._obs,
+            gpu_log=np.zeros((self.n_steps, R), dtype=np.int64),
+            scal=np.zeros(fk.N_SCAL),
+            iscal=np.zeros(fk.N_ISCAL, dtype=np.int64),
+            terms=np.zeros(len(REWARD_TERMS)),
+        )
+        self._power, self._in_use, self._free_now = self._out.power, self._out.in_use, self._out.free_now
+        self._scal, self._iscal, self._gpu_log = self._out.scal, self._out.iscal, self._out.gpu_log
         self._no_action = np.zeros((K, 2), dtype=np.int64)
-        self._cols = np.array(
-            [_M[c] for c in ("operational_carbon_g", "transfer_carbon_g", "facility_energy_kwh")]
-            + [_M[c] for c in ("transfer_energy_kwh", "lateness_h", "migrations", "lost_minibatches", "rollbacks")],
-            dtype=np.int64,
-        )
-        w = self.scenario.reward
-        self._w = np.array(
-            [w.carbon_per_kg, w.energy_per_kwh, w.lateness_per_hour, w.cap_violation_per_kj, w.migration_per_count]
-        )
+        self._w = np.array(weights(self.scenario.reward))  # order sim.reward.REWARD_WEIGHTS
         self._ended: str | None = "before reset()"
 
     # ------------------------------------------------------------------ episode set-up
@@ -298,32 +298,21 @@ class CarbonFleetEnv(gym.Env):
         self.free = np.empty((1, R, self.n_steps + 1), dtype=np.int64)
         self._n_out = np.zeros((1, R), dtype=np.int64)
         fns, state = rng_handles(rng)
+        outages = (np.zeros((1, R, 4)), np.zeros((1, R, 4)), self._n_out)
+        hod0 = self._draw.hour_of_day(self.start_hour)
         self._o_start, self._o_end = draw_availability(
-            fns, np.uint64(state), self._draw.hour_of_day(self.start_hour), *self._draw.availability_args(),
-            self.free[0], np.zeros((1, R, 4)), np.zeros((1, R, 4)), self._n_out,
-        )  # fmt: skip
+            fns, np.uint64(state), hod0, self._draw.availability, self.free[0], outages
+        )
         fc = forecast_matrix(carbon.intensity_g_per_kwh, self.start_hour, self.n_hours, sc.forecast, rng)
         self.forecast = fc  # (R, hours, F) g/kWh
         self._fc_next = fc[:, :, 0] / CI_SCALE_G_PER_KWH
         self._fc_mean = fc.mean(axis=2) / CI_SCALE_G_PER_KWH
         self._build_job_tables(jobs)
         self._down = self.outage_mask()
-        # state: every job Queued at home, top clock, no failure drawn yet
-        self._f[:] = 0.0
-        self._i[:] = 0
-        self._step_acc[:] = 0.0
-        self._ep_acc[:] = 0.0
-        self._f[0, :, core.F_PHASE_END_S] = math.inf
-        self._f[0, :, core.F_XFER_FAIL_AT_S] = math.inf
-        self._f[0, :, core.F_COMPLETED_AT_S] = math.inf
+        # state: every job Queued at its home, top clock (sim.layout.fresh_state), its first GPU failure drawn
         lam = f.gpu_failure_per_gpu_hour
         self._fail_rate = float(lam)
-        self._f[0, :, core.F_FAIL_LEFT_GPU_H] = rng.exponential(1.0 / lam, J) if lam > 0 else math.inf
-        self._i[0, :, core.I_STATE] = _QUEUED
-        self._i[0, :, core.I_REGION] = jobs.home
-        self._i[0, :, core.I_DEST] = jobs.home
-        self._i[0, :, core.I_LEVEL] = self.L - 1
-        self._i[0, :, _I_AFTER] = jobs.home
+        reset_jobs(self.core, jobs.home, self.L - 1, rng.exponential(1.0 / lam, J) if lam > 0 else math.inf)
         self._order[0] = np.arange(J)  # a permutation for priority_order to start from
         self._targets[0] = jobs.home
         self._levels[0] = self.L - 1
@@ -334,25 +323,68 @@ class CarbonFleetEnv(gym.Env):
         self._iscal[:] = 0  # invalid actions, steps logged, ...
         self._ended = None
         self._gpus_j = np.ascontiguousarray(jobs.gpus, dtype=np.int64)
-        # the compiled step's arguments after the action (the episode's arrays; built once per reset)
-        self._step_args = (
-            self.L, self._envs, self._targets, self._levels, self._order, self._key, self._f, self._i,
-            self._step_acc, self._ep_acc, self.ci, self.free, self._avail, self._used, self._rest, self._peak,
-            self._o_start, self._o_end, self._n_out, self._arrival, self._P, self._t_mb_s, self._p_gpu_w,
-            self._idle_w, jobs.host_power_w, self._host_idle_w, jobs.pue, self._emb_g, self._speed, self._xfer_s,
-            self._egress, self._allowed, self._fail_rate, self._rng_fns, self._rng_states, self._fastest_mb_s,
-            self._gpus_j, self.pool, self.cap_w, self._down, self._fc_next, self._fc_mean, self._step_s,
-            self._horizon_s, self.n_steps, CI_SCALE_G_PER_KWH, self._cols, self._w, self._power, self._in_use,
-            self._free_now, self._excess, self._slots, self._mask, self._obs, self._gpu_log, self._scal, self._iscal,
-        )  # fmt: skip
+        # the compiled step's bundles (the episode's arrays; built once per reset; plain tuples, see sim.layout)
+        tables = FleetTables(
+            self._P,
+            self._t_mb_s,
+            self._p_gpu_w,
+            self._idle_w,
+            jobs.host_power_w,
+            self._host_idle_w,
+            jobs.pue,
+            self._emb_g,
+            self._speed,
+            self._xfer_s,
+            self._egress,
+            self._allowed,
+        )
+        H, K1 = self.n_hours, self.n_steps + 1
+        episode = EpisodeRows(
+            self.ci, np.full((1, H), math.inf), np.ones((1, K1)), self.free, self._o_start, self._o_end, self._n_out
+        )
+        gens = Generators(self._rng_fns, self._rng_states)
+        self._engine = (
+            tuple(self.core.rows()),
+            tuple(tables),
+            tuple(episode),
+            tuple(gens),
+            (self._targets, self._levels),
+        )
+        self._fleet = tuple(
+            FleetRows(
+                self._order,
+                self._key,
+                self._avail,
+                self._used,
+                self._rest,
+                self._peak,
+                self._arrival,
+                self._fastest_mb_s,
+                self._fail_rate,
+            )
+        )
+        self._view = tuple(
+            fk.FleetView(
+                self._gpus_j,
+                self.pool,
+                self.cap_w,
+                self._down,
+                self._fc_next,
+                self._fc_mean,
+                self._step_s,
+                self._horizon_s,
+                self.n_steps,
+                self.L,
+                self._w,
+            )
+        )
+        self._out_t = tuple(self._out)
+        self._out.terms[:] = 0.0
         self.fifo_completed_s: np.ndarray | None = None
         if sc.jobs.deadline == "fifo":
             self._set_fifo_deadlines()
-        fk.fleet_totals(self._f, self._i, self._power, self._in_use)
-        fk.observe(*self._observe_args())
         fblk, iblk = self._info_blocks()
-        fk.fill_info(self._f, self._i, self._ep_acc, self._cols, self._slots, self._in_use, self._free_now, fblk, iblk,
-                     self._scal)  # fmt: skip
+        fk.refresh(self._engine, self._view, self._out_t, self._fleet, (fblk, iblk))
         return self._obs.copy(), self._info(fblk, iblk)
 
     def _set_fifo_deadlines(self) -> None:
@@ -367,7 +399,9 @@ class CarbonFleetEnv(gym.Env):
         self._levels[0] = self.L - 1
         fblk, iblk = self._info_blocks()
         for _ in range(self.n_steps):
-            if fk.step_fleet(self._no_action, False, True, *self._step_args, fblk, iblk):
+            if fk.step_fleet(
+                self._no_action, False, True, self._engine, self._fleet, self._view, self._out_t, (fblk, iblk)
+            ):
                 raise RuntimeError("the FIFO reference hit an illegal transition")
             if self._iscal[fk.I_DONE] or self._iscal[fk.I_TRUNCATED]:
                 break
@@ -377,38 +411,11 @@ class CarbonFleetEnv(gym.Env):
         self._rng_keep.bit_generator.state = coins
         self._scal[:] = 0.0
         self._iscal[:] = 0
+        self._out.terms[:] = 0.0
         jobs = self.jobs
         d = fifo_deadlines(jobs.arrival_s, self.fifo_completed_s, self.scenario.jobs.slack_factor, self.horizon_s)
         self.jobs = with_deadlines(jobs, d)
         self._P[:, PARAMS.index("deadline_s")] = d
-
-    def _observe_args(self) -> tuple:
-        return (
-            self._f,
-            self._i,
-            self._arrival,
-            self._P,
-            self._fastest_mb_s,
-            self._gpus_j,
-            self.pool,
-            self.cap_w,
-            self._down,
-            self.free,
-            self.ci,
-            self._fc_next,
-            self._fc_mean,
-            self._step_s,
-            self._horizon_s,
-            self.n_steps,
-            self.L,
-            CI_SCALE_G_PER_KWH,
-            self._power,
-            self._in_use,
-            self._free_now,
-            self._slots,
-            self._mask,
-            self._obs,
-        )
 
     def _info_blocks(self) -> tuple[np.ndarray, np.ndarray]:
         """Fresh blocks for the info's per-job arrays (the caller may keep them)."""
@@ -478,7 +485,7 @@ class CarbonFleetEnv(gym.Env):
         if self._ended is not None:
             raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
         fblk, iblk = self._info_blocks()
-        errors = fk.step_fleet(a, slot_actions, fifo, *self._step_args, fblk, iblk)
+        errors = fk.step_fleet(a, slot_actions, fifo, self._engine, self._fleet, self._view, self._out_t, (fblk, iblk))
         if errors:
             j = int(np.flatnonzero(self._i[0, :, core.I_ERROR])[0])
             code = int(self._i[0, j, core.I_ERROR]) - 1
@@ -580,6 +587,7 @@ class CarbonFleetEnv(gym.Env):
             "job_progress_mb": fblk[0],
             "job_carbon_kg": fblk[1],
             "job_energy_kwh": fblk[2],
+            "reward_terms": dict(zip(REWARD_TERMS, self._out.terms.tolist())),
         }
 
     def episode_metrics(self) -> dict:
@@ -635,7 +643,9 @@ class CarbonFleetEnv(gym.Env):
         if mask is None:
             mask = np.zeros(R + 1 + L, dtype=bool)
             if is_timed(st):
-                tgt = continue_target(st, reg, int(self._i[0, j, core.I_DEST]), int(self._i[0, j, _I_AFTER]), R)
+                tgt = continue_target(
+                    st, reg, int(self._i[0, j, core.I_DEST]), int(self._i[0, j, core.I_AFTER_SUSPEND]), R
+                )
                 mask[tgt] = True
             else:
                 mask[:R] = up & (usable > 0)

@@ -9,29 +9,104 @@ The observation layout is documented in ``envs.fleet.CarbonFleetEnv``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
-from sim.core import F_POWER_W, F_PROGRESS_MB, I_AFTER_SUSPEND, I_DEST, I_K, I_LEVEL, I_N_GPUS, I_REGION, I_STATE
-from sim.fleet_core import advance_fleet, priority_order
+from envs.kernels import CI_SCALE_G_PER_KWH
+from sim.fleet_core import FleetRows, FleetTables, advance_fleet, book_regional_cap, fleet_totals, priority_order
+from sim.layout import (
+    COMPLETED,
+    F_PROGRESS_MB,
+    I_AFTER_SUSPEND,
+    I_DEST,
+    I_K,
+    I_LEVEL,
+    I_N_GPUS,
+    I_REGION,
+    I_STATE,
+    M_DONE,
+    M_EMB,
+    M_FAC,
+    M_LATE,
+    M_LOST,
+    M_MIG,
+    M_OPC,
+    M_RB,
+    M_TXC,
+    M_TXE,
+    MIGRATION,
+    P_DEADLINE,
+    P_TOTAL,
+    QUEUED,
+    RECOVERING,
+    SCALING,
+    SUSPEND,
+    TOLERANCE,
+    WAITING,
+    EpisodeRows,
+    StateRows,
+)
+from sim.reward import fleet_reward, weigh
 from sim.rules import WAIT
-from sim.tables import PARAMS
 
-_QUEUED, _TOLERANCE, _SUSPEND, _MIGRATION, _SCALING, _WAITING, _RECOVERING, _COMPLETED = range(8)
-_P_TOTAL, _P_DEADLINE = PARAMS.index("total_mb"), PARAMS.index("deadline_s")
 _OBS_LOW, _OBS_HIGH = -1.0, 5.0
 _ARRIVED_EPS_S = 1e-9  # as CarbonFleetEnv.open_jobs
 _PW_BLOCK = 128  # NumPy's PW_BLOCKSIZE
 
 # ``scal`` (float64) and ``iscal`` (int64): the step's scalar results, read once by the environment
-(S_REWARD, S_CARBON_KG, S_ENERGY_KWH, S_MIGRATIONS, S_LOST_MB, S_ROLLBACKS, S_CAP_VIOLATION_S, S_CAP_EXCESS_J) = range(
-    8
+SCALARS = (
+    "reward",
+    "carbon_kg",
+    "energy_kwh",
+    "migrations",
+    "lost_mb",
+    "rollbacks",
+    "cap_violation_s",
+    "cap_excess_j",
 )
-N_SCAL = 8
-(I_INVALID, I_COMPLETED, I_DONE, I_TRUNCATED, I_N_LOG) = range(5)
-N_ISCAL = 5
-# ``cols``: metric columns the kernels read (sim.simulator.METRICS order)
-(C_OPC, C_TXC, C_FAC, C_TXE, C_LATE, C_MIG, C_LOST, C_ROLLBACKS) = range(8)
+INT_SCALARS = ("invalid", "completed", "done", "truncated", "n_log")
+S_REWARD, S_CARBON_KG, S_ENERGY_KWH = (SCALARS.index(n) for n in ("reward", "carbon_kg", "energy_kwh"))
+S_MIGRATIONS, S_LOST_MB, S_ROLLBACKS = (SCALARS.index(n) for n in ("migrations", "lost_mb", "rollbacks"))
+S_CAP_VIOLATION_S, S_CAP_EXCESS_J = SCALARS.index("cap_violation_s"), SCALARS.index("cap_excess_j")
+N_SCAL = len(SCALARS)
+I_INVALID, I_COMPLETED, I_DONE, I_TRUNCATED, I_N_LOG = (INT_SCALARS.index(n) for n in INT_SCALARS)
+N_ISCAL = len(INT_SCALARS)
+_ENV0 = np.zeros(1, dtype=np.int64)  # the environment a CarbonFleetEnv steps (row 0 of its arrays)
+
+
+class FleetView(NamedTuple):
+    """What the fleet's observation, mask and reward read besides the engine (J jobs, R regions, H hours,
+    K steps)."""
+
+    gpus: np.ndarray  # (J,) int GPUs each job requests
+    pool: np.ndarray  # (R,) int GPUs per region
+    cap_w: np.ndarray  # (R,) W regional power cap (inf: none)
+    down: np.ndarray  # (R, K + 1) bool region down at the start of each step
+    fc_next: np.ndarray  # (R, H) forecast for the next hour / CI scale
+    fc_mean: np.ndarray  # (R, H) mean forecast over the horizon / CI scale
+    step_s: float  # s per decision step
+    horizon_s: float  # s per episode
+    n_steps: int  # decision steps per episode
+    n_levels: int  # clock levels
+    weights: np.ndarray  # (len(REWARD_WEIGHTS),) reward weights, order sim.reward.REWARD_WEIGHTS
+
+
+class FleetOut(NamedTuple):
+    """What the fleet's step writes (R regions, K slots, L levels, D features)."""
+
+    power: np.ndarray  # (R,) W the fleet's power by region
+    in_use: np.ndarray  # (R,) int GPUs the fleet holds by region
+    free_now: np.ndarray  # (R,) int GPUs of each pool open now (0 in an outage)
+    excess: np.ndarray  # (R,) W over each regional cap
+    slots: np.ndarray  # (K,) int the job in each slot (-1: padding)
+    mask: np.ndarray  # (K * (R + 1 + L),) bool action mask
+    obs: np.ndarray  # (D,) float32 observation
+    gpu_log: np.ndarray  # (steps, R) int GPUs held by region at each step's end
+    scal: np.ndarray  # (len(SCALARS),) the step's scalar results
+    iscal: np.ndarray  # (len(INT_SCALARS),) int
+    terms: np.ndarray  # (len(REWARD_TERMS),) the step's signed reward terms (sim.reward)
 
 
 @njit(cache=True, _nrt=False)
@@ -165,7 +240,7 @@ def apply_slots(a, slots, mask, n_regions, n_levels, targets, levels, iscal):
 @njit(cache=True, _nrt=False)
 def _slack(P, fastest_mb_s, fv, j, t_s):
     """CarbonFleetEnv.slack_s for job j: deadline - now - remaining mini-batches x fastest s per mini-batch."""
-    return P[j, _P_DEADLINE] - t_s - (P[j, _P_TOTAL] - fv[F_PROGRESS_MB]) * fastest_mb_s[j]
+    return P[j, P_DEADLINE] - t_s - (P[j, P_TOTAL] - fv[F_PROGRESS_MB]) * fastest_mb_s[j]
 
 
 @njit(cache=True, _nrt=False)
@@ -178,47 +253,13 @@ def _clip32(x):
     return np.float32(x)
 
 
-@njit(cache=True, _nrt=False)
-def observe(
-    f,
-    iv_all,
-    arrival_s,
-    P,
-    fastest_mb_s,
-    gpus,
-    pool,
-    cap_w,
-    down,
-    free,
-    ci,
-    fc_next,
-    fc_mean,
-    step_s,
-    horizon_s,
-    n_steps,
-    n_levels,
-    ci_scale,
-    power,
-    in_use,
-    free_now,
-    slots,
-    mask,
-    obs,
-):
-    """Slots, action mask and observation for the decision now (environment 0 of the state arrays), as
-    ``CarbonFleetEnv._refresh`` computed them. Expects ``power`` / ``in_use`` (R,) filled by :func:`fleet_totals`;
-    fills ``free_now`` (R,)."""
-    J, R, K = f.shape[1], pool.shape[0], slots.shape[0]
-    L = n_levels
-    f0, i0 = f[0], iv_all[0]
-    k = i0[0, I_K]
-    t_s = k * step_s
-    kk = k if k < n_steps else n_steps
-    n_hours = ci.shape[2]
-    h = int(t_s // 3600.0)
-    if h > n_hours - 1:
-        h = n_hours - 1
-    # slots: the K open jobs with the least slack, ties by index (a stable sort's order), by insertion
+@njit(cache=True, inline="always")
+def _choose_slots(st, P, fl, gpus, slots, t_s):
+    """``slots`` := the K open jobs with the least slack, ties by index (a stable sort's order), by insertion;
+    padding -1. Returns ``(open in slots, open jobs holding no GPUs, the GPUs they request, not arrived,
+    completed, running)``."""
+    f0, i0 = st.f[0], st.i[0]
+    J, K = f0.shape[0], slots.shape[0]
     n = 0
     n_idle = 0
     idle_gpus = 0
@@ -226,22 +267,22 @@ def observe(
     n_done = 0
     n_running = 0
     for j in range(J):
-        st = i0[j, I_STATE]
-        arrived = arrival_s[j] <= t_s + _ARRIVED_EPS_S
+        s = i0[j, I_STATE]
+        arrived = fl.arrival_s[j] <= t_s + _ARRIVED_EPS_S
         if not arrived:
             not_arrived += 1
-        if st == _COMPLETED:
+        if s == COMPLETED:
             n_done += 1
-        elif st == _TOLERANCE:
+        elif s == TOLERANCE:
             n_running += 1
-        if not arrived or st == _COMPLETED:
+        if not arrived or s == COMPLETED:
             continue
         if i0[j, I_N_GPUS] == 0:
             n_idle += 1
             idle_gpus += gpus[j]
-        sk = _slack(P, fastest_mb_s, f0[j], j, t_s)
+        sk = _slack(P, fl.fastest_mb_s, f0[j], j, t_s)
         p = n
-        while p > 0 and sk < _slack(P, fastest_mb_s, f0[slots[p - 1]], slots[p - 1], t_s):
+        while p > 0 and sk < _slack(P, fl.fastest_mb_s, f0[slots[p - 1]], slots[p - 1], t_s):
             p -= 1
         if p >= K:
             continue
@@ -253,14 +294,15 @@ def observe(
             n += 1
     for s in range(n, K):
         slots[s] = -1
-    pool_max, pool_sum = pool[0], 0
-    for r in range(R):
-        up = not down[r, kk]
-        free_now[r] = free[0, r, kk] if up else 0
-        if pool[r] > pool_max:
-            pool_max = pool[r]
-        pool_sum += pool[r]
-    # action mask
+    return n, n_idle, idle_gpus, not_arrived, n_done, n_running
+
+
+@njit(cache=True, inline="always")
+def _fill_mask(i0, view, out, n, kk):
+    """The action mask of the K slots (``n`` of them hold jobs): a timed phase allows only its own target
+    (``sim.rules.continue_target``), else the regions up with free GPUs and wait; any level; padding: wait, 0."""
+    R, L, K = view.pool.shape[0], view.n_levels, out.slots.shape[0]
+    mask, down, free_now = out.mask, view.down, out.free_now
     W = R + 1 + L
     for s in range(K):
         row = s * W
@@ -270,13 +312,12 @@ def observe(
             mask[row + R] = True
             mask[row + R + 1] = True
             continue
-        j = slots[s]
+        j = out.slots[s]
         st = i0[j, I_STATE]
-        if st == _SUSPEND or st == _MIGRATION or st == _SCALING or st == _RECOVERING:
-            # during a timed phase only its own target (sim.rules.continue_target)
-            if st == _MIGRATION:
+        if st == SUSPEND or st == MIGRATION or st == SCALING or st == RECOVERING:
+            if st == MIGRATION:
                 tgt = i0[j, I_DEST]
-            elif st == _SUSPEND:
+            elif st == SUSPEND:
                 after = i0[j, I_AFTER_SUSPEND]
                 tgt = R if after == WAIT else after
             else:
@@ -288,18 +329,30 @@ def observe(
             mask[row + R] = True
         for c in range(R + 1, W):
             mask[row + c] = True
-    # observation: regions
-    for r in range(R):
+
+
+@njit(cache=True, inline="always")
+def _region_features(ci0, view, out, h, kk):
+    """Per region: intensity now, forecasts, spare GPUs / pool, health, fleet power / cap."""
+    pool, obs = view.pool, out.obs
+    for r in range(pool.shape[0]):
         b = r * 6
-        obs[b] = _clip32(ci[0, r, h] / ci_scale)
-        obs[b + 1] = _clip32(fc_next[r, h])
-        obs[b + 2] = _clip32(fc_mean[r, h])
-        spare = free_now[r] - in_use[r]
+        obs[b] = _clip32(ci0[r, h] / CI_SCALE_G_PER_KWH)
+        obs[b + 1] = _clip32(view.fc_next[r, h])
+        obs[b + 2] = _clip32(view.fc_mean[r, h])
+        spare = out.free_now[r] - out.in_use[r]
         obs[b + 3] = _clip32((spare if spare > 0 else 0) / (pool[r] if pool[r] > 1 else 1))
-        obs[b + 4] = _clip32(0.0 if down[r, kk] else 1.0)
-        cap = cap_w[r]
-        obs[b + 5] = _clip32(power[r] / cap if np.isfinite(cap) else 0.0)
-    # slots
+        obs[b + 4] = _clip32(0.0 if view.down[r, kk] else 1.0)
+        cap = view.cap_w[r]
+        obs[b + 5] = _clip32(out.power[r] / cap if np.isfinite(cap) else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _slot_features(st, P, fl, view, out, n, t_s, pool_max):
+    """Per slot: present, state flags, region one-hot, GPUs requested and held, remaining work, deadline,
+    slack, clock level (zeros for padding)."""
+    R, L, K = view.pool.shape[0], view.n_levels, out.slots.shape[0]
+    f0, i0, obs, horizon_s = st.f[0], st.i[0], out.obs, view.horizon_s
     nf = 4 + R + 6
     lv_div = L - 1 if L - 1 > 1 else 1
     for s in range(K):
@@ -308,45 +361,64 @@ def observe(
             obs[b + c] = 0.0
         if s >= n:
             continue
-        j = slots[s]
-        st = i0[j, I_STATE]
+        j = out.slots[s]
+        st_j = i0[j, I_STATE]
         fv = f0[j]
-        total = P[j, _P_TOTAL]
+        total = P[j, P_TOTAL]
+        gpus = view.gpus[j]
         obs[b] = 1.0
-        obs[b + 1] = 1.0 if st == _TOLERANCE else 0.0
-        waiting = st == _WAITING or st == _QUEUED
+        obs[b + 1] = 1.0 if st_j == TOLERANCE else 0.0
+        waiting = st_j == WAITING or st_j == QUEUED
         obs[b + 2] = 1.0 if waiting else 0.0
-        obs[b + 3] = 0.0 if (st == _TOLERANCE or waiting) else 1.0
+        obs[b + 3] = 0.0 if (st_j == TOLERANCE or waiting) else 1.0
         obs[b + 4 + i0[j, I_REGION]] = 1.0
-        obs[b + 4 + R] = _clip32(gpus[j] / pool_max)
-        obs[b + 5 + R] = _clip32(i0[j, I_N_GPUS] / gpus[j])
-        obs[b + 6 + R] = _clip32((P[j, _P_TOTAL] - fv[F_PROGRESS_MB]) / total)
-        obs[b + 7 + R] = _clip32((P[j, _P_DEADLINE] - t_s) / horizon_s)
-        obs[b + 8 + R] = _clip32(_slack(P, fastest_mb_s, fv, j, t_s) / horizon_s)
+        obs[b + 4 + R] = _clip32(gpus / pool_max)
+        obs[b + 5 + R] = _clip32(i0[j, I_N_GPUS] / gpus)
+        obs[b + 6 + R] = _clip32((P[j, P_TOTAL] - fv[F_PROGRESS_MB]) / total)
+        obs[b + 7 + R] = _clip32((P[j, P_DEADLINE] - t_s) / horizon_s)
+        obs[b + 8 + R] = _clip32(_slack(P, fl.fastest_mb_s, fv, j, t_s) / horizon_s)
         obs[b + 9 + R] = _clip32(i0[j, I_LEVEL] / lv_div)
+
+
+@njit(cache=True, _nrt=False)
+def observe(engine, fleet, view, out):
+    """Slots, action mask and observation for the decision now (environment 0 of the state arrays), as
+    ``CarbonFleetEnv._refresh`` computed them. Expects ``out.power`` / ``out.in_use`` filled by
+    ``sim.fleet_core.fleet_totals``; fills ``out.free_now``. Returns the jobs completed. Bundles (plain):
+    ``engine`` (``StateRows``, ``FleetTables``, ``EpisodeRows``, ...), ``fleet`` ``FleetRows``, ``view``
+    :class:`FleetView`, ``out`` :class:`FleetOut`."""
+    st, T, ep = StateRows(*engine[0]), FleetTables(*engine[1]), EpisodeRows(*engine[2])
+    fl, v, o = FleetRows(*fleet), FleetView(*view), FleetOut(*out)
+    J, R = st.f.shape[1], v.pool.shape[0]
+    k = st.i[0, 0, I_K]
+    t_s = k * v.step_s
+    kk = k if k < v.n_steps else v.n_steps
+    n_hours = ep.ci.shape[2]
+    h = int(t_s // 3600.0)
+    if h > n_hours - 1:
+        h = n_hours - 1
+    n, n_idle, idle_gpus, not_arrived, n_done, n_running = _choose_slots(st, T.params, fl, v.gpus, o.slots, t_s)
+    pool_max, pool_sum = v.pool[0], 0
+    for r in range(R):
+        up = not v.down[r, kk]
+        o.free_now[r] = ep.free[0, r, kk] if up else 0
+        if v.pool[r] > pool_max:
+            pool_max = v.pool[r]
+        pool_sum += v.pool[r]
+    _fill_mask(st.i[0], v, o, n, kk)
+    _region_features(ep.ci[0], v, o, h, kk)
+    _slot_features(st, T.params, fl, v, o, n, t_s, pool_max)
     # queue
-    b = R * 6 + K * nf
+    obs = o.obs
+    b = R * 6 + o.slots.shape[0] * (4 + R + 6)
     obs[b] = _clip32(n_idle / J)
     obs[b + 1] = _clip32(idle_gpus / pool_sum)
     obs[b + 2] = _clip32(not_arrived / J)
     obs[b + 3] = _clip32(n_done / J)
     obs[b + 4] = _clip32(n_running / J)
-    x = t_s / horizon_s
+    x = t_s / v.horizon_s
     obs[b + 5] = _clip32(1.0 if 1.0 < x else x)
     return n_done
-
-
-@njit(cache=True, _nrt=False)
-def fleet_totals(f, iv_all, power, in_use):
-    """``power`` (R,) := the fleet's power by region (``np.bincount`` order: jobs by index, from 0.0); ``in_use``
-    (R,) := the GPUs it holds there."""
-    for r in range(power.shape[0]):
-        power[r] = 0.0
-        in_use[r] = 0
-    for j in range(f.shape[1]):
-        r = iv_all[0, j, I_REGION]
-        power[r] += f[0, j, F_POWER_W]
-        in_use[r] += iv_all[0, j, I_N_GPUS]
 
 
 @njit(cache=True, _nrt=False)
@@ -355,43 +427,50 @@ def _col_sum(acc, c):
     return 0.0 + pairwise_sum(acc[:, c], 0, acc.shape[0])
 
 
+@njit(cache=True, inline="always")
+def _progress_fraction(acc, P):
+    """The fleet's progress this step: each job's (mini-batches done - lost) / its total, summed over jobs."""
+    x = 0.0
+    for j in range(acc.shape[0]):
+        x += (acc[j, M_DONE] - acc[j, M_LOST]) / P[j, P_TOTAL]
+    return x
+
+
 @njit(cache=True, _nrt=False)
-def book_step(step_acc, cols, cap_w, power, excess, step_s, w, scal):
-    """Regional power cap (the fleet's power at the end of the step against each region's cap: seconds over,
-    excess energy J) and the step's reward, as ``CarbonFleetEnv._advance`` computed them."""
-    acc = step_acc[0]
-    n_over = 0
-    for r in range(power.shape[0]):
-        x = power[r] - cap_w[r]
-        excess[r] = x if x > 0.0 else 0.0  # np.maximum(x, 0.0) for a number
-        if excess[r] > 0:
-            n_over += 1
+def book_step(st, P, view, out):
+    """Regional power cap (``sim.fleet_core.book_regional_cap``: seconds over, excess energy J) and the step's
+    reward terms and reward (``sim.reward``: the single job's table, summed over the fleet's jobs)."""
+    acc = st.step_acc[0]
+    step_s, scal = view.step_s, out.scal
+    n_over = book_regional_cap(out.power, view.cap_w, out.excess, step_s)
     scal[S_CAP_VIOLATION_S] += step_s * float(n_over)
-    excess_j = array_sum(excess) * step_s
+    excess_j = array_sum(out.excess) * step_s
     scal[S_CAP_EXCESS_J] += excess_j
-    carbon_kg = (_col_sum(acc, cols[C_OPC]) + _col_sum(acc, cols[C_TXC])) / 1000.0
-    energy = _col_sum(acc, cols[C_FAC]) + _col_sum(acc, cols[C_TXE])
-    cost = (
-        w[0] * carbon_kg
-        + w[1] * energy
-        + w[2] * _col_sum(acc, cols[C_LATE])
-        + w[3] * excess_j / 1000.0
-        + w[4] * _col_sum(acc, cols[C_MIG])
+    q = (
+        (_progress_fraction(acc, P), 1.0),
+        ((_col_sum(acc, M_OPC) + _col_sum(acc, M_TXC)) / 1000.0, 1.0),
+        (_col_sum(acc, M_FAC) + _col_sum(acc, M_TXE), 1.0),
+        (_col_sum(acc, M_LATE), 1.0),
+        (excess_j, 1000.0),
+        (_col_sum(acc, M_MIG), 1.0),
+        (_col_sum(acc, M_EMB), 1000.0),
     )
-    scal[S_REWARD] = -cost
+    scal[S_REWARD] = fleet_reward(weigh(view.weights, q, out.terms))
 
 
 @njit(cache=True, _nrt=False)
-def fill_info(f, iv_all, ep_acc, cols, slots, in_use, free_now, fblk, iblk, scal):
+def fill_info(st, out, fblk, iblk):
     """The info's per-job arrays into fresh blocks: ``fblk`` (3, J) float64 rows progress, carbon kg, energy kWh;
     ``iblk`` (3 J + 2 R + K,) int64: job state, region, GPUs, GPUs in use (R), free GPUs (R), slots (K); and the
-    fleet's episode totals into ``scal``."""
+    fleet's episode totals into ``out.scal``."""
+    f, iv_all = st.f, st.i
+    slots, in_use, free_now, scal = out.slots, out.in_use, out.free_now, out.scal
     J, R, K = f.shape[1], in_use.shape[0], slots.shape[0]
-    ea = ep_acc[0]
+    ea = st.episode_acc[0]
     for j in range(J):
         fblk[0, j] = f[0, j, F_PROGRESS_MB]
-        fblk[1, j] = (ea[j, cols[C_OPC]] + ea[j, cols[C_TXC]]) / 1000.0
-        fblk[2, j] = ea[j, cols[C_FAC]] + ea[j, cols[C_TXE]]
+        fblk[1, j] = (ea[j, M_OPC] + ea[j, M_TXC]) / 1000.0
+        fblk[2, j] = ea[j, M_FAC] + ea[j, M_TXE]
         iblk[j] = iv_all[0, j, I_STATE]
         iblk[J + j] = iv_all[0, j, I_REGION]
         iblk[2 * J + j] = iv_all[0, j, I_N_GPUS]
@@ -402,106 +481,52 @@ def fill_info(f, iv_all, ep_acc, cols, slots, in_use, free_now, fblk, iblk, scal
         iblk[3 * J + 2 * R + s] = slots[s]
     scal[S_CARBON_KG] = array_sum(fblk[1])
     scal[S_ENERGY_KWH] = array_sum(fblk[2])
-    scal[S_MIGRATIONS] = _col_sum(ea, cols[C_MIG])
-    scal[S_LOST_MB] = _col_sum(ea, cols[C_LOST])
-    scal[S_ROLLBACKS] = _col_sum(ea, cols[C_ROLLBACKS])
+    scal[S_MIGRATIONS] = _col_sum(ea, M_MIG)
+    scal[S_LOST_MB] = _col_sum(ea, M_LOST)
+    scal[S_ROLLBACKS] = _col_sum(ea, M_RB)
 
 
 @njit(cache=True, _nrt=False)
-def step_fleet(
-    a,
-    slot_actions,
-    fifo,
-    n_levels,
-    envs,
-    targets,
-    levels,
-    order,
-    key,
-    f,
-    iv_all,
-    step_acc,
-    ep_acc,
-    ci,
-    free,
-    avail,
-    used,
-    rest,
-    peak,
-    o_start,
-    o_end,
-    n_out,
-    arrival_s,
-    P,
-    t_mb_s,
-    p_gpu_w,
-    idle_w,
-    host_busy_w,
-    host_idle_w,
-    pue,
-    emb_g,
-    speed,
-    xfer_s,
-    egress,
-    allowed,
-    fail_per_gpu_h,
-    rng_fns,
-    rng_states,
-    fastest_mb_s,
-    gpus,
-    pool,
-    cap_w,
-    down,
-    fc_next,
-    fc_mean,
-    step_s,
-    horizon_s,
-    n_steps,
-    ci_scale,
-    cols,
-    w,
-    power,
-    in_use,
-    free_now,
-    excess,
-    slots,
-    mask,
-    obs,
-    gpu_log,
-    scal,
-    iscal,
-    fblk,
-    iblk,
-):
-    """One decision step of a CarbonFleetEnv in one compiled call: the slots' actions ``a`` (when ``slot_actions``;
-    else ``targets`` / ``levels`` are already the decisions), the service order, ``advance_fleet``, then (unless a
-    job hit an illegal transition) cap accounting and reward, the GPU log, the episode-end flags, the next slots,
-    mask and observation, and the info values into ``fblk`` / ``iblk`` / ``scal``. Returns ``advance_fleet``'s
-    error count."""
+def refresh(engine, view, out, fleet, blocks):
+    """After a reset or a step: the fleet's totals by region, the next slots, mask and observation, and the info
+    values into ``blocks = (fblk, iblk)``. Returns the jobs completed."""
+    st = StateRows(*engine[0])
+    o = FleetOut(*out)
+    fleet_totals(st, o.power, o.in_use)
+    n_done = observe(engine, fleet, view, out)
+    fill_info(st, o, blocks[0], blocks[1])
+    return n_done
+
+
+@njit(cache=True, _nrt=False)
+def step_fleet(a, slot_actions, fifo, engine, fleet, view, out, blocks):
+    """One decision step of a CarbonFleetEnv in one compiled call: the slots' actions ``a`` (when
+    ``slot_actions``; else the engine's targets / levels are already the decisions), the service order,
+    ``advance_fleet``, then (unless a job hit an illegal transition) cap accounting and reward, the GPU log, the
+    episode-end flags, the next slots, mask and observation, and the info values into ``blocks = (fblk, iblk)``
+    and ``out.scal``. ``engine``: plain ``(StateRows, FleetTables, EpisodeRows, Generators, (targets, levels))``.
+    Returns ``advance_fleet``'s error count."""
+    st, T = StateRows(*engine[0]), FleetTables(*engine[1])
+    v, o = FleetView(*view), FleetOut(*out)
+    targets, levels = engine[4]
+    envs = _ENV0
     if slot_actions:
-        apply_slots(a, slots, mask, pool.shape[0], n_levels, targets[0], levels[0], iscal)
-    priority_order(envs, f, iv_all, P, fastest_mb_s, order, key, fifo)
-    errors = advance_fleet(
-        envs, targets, levels, order, f, iv_all, step_acc, ep_acc, ci, free, avail, used, rest, peak, o_start, o_end,
-        n_out, arrival_s, P, t_mb_s, p_gpu_w, idle_w, host_busy_w, host_idle_w, pue, emb_g, speed, xfer_s, egress,
-        allowed, fail_per_gpu_h, rng_fns, rng_states,
-    )  # fmt: skip
+        apply_slots(a, o.slots, o.mask, v.pool.shape[0], v.n_levels, targets[0], levels[0], o.iscal)
+    priority_order(envs, engine[0], T.params, fleet, fifo)
+    errors = advance_fleet(envs, targets, levels, engine[:4], fleet)
     if errors:
         return errors
-    fleet_totals(f, iv_all, power, in_use)
-    book_step(step_acc, cols, cap_w, power, excess, step_s, w, scal)
-    row = iscal[I_N_LOG]
-    if row < gpu_log.shape[0]:  # (n_steps rows: the episode ends at the horizon; no bounds checks here)
-        for r in range(in_use.shape[0]):
-            gpu_log[row, r] = in_use[r]
-        iscal[I_N_LOG] = row + 1
-    n_done = observe(
-        f, iv_all, arrival_s, P, fastest_mb_s, gpus, pool, cap_w, down, free, ci, fc_next, fc_mean, step_s, horizon_s,
-        n_steps, n_levels, ci_scale, power, in_use, free_now, slots, mask, obs,
-    )  # fmt: skip
-    done = n_done == f.shape[1]
-    iscal[I_COMPLETED] = n_done
-    iscal[I_DONE] = done
-    iscal[I_TRUNCATED] = (not done) and iv_all[0, 0, I_K] >= n_steps
-    fill_info(f, iv_all, ep_acc, cols, slots, in_use, free_now, fblk, iblk, scal)
+    fleet_totals(st, o.power, o.in_use)
+    book_step(st, T.params, v, o)
+    row = o.iscal[I_N_LOG]
+    if row < o.gpu_log.shape[0]:  # (n_steps rows: the episode ends at the horizon; no bounds checks here)
+        for r in range(o.in_use.shape[0]):
+            o.gpu_log[row, r] = o.in_use[r]
+        o.iscal[I_N_LOG] = row + 1
+    n_done = observe(engine, fleet, view, out)
+    done = n_done == st.f.shape[1]
+    o.iscal[I_COMPLETED] = n_done
+    o.iscal[I_DONE] = done
+    o.iscal[I_TRUNCATED] = (not done) and st.i[0, 0, I_K] >= v.n_steps
+    fill_info(st, o, blocks[0], blocks[1])
     return 0

@@ -33,19 +33,9 @@ from envs.carbon_migration import (
     CarbonMigrationEnv,
 )
 from envs.kernels import info_columns, split_actions
-from sim.core import (
-    F_POWER_W,
-    F_PROGRESS_MB,
-    F_T_S,
-    I_N_GPUS,
-    I_REGION,
-    I_STATE,
-    N_FLOAT,
-    N_INT,
-)
 from sim.errors import ConfigError
+from sim.layout import F_POWER_W, F_PROGRESS_MB, F_T_S, I_N_GPUS, I_REGION, I_STATE, METRICS, N_FLOAT, N_INT
 from sim.scenario import Scenario
-from sim.simulator import METRICS
 from sim.states import State
 
 _STATE_NAMES = np.array([s.name for s in State], dtype=object)
@@ -151,9 +141,6 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self._was_reset = False
         self._fresh: set[int] = set()  # rows reset here whose single env has not been told yet
         self.last_finals: dict[int, tuple[np.ndarray, dict]] = {}
-        self._clocks_mhz = self.tables.clocks_mhz
-        self._total_mb = self.tables.total_mb
-        self._deadline_s = float(self.tables.deadline_s)
         keys = ("t_s", "state", "region", "region_index", "n_gpus", "clock_mhz", "power_w", "progress_mb")
         keys += ("remaining_mb", "invalid_actions", "deadline_met", "completed", "step_metrics", "episode_metrics")
         self._all.setflags(write=False)  # shared by every info dict as its "_key" masks
@@ -222,7 +209,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
         blocks = self._info_blocks()  # filled by the same compiled call unless a row parked
-        filled = self.rows.step(idx, (*blocks, self._total_mb, self._clocks_mhz, self._deadline_s))
+        filled = self.rows.step(idx, self.rows.info_blocks(*blocks))
         # one compiled call: masked targets -> physics -> observations, masks, rewards, infos
         if idx is not self._all_idx:
             for i in np.flatnonzero(self._autoreset):
@@ -303,20 +290,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
         if blocks is not None:
             return self._info_dict(*blocks)
         cols, ints, flags = self._info_blocks()
-        core = self.core
         info_columns(
-            core.f,
-            core.i,
-            core.step_acc,
-            core.episode_acc,
-            self._reward_terms,
-            self._invalid,
-            self._total_mb,
-            self._clocks_mhz,
-            self._deadline_s,
-            cols,
-            ints,
-            flags,
+            tuple(self.core.rows()), self._reward_terms, self._invalid, self.rows.info_blocks(cols, ints, flags)
         )
         return self._info_dict(cols, ints, flags)
 

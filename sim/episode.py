@@ -17,6 +17,7 @@ calls at about a third of their cost (a reset is drawn every ~190 steps of every
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -48,7 +49,30 @@ DRAW_PARAMS = (
     "failure_scale_gpu_h",  # mean GPU-hours between GPU failures (0: none)
     "carbon_h0",  # first hour of the carbon table, hours since 1970-01-01T00 UTC
 )
-(_MU, _SIGMA, _SCALE, _CORR, _PHI, _ROOT, _BLOCK, _OUT_N, _HORIZON, _OUT_S, _FAIL, _H0) = range(len(DRAW_PARAMS))
+(_MU, _SIGMA, _SCALE, _CORR, _PHI, _ROOT, _BLOCK, _OUT_N, _HORIZON, _OUT_S, _FAIL, _H0) = (
+    DRAW_PARAMS.index(n) for n in DRAW_PARAMS
+)
+
+
+class AvailabilityTables(NamedTuple):
+    """What the free-GPU and outage draw reads (R regions, K decision steps)."""
+
+    params: np.ndarray  # (len(DRAW_PARAMS),) the draw's scalars
+    shift: np.ndarray  # (24 or 0, K + 1) daily shift of the latent availability by UTC start hour (empty: none)
+    powers: np.ndarray  # (block,) AR(1) powers phi^k (sim.availability._powers)
+    quantile_z: np.ndarray  # (Q,) latent quantiles of the availability map
+    quantile_fraction: np.ndarray  # (Q,) free fraction of the pool at each
+    pools: np.ndarray  # (R,) float GPUs per region
+    pools_gpus: np.ndarray  # (R, K + 1) int the whole pool per step (no shortage)
+
+
+class DrawTables(NamedTuple):
+    """What a single job's episode draw reads: the availability's tables, then the job's (H hours)."""
+
+    availability: tuple  # AvailabilityTables as a plain tuple
+    cap_w: np.ndarray  # (24, H) W the power cap per hour, by UTC start hour
+    phase_work: np.ndarray  # (24, K + 1) work multiplier of the phase cycle, by UTC start hour
+    ci_g_per_kwh: np.ndarray  # (R, hours of the table) g/kWh the whole carbon table
 
 
 class EpisodeDraw:
@@ -65,8 +89,9 @@ class EpisodeDraw:
     :param job: the single job's ``JobSpec`` (power cap, phases, work noise); None for a fleet (no cap, no noise)
     """
 
-    def __init__(self, faults, pool: list[int], step_s: float, horizon_s: float, n_steps: int, n_hours: int, carbon,
-                 job=None):  # fmt: skip
+    def __init__(
+        self, faults, pool: list[int], step_s: float, horizon_s: float, n_steps: int, n_hours: int, carbon, job=None
+    ):
         f = faults
         H, K1, R = n_hours, n_steps + 1, len(pool)
         self.cap_w = np.full((24, H), math.inf if job is None else float(job.power_cap_w))
@@ -119,69 +144,76 @@ class EpisodeDraw:
         """UTC hour of day of the carbon table's hour index ``start``."""
         return (int(self.params[_H0]) + start) % 24
 
-    def availability_args(self) -> tuple:
-        """``draw_availability``'s arguments after ``fns, state, hod0``."""
-        return (
-            self.params,
-            self.shift,
-            self.powers,
-            self.quantile_z,
-            self.quantile_fraction,
-            self.pools,
-            self.pools_gpus,
+    @property
+    def availability(self) -> tuple:
+        """``draw_availability``'s tables (``AvailabilityTables`` as a plain tuple)."""
+        return tuple(
+            AvailabilityTables(
+                self.params,
+                self.shift,
+                self.powers,
+                self.quantile_z,
+                self.quantile_fraction,
+                self.pools,
+                self.pools_gpus,
+            )
         )
 
-    def args(self) -> tuple:
-        """``draw_rows``' arguments after ``rows, starts, fns, states``, before the batch's arrays."""
-        return (*self.availability_args(), self.cap_w, self.phase_work, self.ci_g_per_kwh)
+    @property
+    def tables(self) -> tuple:
+        """``draw_rows``' tables (``DrawTables`` as a plain tuple)."""
+        return tuple(DrawTables(self.availability, self.cap_w, self.phase_work, self.ci_g_per_kwh))
 
 
 @njit(cache=True)
-def draw_rows(rows, starts, fns, states, D, shift_hod, pw, qz, qf, pools, pools_gpus, cap_hod, work_hod, ci_all,
-              ep_ci, ep_cap, ep_work, ep_free, o_start, o_end, n_out, fail_left_gpu_h):  # fmt: skip
-    """Draw the episode of each row ``rows[e]`` starting at hour index ``starts[e]`` of ``ci_all`` with the
-    generator at ``states[rows[e]]`` into the episode arrays (``sim.tables.EpisodeArrays``) and
-    ``fail_left_gpu_h[rows[e]]``. Returns the outage arrays: new, larger ones when an episode drew more outages
-    than they hold (rare), else the same."""
-    R, K1 = pools_gpus.shape
-    H = ep_ci.shape[2]
+def draw_rows(rows, starts, gens, draw, ep, fail_left_gpu_h):
+    """Draw the episode of each row ``rows[e]`` starting at hour index ``starts[e]`` with the generator at
+    ``gens.states[rows[e]]`` (``sim.layout.Generators``) from ``draw`` (``DrawTables``, plain) into the episode
+    arrays ``ep`` (``sim.layout.EpisodeRows``) and ``fail_left_gpu_h[rows[e]]``. Returns the outage arrays: new,
+    larger ones when an episode drew more outages than they hold (rare), else the same."""
+    av, cap_hod, work_hod, ci_all = AvailabilityTables(*draw[0]), draw[1], draw[2], draw[3]
+    D = av.params
+    R, K1 = av.pools_gpus.shape
+    H = ep.ci.shape[2]
+    o_start, o_end = ep.outage_start_s, ep.outage_end_s
     for e in range(rows.shape[0]):
         i, s = rows[e], starts[e]
-        bg = bitgen(states[i], fns)
+        bg = bitgen(gens.states[i], gens.fns)
         hod0 = (int(D[_H0]) + s) % 24
-        ep_cap[i] = cap_hod[hod0]
+        ep.cap_w[i] = cap_hod[hod0]
         # (1) work multiplier per step: phase cycle x lognormal noise
         if D[_SIGMA] > 0:
             for k in range(K1):
-                ep_work[i, k] = work_hod[hod0, k] * random_lognormal(bg, D[_MU], D[_SIGMA])
+                ep.work[i, k] = work_hod[hod0, k] * random_lognormal(bg, D[_MU], D[_SIGMA])
         else:
-            ep_work[i] = work_hod[hod0]
+            ep.work[i] = work_hod[hod0]
         # (2) free GPUs, (3) outages
-        o_start, o_end = _availability(bg, D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, ep_free[i], o_start,
-                                       o_end, n_out, i)  # fmt: skip
+        o_start, o_end = _availability(bg, av, hod0, ep.free[i], (o_start, o_end, ep.n_outages), i)
         # (4) GPU-hours until the first GPU failure
         fail_left_gpu_h[i] = D[_FAIL] * random_standard_exponential(bg) if D[_FAIL] > 0 else math.inf
         for r in range(R):
             for h in range(H):
-                ep_ci[i, r, h] = ci_all[r, s + h]
+                ep.ci[i, r, h] = ci_all[r, s + h]
     return o_start, o_end
 
 
 @njit(cache=True)
-def draw_availability(fns, state, hod0, D, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end, n_out):
+def draw_availability(fns, state, hod0, availability, free, outages):
     """Steps (2) and (3) of an episode alone, for the fleet (its jobs share the regions' pools): the free GPUs
-    ``free`` (R, K + 1) and the outages of row 0 of ``o_start`` / ``o_end`` / ``n_out``, drawn with the generator
-    at ``state``; returns the outage arrays (larger ones when they had to grow)."""
-    return _availability(bitgen(state, fns), D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end,
-                         n_out, 0)  # fmt: skip
+    ``free`` (R, K + 1) and the outages of row 0 of ``outages = (start_s, end_s, n_outages)``, drawn with the
+    generator at ``state`` from ``availability`` (``AvailabilityTables``, plain); returns the outage arrays
+    (larger ones when they had to grow)."""
+    return _availability(bitgen(state, fns), AvailabilityTables(*availability), hod0, free, outages, 0)
 
 
 @njit(cache=True, inline="always")
-def _availability(bg, D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, free, o_start, o_end, n_out, i):
+def _availability(bg, av, hod0, free, outages, i):
     """(2) the free GPUs per region and step into ``free`` (R, K + 1), sim.availability.free_gpus_table's
-    operations in its order; (3) row ``i``'s outages: a Poisson count per region, sorted uniform starts,
-    exponential durations. Returns the outage arrays."""
-    R, K1 = pools_gpus.shape
+    operations in its order; (3) row ``i``'s outages (``outages``: start, end, count arrays): a Poisson count per
+    region, sorted uniform starts, exponential durations. Returns the outage arrays."""
+    D, pw, shift_hod = av.params, av.powers, av.shift
+    o_start, o_end, n_out = outages
+    R, K1 = av.pools_gpus.shape
     corr = D[_CORR]
     if D[_SCALE] > 0:
         common = np.empty((1, K1))
@@ -203,9 +235,9 @@ def _availability(bg, D, hod0, shift_hod, pw, qz, qf, pools, pools_gpus, free, o
             for r in range(R):
                 for k in range(K1):
                     z[r, k] = z[r, k] - shift_hod[hod0, k]
-        free[:] = _free_from_latent(z, qz, qf, D[_SCALE], pools)
+        free[:] = _free_from_latent(z, av.quantile_z, av.quantile_fraction, D[_SCALE], av.pools)
     else:
-        free[:] = pools_gpus
+        free[:] = av.pools_gpus
     for r in range(R):
         n_out[i, r] = 0
         if D[_OUT_N] > 0:

@@ -1,8 +1,8 @@
 """Fleet kernel: ``n_envs`` environments x ``J`` jobs that share each region's GPU pool (CarbonFleet-v0, issue 10).
 
-The physics is ``sim.core``'s, reused by import (its inline helpers ``_go``, ``_start_running``,
-``_start_migration``, ``_suspend``, ``_fault``, ``_decide``, ``_handle``, its state layout and metric columns);
-what differs from ``sim.core.advance``:
+The physics is ``sim.physics``' (``decide``, ``piece``, ``book_piece``, ``handle``, ``fault``, ``end_step``), the
+layout and bundles ``sim.layout``'s, the initial state ``sim.layout.fresh_state``; what differs from
+``sim.core.advance``:
 
 - **Per-job parameters and tables.** ``P`` is ``(J, len(PARAMS))`` (each job its own GPU request, mini-batches,
   deadline, checkpoint size, I/O and restore time) and the GPU tables are per job: ``t_mb_s`` / ``p_gpu_w``
@@ -25,22 +25,24 @@ what differs from ``sim.core.advance``:
   (``-log(1 - u) / rate`` GPU-hours, the exponential law of ``Simulator._draw_failure_gpu_h``) instead of
   parking for a draw in Python: the fleet has no scalar twin to match bit for bit, and a park in the middle
   of the job loop would have to save ``used``.
-- **No per-job power cap and no work noise**: a fleet's power budget is per region (the environment compares
-  the fleet's power there with the cap), and trace jobs have no phase or noise model.
+- **No per-job power cap and no work noise**: a fleet's power budget is per region (``book_regional_cap``
+  compares the fleet's power there with the cap), and trace jobs have no phase or noise model.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
+import numpy as np
 from numba import njit
 
-from sim.core import (  # the physics of one job, shared with the single-job core
-    _COMPLETED,
-    _EV_NONE,
-    _GPUF,
-    _PRE,
+from sim.layout import (
+    COMPLETED,
+    EPS_S,
+    EV_NONE,
     F_FAIL_LEFT_GPU_H,
+    F_POWER_W,
     F_PROGRESS_MB,
     F_T_END_S,
     F_T_S,
@@ -49,40 +51,106 @@ from sim.core import (  # the physics of one job, shared with the single-job cor
     I_PEND,
     I_REGION,
     I_STATE,
+    M_GPUF,
+    M_PRE,
+    P_DEADLINE,
+    P_HORIZON,
+    P_NSTEPS,
+    P_STEP,
+    P_TOTAL,
     PEND_NONE,
-    _book_piece,
-    _decide,
-    _end_step,
-    _fault,
-    _handle,
-    _piece,
-    _usable,
+    S_PER_H,
+    CoreState,
+    EpisodeRows,
+    Generators,
+    JobTables,
+    Pool,
+    StateRows,
+    fresh_state,
 )
+from sim.physics import book_piece, decide, end_step, fault, handle, piece, usable
 from sim.rng import random
-from sim.tables import PARAMS
 
-_S_PER_H = 3600.0
-_J_PER_KWH = 3.6e6
-_EPS_S = 1e-9
-(_P_STEP, _P_HORIZON, _P_NSTEPS, _P_NHOURS, _P_TOTAL) = range(5)
-_P_REQ, _P_STALL, _P_XKWH, _P_DEADLINE = PARAMS.index("requested_gpus"), 11, 12, 13
-assert PARAMS[_P_STALL] == "stall_per_mb_s" and PARAMS[_P_DEADLINE] == "deadline_s"
 _NOT_HOLDING = 1e12  # s added to the slack of a job holding no GPUs (any real slack is far smaller)
 
 
+class FleetTables(NamedTuple):
+    """``sim.layout.JobTables`` of J jobs: a job axis first where jobs differ (R regions, L levels, G GPUs)."""
+
+    params: np.ndarray  # (J, len(PARAMS)) each job's scalars
+    t_mb_s: np.ndarray  # (J, R, L) s per mini-batch on all the job's GPUs
+    p_gpu_w: np.ndarray  # (J, R, L) W busy power per GPU
+    idle_w: np.ndarray  # (J, R) W idle power per GPU
+    host_busy_w: np.ndarray  # (R,) W host power per GPU while training
+    host_idle_w: np.ndarray  # (R,) W host power per GPU while idle
+    pue: np.ndarray  # (R,)
+    embodied_g_per_gpu_h: np.ndarray  # (R,) g CO2eq per GPU-hour
+    speed: np.ndarray  # (J, G + 1) speed on n GPUs / on all the job's GPUs
+    xfer_s: np.ndarray  # (J, R, R) s to move the job's checkpoint
+    egress_usd: np.ndarray  # (J, R, R) USD per checkpoint moved
+    allowed: np.ndarray  # (8, 8) bool legal transitions
+
+
+class FleetRows(NamedTuple):
+    """The fleet's own inputs and scratch for ``advance_fleet`` (n environments, J jobs, R regions, K steps)."""
+
+    order: np.ndarray  # (n, J) int service order (priority_order)
+    key: np.ndarray  # (n, J) scratch: each job's sort key
+    avail: np.ndarray  # (n, R, K + 1) int scratch: the pool the job being served sees
+    used: np.ndarray  # (n, R) int scratch: peaks of the jobs served so far
+    rest: np.ndarray  # (n, R) int scratch: GPUs held by the jobs not served yet
+    peak: np.ndarray  # (R,) int scratch: this job's peak per region in the step
+    arrival_s: np.ndarray  # (J,) s each job's arrival
+    fastest_mb_s: np.ndarray  # (J,) s per mini-batch at the top clock in the fastest region
+    fail_per_gpu_h: float  # GPU failures per GPU-hour
+
+
+@njit(cache=True, inline="always")
+def job_tables(T, j):
+    """Job ``j``'s rows of the fleet's tables ``T`` as the physics reads them (views, no copies)."""
+    return JobTables(
+        T.params[j],
+        T.t_mb_s[j],
+        T.p_gpu_w[j],
+        T.idle_w[j],
+        T.host_busy_w,
+        T.host_idle_w,
+        T.pue,
+        T.embodied_g_per_gpu_h,
+        T.speed[j],
+        T.xfer_s[j],
+        T.egress_usd[j],
+        T.allowed,
+    )
+
+
+def reset_jobs(state: CoreState, homes: np.ndarray, top_level: int, fail_left_gpu_h) -> None:
+    """Environment 0's jobs start their episode: each Queued at its home (``sim.layout.fresh_state``) at clock
+    ``top_level`` with ``fail_left_gpu_h`` (J,) GPU-hours to its first failure, no accounting."""
+    state.step_acc[:] = 0.0
+    state.episode_acc[:] = 0.0
+    for j, home in enumerate(np.asarray(homes).tolist()):
+        state.f[0, j], state.i[0, j] = fresh_state(home, top_level)
+    state.f[0, :, F_FAIL_LEFT_GPU_H] = fail_left_gpu_h
+
+
 @njit(cache=True, _nrt=False)  # allocates nothing (see sim.core.advance)
-def priority_order(envs, f, iv_all, P, fastest_mb_s, order, key, fifo=False):
-    """``order[i]`` := the jobs of environment ``i`` in service order: jobs holding GPUs first, then the others,
-    each group by least slack (time to the deadline minus the remaining mini-batches at the top clock in the
-    fastest region, ``fastest_mb_s`` (J,) s), ties by job index (= arrival order). ``order`` must hold a
+def priority_order(envs, state, P, fleet, fifo=False):
+    """``fleet.order[i]`` := the jobs of environment ``i`` in service order: jobs holding GPUs first, then the
+    others, each group by least slack (time to the deadline minus the remaining mini-batches at the top clock in
+    the fastest region, ``fleet.fastest_mb_s``), ties by job index (= arrival order). ``order`` must hold a
     permutation (the last step's order): an insertion sort from it costs about J when little changed, and the
     result does not depend on it (keys tie-broken by index). ``fifo``: arrival order (job index) instead of slack
-    within each group (a carbon-agnostic FIFO queue). ``key`` is scratch (n_envs, J); no allocation."""
+    within each group (a carbon-agnostic FIFO queue). ``state``: ``StateRows``, ``fleet``: ``FleetRows`` (plain
+    tuples); ``P``: (J, len(PARAMS))."""
+    st, fl = StateRows(*state), FleetRows(*fleet)
+    f, iv_all = st.f, st.i
+    order, key, fastest_mb_s = fl.order, fl.key, fl.fastest_mb_s
     J = f.shape[1]
     for e in range(envs.shape[0]):
         i = envs[e]
         for j in range(J):
-            slack = P[j, _P_DEADLINE] - f[i, j, F_T_S] - (P[j, _P_TOTAL] - f[i, j, F_PROGRESS_MB]) * fastest_mb_s[j]
+            slack = P[j, P_DEADLINE] - f[i, j, F_T_S] - (P[j, P_TOTAL] - f[i, j, F_PROGRESS_MB]) * fastest_mb_s[j]
             if fifo:
                 slack = 0.0  # ties, broken by index: arrival order
             key[i, j] = slack if iv_all[i, j, I_N_GPUS] > 0 else slack + _NOT_HOLDING
@@ -108,119 +176,123 @@ def _hold(peak, iv):
         peak[iv[I_REGION]] = n
 
 
+@njit(cache=True, inline="always")
+def _job_pool(i, j, st, ep, fleet, kk):
+    """Job ``j``'s view of environment ``i``'s pools (``fleet.avail[i]``, column ``kk``): free minus the peaks of
+    the jobs served before it (a); it keeps what it holds within that, and grows only into GPUs no later job holds
+    (b = a - their holdings). Clears ``fleet.peak``."""
+    own_r, own_n = st.i[i, j, I_REGION], st.i[i, j, I_N_GPUS]
+    fleet.rest[i, own_r] -= own_n
+    fr = fleet.avail[i]
+    for r in range(fr.shape[0]):
+        a = ep.free[i, r, kk] - fleet.used[i, r]
+        b = a - fleet.rest[i, r]
+        if r == own_r and b < own_n:
+            b = own_n if own_n < a else a
+        fr[r, kk] = b if b > 0 else 0
+        fleet.peak[r] = 0
+
+
+@njit(cache=True, inline="always")
+def _run_fleet_job(i, fv, iv, acc, t_end, ci_i, pool, tab, gens, fleet):
+    """The event loop of ``sim.core`` for one job of the fleet (its own tables; no cap, no work noise); a GPU
+    failure draws the next failure time here (inverse transform) instead of parking."""
+    t_stop = t_end - EPS_S
+    t = fv[F_T_S]
+    s = iv[I_STATE]
+    while t < t_stop and s != COMPLETED:
+        h = int(t // S_PER_H)
+        dt, event, rates = piece(fv, iv, t, t_end, h, 1.0, math.inf, tab, pool)
+        t = book_piece(fv, iv, acc, t, dt, h, rates, ci_i, math.inf, tab)
+        if event != EV_NONE:
+            handle(fv, iv, acc, event, pool, tab, gens.fns, gens.states[i])
+            if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
+                iv[I_PEND] = PEND_NONE
+                u = random(gens.fns, gens.states[i])
+                fv[F_FAIL_LEFT_GPU_H] = -math.log(1.0 - u) / fleet.fail_per_gpu_h
+                fault(fv, iv, acc, M_GPUF, pool, tab)
+            _hold(fleet.peak, iv)
+            s = iv[I_STATE]
+
+
 @njit(cache=True, _nrt=False)  # no reference counting: allocates nothing (see sim.core.advance)
-def advance_fleet(
-    envs,
-    targets,
-    levels,
-    order,
-    f,
-    iv_all,
-    step_acc,
-    ep_acc,
-    ci,
-    free,
-    avail,
-    used,
-    rest,
-    peak,
-    o_start,
-    o_end,
-    n_out,
-    arrival_s,
-    P,
-    t_mb_s,
-    p_gpu_w,
-    idle_w,
-    host_busy_w,
-    host_idle_w,
-    pue,
-    emb_g,
-    speed,
-    xfer_s,
-    egress,
-    allowed,
-    fail_per_gpu_h,
-    rng_fns,
-    rng_states,
-):
-    """Advance every job of each environment in ``envs`` by one decision step, in the service order ``order``
-    (n_envs, J). ``targets`` / ``levels`` (n_envs, J): the decision per job (target region, ``sim.rules.WAIT``
-    = pause). Scratch: ``avail`` (n_envs, R, steps + 1), ``used`` / ``rest`` (n_envs, R), ``peak`` (R,).
-    Returns the number of jobs that hit an illegal transition (``I_ERROR``)."""
+def advance_fleet(envs, targets, levels, engine, fleet):
+    """Advance every job of each environment in ``envs`` by one decision step, in the service order
+    ``fleet.order`` (n_envs, J). ``targets`` / ``levels`` (n_envs, J): the decision per job (target region,
+    ``sim.rules.WAIT`` = pause). ``engine``: plain ``(StateRows, FleetTables, EpisodeRows, Generators)``;
+    ``fleet``: plain :class:`FleetRows`. Returns the number of jobs that hit an illegal transition (``I_ERROR``)."""
+    st, T, ep = StateRows(*engine[0]), FleetTables(*engine[1]), EpisodeRows(*engine[2])
+    gens, fl = Generators(*engine[3]), FleetRows(*fleet)
+    f, iv_all = st.f, st.i
     errors = 0
-    R = free.shape[1]
+    R = ep.free.shape[1]
     for e in range(envs.shape[0]):
         i = envs[e]
-        fr, os_, oe, no = avail[i], o_start[i], o_end[i], n_out[i]
+        pool = Pool(fl.avail[i], ep.outage_start_s[i], ep.outage_end_s[i], ep.n_outages[i])
         for r in range(R):
-            used[i, r] = 0
-            rest[i, r] = 0
-        for j in range(order.shape[1]):  # GPUs held at the step's start, by region
-            rest[i, iv_all[i, j, I_REGION]] += iv_all[i, j, I_N_GPUS]
-        for q in range(order.shape[1]):
-            j = order[i, q]
-            fv, iv, acc = f[i, j], iv_all[i, j], step_acc[i, j]
-            Pj = P[j]
-            xs, eg, tm, pg, iw, sp = xfer_s[j], egress[j], t_mb_s[j], p_gpu_w[j], idle_w[j], speed[j]
+            fl.used[i, r] = 0
+            fl.rest[i, r] = 0
+        for j in range(fl.order.shape[1]):  # GPUs held at the step's start, by region
+            fl.rest[i, iv_all[i, j, I_REGION]] += iv_all[i, j, I_N_GPUS]
+        for q in range(fl.order.shape[1]):
+            j = fl.order[i, q]
+            fv, iv, acc = f[i, j], iv_all[i, j], st.step_acc[i, j]
+            tab = job_tables(T, j)
+            Pj = tab.params
             acc[:] = 0.0
-            n_steps = int(Pj[_P_NSTEPS])
+            n_steps = int(Pj[P_NSTEPS])
             kk = iv[I_K] if iv[I_K] < n_steps else n_steps
-            own_r, own_n = iv[I_REGION], iv[I_N_GPUS]
-            rest[i, own_r] -= own_n
-            for r in range(R):
-                # the pool this job sees: free minus the peaks of the jobs served before it (a); it keeps what
-                # it holds within that, and grows only into GPUs no later job holds (b = a - their holdings)
-                a = free[i, r, kk] - used[i, r]
-                b = a - rest[i, r]
-                if r == own_r and b < own_n:
-                    b = own_n if own_n < a else a
-                fr[r, kk] = b if b > 0 else 0
-                peak[r] = 0
-            t_end = fv[F_T_S] + Pj[_P_STEP]
-            if Pj[_P_HORIZON] < t_end:
-                t_end = Pj[_P_HORIZON]
+            _job_pool(i, j, st, ep, fl, kk)
+            t_end = fv[F_T_S] + Pj[P_STEP]
+            if Pj[P_HORIZON] < t_end:
+                t_end = Pj[P_HORIZON]
             fv[F_T_END_S] = t_end
-            if fv[F_T_S] + _EPS_S < arrival_s[j]:  # not arrived: the clock moves, nothing else
+            if fv[F_T_S] + EPS_S < fl.arrival_s[j]:  # not arrived: the clock moves, nothing else
                 fv[F_T_S] = t_end
                 iv[I_K] += 1
                 continue
-            if iv[I_STATE] == _COMPLETED:  # done: holds nothing, nothing happens (what the full path would do)
+            if iv[I_STATE] == COMPLETED:  # done: holds nothing, nothing happens (what the full path would do)
                 iv[I_K] += 1
                 continue
-            _hold(peak, iv)
-            s = iv[I_STATE]
-            if iv[I_N_GPUS] > 0 and s != _COMPLETED:  # the pool shrank under it: preempted first
-                if iv[I_N_GPUS] > _usable(fr[iv[I_REGION], kk], Pj) or fr[iv[I_REGION], kk] <= 0:
-                    _fault(fv, iv, acc, _PRE, fr, os_, oe, no, Pj, allowed)
-            _decide(fv, iv, acc, targets[i, j], levels[i, j], fr, os_, oe, no, xs, Pj, allowed, rng_fns, rng_states[i])
-            _hold(peak, iv)
-            # the event loop of sim.core.advance for one job (its per-job tables; no cap, no work noise)
-            t_stop = t_end - _EPS_S
-            t = fv[F_T_S]
-            s = iv[I_STATE]
-            while t < t_stop and s != _COMPLETED:
-                r = iv[I_REGION]
-                h = int(t // _S_PER_H)
-                n = iv[I_N_GPUS]
-                dt, event, power_w, gpu_w, host_w, stall_frac, rate = _piece(
-                    fv, iv, t, t_end, h, s, r, n, 1.0, False, math.inf, Pj, tm[r], pg[r], iw[r], host_busy_w[r],
-                    host_idle_w[r], sp, os_, no,
-                )  # fmt: skip
-                t = _book_piece(
-                    fv, iv, acc, t, dt, h, s, r, n, power_w, gpu_w, host_w, stall_frac, rate, ci[i], math.inf, pue[r],
-                    emb_g[r], xs, Pj,
-                )  # fmt: skip
-                if event != _EV_NONE:
-                    _handle(fv, iv, acc, event, fr, os_, oe, no, xs, eg, Pj, allowed, rng_fns, rng_states[i])
-                    if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
-                        iv[I_PEND] = PEND_NONE
-                        u = random(rng_fns, rng_states[i])
-                        fv[F_FAIL_LEFT_GPU_H] = -math.log(1.0 - u) / fail_per_gpu_h
-                        _fault(fv, iv, acc, _GPUF, fr, os_, oe, no, Pj, allowed)
-                    _hold(peak, iv)
-                    s = iv[I_STATE]
-            errors += _end_step(fv, iv, acc, ep_acc[i, j])  # the step is over: book it, as sim.core.advance does
+            _hold(fl.peak, iv)
+            fr = pool.free
+            if iv[I_N_GPUS] > 0:  # the pool shrank under it: preempted first
+                if iv[I_N_GPUS] > usable(fr[iv[I_REGION], kk], Pj) or fr[iv[I_REGION], kk] <= 0:
+                    fault(fv, iv, acc, M_PRE, pool, tab)
+            decide(fv, iv, acc, targets[i, j], levels[i, j], pool, tab, gens.fns, gens.states[i])
+            _hold(fl.peak, iv)
+            _run_fleet_job(i, fv, iv, acc, t_end, ep.ci[i], pool, tab, gens, fl)
+            errors += end_step(fv, iv, acc, st.episode_acc[i, j])  # the step is over: book it, as sim.core does
             for r in range(R):
-                used[i, r] += peak[r]
+                fl.used[i, r] += fl.peak[r]
     return errors
+
+
+# ---------------------------------------------------------------- the fleet's regional accounting
+
+
+@njit(cache=True, _nrt=False)
+def fleet_totals(st, power, in_use):
+    """``power`` (R,) := environment 0's fleet power by region (``np.bincount`` order: jobs by index, from 0.0);
+    ``in_use`` (R,) := the GPUs it holds there. ``st``: ``StateRows``."""
+    f, iv_all = st.f, st.i
+    for r in range(power.shape[0]):
+        power[r] = 0.0
+        in_use[r] = 0
+    for j in range(f.shape[1]):
+        r = iv_all[0, j, I_REGION]
+        power[r] += f[0, j, F_POWER_W]
+        in_use[r] += iv_all[0, j, I_N_GPUS]
+
+
+@njit(cache=True, inline="always")
+def book_regional_cap(power, cap_w, excess, step_s):
+    """Each region's power cap against the fleet's power there at the end of the step: ``excess`` (R,) W over,
+    returns ``(regions over, excess W)``; the caller books ``step_s`` x each (seconds over, J over)."""
+    n_over = 0
+    for r in range(power.shape[0]):
+        x = power[r] - cap_w[r]
+        excess[r] = x if x > 0.0 else 0.0  # np.maximum(x, 0.0) for a number
+        if excess[r] > 0:
+            n_over += 1
+    return n_over

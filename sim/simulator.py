@@ -38,7 +38,11 @@ import math
 import numpy as np
 
 from sim.carbon import CarbonTable
-from sim.core import (
+from sim.core import Batch, job_usable_gpus, pool_free_gpus, pool_region_down
+from sim.episode import EpisodeDraw
+from sim.gpu import GpuModel
+from sim.hardware import host_server
+from sim.layout import (
     F_CKPT_MB,
     F_COMPLETED_AT_S,
     F_FAIL_LEFT_GPU_H,
@@ -57,16 +61,9 @@ from sim.core import (
     I_STATE,
     I_VIOLATING,
     METRICS,
-    Batch,
     M,
     Metrics,
-    _down,
-    _free_gpus,
-    _usable,
 )
-from sim.episode import EpisodeDraw
-from sim.gpu import GpuModel
-from sim.hardware import host_server
 from sim.network import Network
 from sim.rules import WAIT
 from sim.scenario import Scenario
@@ -341,15 +338,15 @@ class Simulator:
         return ep.outage_start_s[self.row], ep.outage_end_s[self.row], ep.n_outages[self.row]
 
     def region_down(self, r: int, t_s: float | None = None) -> bool:
-        return bool(_down(*self._outage_rows(), r, self.t_s if t_s is None else t_s))
+        return bool(pool_region_down(self.free, *self._outage_rows(), r, self.t_s if t_s is None else t_s))
 
     def free_gpus(self, r: int) -> int:
         """GPUs open to this job in region ``r`` now (0 during an outage); includes those it holds."""
-        return int(_free_gpus(self.free, *self._outage_rows(), r, self.t_s, self.k, self.tables.params))
+        return int(pool_free_gpus(self.free, *self._outage_rows(), r, self.t_s, self.k, self.tables.params))
 
     def usable_gpus(self, r: int) -> int:
         """GPUs the job can run on in region ``r`` now (``sim.rules.usable_gpus``)."""
-        return int(_usable(self.free_gpus(r), self.tables.params))
+        return int(job_usable_gpus(self.free_gpus(r), self.tables.params))
 
     def usable_and_up(self) -> tuple[list[int], list[float]]:
         """Per region, ``usable_gpus`` and 1.0 when healthy or 0.0 during an outage."""

@@ -15,28 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.layout import PARAMS, JobTables
 from sim.states import ALLOWED
 
-# scalar parameters of StaticTables.params (one float64 vector: one argument for the compiled code)
-PARAMS = (
-    "step_s",
-    "horizon_s",
-    "n_steps",
-    "n_hours",
-    "total_mb",
-    "ckpt_interval_mb",
-    "requested_gpus",
-    "group",
-    "elastic",
-    "io_s",
-    "restore_s",
-    "stall_per_mb_s",
-    "xfer_kwh",
-    "deadline_s",
-    "ckpt_gb",
-    "throttle",
-    "transfer_failure_prob",
-)
+__all__ = ["PARAMS", "EpisodeArrays", "EpisodeTables", "StaticTables"]
 
 
 class StaticTables:
@@ -97,6 +79,23 @@ class StaticTables:
         self.n_steps, self.n_hours = sim.n_steps, sim.n_hours
         self.energy_floor = sim.energy_floor
         self.gpu_failure_per_gpu_hour = sim.faults.gpu_failure_per_gpu_hour
+
+    def job_tables(self) -> JobTables:
+        """The job's tables as the compiled physics reads them (``sim.layout.JobTables``)."""
+        return JobTables(
+            self.params,
+            self.t_mb_s,
+            self.p_gpu_w,
+            self.idle_w,
+            self.host_busy_w,
+            self.host_idle_w,
+            self.pue,
+            self.embodied_g_per_gpu_h,
+            self.speed,
+            self.xfer_s,
+            self.egress_usd,
+            self.allowed,
+        )
 
 
 class EpisodeArrays:

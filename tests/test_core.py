@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.vector import CarbonMigrationVectorEnv
-from sim.core import F_PROGRESS_MB, F_T_S, I_REGION, CoreState
+from sim.layout import F_PROGRESS_MB, F_T_S, I_REGION, CoreState
 from sim.simulator import METRICS
 from sim.states import State
 

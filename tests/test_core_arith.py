@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numba import njit
 
-from sim.core import _floor_div, _mod
+from sim.physics import floor_div as _floor_div
+from sim.physics import mod as _mod
 
 
 @njit(cache=True)

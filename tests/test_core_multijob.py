@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from sim.core import I_K, Batch, M
+from sim.core import Batch
+from sim.layout import I_K, M
 from tests.test_simulator import make_sim
 
 

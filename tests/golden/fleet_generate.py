@@ -127,6 +127,12 @@ def job_decisions(env: CarbonFleetEnv, rng: np.random.Generator) -> tuple[np.nda
     return targets, levels
 
 
+def _recorded(info: dict) -> dict:
+    """The info keys the recorded hashes cover: ``reward_terms`` (issue 21) came later; its sum is the reward,
+    which is hashed."""
+    return {k: v for k, v in info.items() if k != "reward_terms"}
+
+
 def episode(env: CarbonFleetEnv, seed: int, policy: str, steps: int | None) -> dict:
     """One episode (or its first ``steps`` steps) of ``policy``; hashes and final values."""
     rng = np.random.default_rng(20_000 + seed)
@@ -134,7 +140,7 @@ def episode(env: CarbonFleetEnv, seed: int, policy: str, steps: int | None) -> d
     h = {k: _Hash() for k in ("obs", "reward", "flags", "mask", "info")}
     h["obs"].add(obs)
     h["mask"].add(env.action_masks())
-    h["info"].add(info)
+    h["info"].add(_recorded(info))
     n = 0
     while True:
         if policy == "slots":
@@ -147,7 +153,7 @@ def episode(env: CarbonFleetEnv, seed: int, policy: str, steps: int | None) -> d
         h["reward"].add(reward)
         h["flags"].add((terminated, truncated))
         h["mask"].add(env.action_masks())
-        h["info"].add(info)
+        h["info"].add(_recorded(info))
         if terminated or truncated or n == steps:
             break
     end = _Hash()
