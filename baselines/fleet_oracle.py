@@ -10,10 +10,12 @@ run late at the top clock wherever they were; played in the simulator it met 87-
    that ends by its deadline (the simulator's arrival gate), each with ``step_s - overhead_s`` usable seconds (a
    restore after a pause or a move: checkpoint I/O, transfer, restart).
 2. In each step the job may use a region where the free GPUs (none during an outage), minus what the jobs planned
-   before it hold there then, leave it at least one GPU; on fewer GPUs than it asks for it runs proportionally
-   slower (the simulator's linear elastic scaling). A job holds its GPUs through the step it leaves a region in
-   (the pools count what a job held at any time in a step, and serve jobs holding GPUs first), so that step is
-   charged too.
+   before it hold there then and in the next step, leave it at least one GPU: a job holds its GPUs through the
+   step it leaves a region in (the pools count what a job held at any time in a step, and serve jobs holding
+   GPUs first), so that step is charged too. On fewer GPUs than it asks for it runs proportionally slower (the
+   simulator's linear elastic scaling) and the step is then closed to later jobs (the simulator lets a job take
+   every free GPU up to its request). Plans end ``margin_s`` before the deadline where the window allows (a
+   deadline shield's reserve: a job on its plan then does not trip the shield).
 3. For each clock floor ``m = 0 .. L - 1``: each cell's level (>= m) and each step's region with the least rank
    per mini-batch, rank = carbon (intensity x facility energy per mini-batch) + the LP bound's shadow price of
    the pool's capacity x the GPU-hours of a mini-batch (``FleetBound.price_kg_per_gpu_h``: what the capacity is
@@ -65,6 +67,7 @@ def cell_schedule(
     price_kg_per_gpu_h: np.ndarray | None = None,
     order: np.ndarray | None = None,
     max_evictions: int = 2000,
+    margin_s: np.ndarray | None = None,
 ) -> CellPlan:
     """Plan every job (module docstring).
 
@@ -76,6 +79,8 @@ def cell_schedule(
         carbon when ranking cells (``FleetBound.price_kg_per_gpu_h`` per step); None: carbon alone.
     :param order: the order jobs are planned in (default: least window slack first).
     :param max_evictions: plans undone to make room for a job that found none, at most.
+    :param margin_s: (J,) s before its deadline a job's plan should end by (a deadline shield's reserve: a job on
+        its plan then never needs the shield); a job that cannot is planned up to its deadline.
     """
     ci = np.asarray(intensity_g_per_kwh, dtype=float)
     free = np.asarray(free_gpus, dtype=float)
@@ -85,6 +90,8 @@ def cell_schedule(
     held = np.zeros((R, S))  # GPUs the planned jobs hold (or release) per region and step
     first = np.ceil(jobs.arrival_s / step_s - _EPS).astype(np.int64)
     last = np.minimum(np.floor(jobs.deadline_s / step_s + _EPS).astype(np.int64), S)  # steps first..last-1
+    margin = np.zeros(J) if margin_s is None else np.asarray(margin_s, dtype=float)
+    early = np.minimum(np.floor((jobs.deadline_s - margin) / step_s + _EPS).astype(np.int64), last)
     fastest_s = jobs.minibatch_s[:, :, L - 1].min(axis=1)
     slack_s = (last - first) * step_s - jobs.minibatches * fastest_s
     plans: list = [None] * J
@@ -93,8 +100,9 @@ def cell_schedule(
     evictions = 0
     while queue:
         j = int(queue.pop(0))
-        args = (ci, free, held, price, step_s, float(overhead_s[j]), int(first[j]), int(last[j]))
-        new = _plan_job(jobs, j, *args)
+        new = None
+        for k1 in dict.fromkeys((int(early[j]), int(last[j]))):  # with the margin, else up to the deadline
+            new = new or _plan_job(jobs, j, ci, free, held, price, step_s, float(overhead_s[j]), int(first[j]), k1)
         if new is None and evictions < max_evictions:
             # no room left for it: plan it on the pools alone, then evict the jobs in its way and plan them again
             new = _plan_job(jobs, j, ci, free, none, price, step_s, float(overhead_s[j]), int(first[j]), int(last[j]))
@@ -127,7 +135,7 @@ def cell_schedule(
         _, kg, kk, rr, ll = p[:5]
         region[j, kk], level[j, kk] = rr, ll
         mb[j, kk] = p[8]
-        gpus[j, kk] = np.rint(p[7][: kk.size]).astype(np.int64)
+        gpus[j, kk] = np.rint(np.minimum(p[7][: kk.size], jobs.gpus[j])).astype(np.int64)
         carbon_kg += kg
     return CellPlan(region, level, mb, gpus, carbon_kg, unplanned)
 
@@ -138,9 +146,14 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1):
     if k1 <= k0:
         return None
     L, S = jobs.n_levels, free.shape[1]
+    k1 = min(k1, S)
     usable_s = max(step_s - overhead_s, 0.0)
     g = float(jobs.gpus[j])
-    avail = np.clip(free[:, k0:k1] - held[:, k0:k1], 0, g)  # (R, n) GPUs the job could hold
+    left = np.clip(free - held, 0, None)
+    # GPUs the job could hold in each step: what is left there then and in the next step (it may have to hold
+    # them through the next step while it leaves; at the horizon there is no next step)
+    nxt = np.concatenate([left[:, k0 + 1 : k1 + 1], np.full((free.shape[0], max(k1 + 1 - S, 0)), np.inf)], axis=1)
+    avail = np.minimum(np.minimum(left[:, k0:k1], nxt), g)  # (R, n)
     room = avail >= 1
     share = avail / g  # linear scaling on fewer GPUs
     e_all = jobs.energy_per_minibatch_kwh[j]  # (R, L) kWh per mini-batch
@@ -181,7 +194,9 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1):
     nxt_region = np.full(take.size, -1)
     nxt_region[:-1] = np.where(take[1:] == nxt[:-1], rr[1:], -1)
     leaves = (nxt < S) & (nxt_region != rr)
+    # a job on fewer GPUs than it asks for takes every GPU it finds in the simulator: nobody else fits there then
+    gg_hold = np.where(gg < g, np.maximum(free[rr, take] - held[rr, take], gg), gg)
     hr = np.concatenate([rr, rr[leaves]])
     hc = np.concatenate([take, nxt[leaves]])
-    hg = np.concatenate([gg, gg[leaves]])
+    hg = np.concatenate([gg_hold, gg[leaves]])
     return (score, kg, take, rr, ll, hr, hc, hg, per)

@@ -11,8 +11,9 @@ tests call the same rule. At each decision:
    With no room anywhere for the whole request, an elastic job takes the pool with the most free GPUs (then the
    cleanest) and runs slower on them, as the simulator allows; with none free it waits (a running job loses its
    place to more urgent ones: the pools are re-packed at every decision).
-3. Clock: the level with the least energy per mini-batch among those that still finish by the deadline in the
-   chosen region; if none does, the top level.
+3. Clock: the level with the least energy per mini-batch among those that still finish in the chosen region
+   within ``1 - reserve_frac`` of the time left to the deadline (default: all of it); if none does, the top
+   level.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def carbon_aware_packing(
     region_up: np.ndarray | None = None,
     move_margin: float = 0.1,
     elastic: bool = True,
+    reserve_frac: float = 0.0,
 ) -> Placement:
     """The packing decision at time ``now_s`` (s after the episode start).
 
@@ -55,6 +57,7 @@ def carbon_aware_packing(
     :param region_up: (R,) bool, False during an outage (default: all up).
     :param move_margin: relative intensity gain a running job needs before it is moved.
     :param elastic: a job may run on fewer GPUs than it asks for when no pool has room for all of them.
+    :param reserve_frac: share of the time left that the clock choice keeps in hand.
     """
     J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
     remaining = np.asarray(remaining_minibatches, dtype=float)
@@ -82,7 +85,7 @@ def carbon_aware_packing(
             continue
         gpus[j] = min(int(jobs.gpus[j]), int(room[r]))
         slower = jobs.gpus[j] / gpus[j]  # linear scaling on fewer GPUs
-        finishes = remaining[j] * jobs.minibatch_s[j, r] * slower <= time_left_s[j]
+        finishes = remaining[j] * jobs.minibatch_s[j, r] * slower <= (1.0 - reserve_frac) * time_left_s[j]
         energy = np.where(finishes, jobs.energy_per_minibatch_kwh[j, r], np.inf)
         region[j] = r
         level[j] = int(np.argmin(energy)) if finishes.any() else L - 1

@@ -8,7 +8,8 @@
   those other jobs hold).
 - ``stay``: the carbon-agnostic FIFO reference (:class:`StayFleetPolicy`): every job at home, top clock, the pools
   serving waiting jobs first come, first served; the ``fifo`` deadlines are measured on its schedule.
-- ``packing``: the fleet-level carbon-aware packing heuristic (``baselines/fleet_packing.py``).
+- ``packing``: the fleet-level carbon-aware packing heuristic (``baselines/fleet_packing.py``) behind the fleet's
+  deadline shield (:func:`fleet_deadline_shield`).
 - ``oracle``: the executable schedule rounded from the fleet LP (``baselines/fleet_bound.py``), computed at reset
   from the episode's true intensity and free GPUs (perfect foresight), played step by step.
 
@@ -117,7 +118,10 @@ class StayFleetPolicy(FleetPolicy):
 
 
 class PackingPolicy(FleetPolicy):
-    """``baselines.fleet_packing.carbon_aware_packing`` at every step."""
+    """``baselines.fleet_packing.carbon_aware_packing`` at every step, behind :func:`fleet_deadline_shield` (the
+    packing rule picks clocks against the time left but not against 15-minute decisions and queueing: without the
+    shield it met 98.75 % of the ``fifo`` deadlines on the 2023 test split, seeds 0-9, with it 99.94 %, carbon
+    75.58 -> 75.74 kg)."""
 
     name = "packing"
 
@@ -133,7 +137,8 @@ class PackingPolicy(FleetPolicy):
             env.intensity_now(),
             env.region_up(),
         )
-        return np.where(p.region == PACK_WAIT, WAIT, p.region), p.level
+        targets = np.where(p.region == PACK_WAIT, WAIT, p.region)
+        return fleet_deadline_shield(env, targets, p.level)
 
 
 class OracleFleetPolicy(FleetPolicy):
@@ -154,7 +159,9 @@ class OracleFleetPolicy(FleetPolicy):
         free = np.where(env.outage_mask()[:, :steps], 0, env.free[0, :, :steps])
         self.bound = episode_bound(env, schedule=False)
         price = np.repeat(self.bound.price_kg_per_gpu_h, per_h, axis=1)[:, :steps]
-        self.plan = cell_schedule(env.jobs, ci, free, env.step_s, overhead_s(env), price)
+        # plans end a shield's reserve and a step before the deadline, so a job on its plan never trips the shield
+        margin = shield_reserve_s(env) + env.step_s
+        self.plan = cell_schedule(env.jobs, ci, free, env.step_s, overhead_s(env), price, margin_s=margin)
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
         k = min(env.k, self.plan.region.shape[1] - 1)
@@ -169,6 +176,14 @@ def overhead_s(env: CarbonFleetEnv) -> np.ndarray:
     transfer, restore (I/O and restart)."""
     io = env._P[:, PARAMS.index("io_s")]
     return io + env._P[:, PARAMS.index("restore_s")] + env._xfer_s.max(axis=(1, 2))
+
+
+def shield_reserve_s(env: CarbonFleetEnv) -> np.ndarray:
+    """(J,) s :func:`fleet_deadline_shield` keeps in hand by default: a restart's overhead plus one checkpoint
+    interval at the top clock in the fastest region (what one fault rolls back)."""
+    jobs = env.jobs
+    interval = jobs.checkpoint_interval_minibatches
+    return overhead_s(env) + interval * jobs.minibatch_s[:, :, env.L - 1].min(axis=1)
 
 
 def fleet_deadline_shield(
@@ -196,8 +211,7 @@ def fleet_deadline_shield(
         return targets, levels
     over_s = overhead_s(env)
     if reserve_s is None:
-        interval = jobs.checkpoint_interval_minibatches
-        reserve_s = over_s + interval * jobs.minibatch_s[:, :, L - 1].min(axis=1)
+        reserve_s = shield_reserve_s(env)
     left_s = jobs.deadline_s - env.t_s
     remaining = env.remaining_minibatches()
     held, region = env.job_gpus(), env.job_region()
