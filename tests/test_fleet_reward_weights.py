@@ -15,14 +15,7 @@ from envs.fleet import CarbonFleetEnv
 from sim.scenario import SCENARIO_DIR, RewardSpec, parse_fleet_scenario
 
 SMALL = yaml.safe_load((SCENARIO_DIR / "fleet_small.yaml").read_text())
-# the fleet's reward reads these two once issue 21's shared reward table lands (then the marks go)
-PENDING = {"progress_per_job", "embodied_per_kg"}
-WEIGHTS = [
-    pytest.param(f.name, marks=pytest.mark.xfail(reason="issue 21: one reward table for both envs"))
-    if f.name in PENDING
-    else f.name
-    for f in dataclasses.fields(RewardSpec)
-]
+WEIGHTS = [f.name for f in dataclasses.fields(RewardSpec)]
 
 
 def episode(reward: dict) -> tuple[float, dict]:
