@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from baselines.base import Policy
 from baselines.caftm import CaftmGuardedPolicy, CaftmPolicy, FrequencyController
+from baselines.carbon_scaler import CarbonScalerPolicy
 from baselines.mpc import MpcPolicy
 from baselines.oracle import OraclePolicy, oracle_bound
 from baselines.rules import (
@@ -33,6 +34,7 @@ POLICIES: dict[str, type[Policy]] = {
     "random": RandomPolicy,
     "mpc": MpcPolicy,
     "oracle": OraclePolicy,
+    "carbon_scaler": CarbonScalerPolicy,
 }
 
 

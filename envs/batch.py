@@ -51,18 +51,21 @@ class EnvRows:
             t_mb_home_s=float(tab.t_mb_s[tab.home, -1]),
             targets=np.zeros(n, dtype=np.int64),
             levels=np.zeros(n, dtype=np.int64),
+            gpus=np.full(n, -1, dtype=np.int64),
             obs=np.zeros((n, D), dtype=np.float32),
-            masks=np.ones((n, R + 1 + L), dtype=bool),
+            masks=np.ones((n, R + 1 + L + env.n_gpu_masks), dtype=bool),
             rewards=np.zeros(n),
             term=np.zeros(n, dtype=bool),
             trunc=np.zeros(n, dtype=bool),
             terms=np.zeros((n, len(env.reward_term_names))),
             invalid=np.zeros(n, dtype=np.int64),
         )
+        if env.n_gpu_masks and not tab.elastic:  # a rigid job runs on all its GPUs only
+            self.buffers.masks[:, R + 1 + L : -1] = False
         self._plain = tuple(self.buffers)  # what the kernels take (sim.layout: plain tuples dispatch fast)
         b = self.buffers
         self.obs, self.masks, self.rewards, self.term, self.trunc = b.obs, b.masks, b.rewards, b.term, b.trunc
-        self.terms, self.invalid, self.targets, self.levels = b.terms, b.invalid, b.targets, b.levels
+        self.terms, self.invalid, self.targets, self.levels, self.gpus = b.terms, b.invalid, b.targets, b.levels, b.gpus
         self.templates, self.hour0, self.dow0, self.start_hour = b.templates, b.hour0, b.dow0, b.start_hour
         self.start_h = int(env.world.carbon.start_h.astype(np.int64))
         self.draw = sim.draw  # the episode draw's constants (sim.episode), the same for every row
@@ -96,7 +99,8 @@ class EnvRows:
             self.sims[i].began(start, rng)
 
     def step(self, idx: np.ndarray, info: tuple = ()) -> bool:
-        """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` (action indices; a masked target keeps
+        """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` / ``self.gpus`` (action indices; ``gpus``
+        -1: all requested GPUs; a masked target keeps
         the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated.
         ``info``: ``info_blocks(...)`` for :func:`envs.kernels.info_columns` of every row in the same call;
         returns whether they were filled."""

@@ -108,6 +108,13 @@ class CarbonMigrationEnv(gym.Env):
     target is valid. A masked target is ignored (the job keeps its current course) and counted in
     ``info["invalid_actions"]``, or raises when ``invalid_action="raise"``.
 
+    GPU count (CarbonScaler's lever; Hanafy et al., "CarbonScaler: Leveraging Cloud Workload Elasticity for
+    Optimizing Carbon-Efficiency", POMACS 2023): with ``gpu_scaling=True`` the space is ``MultiDiscrete([R + 1, L,
+    G])`` and the masks ``R + 1 + L + G`` long; ``action[2] = g`` runs the job on at most ``(g + 1)`` parallel
+    groups (``G = requested / group``; ``G - 1``: all requested GPUs), at the speed of the job's scaling curve
+    (``job.scaling_curve``). Any environment also accepts 3-integer actions; 2 integers mean all GPUs. A rigid
+    (non-elastic) job runs on all its GPUs whatever ``g``.
+
     ## Observation Space
 
     ``Box`` of float32, all features in ``[low, high]`` below; R regions, F forecast hours.
@@ -158,6 +165,7 @@ class CarbonMigrationEnv(gym.Env):
     ``gymnasium.make("CarbonMigration-v0", scenario="paper", split="train", data_dir=None,
     period=None, render_mode=None, invalid_action="ignore", reward=None)``: ``scenario`` is a shipped
     name, a YAML path or a :class:`Scenario`; ``split`` is ``train``/``validation``/``test``;
+    ``gpu_scaling=True`` adds the GPU-count action component;
     ``period=("2023-01-01", "2023-03-01")`` overrides the split's dates; ``data_dir`` points at a
     folder of carbon-intensity files; ``reward`` overrides reward weights (a dict checked like the YAML's
     ``reward`` section: known keys, finite numbers >= 0). ``reset(options=...)`` accepts only ``start_hour``.
@@ -177,6 +185,7 @@ class CarbonMigrationEnv(gym.Env):
         invalid_action: str = "ignore",
         reward: dict | None = None,
         world: World | None = None,
+        gpu_scaling: bool = False,
     ):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ConfigError(f"render_mode={render_mode!r}; expected one of {self.metadata['render_modes']} or None")
@@ -192,7 +201,12 @@ class CarbonMigrationEnv(gym.Env):
         self.R = R = len(sc.regions)
         self.L = L = sc.clock_levels
         self.F = F = sc.forecast.horizon_hours
-        self.action_space = spaces.MultiDiscrete([R + 1, L])
+        tab = self.sim.tables
+        # GPU-count choices: g = 0..G-1 runs on (g + 1) parallel groups, G - 1 on all requested (CarbonScaler's lever)
+        self.G = G = max(1, int(tab.requested_gpus) // max(1, int(tab.group)))
+        self.gpu_scaling = bool(gpu_scaling)
+        self.n_gpu_masks = G if self.gpu_scaling else 0
+        self.action_space = spaces.MultiDiscrete([R + 1, L, G] if self.gpu_scaling else [R + 1, L])
         self.region_block = F + 5
         self.job_at = N_TIME_FEATURES + R * self.region_block
         n_obs = self.job_at + N_JOB_FEATURES + N_STATES
@@ -231,7 +245,7 @@ class CarbonMigrationEnv(gym.Env):
     def step(self, action):
         if self._ended is not None:
             raise ResetNeeded(f"CarbonMigrationEnv.step() called {self._ended}; call reset() first")
-        target, level = self._check_action(action)
+        target, level, gpus = self._check_action(action)
         rows, i = self._rows, self._row
         if self.invalid_action == "raise" and not self._mask[target]:
             raise ValueError(
@@ -240,6 +254,7 @@ class CarbonMigrationEnv(gym.Env):
             )
         rows.targets[i] = target
         rows.levels[i] = level
+        rows.gpus[i] = gpus
         rows.step(self._idx)  # one compiled call: masked target -> physics -> observation, mask, reward
         reward = float(rows.rewards[i])
         terminated = bool(rows.term[i])
@@ -266,7 +281,8 @@ class CarbonMigrationEnv(gym.Env):
         return self.sim.episode
 
     def action_masks(self) -> np.ndarray:
-        """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels."""
+        """Valid choices as ``R + 1 + L`` booleans: targets (regions, wait) then clock levels (then ``G`` GPU-count
+        choices with ``gpu_scaling``)."""
         if self._ended is _NOT_RESET:
             raise ResetNeeded("CarbonMigrationEnv.action_masks() called before reset(); call reset() first")
         return self._mask.copy()
@@ -365,25 +381,31 @@ class CarbonMigrationEnv(gym.Env):
         sim = self.sim
         return continue_target(sim.state, sim.region, sim.dest, sim.after_suspend, self.R)
 
-    def _check_action(self, action) -> tuple[int, int]:
+    def _check_action(self, action) -> tuple[int, int, int]:
+        """``(target, level, gpu choice)`` of a 2- or 3-integer action (2: all requested GPUs, choice -1)."""
         if type(action) is np.ndarray and action.shape == (2,) and action.dtype.kind in "iu":  # fast path
             target, level = action.tolist()
             if 0 <= target <= self.R and 0 <= level < self.L:
-                return target, level
-        expected = f"expected 2 integers [target 0..{self.R} ({self.R} = wait), clock level 0..{self.L - 1}]"
+                return target, level, -1
+        G = self.G
+        expected = (
+            f"expected 2 integers [target 0..{self.R} ({self.R} = wait), clock level 0..{self.L - 1}] (or a third, "
+            f"the GPU choice 0..{G - 1}: (g + 1) x {int(self.sim.tables.group)} GPUs)"
+        )
         try:
             a = np.asarray(action)
         except Exception:
             raise ValueError(f"action {action!r} is not array-like; {expected}") from None
-        if a.shape != (2,):
+        if a.shape not in ((2,), (3,)):
             raise ValueError(f"action {action!r} has shape {a.shape}; {expected}")
         if not np.issubdtype(a.dtype, np.integer):
             if not np.issubdtype(a.dtype, np.floating) or not np.all(np.mod(a, 1) == 0):
                 raise ValueError(f"action {action!r} (dtype {a.dtype}) is not integer-valued; {expected}")
         target, level = int(a[0]), int(a[1])
-        if not (0 <= target <= self.R and 0 <= level < self.L):
-            raise ValueError(f"action {[target, level]} out of range; {expected}")
-        return target, level
+        gpus = int(a[2]) if a.shape == (3,) else -1
+        if not (0 <= target <= self.R and 0 <= level < self.L and -1 <= gpus < G):
+            raise ValueError(f"action {a.tolist()} out of range; {expected}")
+        return target, level, gpus
 
     def _info(self) -> dict[str, Any]:
         sim = self.sim

@@ -26,6 +26,7 @@ from sim.layout import (
     F_T_S,
     I_AFTER_SUSPEND,
     I_DEST,
+    I_GPU_CAP,
     I_K,
     I_LEVEL,
     I_N_GPUS,
@@ -37,6 +38,8 @@ from sim.layout import (
     M_TXC,
     MIGRATION,
     P_DEADLINE,
+    P_ELASTIC,
+    P_GROUP,
     P_HORIZON,
     P_NHOURS,
     P_NSTEPS,
@@ -76,6 +79,7 @@ class RowBuffers(NamedTuple):
     t_mb_home_s: float  # s per mini-batch at home at the top clock (the lateness of unfinished work)
     targets: np.ndarray  # (n,) int the action: target region (R = wait) -> region or WAIT
     levels: np.ndarray  # (n,) int the action: clock level
+    gpus: np.ndarray  # (n,) int the action: GPU-count choice g (g + 1 parallel groups; -1: all requested)
     obs: np.ndarray  # (n, D) float32 observations
     masks: np.ndarray  # (n, R + 1 + L) bool action masks
     rewards: np.ndarray  # (n,) the step's reward
@@ -97,26 +101,36 @@ class InfoBlocks(NamedTuple):
 
 
 @njit(cache=True)
-def split_actions(actions, n_regions, n_levels, targets, levels):
-    """``targets[i], levels[i] := actions[i]`` for the (N, 2) integer ``actions``; returns the first row outside
-    ``[0, n_regions] x [0, n_levels)`` (nothing is trusted from it), or -1."""
+def split_actions(actions, n_regions, n_levels, n_gpu_choices, buf):
+    """``targets[i], levels[i] (, gpus[i]) := actions[i]`` for the (N, 2) or (N, 3) integer ``actions`` into the
+    rows' buffers ``buf`` (:class:`RowBuffers`, plain); two columns: all GPUs. Returns the first row outside
+    ``[0, n_regions] x [0, n_levels) x [0, n_gpu_choices)`` (nothing is trusted from it), or -1."""
+    b = RowBuffers(*buf)
+    three = actions.shape[1] == 3
     for i in range(actions.shape[0]):
         t, lv = actions[i, 0], actions[i, 1]
-        if t < 0 or t > n_regions or lv < 0 or lv >= n_levels:
+        g = actions[i, 2] if three else -1
+        if t < 0 or t > n_regions or lv < 0 or lv >= n_levels or g < -1 or g >= n_gpu_choices:
             return i
-        targets[i] = t
-        levels[i] = lv
+        b.targets[i] = t
+        b.levels[i] = lv
+        b.gpus[i] = g
     return -1
 
 
 # The per-step kernels are compiled without reference counting (``_nrt=False``, as ``sim.core.advance``): they
 # allocate nothing, and each per-row view (obs[i], free[i], ...) would otherwise cost atomic increfs and decrefs.
 @njit(cache=True, _nrt=False)
-def _prepare(envs, st, buf, n_regions):
-    """Masked targets become the continue target (counted in ``invalid``); the wait index becomes ``WAIT``."""
+def _prepare(envs, st, P, buf, n_regions):
+    """Masked targets become the continue target (counted in ``invalid``); the wait index becomes ``WAIT``; the
+    GPU-count choice becomes the job's ``I_GPU_CAP`` (0: all; a rigid job always runs on all)."""
     targets, masks = buf.targets, buf.masks
+    req, group = int(P[P_REQ]), int(P[P_GROUP])
     for e in range(envs.shape[0]):
         i = envs[e]
+        g = buf.gpus[i]
+        cap = (g + 1) * group if g >= 0 and P[P_ELASTIC] != 0.0 else 0
+        st.i[i, 0, I_GPU_CAP] = cap if cap < req else 0
         t = targets[i]
         if not masks[i, t]:
             iv = st.i[i, 0]
@@ -331,7 +345,7 @@ def step_rows(envs, engine, rows, info):
     ``advance``'s ``(parked, errors)``; when ``parked``, the caller resumes the parked rows, observes, and fills
     the infos."""
     buf = RowBuffers(*rows)
-    _prepare(envs, StateRows(*engine[0]), buf, buf.xfer_h.shape[0])
+    _prepare(envs, StateRows(*engine[0]), JobTables(*engine[1]).params, buf, buf.xfer_h.shape[0])
     parked, errors = advance(envs, buf.targets, buf.levels, engine)
     if parked == 0 and errors == 0:
         observe_rows(envs, True, engine, rows)

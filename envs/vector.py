@@ -81,6 +81,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         invalid_action: str = "ignore",
         reward: dict | None = None,
         autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
+        gpu_scaling: bool = False,
     ):
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r}; expected an integer >= 1")
@@ -106,12 +107,18 @@ class CarbonMigrationVectorEnv(VectorEnv):
             render_mode=render_mode,
             invalid_action=invalid_action,
             reward=reward,
+            gpu_scaling=gpu_scaling,
         )
         self.world = first.world  # shared: traces, network and GPU models loaded once
         # one single environment per row, used to draw episodes at reset (same code, same random stream)
         self._envs = [first] + [
             CarbonMigrationEnv(
-                first.scenario, render_mode=render_mode, invalid_action=invalid_action, reward=reward, world=first.world
+                first.scenario,
+                render_mode=render_mode,
+                invalid_action=invalid_action,
+                reward=reward,
+                world=first.world,
+                gpu_scaling=gpu_scaling,
             )
             for _ in range(num_envs - 1)
         ]
@@ -119,7 +126,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
         self.render_mode = render_mode
         self.invalid_action = invalid_action
         self.scenario = first.scenario
-        self.R, self.L = first.R, first.L
+        self.R, self.L, self.G = first.R, first.L, first.G
         self.single_observation_space = first.observation_space
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, N)
@@ -256,13 +263,16 @@ class CarbonMigrationVectorEnv(VectorEnv):
     def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
         R, L, N = self.R, self.L, self.num_envs
         a = actions
-        if not (type(a) is np.ndarray and a.shape == (N, 2) and a.dtype.kind in "iu"):  # the fast path skips this
-            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
+        expected = (
+            f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env, or ({N}, 3) "
+            f"with a GPU choice 0..{self.G - 1}"
+        )
+        if not (type(a) is np.ndarray and a.shape in ((N, 2), (N, 3)) and a.dtype.kind in "iu"):  # fast path
             try:
                 a = np.asarray(actions)
             except Exception:
                 raise ValueError(f"actions {actions!r} are not array-like; {expected}") from None
-            if a.shape != (N, 2):
+            if a.shape not in ((N, 2), (N, 3)):
                 raise ValueError(f"actions have shape {a.shape}; {expected}")
             if not np.issubdtype(a.dtype, np.integer):
                 ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
@@ -270,9 +280,8 @@ class CarbonMigrationVectorEnv(VectorEnv):
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
             a = a.astype(np.int64)  # a copy: the caller's array is never changed
         rs = self.rows
-        i = split_actions(a, R, L, rs.targets, rs.levels)  # into the rows' action buffers, checked
+        i = split_actions(a, R, L, self.G, rs._plain)  # into the rows' action buffers, checked
         if i >= 0:
-            expected = f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env"
             raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
         return rs.targets, rs.levels
 

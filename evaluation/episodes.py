@@ -43,6 +43,7 @@ COLUMNS = (
     "cap_violation_s",
     "lost_minibatches",
     "gpu_hours",
+    "gpus_mean",
     "host_kwh",
     "checkpoint_stall_s",
     "embodied_kg",
@@ -198,6 +199,7 @@ def episode_row(task: EpisodeTask, result: dict) -> dict:
         "cap_violation_s": m["cap_violation_s"],
         "lost_minibatches": m["lost_minibatches"],
         "gpu_hours": m["gpu_hours"],
+        "gpus_mean": _gpus_mean(m),
         "host_kwh": m["host_energy_kwh"],  # IT energy of the servers' CPUs and memory (in it_energy_kwh)
         "checkpoint_stall_s": m["checkpoint_stall_s"],
         "embodied_kg": m["embodied_carbon_g"] / G_PER_KG,  # beside carbon_kg, not in it
@@ -206,6 +208,12 @@ def episode_row(task: EpisodeTask, result: dict) -> dict:
         "oracle_gap_pct": math.nan,
         "bound_gap_pct": math.nan,
     }
+
+
+def _gpus_mean(m: dict) -> float:
+    """Mean GPUs the job held while it held any: GPU-hours / hours holding GPUs (the GPU-count lever's effect)."""
+    held_s = sum(m[k] for k in HOLDING_GPUS)
+    return m["gpu_hours"] * 3600.0 / held_s if held_s > 0 else math.nan
 
 
 def _avg_power_w(m: dict) -> float:

@@ -134,6 +134,7 @@ INT_FIELDS = (
     ("trans_0", "-", "a transition src * 8 + dst"),
     ("trans_1", "-", "the next transition"),
     ("trans_2", "-", "the next transition"),
+    ("gpu_cap", "GPUs", "GPUs the policy allows the job (the GPU-count action); 0: all it requested"),
 )
 FLOAT_NAMES = tuple(n for n, _, _ in FLOAT_FIELDS)
 INT_NAMES = tuple(n for n, _, _ in INT_FIELDS)
@@ -162,6 +163,7 @@ I_PEND = INT_NAMES.index("pend")
 I_ERROR = INT_NAMES.index("error")
 I_N_TRANS = INT_NAMES.index("n_trans")
 I_TRANS_0 = INT_NAMES.index("trans_0")
+I_GPU_CAP = INT_NAMES.index("gpu_cap")
 TRANS_SLOTS = 3  # a handler makes at most two transitions (e.g. Recovering -> Scaling -> Tolerance)
 PEND_NONE, PEND_GPU_FAILURE, PEND_LOG = 0, 1, 2  # parked: not, on a GPU-failure draw, on a full piece log
 SEGMENT_FIELDS = ("t_s", "dt_s", "region", "state", "gpu_w", "n_gpus", "dest")  # a logged piece (Logs.seg)

@@ -40,6 +40,7 @@ from sim.layout import (
     I_DEST,
     I_DRAINING,
     I_ERROR,
+    I_GPU_CAP,
     I_K,
     I_LEVEL,
     I_N_GPUS,
@@ -172,6 +173,17 @@ def usable(free, P):
 
 
 @njit(cache=True, inline="always")
+def job_usable(iv, free, P):
+    """``usable`` for the job ``iv`` under its GPU-count choice ``I_GPU_CAP`` (0: all it requested): it runs on at
+    most that many (CarbonScaler's lever; the speed follows the job's scaling curve ``JobTables.speed``)."""
+    req = int(P[P_REQ])
+    cap = iv[I_GPU_CAP]
+    if 0 < cap < req:
+        req = cap
+    return usable_gpus(free, req, int(P[P_GROUP]), P[P_ELASTIC] != 0.0)
+
+
+@njit(cache=True, inline="always")
 def free_gpus(pool, r, t, k, P):
     """GPUs free in region ``r`` at ``t`` (s) of decision step ``k``: none during an outage."""
     if region_down(pool, r, t):
@@ -200,7 +212,7 @@ def go(iv, new, allowed):
 @njit(cache=True, inline="always")
 def start_running(fv, iv, pool, tab):
     P = tab.params
-    n = usable(free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
+    n = job_usable(iv, free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
     if n == 0:
         if iv[I_STATE] != WAITING:
             go(iv, WAITING, tab.allowed)
@@ -258,12 +270,12 @@ def fault(fv, iv, acc, slot, pool, tab):
     if slot == M_GPUF:
         spare = free_now - iv[I_N_GPUS]
         n = iv[I_N_GPUS] - (0 if spare > 0 else 1)
-        u = usable(free_now, P)
+        u = job_usable(iv, free_now, P)
         if u < n:
             n = u
         iv[I_N_GPUS] = n - n % int(P[P_GROUP])
     else:
-        iv[I_N_GPUS] = usable(free_now, P)
+        iv[I_N_GPUS] = job_usable(iv, free_now, P)
     if iv[I_N_GPUS] <= 0:
         iv[I_N_GPUS] = 0
         go(iv, WAITING, allowed)
@@ -280,9 +292,10 @@ def decide(fv, iv, acc, target, level, pool, tab, rng_fns, rng_state):
     if s == TOLERANCE:
         if target == iv[I_REGION]:
             iv[I_DRAINING] = 0
-            n = usable(free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], tab.params), tab.params)
-            if n < iv[I_N_GPUS]:
-                fault(fv, iv, acc, M_PRE, pool, tab)
+            free_now = free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], tab.params)
+            n = job_usable(iv, free_now, tab.params)
+            if n < iv[I_N_GPUS] and (iv[I_GPU_CAP] == 0 or usable(free_now, tab.params) < iv[I_N_GPUS]):
+                fault(fv, iv, acc, M_PRE, pool, tab)  # the pool shrank under it (not the policy's choice)
             elif level != iv[I_LEVEL] or n != iv[I_N_GPUS]:
                 go(iv, SCALING, tab.allowed)
                 iv[I_N_GPUS] = n
@@ -318,7 +331,7 @@ def handle(fv, iv, acc, event, pool, tab, rng_fns, rng_state):
         acc[M_TXF] += 1
         go(iv, RECOVERING, allowed)
         fv[F_XFER_FAIL_AT_S] = math.inf
-        iv[I_N_GPUS] = usable(free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
+        iv[I_N_GPUS] = job_usable(iv, free_gpus(pool, iv[I_REGION], fv[F_T_S], iv[I_K], P), P)
         if iv[I_N_GPUS] == 0:
             go(iv, WAITING, allowed)
         else:

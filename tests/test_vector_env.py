@@ -114,7 +114,7 @@ def test_bad_batched_actions_raise_naming_the_env():
     with pytest.raises(ValueError, match="env 2: action \\[7, 0\\] out of range"):
         venv.step(bad)
     with pytest.raises(ValueError, match="shape"):
-        venv.step(np.zeros((N, 3), dtype=int))
+        venv.step(np.zeros((N, 4), dtype=int))  # (N, 3) carries a GPU choice
     with pytest.raises(ValueError, match="integer"):
         venv.step(np.full((N, 2), 0.5))
     with pytest.raises(ConfigError, match="num_envs"):
