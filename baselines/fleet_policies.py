@@ -35,6 +35,7 @@ from sim.rules import TIMED_STATES, WAIT
 from sim.tables import PARAMS
 
 _S_PER_H = 3600.0
+_CATCH_UP_MB = 1.0  # mini-batches behind its plan before an oracle job catches up off-plan
 _TIMED_STATES = np.array(TIMED_STATES)
 
 
@@ -162,12 +163,28 @@ class OracleFleetPolicy(FleetPolicy):
         # plans end a shield's reserve and a step before the deadline, so a job on its plan never trips the shield
         margin = shield_reserve_s(env) + env.step_s
         self.plan = cell_schedule(env.jobs, ci, free, env.step_s, overhead_s(env), price, margin_s=margin)
+        self.planned_left = self.plan.planned_left
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
         k = min(env.k, self.plan.region.shape[1] - 1)
         r = self.plan.region[:, k]
         lv = self.plan.level[:, k]
         targets, levels = np.where(r < 0, WAIT, r), np.where(lv < 0, env.L - 1, lv)
+        # a job behind its plan (a fault, a pool short of what the plan foresaw) catches up at once, while its
+        # deadline still has room: where it holds GPUs, else in the cleanest region with a free GPU, top clock
+        behind = env.open_jobs() & (env.remaining_minibatches() > self.planned_left[:, k] + _CATCH_UP_MB)
+        idle = np.flatnonzero(behind & (targets == WAIT))
+        if idle.size:
+            spare = np.where(env.region_up(), env.free_now() - env.gpus_in_use(), 0)
+            held, region, ci = env.job_gpus(), env.job_region(), env.intensity_now()
+            for j in idle:
+                if held[j] > 0:
+                    targets[j], levels[j] = region[j], env.L - 1
+                elif (spare >= 1).any():
+                    ok = np.flatnonzero(spare >= 1)
+                    rr = int(ok[np.argmin(ci[ok])])
+                    targets[j], levels[j] = rr, env.L - 1
+                    spare[rr] -= min(int(env.jobs.gpus[j]), int(spare[rr]))
         return fleet_deadline_shield(env, targets, levels)
 
 
