@@ -25,7 +25,10 @@ SCENARIOS = scenario_names()  # single-job (CarbonMigration-v0); the fleet ones 
 FLEETS = scenario_names("fleet")
 CONFIGS = sorted(p.stem for p in (REPO_ROOT / "agents" / "configs").glob("*.yaml"))
 DERIVED = sorted(p.name for p in (REPO_ROOT / "data" / "derived").iterdir() if p.is_file())
-NOT_SHIPPED = (".git", ".venv", "runs", "results", "build", "*.egg-info", "__pycache__", "tests", "notebooks", "bench")
+NOT_SHIPPED = (
+    *(".git", ".venv", "runs", "results", "build", "*.egg-info", "__pycache__", "tests", "notebooks", "bench"),
+    *("docs", "site"),
+)
 
 PROBE = """
 import json, os, sys
