@@ -207,9 +207,15 @@ def make_env(
     data_dir: str | None = None,
     world: World | None = None,
     monitor: bool = True,
+    gpu_scaling: bool | None = None,
 ) -> gym.Env:
-    """One ``CarbonMigrationEnv`` on ``split`` with the action adapter ``algo`` needs (and a Monitor for SB3 logs)."""
-    env: gym.Env = CarbonMigrationEnv(scenario, split, data_dir=data_dir, world=world)
+    """One ``CarbonMigrationEnv`` on ``split`` with the action adapter ``algo`` needs (and a Monitor for SB3 logs).
+
+    :param gpu_scaling: give the agent the GPU-count action component (default: for the masked algorithms, whose
+        masks cover it; the others keep ``[target, level]``)"""
+    if gpu_scaling is None:
+        gpu_scaling = algo_spec(algo).masked
+    env: gym.Env = CarbonMigrationEnv(scenario, split, data_dir=data_dir, world=world, gpu_scaling=gpu_scaling)
     wrapper = algo_spec(algo).wrapper
     if wrapper is not None:
         env = wrapper(env)
@@ -246,7 +252,10 @@ def make_vec_env(
             )
         from envs.vector import SB3VecEnv
 
-        venv: VecEnv = VecMonitor(SB3VecEnv(num_envs=n_envs, scenario=scenario, split=split, data_dir=data_dir))
+        sb3 = SB3VecEnv(
+            num_envs=n_envs, scenario=scenario, split=split, data_dir=data_dir, gpu_scaling=algo_spec(algo).masked
+        )
+        venv: VecEnv = VecMonitor(sb3)
         venv.seed(seed)
         return venv
     # one World (carbon table, network, GPU models) shared by in-process envs; subprocesses build their own

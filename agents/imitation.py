@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from agents.config import ImitationConfig
-from agents.policy import AgentPolicy
+from agents.policy import AgentPolicy, model_label, model_mask
 from baselines.oracle import OraclePolicy
 from baselines.rules import TIMED
 from envs.carbon_migration import CarbonMigrationEnv
@@ -52,7 +52,7 @@ class Demonstrations:
 
     def add(self, obs: np.ndarray, action: np.ndarray, mask: np.ndarray) -> None:
         self.obs.append(np.asarray(obs, dtype=np.float32).copy())
-        self.actions.append(np.asarray(action, dtype=np.int64).reshape(2).copy())
+        self.actions.append(np.asarray(action, dtype=np.int64).reshape(-1).copy())
         self.masks.append(np.asarray(mask, dtype=bool).copy())
 
     def __len__(self) -> int:
@@ -118,8 +118,8 @@ def collect(
         done = False
         while not done:
             view = env.view()
-            label = labeler.label(obs, view)
-            data.add(obs, label, view.mask)
+            label = model_label(model, labeler.label(obs, view))  # the oracle keeps all GPUs
+            data.add(obs, label, model_mask(model, view.mask))
             if beta >= 1.0 or rng.random() < beta:
                 action = label
                 expert_steps += 1
@@ -145,7 +145,7 @@ def agreement(policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray) -
     """Share of samples whose deterministic (masked arg-max) action equals the label, target and clock both."""
     with torch.no_grad():
         pred, _ = policy.predict(obs, deterministic=True, action_masks=masks)
-    return float(np.mean(np.all(np.asarray(pred).reshape(-1, 2) == actions, axis=1)))
+    return float(np.mean(np.all(np.asarray(pred).reshape(actions.shape) == actions, axis=1)))
 
 
 def bc_fit(

@@ -80,7 +80,7 @@ class AgentPolicy(Policy):
 
     def act(self, obs: np.ndarray, view: PolicyView) -> np.ndarray:
         if self.spec.masked:
-            action, _ = self.model.predict(obs, deterministic=True, action_masks=view.mask)
+            action, _ = self.model.predict(obs, deterministic=True, action_masks=model_mask(self.model, view.mask))
         else:
             action, _ = self.model.predict(obs, deterministic=True)
         if self.spec.wrapper is not None:
@@ -90,10 +90,27 @@ class AgentPolicy(Policy):
                     f"({self.algo} actions are translated by {self.spec.wrapper.__name__})"
                 )
             action = self._adapter.action(action)
-        action = np.asarray(action, dtype=np.int64).reshape(2)
+        action = np.asarray(action, dtype=np.int64).reshape(-1)  # [target, level] (, GPU choice)
         if self.shield_fraction is not None:
-            action = deadline_shield(view, action, self.shield_fraction)
+            action = np.concatenate([deadline_shield(view, action[:2], self.shield_fraction), action[2:]])
         return action
+
+
+def model_mask(model: BaseAlgorithm, mask: np.ndarray) -> np.ndarray:
+    """``mask`` widened to the model's action space: an environment without the GPU-count component (its masks
+    end at the clock levels) lets a model trained with it choose any GPU count (-> all GPUs is also valid)."""
+    need = int(np.sum(getattr(model.action_space, "nvec", [mask.size])))
+    if mask.size >= need:
+        return mask
+    return np.concatenate([mask, np.ones(need - mask.size, dtype=bool)])
+
+
+def model_label(model: BaseAlgorithm, action: np.ndarray) -> np.ndarray:
+    """A ``[target, level]`` action widened to the model's action space: every GPU-count component at its
+    default, all GPUs (its last choice)."""
+    nvec = np.asarray(getattr(model.action_space, "nvec", [0, 0]))
+    action = np.asarray(action, dtype=np.int64).reshape(-1)
+    return np.concatenate([action, nvec[action.size :] - 1]).astype(np.int64)
 
 
 def _resolve(path: Path) -> tuple[Path, Path]:

@@ -38,6 +38,7 @@ N_REGION_FEATURES = 6
 N_QUEUE_FEATURES = 6
 OBS_LOW, OBS_HIGH = -1.0, 5.0
 _SPLITS = ("train", "validation", "test")
+GPU_CHOICES = 4  # GPU-count choices per slot with gpu_scaling: a quarter, half, three quarters, all of the request
 
 
 def job_features(n_regions: int) -> int:
@@ -146,6 +147,11 @@ class CarbonFleetEnv(gym.Env):
     ``wait`` is always valid otherwise. A masked choice is ignored (the job keeps its course) and counted in
     ``info["invalid_actions"]``.
 
+    GPU count (CarbonScaler's lever, as in ``CarbonMigration-v0``): with ``gpu_scaling=True`` each slot has a third
+    component ``c = 0..C-1`` (``C = GPU_CHOICES``): the job runs on at most ``ceil(GPUs x (c + 1) / C)`` of the GPUs
+    it requested (``C - 1``: all), at the speed of its scaling curve; the masks are ``K * (R + 1 + L + C)``.
+    ``step_jobs(..., gpus=...)`` sets a GPU count per job directly.
+
     ## Observation Space
 
     ``Box(-1, 5, (R * 6 + K * (10 + R) + 6,), float32)``, three blocks, each feature clipped to [-1, 5]:
@@ -205,6 +211,7 @@ class CarbonFleetEnv(gym.Env):
         n_slots: int = 16,
         reward: dict | None = None,
         period: tuple[str, str] | None = None,
+        gpu_scaling: bool = False,
     ):
         self.scenario = scenario if isinstance(scenario, FleetScenario) else load_fleet_scenario(scenario)
         if reward is not None:  # reward weights replaced for this environment (e.g. a training config's)
@@ -231,7 +238,10 @@ class CarbonFleetEnv(gym.Env):
         R, L, K = self.R, self.L, self.K
         n_obs = R * N_REGION_FEATURES + K * job_features(R) + N_QUEUE_FEATURES
         self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, (n_obs,), np.float32)
-        self.action_space = spaces.MultiDiscrete(np.array([R + 1, L] * K, dtype=np.int64))
+        # GPU-count choices per slot (gpu_scaling): c = 0..C-1 runs the job on at most ceil(GPUs x (c + 1) / C)
+        self.C = GPU_CHOICES if gpu_scaling else 0
+        per_slot = [R + 1, L, self.C] if gpu_scaling else [R + 1, L]
+        self.action_space = spaces.MultiDiscrete(np.array(per_slot * K, dtype=np.int64))
         self.jobs: FleetJobs | None = None
         servers = [host_server(r.gpu) for r in sc.regions]
         md = sc.model
@@ -251,7 +261,7 @@ class CarbonFleetEnv(gym.Env):
         self._levels = np.zeros((1, self.J), dtype=np.int64)
         self._slots = np.full(K, -1, dtype=np.int64)
         self._obs = np.zeros(n_obs, dtype=np.float32)
-        self._mask = np.zeros(K * (R + 1 + L), dtype=bool)
+        self._mask = np.zeros(K * (R + 1 + L + self.C), dtype=bool)
         # compiled step's buffers (envs/fleet_kernels.py): per region, scalar results, the GPU log
         self._out = fk.FleetOut(
             power=np.zeros(R),
@@ -375,6 +385,7 @@ class CarbonFleetEnv(gym.Env):
                 self._horizon_s,
                 self.n_steps,
                 self.L,
+                self.C,
                 self._w,
             )
         )
@@ -467,17 +478,22 @@ class CarbonFleetEnv(gym.Env):
 
     def step(self, action):
         """One decision step with the ``K`` slots' choices (see the class docstring)."""
-        a = np.asarray(action, dtype=np.int64).reshape(self.K, 2)
-        return self._advance(a, True)
+        a = np.asarray(action, dtype=np.int64)
+        width = 3 if (self.C and a.size == 3 * self.K) else 2
+        return self._advance(a.reshape(self.K, width), True)
 
-    def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False):
+    def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False, gpus: np.ndarray | None = None):
         """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;
-        ``levels`` (J,)): the interface of the fleet baselines. Same physics and service order as ``step``,
-        or with ``fifo`` the pools serve jobs not holding GPUs in arrival order instead of by slack."""
+        ``levels`` (J,); ``gpus`` (J,): at most this many GPUs each, 0 or None: all it requested): the interface of
+        the fleet baselines. Same physics and service order as ``step``, or with ``fifo`` the pools serve jobs not
+        holding GPUs in arrival order instead of by slack."""
         if self._ended is not None:
             raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
         self._targets[0] = targets
         self._levels[0] = np.clip(levels, 0, self.L - 1)
+        if gpus is not None:  # the GPU-count lever (sim.physics.job_usable); 0: all
+            caps = np.clip(np.asarray(gpus, dtype=np.int64), 0, self.jobs.gpus)
+            self._i[0, :, core.I_GPU_CAP] = np.where(caps < self.jobs.gpus, caps, 0)
         return self._advance(self._no_action, False, fifo)
 
     def _advance(self, a: np.ndarray, slot_actions: bool, fifo: bool = False):

@@ -21,6 +21,7 @@ from sim.layout import (
     F_PROGRESS_MB,
     I_AFTER_SUSPEND,
     I_DEST,
+    I_GPU_CAP,
     I_K,
     I_LEVEL,
     I_N_GPUS,
@@ -90,6 +91,7 @@ class FleetView(NamedTuple):
     horizon_s: float  # s per episode
     n_steps: int  # decision steps per episode
     n_levels: int  # clock levels
+    n_gpu_choices: int  # C GPU-count choices per slot (0: no GPU-count component)
     weights: np.ndarray  # (len(REWARD_WEIGHTS),) reward weights, order sim.reward.REWARD_WEIGHTS
 
 
@@ -219,22 +221,29 @@ def array_sum(a):
 
 
 @njit(cache=True, _nrt=False)
-def apply_slots(a, slots, mask, n_regions, n_levels, targets, levels, iscal):
-    """The slots' choices ``a`` (K, 2) become their jobs' decisions (``targets`` / ``levels`` (J,)); a choice
-    out of range or masked (``mask`` flat, K x (R + 1 + L)) leaves the job's course and counts in
-    ``iscal[I_INVALID]``; padding slots are ignored."""
-    R, L = n_regions, n_levels
-    for s in range(slots.shape[0]):
-        j = slots[s]
+def apply_slots(a, v, o, targets, levels, iv0):
+    """The slots' choices ``a`` (K, 2) or (K, 3) become their jobs' decisions (``targets`` / ``levels`` (J,), and
+    with a third column the GPU-count choice c: at most ceil(GPUs x (c + 1) / C) GPUs, ``I_GPU_CAP`` of ``iv0``
+    (J, N_INT)); a choice out of range or masked (``o.mask`` flat, K x (R + 1 + L + C)) leaves the job's course and
+    counts in ``o.iscal[I_INVALID]``; padding slots are ignored. ``v``: :class:`FleetView`, ``o``: :class:`FleetOut`."""
+    R, L, C = v.pool.shape[0], v.n_levels, v.n_gpu_choices
+    W = R + 1 + L + C
+    for s in range(o.slots.shape[0]):
+        j = o.slots[s]
         if j < 0:
             continue
         t, lev = a[s, 0], a[s, 1]
-        row = s * (R + 1 + L)  # the slot's row of the flat mask
-        if not (0 <= t <= R and 0 <= lev < L and mask[row + t] and mask[row + R + 1 + lev]):
-            iscal[I_INVALID] += 1
+        c = a[s, 2] if a.shape[1] > 2 else C - 1
+        row = s * W  # the slot's row of the flat mask
+        ok_c = C == 0 or (0 <= c < C and o.mask[row + R + 1 + L + c])
+        if not (0 <= t <= R and 0 <= lev < L and o.mask[row + t] and o.mask[row + R + 1 + lev] and ok_c):
+            o.iscal[I_INVALID] += 1
             continue
         targets[j] = WAIT if t == R else t
         levels[j] = lev
+        if C > 0:
+            cap = (v.gpus[j] * (c + 1) + C - 1) // C
+            iv0[j, I_GPU_CAP] = cap if cap < v.gpus[j] else 0
 
 
 @njit(cache=True, _nrt=False)
@@ -303,14 +312,16 @@ def _fill_mask(i0, view, out, n, kk):
     (``sim.rules.continue_target``), else the regions up with free GPUs and wait; any level; padding: wait, 0."""
     R, L, K = view.pool.shape[0], view.n_levels, out.slots.shape[0]
     mask, down, free_now = out.mask, view.down, out.free_now
-    W = R + 1 + L
+    W = R + 1 + L + view.n_gpu_choices
     for s in range(K):
         row = s * W
         for c in range(W):
             mask[row + c] = False
-        if s >= n:  # padding: wait, level 0
+        if s >= n:  # padding: wait, level 0, all GPUs
             mask[row + R] = True
             mask[row + R + 1] = True
+            if W > R + 1 + L:
+                mask[row + W - 1] = True
             continue
         j = out.slots[s]
         st = i0[j, I_STATE]
@@ -511,7 +522,7 @@ def step_fleet(a, slot_actions, fifo, engine, fleet, view, out, blocks):
     targets, levels = engine[4]
     envs = _ENV0
     if slot_actions:
-        apply_slots(a, o.slots, o.mask, v.pool.shape[0], v.n_levels, targets[0], levels[0], o.iscal)
+        apply_slots(a, v, o, targets[0], levels[0], st.i[0])
     priority_order(envs, engine[0], T.params, fleet, fifo)
     errors = advance_fleet(envs, targets, levels, engine[:4], fleet)
     if errors:

@@ -84,3 +84,41 @@ def test_carbon_scaler_scales_meets_deadlines_and_emits_less_than_stay_on_a_held
         assert out["carbon_scaler"][1] and out["stay"][1]
         assert len(out["carbon_scaler"][2] - {0}) >= 3  # it changed the GPU count within the episode
         assert out["carbon_scaler"][0] < out["stay"][0]
+
+
+def test_the_learned_agent_gets_the_gpu_component_and_acts_on_a_plain_env():
+    from agents.build import load_hyperparams, make_model, make_vec_env
+    from agents.policy import AgentPolicy
+
+    venv = make_vec_env("paper", "train", "maskable_ppo", n_envs=2, seed=0)
+    env = CarbonMigrationEnv("paper")
+    assert venv.action_space.nvec.tolist() == [env.R + 1, env.L, env.G]
+    model = make_model("maskable_ppo", load_hyperparams("maskable_ppo"), venv, seed=0)
+    agent = AgentPolicy(model, "maskable_ppo")
+    obs, _ = env.reset(seed=0)  # an env without the component: its masks are widened, the action has 3 parts
+    agent.reset(env, 0)
+    action = agent.act(obs, env.view())
+    assert action.shape == (3,) and 0 <= action[2] < env.G
+    env.step(action)
+
+
+def test_the_fleet_takes_a_gpu_count_per_job_and_per_slot():
+    from envs.fleet import GPU_CHOICES, CarbonFleetEnv
+
+    env = CarbonFleetEnv("fleet_small", "test", n_slots=4)
+    env.reset(seed=0)
+    half = np.maximum(env.jobs.gpus // 2, 1)
+    for _ in range(8):
+        *_, info = env.step_jobs(env.jobs.home, np.full(env.J, env.L - 1), gpus=half)
+    assert (info["job_gpus"] <= half).all() and (info["job_gpus"] > 0).any()
+    scaled = CarbonFleetEnv("fleet_small", "test", n_slots=4, gpu_scaling=True)
+    scaled.reset(seed=0)
+    per_slot = [scaled.R + 1, scaled.L, GPU_CHOICES]
+    assert scaled.action_space.nvec.tolist() == per_slot * 4
+    assert scaled.action_masks().size == 4 * sum(per_slot)
+    a = np.array([[r, scaled.L - 1, 0] for r in scaled.jobs.home[:4]]).reshape(-1)  # a quarter of each request
+    for _ in range(8):
+        *_, info = scaled.step(a)
+    slots = info["slots"][info["slots"] >= 0]
+    quarter = -(-scaled.jobs.gpus // GPU_CHOICES)
+    assert (info["job_gpus"][slots] <= quarter[slots]).all()

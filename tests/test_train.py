@@ -73,7 +73,7 @@ def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
     assert cfg["algo"] == algo and cfg["scenario"]["name"] == "paper" and cfg["seed"] == 0
     assert cfg["timesteps_total"] >= 1024 and cfg["hyperparams"]["policy_kwargs"] == {"net_arch": [16]}
     assert {"torch", "stable_baselines3", "sb3_contrib", "gymnasium"} <= set(cfg["versions"])
-    # the loaded agent plays a whole validation episode with legal [target, level] actions
+    # the loaded agent plays a whole validation episode with legal [target, level] (, GPU choice) actions
     policy = load_agent(run_dir)
     env = CarbonMigrationEnv("paper", "validation", invalid_action="raise" if algo == "maskable_ppo" else "ignore")
     obs, _ = env.reset(seed=3)
@@ -81,7 +81,8 @@ def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
     done, steps = False, 0
     while not done:
         a = policy.act(obs, env.view())
-        assert a.shape == (2,) and 0 <= a[0] <= env.R and 0 <= a[1] < env.L
+        assert a.shape in ((2,), (3,)) and 0 <= a[0] <= env.R and 0 <= a[1] < env.L  # 3: with a GPU choice
+        assert a.size == 2 or 0 <= a[2] < env.G
         obs, _, term, trunc, _ = env.step(a)
         done, steps = term or trunc, steps + 1
     assert steps <= env.sim.n_steps
