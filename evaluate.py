@@ -318,15 +318,18 @@ def run_all_ray(tasks, address: str | None, num_cpus: int | None, carbon_source:
     import dataclasses
 
     from evaluation.distributed import init_ray, ray_map, run_task_checked
-    from sim.paths import raw_data_dir
+    from sim.paths import SYNTHETIC, raw_data_dir
 
-    found = None if carbon_source == SYNTHETIC_SOURCE else raw_data_dir(None)
+    # workers may not share this process's environment: name the data (or the synthetic series) explicitly
+    found = SYNTHETIC if carbon_source == SYNTHETIC_SOURCE else raw_data_dir(None)
 
     def absolute(t):
         env = dataclasses.replace(
             t.env,
             scenario=str(Path(t.env.scenario).resolve()) if Path(t.env.scenario).exists() else t.env.scenario,
-            data_dir=str(Path(t.env.data_dir).resolve()) if t.env.data_dir else (str(found) if found else None),
+            data_dir=(str(Path(t.env.data_dir).resolve()) if t.env.data_dir != SYNTHETIC else SYNTHETIC)
+            if t.env.data_dir
+            else (str(found) if found else None),
         )
         policy = t.policy
         if policy.is_agent:

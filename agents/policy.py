@@ -134,6 +134,21 @@ def _resolve(path: Path) -> tuple[Path, Path]:
     return path, path.parent
 
 
+def run_label(path: str | Path) -> str:
+    """The name a run goes by in tables and plots: the ``label`` in its config.yaml (train.py's ``--name``, or
+    the default that says what the training did, e.g. ``imitation``), else the run directory's name."""
+    _, run_dir = _resolve(Path(path))
+    cfg_path = run_dir / "config.yaml"
+    if cfg_path.is_file():
+        try:
+            label = (yaml.safe_load(cfg_path.read_text()) or {}).get("label")
+        except (yaml.YAMLError, AttributeError):
+            label = None
+        if label:
+            return str(label)
+    return run_dir.name
+
+
 def load_agent(path: str | Path, name: str | None = None, algo: str | None = None) -> AgentPolicy:
     """Load a trained agent saved by ``train.py``.
 

@@ -39,6 +39,7 @@ def compare(
     :return: ``(episodes, summary)``: the rows of ``episodes.csv`` (carbon_kg, energy_kwh, jct_h, ...,
         oracle_gap_pct) and of ``summary.csv`` (per policy: ``<metric>_mean``, ``<metric>_ci95``, rates)
     """
+    from agents.policy import run_label
     from loaders.world import build_world
     from sim.scenario import load_scenario
 
@@ -48,8 +49,11 @@ def compare(
         world = build_world(sc, split, data_dir=data_dir, period=period)
     env_spec = EnvSpec(str(sc.source), split, data_dir, period)
     specs = [PolicySpec(p, p) for p in policies]
-    for a in agents:  # named like evaluate.py names them: after the run directory
-        specs.append(PolicySpec(Path(a).name if Path(a).is_dir() else Path(a).parent.name, AGENT_PREFIX + str(a)))
+    for a in agents:  # named like evaluate.py names them: the run's label (train.py's --name), made unique
+        name, k = run_label(a), 2
+        while name in {spec.name for spec in specs}:
+            name, k = f"{run_label(a)}-{k}", k + 1
+        specs.append(PolicySpec(name, AGENT_PREFIX + str(a)))
     tasks = plan_episodes(world, env_spec, specs, episodes, seed, history_episode=-1)
     rows = [run_task(t)["row"] for t in tasks]
     table = add_oracle_gap(pd.DataFrame(rows, columns=list(COLUMNS)))

@@ -29,3 +29,15 @@ def test_default_label_says_what_the_training_does():
     assert hp["timesteps"] == 0 and train.default_label("maskable_ppo", hp, 0) == "imitation"
     assert train.default_label("maskable_ppo", hp, 5000) == "imitation+maskable_ppo"
     assert train.default_label("dqn", load_hyperparams("dqn"), 5000) == "dqn"
+
+
+def test_a_run_goes_by_its_label_else_its_folder_name(tmp_path):
+    from agents.policy import run_label
+
+    labelled, old = tmp_path / "imitation-paper-s0-20260101-000000", tmp_path / "paper-maskable_ppo-s0-old"
+    for run, cfg in ((labelled, "algo: maskable_ppo\nlabel: imitation\n"), (old, "algo: maskable_ppo\n")):
+        run.mkdir()
+        (run / "config.yaml").write_text(cfg)
+        (run / "model.zip").write_bytes(b"zip")
+    assert run_label(labelled) == "imitation" and run_label(labelled / "model.zip") == "imitation"
+    assert run_label(old) == "paper-maskable_ppo-s0-old"  # runs from before labels keep their folder name
