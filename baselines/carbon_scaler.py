@@ -1,6 +1,6 @@
-"""CarbonScaler: scale the job's GPU count with the grid's carbon intensity (Hanafy, Liang, Ali, Bashir, Irwin,
-Shenoy, "CarbonScaler: Leveraging Cloud Workload Elasticity for Optimizing Carbon-Efficiency", Proc. ACM Meas.
-Anal. Comput. Syst. 7(3), 2023; POMACS / SIGMETRICS 2024).
+"""CarbonScaler: scale the job's GPU count with the grid's carbon intensity (W. A. Hanafy, Q. Liang, N. Bashir,
+D. Irwin, P. Shenoy, "CarbonScaler: Leveraging Cloud Workload Elasticity for Optimizing Carbon-Efficiency",
+Proc. ACM Meas. Anal. Comput. Syst. (POMACS) 7(3), 2023; SIGMETRICS 2024).
 
 CarbonScaler's greedy marginal allocation (the paper's Algorithm 1), on this environment's GPU-count action: split
 the time to the deadline into decision steps; each step offers its GPUs one parallel group at a time, the k-th
