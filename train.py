@@ -12,7 +12,9 @@ the agent in evaluate.py's tables) receives ``config.yaml`` (everything needed t
 validation-selected model), ``model.zip`` (the last one) and ``checkpoints/step-<N>/``: complete, atomically
 written saves (model and optimiser, step counter, for DQN/SAC/TD3 the replay buffer, with ``normalize_reward`` the
 return statistics; see ``agents/checkpoint.py``) every ``--save-every`` steps and when the run ends or is stopped.
-Ctrl-C and SIGTERM save and exit; after a SIGKILL, ``--resume`` continues from the newest complete save.
+Ctrl-C and SIGTERM stop at the next rollout boundary, save, print the resume command and exit 130/143; after a
+SIGKILL, ``--resume`` continues from the newest complete save. A resumed run ends bit-identical to the same run left
+alone (the saves hold every generator and the envs' state, ``agents/checkpoint.py``).
 ``agents.load_agent(run_dir)`` turns a run into a policy for evaluate.py.
 
 The default agent (``agents/configs/maskable_ppo.yaml``) is a MaskablePPO policy network that first learns from
@@ -31,8 +33,10 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -176,7 +180,10 @@ def versions() -> dict:
 
 
 def make_logger(run_dir: Path, tensorboard: bool, append: bool):
-    """SB3 logger writing progress.csv (appended to when resuming) and optionally TensorBoard events."""
+    """SB3 logger writing progress.csv (appended to when resuming) and optionally TensorBoard events.
+
+    ``iterations_before`` (set when resuming) is added to SB3's ``time/iterations``, which counts the rollouts of
+    one ``learn`` call, so a resumed run logs what the uninterrupted one would."""
     from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 
     class AppendingCSV(CSVOutputFormat):
@@ -190,10 +197,18 @@ def make_logger(run_dir: Path, tensorboard: bool, append: bool):
             self.separator, self.quotechar = ",", '"'
             self.file.seek(0, 2)
 
+    class RunLogger(Logger):
+        iterations_before = 0
+
+        def record(self, key, value, exclude=None):
+            if key == "time/iterations":
+                value += self.iterations_before
+            super().record(key, value, exclude)
+
     formats = [AppendingCSV(run_dir / "progress.csv")]
     if tensorboard:
         formats.append(TensorBoardOutputFormat(str(run_dir / "tb")))
-    return Logger(str(run_dir), formats)
+    return RunLogger(str(run_dir), formats)
 
 
 def best_so_far(eval_csv: Path):
@@ -218,232 +233,363 @@ def default_save_every(timesteps: int, hp: dict) -> int:
     return max(1, min(int(hp["checkpoint_freq"]), timesteps // 10))
 
 
+@dataclass
+class Run:
+    """What a run is made of, whether it starts now or resumes: its folder, config and where it stands."""
+
+    run_dir: Path
+    cfg: dict
+    algo: str
+    seed: int
+    n_envs: int
+    vec: str
+    hp: dict
+    scenario: Any
+    data_dir: str | None
+    timesteps: int
+    save_every: int
+    save_dir: Path | None = None  # the save resumed from
+    saved_state: dict = field(default_factory=dict)  # its state.yaml
+    redo_imitation: bool = False  # killed during imitation, before its first save: imitation starts over
+
+    @property
+    def resuming(self) -> bool:
+        return self.save_dir is not None
+
+
+class Interrupted(Exception):
+    """SIGTERM/SIGINT stopped the run; ``save_dir`` is the save it resumes from (None: nothing saved yet)."""
+
+    def __init__(self, signum: int, run: Run, step: int | None, save_dir: Path | None):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.run, self.step, self.save_dir = signum, run, step, save_dir
+
+
+def check_batch_size(hp: dict, n_envs: int, source: str) -> None:
+    """On-policy mini-batches are cut from one rollout of ``n_steps x n_envs`` steps: a larger batch is never full."""
+    n_steps, batch = hp.get("n_steps"), hp.get("batch_size")
+    if n_steps is not None and batch is not None and batch > n_steps * n_envs:
+        raise ConfigError(
+            f"{source}: batch_size: {batch} is larger than a rollout (n_steps {n_steps} x n_envs {n_envs} = "
+            f"{n_steps * n_envs} steps); give batch_size <= {n_steps * n_envs} or more n_steps/n_envs"
+        )
+
+
+def resume_run(args: argparse.Namespace) -> Run:
+    """The saved config of ``--resume RUN_DIR`` and its newest complete save."""
+    from agents.checkpoint import latest_save
+    from sim.scenario import load_scenario
+
+    run_dir = Path(args.resume)
+    cfg_path = run_dir / "config.yaml"
+    saved = latest_save(run_dir) if cfg_path.is_file() else None
+    # runs from before checkpoints/step-N/ existed kept their last state beside config.yaml
+    save_dir = saved[0] if saved else run_dir
+    redo_imitation = False
+    if cfg_path.is_file() and not (save_dir / "model.zip").is_file():
+        # imitation is deterministic for the seed, so redoing it ends the run as if it had not been killed
+        redo_imitation = bool((yaml.safe_load(cfg_path.read_text()).get("hyperparams") or {}).get("imitation"))
+    if not cfg_path.is_file() or not ((save_dir / "model.zip").is_file() or redo_imitation):
+        raise ConfigError(
+            f"--resume {run_dir}: expected a run directory with config.yaml and a complete save "
+            "(checkpoints/step-N/ or model.zip) made by train.py"
+        )
+    cfg = yaml.safe_load(cfg_path.read_text())
+    hp = cfg["hyperparams"]
+    path = cfg["scenario"]["path"]
+    scenario = load_scenario(path if Path(path).exists() else cfg["scenario"]["name"])
+    timesteps = args.timesteps or cfg["timesteps"]
+    save_every = args.save_every or cfg.get("save_every") or default_save_every(timesteps, hp)
+    cfg["timesteps"], cfg["save_every"] = timesteps, save_every
+    done = saved[1]["num_timesteps"] if saved else None
+    if done is not None and done >= timesteps:  # before building anything
+        raise ConfigError(
+            f"--resume {run_dir}: the run already has {done} steps and --timesteps {timesteps} is the total; "
+            f"give a total above {done}"
+        )
+    return Run(
+        run_dir, cfg, cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"], hp, scenario, cfg["data_dir"],
+        timesteps, save_every, None if redo_imitation else save_dir, saved[1] if saved else {}, redo_imitation,
+    )  # fmt: skip
+
+
+def new_run(args: argparse.Namespace) -> Run:
+    """A fresh run from the options and the algorithm's YAML config."""
+    from agents.build import ALGOS, load_hyperparams
+    from sim.scenario import load_scenario
+
+    algo, seed = args.algo, args.seed
+    source = args.config or f"agents/configs/{algo}.yaml"
+    hp = load_hyperparams(algo, args.config)
+    scenario = load_scenario(args.scenario)
+    n_envs = args.n_envs or hp["n_envs"]
+    check_batch_size(hp, n_envs, source)
+    timesteps = args.timesteps or hp["timesteps"]
+    if timesteps == 0 and not hp.get("imitation"):
+        raise ConfigError(
+            f"{source}: timesteps: 0 trains nothing without an imitation section; give --timesteps or an integer >= 1"
+        )
+    save_every = args.save_every or default_save_every(timesteps, hp)
+    label = args.name or default_label(algo, hp, timesteps)
+    name = args.name or f"{label}-{scenario.name}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(args.out) / name
+    if run_dir.exists():
+        raise ConfigError(f"{run_dir} already exists; pick another --name or use --resume {run_dir}")
+    cfg = {
+        "name": name,
+        "label": label,  # the agent's name in evaluate.py's tables and plots
+        "algo": algo,
+        "algo_class": ALGOS[algo].cls.__name__,
+        "scenario": {"name": scenario.name, "path": str(scenario.source)},
+        "train_split": "train",
+        "eval_split": "validation",
+        "timesteps": timesteps,
+        "save_every": save_every,
+        "seed": seed,
+        "n_envs": n_envs,
+        "vec": args.vec,
+        "data_dir": args.data_dir,
+        "config_file": args.config,
+        "hyperparams": hp,
+        "versions": versions(),
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "scenario_resolved": scenario.to_dict(),
+    }
+    return Run(run_dir, cfg, algo, seed, n_envs, args.vec, hp, scenario, args.data_dir, timesteps, save_every)
+
+
+def load_model(run: Run, venv):
+    """The model of the save resumed from: weights, optimiser, step counter, last observations, replay buffer."""
+    from agents.build import algo_spec
+    from agents.checkpoint import restore_logs
+
+    spec = algo_spec(run.algo)
+    # force_reset=False keeps the saved last observations: the restored envs continue those episodes
+    model = spec.cls.load(run.save_dir / "model.zip", env=venv, device="cpu", force_reset=False)
+    if spec.off_policy and (run.save_dir / "replay_buffer.pkl").exists():
+        model.load_replay_buffer(run.save_dir / "replay_buffer.pkl")
+    done = int(model.num_timesteps)
+    dropped = restore_logs(run.run_dir, run.save_dir, done)  # log rows after the save are redone, not repeated
+    run.cfg.setdefault("resumed", []).append(
+        {
+            "at_timesteps": done,
+            "from": str(run.save_dir),
+            "log_rows_dropped": dropped,
+            "to_total": run.timesteps,
+            "when": datetime.now().isoformat(timespec="seconds"),
+        }
+    )
+    return model
+
+
+def imitate(run: Run, model, validation, save, progress: bool) -> None:
+    """agents/imitation.py: clone the oracle, DAgger, then validate and save before any RL step."""
+    from agents.imitation import ImitationConfig, pretrain
+    from envs.carbon_migration import CarbonMigrationEnv
+
+    print(f"imitating the oracle on {run.scenario.name}'s training split (seed {run.seed}) -> {run.run_dir}")
+    pretrain(
+        model,
+        CarbonMigrationEnv(run.scenario, "train", data_dir=run.data_dir),
+        ImitationConfig.from_dict(run.hp["imitation"]),
+        run.seed,
+        run.run_dir / "imitation.csv",
+        shield_fraction=run.hp.get("deadline_shield"),
+        progress=progress,
+    )
+    validation.init_callback(model)
+    validation.evaluate()  # the imitating policy is the first candidate for best_model.zip
+    save()
+
+
+class StopSignals:
+    """SIGTERM (cluster schedulers, ``kill``) and SIGINT (Ctrl-C) while training: the first one asks training to
+    stop at the next rollout boundary, where a save is exact (``agents.checkpoint.PeriodicSave``); a second one,
+    or one outside ``learn`` (imitation), stops at once. The handler only sets a flag while learning: an exception
+    raised from it could land in code that swallows it (a ``__del__`` running when the signal arrives)."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.signum: int | None = None
+        self.learning = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        if self.learning and first:
+            name = signal.Signals(signum).name
+            print(f"\n{name}: stopping at the next save point (send it again to stop now)", file=sys.stderr)
+            self.stop.set()
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGINT):
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def learn(run: Run, model, callbacks, signals: StopSignals, no_progress_bar: bool) -> None:
+    """PPO/DQN/... steps from the model's step counter up to ``run.timesteps`` in total."""
+    start = int(model.num_timesteps)
+    if run.timesteps <= start:  # 0 RL steps: the imitating policy is the agent
+        return
+    print(
+        f"{'resuming' if run.resuming else 'training'} {run.algo} on {run.scenario.name}"
+        f"{f' from {start} steps' if run.resuming else ''} to {run.timesteps} steps in total "
+        f"({run.n_envs} envs, seed {run.seed}, a save every {run.save_every} steps) -> {run.run_dir}",
+        flush=True,
+    )
+    signals.learning = True
+    try:
+        model.learn(
+            total_timesteps=run.timesteps - start if run.resuming else run.timesteps,  # SB3 adds the steps done
+            callback=callbacks,
+            progress_bar=not no_progress_bar,
+            reset_num_timesteps=not run.resuming,
+        )
+    finally:
+        signals.learning = False
+
+
 def train(args: argparse.Namespace) -> Path:
+    """Options -> run config -> environments -> model -> callbacks -> imitation -> learn -> save.
+
+    :raises Interrupted: SIGTERM/SIGINT stopped the run (after a save at a rollout boundary, or at once)
+    """
+    from agents.checkpoint import TrainingStopped, latest_save
+
+    # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
+    run = resume_run(args) if args.resume else new_run(args)
+    with StopSignals() as signals:
+        try:
+            return run_training(run, args, signals)
+        except TrainingStopped as stopped:  # a requested stop, saved at the rollout boundary
+            raise Interrupted(signals.signum, run, int(stopped.step), stopped.save_dir) from None
+        except KeyboardInterrupt:  # a second signal, or one outside learn: the newest save is where it resumes
+            saved = latest_save(run.run_dir)
+            step, save_dir = (saved[1]["num_timesteps"], saved[0]) if saved else (None, None)
+            raise Interrupted(signals.signum or signal.SIGINT, run, step, save_dir) from None
+
+
+def run_training(run: Run, args: argparse.Namespace, signals: StopSignals) -> Path:
     import torch
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.utils import set_random_seed
 
-    from agents.build import ALGOS, algo_spec, load_hyperparams, make_model, make_vec_env, normalize_rewards
+    from agents.build import algo_spec, make_model, make_vec_env, normalize_rewards
     from agents.callbacks import ValidationCallback
     from agents.checkpoint import (
         PeriodicSave,
         StopAtTotal,
-        StopOnRequest,
         atomic_save_model,
         atomic_write_text,
-        latest_save,
-        restore_logs,
-        save_training_state,
+        load_resume_state,
+        restore_resume_state,
     )
     from envs.carbon_migration import CarbonMigrationEnv
     from evaluation.report import data_label
-    from sim.scenario import load_scenario
 
-    # ---- config: a fresh run from options + YAML, or the saved config of the run being resumed
-    redo_imitation = False  # a run killed during imitation, before its first save, starts its imitation over
-    if args.resume:
-        run_dir = Path(args.resume)
-        cfg_path = run_dir / "config.yaml"
-        saved = latest_save(run_dir) if cfg_path.is_file() else None
-        # runs from before checkpoints/step-N/ existed kept their last state beside config.yaml
-        save_dir = saved[0] if saved else run_dir
-        if cfg_path.is_file() and not (save_dir / "model.zip").is_file():
-            # imitation is deterministic for the seed, so redoing it ends the run as if it had not been killed
-            redo_imitation = bool((yaml.safe_load(cfg_path.read_text()).get("hyperparams") or {}).get("imitation"))
-        if not cfg_path.is_file() or not ((save_dir / "model.zip").is_file() or redo_imitation):
-            raise ConfigError(
-                f"--resume {run_dir}: expected a run directory with config.yaml and a complete save "
-                "(checkpoints/step-N/ or model.zip) made by train.py"
-            )
-        cfg = yaml.safe_load(cfg_path.read_text())
-        algo, seed, n_envs, vec = cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"]
-        hp = cfg["hyperparams"]
-        scenario = load_scenario(
-            cfg["scenario"]["path"] if Path(cfg["scenario"]["path"]).exists() else cfg["scenario"]["name"]
-        )
-        data_dir = cfg["data_dir"]
-        timesteps = args.timesteps or cfg["timesteps"]
-        save_every = args.save_every or cfg.get("save_every") or default_save_every(timesteps, hp)
-        cfg["timesteps"], cfg["save_every"] = timesteps, save_every
-        if saved and saved[1]["num_timesteps"] >= timesteps:  # before building anything
-            raise ConfigError(
-                f"--resume {run_dir}: the run already has {saved[1]['num_timesteps']} steps and --timesteps "
-                f"{timesteps} is the total; give a total above {saved[1]['num_timesteps']}"
-            )
-    else:
-        algo, seed, vec, data_dir = args.algo, args.seed, args.vec, args.data_dir
-        hp = load_hyperparams(algo, args.config)
-        scenario = load_scenario(args.scenario)
-        n_envs = args.n_envs or hp["n_envs"]
-        timesteps = args.timesteps or hp["timesteps"]
-        if timesteps == 0 and not hp.get("imitation"):
-            raise ConfigError(
-                f"{args.config or f'agents/configs/{algo}.yaml'}: timesteps: 0 trains nothing without an imitation "
-                "section; give --timesteps or an integer >= 1"
-            )
-        save_every = args.save_every or default_save_every(timesteps, hp)
-        label = args.name or default_label(algo, hp, timesteps)
-        name = args.name or f"{label}-{scenario.name}-s{seed}-{datetime.now():%Y%m%d-%H%M%S}"
-        run_dir = Path(args.out) / name
-        if run_dir.exists():
-            raise ConfigError(f"{run_dir} already exists; pick another --name or use --resume {run_dir}")
-        cfg = {
-            "name": name,
-            "label": label,  # the agent's name in evaluate.py's tables and plots
-            "algo": algo,
-            "algo_class": ALGOS[algo].cls.__name__,
-            "scenario": {"name": scenario.name, "path": str(scenario.source)},
-            "train_split": "train",
-            "eval_split": "validation",
-            "timesteps": timesteps,
-            "save_every": save_every,
-            "seed": seed,
-            "n_envs": n_envs,
-            "vec": vec,
-            "data_dir": data_dir,
-            "config_file": args.config,
-            "hyperparams": hp,
-            "versions": versions(),
-            "created": datetime.now().isoformat(timespec="seconds"),
-            "command": " ".join(sys.argv),
-            "scenario_resolved": scenario.to_dict(),
-        }
-    spec = algo_spec(algo)
-    resuming = bool(args.resume) and not redo_imitation
-
+    spec = algo_spec(run.algo)
     # ---- reproducibility: one torch thread, every RNG from the seed
     torch.set_num_threads(args.threads)
-    set_random_seed(seed)
+    set_random_seed(run.seed)
 
     # ---- environments: training split to learn on, validation split to select the model
-    venv = make_vec_env(scenario, "train", algo, n_envs, seed, data_dir=data_dir, vec=vec)
-    venv = normalize_rewards(venv, hp, save_dir / "vecnormalize.pkl" if resuming else None)
-    eval_env = CarbonMigrationEnv(scenario, "validation", data_dir=data_dir)
-    cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
+    venv = make_vec_env(run.scenario, "train", run.algo, run.n_envs, run.seed, data_dir=run.data_dir, vec=run.vec)
+    venv = normalize_rewards(venv, run.hp, run.save_dir / "vecnormalize.pkl" if run.resuming else None)
+    eval_env = CarbonMigrationEnv(run.scenario, "validation", data_dir=run.data_dir)
+    run.cfg["data_source"] = data_label(eval_env.world.carbon.source)  # real folder, or SYNTHETIC
 
     # ---- model: fresh, or the newest complete save (weights, optimiser, step counter, replay buffer)
-    wall_before = 0.0
-    if resuming:
-        model = spec.cls.load(save_dir / "model.zip", env=venv, device="cpu")
-        if spec.off_policy and (save_dir / "replay_buffer.pkl").exists():
-            model.load_replay_buffer(save_dir / "replay_buffer.pkl")
-        done = int(model.num_timesteps)
-        dropped = restore_logs(run_dir, save_dir, done)  # log rows after the save are redone, not repeated
-        wall_before = float((saved[1] if saved else cfg).get("wall_s", 0.0))
-        venv.seed(seed + done)  # fresh episodes, still determined by the seed
-        cfg.setdefault("resumed", []).append(
-            {
-                "at_timesteps": done,
-                "from": str(save_dir),
-                "log_rows_dropped": dropped,
-                "to_total": timesteps,
-                "when": datetime.now().isoformat(timespec="seconds"),
-            }
-        )
-        if done >= timesteps:
-            venv.close()
-            raise ConfigError(
-                f"--resume {run_dir}: the run already has {done} steps and --timesteps {timesteps} is the total; "
-                f"give a total above {done}"
-            )
+    if run.resuming:
+        model = load_model(run, venv)
     else:
-        run_dir.mkdir(parents=True, exist_ok=redo_imitation)
-        model = make_model(algo, hp, venv, seed)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    model.set_logger(make_logger(run_dir, args.tensorboard, append=resuming))
-
-    # ---- callbacks: atomic resumable saves, validation-split selection of best_model.zip, stop at the total
-    t0 = time.time()
-
-    def save_state() -> dict:
-        return {"wall_s": round(wall_before + time.time() - t0, 1)}
-
-    stop = threading.Event()  # set by SIGTERM (cluster schedulers, `kill`): stop at the next step, save like Ctrl-C
-    if redo_imitation:  # what the killed attempt wrote after its imitation, before its first save
+        run.run_dir.mkdir(parents=True, exist_ok=run.redo_imitation)
+        model = make_model(run.algo, run.hp, venv, run.seed)
+    atomic_write_text(run.run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
+    if run.redo_imitation:  # what the killed attempt wrote after its imitation, before its first save
         for stale in ("eval.csv", "best_model.zip", "imitation.csv", "progress.csv"):
-            (run_dir / stale).unlink(missing_ok=True)
+            (run.run_dir / stale).unlink(missing_ok=True)
+
+    # ---- callbacks: validation-split selection of best_model.zip, exact resumable saves, stop at the total
+    t0, wall_before = time.time(), float((run.saved_state or run.cfg).get("wall_s", 0.0))
     validation = ValidationCallback(
-        eval_env,
-        algo,
-        run_dir,
-        eval_freq=hp["eval_freq"],
-        n_episodes=hp["eval_episodes"],
-        seed=seed,
-        best=best_so_far(run_dir / "eval.csv"),
-        verbose=1,
-        shield_fraction=hp.get("deadline_shield"),
-    )
-    callbacks = CallbackList(
-        [
-            PeriodicSave(run_dir, save_every, venv, spec.off_policy, state=save_state),
-            validation,
-            StopAtTotal(timesteps),
-            StopOnRequest(stop),
-        ]
-    )
+        eval_env, run.algo, run.run_dir, eval_freq=run.hp["eval_freq"], n_episodes=run.hp["eval_episodes"],
+        seed=run.seed, best=best_so_far(run.run_dir / "eval.csv"), verbose=1,
+        shield_fraction=run.hp.get("deadline_shield"),
+    )  # fmt: skip
+    saver = PeriodicSave(
+        run.run_dir, run.save_every, venv, spec.off_policy, stop=signals.stop, stateful={"validation": validation},
+        state=lambda: {"wall_s": round(wall_before + time.time() - t0, 1)},
+    )  # fmt: skip
+    model.set_logger(make_logger(run.run_dir, args.tensorboard, append=run.resuming))
+    resume_state = load_resume_state(run.save_dir) if run.resuming else None
+    if resume_state is not None:  # last: loading the model reseeded the generators
+        saver.rollouts = restore_resume_state(model, venv, resume_state, {"validation": validation})["rollouts"]
+        model.logger.iterations_before = saver.rollouts
+    elif run.resuming:  # a save from before resume.pkl existed: fresh episodes, still determined by the seed
+        venv.seed(run.seed + int(model.num_timesteps))
+        model._last_obs = None
+    callbacks = CallbackList([saver, validation, StopAtTotal(run.timesteps)])
+    saver.init_callback(model)  # saves before learn(): after imitation, and at the end of a 0-step run
 
-    # ---- imitation (agents/imitation.py): clone the oracle, DAgger, then validate and save before any RL step
-    if not resuming and hp.get("imitation"):
-        from agents.imitation import ImitationConfig, pretrain
-
-        print(f"imitating the oracle on {scenario.name}'s training split (seed {seed}) -> {run_dir}", flush=True)
-        pretrain(
-            model,
-            CarbonMigrationEnv(scenario, "train", data_dir=data_dir),
-            ImitationConfig.from_dict(hp["imitation"]),
-            seed,
-            run_dir / "imitation.csv",
-            shield_fraction=hp.get("deadline_shield"),
-            progress=not args.no_progress_bar,
-        )
-        validation.init_callback(model)
-        validation.evaluate()  # the imitating policy is the first candidate for best_model.zip
-        save_training_state(model, venv, run_dir, spec.off_policy, save_state())
-
-    start = int(model.num_timesteps)
-    if timesteps > start:
-        print(
-            f"{'resuming' if resuming else 'training'} {algo} on {scenario.name}"
-            f"{f' from {start} steps' if resuming else ''} to {timesteps} steps in total "
-            f"({n_envs} envs, seed {seed}, a save every {save_every} steps) -> {run_dir}",
-            flush=True,
-        )
-    on_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set()) if on_main else None
+    # ---- imitation (agents/imitation.py), then RL steps up to the total
     try:
-        if timesteps > start:  # 0 RL steps: the imitating policy is the agent
-            model.learn(
-                total_timesteps=timesteps - start if resuming else timesteps,  # SB3 adds the steps done on resume
-                callback=callbacks,
-                progress_bar=not args.no_progress_bar,
-                reset_num_timesteps=not resuming,
-            )
-        if stop.is_set():
-            raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        print(f"interrupted at {model.num_timesteps} steps: saving so the run can be resumed", file=sys.stderr)
+        if not run.resuming and run.hp.get("imitation"):
+            imitate(run, model, validation, saver.save, progress=not args.no_progress_bar)
+        learn(run, model, callbacks, signals, args.no_progress_bar)
+        saver.save()
+        atomic_save_model(model, run.run_dir / "model.zip")
     finally:
-        if on_main:  # a second SIGTERM must not break the final save
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        save_training_state(model, venv, run_dir, spec.off_policy, save_state())
-        atomic_save_model(model, run_dir / "model.zip")
         venv.close()
-        if on_main:
-            signal.signal(signal.SIGTERM, previous)
     wall_s = time.time() - t0
-    cfg["timesteps_total"] = int(model.num_timesteps)
-    cfg["wall_s"] = round(wall_before + wall_s, 1)
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    best = best_so_far(run_dir / "eval.csv")
+    run.cfg["timesteps_total"] = int(model.num_timesteps)
+    run.cfg["wall_s"] = round(wall_before + wall_s, 1)
+    atomic_write_text(run.run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
+    best = best_so_far(run.run_dir / "eval.csv")
+    best_text = ""
+    if best:
+        best_text = f"; best validation: carbon {best[1]:.2f} kg, deadline met {100 * best[0]:.0f}% -> best_model.zip"
+    print(f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run.run_dir}/model.zip{best_text}")
+    return run.run_dir
+
+
+def report_interrupt(e: Interrupted) -> int:
+    """Say on stderr what was saved and the exact command that continues the run; return 128 + the signal."""
+    import shlex
+    import shutil
+
+    from agents.checkpoint import atomic_write_text
+
+    prog = "cmg-train" if Path(sys.argv[0]).name == "cmg-train" else "python train.py"
+    name, code = signal.Signals(e.signum).name, 128 + int(e.signum)
+    run_dir = e.run.run_dir
+    command = f"{prog} --resume {shlex.quote(str(run_dir))} --timesteps {e.run.timesteps}"
+    if e.save_dir is None:
+        if not e.run.hp.get("imitation"):  # nothing --resume could start from
+            clear = f"rm -r {shlex.quote(str(run_dir))}; " if run_dir.exists() else ""
+            command = clear + f"{prog} {shlex.join(sys.argv[1:])}"
+        print(f"train.py: {name}: interrupted before the first save; start again with:\n  {command}", file=sys.stderr)
+        return code
+    # model.zip and config.yaml describe the save the run resumes from, not the steps after it
+    shutil.copyfile(e.save_dir / "model.zip", run_dir / "model.tmp.zip")
+    (run_dir / "model.tmp.zip").replace(run_dir / "model.zip")
+    e.run.cfg["timesteps_total"] = e.step
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(e.run.cfg, sort_keys=False))
     print(
-        f"done in {wall_s:.0f} s, {model.num_timesteps} steps total. Saved {run_dir}/model.zip"
-        + (
-            f"; best validation: carbon {best[1]:.2f} kg, deadline met {100 * best[0]:.0f}% -> best_model.zip"
-            if best
-            else ""
-        )
+        f"train.py: {name}: interrupted, not finished: {e.step} of {e.run.timesteps} steps saved in {e.save_dir}; "
+        f"to continue exactly where it stopped:\n  {command}",
+        file=sys.stderr,
     )
-    return run_dir
+    return code
 
 
 def main(argv=None) -> int:
@@ -465,6 +611,8 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, FileNotFoundError) as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        return report_interrupt(e)
     from evaluate import evaluate_command
 
     prog = "cmg-evaluate" if Path(sys.argv[0]).name == "cmg-train" else "python evaluate.py"

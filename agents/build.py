@@ -134,6 +134,25 @@ def _number(value):
     return value
 
 
+def _layer_sizes(value) -> bool:
+    return isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
+
+
+def _check_net_arch(src: Path, net_arch) -> None:
+    """SB3's ``net_arch``: a list of layer widths, or a mapping of pi/vf/qf to such lists."""
+    ok = _layer_sizes(net_arch) or (
+        isinstance(net_arch, dict)
+        and bool(net_arch)
+        and set(net_arch) <= {"pi", "vf", "qf"}
+        and all(_layer_sizes(v) for v in net_arch.values())
+    )
+    if not ok:
+        raise AgentConfigError(
+            f"{src}: policy_kwargs.net_arch: must be a list of layer widths (integers >= 1, e.g. [64, 64]) or a "
+            f"mapping of pi/vf/qf to such lists (e.g. {{pi: [64], vf: [64]}}), got {net_arch!r}"
+        )
+
+
 def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any]:
     """The shipped ``agents/configs/<algo>.yaml`` with the mapping in ``path`` (if any) merged over it.
 
@@ -176,6 +195,11 @@ def load_hyperparams(algo: str, path: str | Path | None = None) -> dict[str, Any
                     raise AgentConfigError(
                         f"{src}: policy_kwargs.activation_fn: must be one of {', '.join(ACTIVATIONS)}, got {act!r}"
                     )
+                if "net_arch" in value:
+                    _check_net_arch(src, value["net_arch"])
+            bad_number = isinstance(value, bool) or not isinstance(value, (int, float))
+            if key == "gamma" and (bad_number or not 0 < value <= 1):
+                raise AgentConfigError(f"{src}: gamma: the discount must be a number in (0, 1], got {value!r}")
             config[key] = value
     return config
 

@@ -79,10 +79,21 @@ class ValidationCallback(BaseCallback):
         self.best = best
         self._next = 0
         self._last_eval_at = -1
+        self._resumed_next: int | None = None
         self._t0 = time.time()
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.eval_freq + 1) * self.eval_freq
+        if self._resumed_next is not None:
+            self._next, self._resumed_next = self._resumed_next, None
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to select and evaluate exactly as an uninterrupted one."""
+        return {"best": self.best, "next": self._next, "last_eval_at": self._last_eval_at}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self._last_eval_at = state["best"], state["last_eval_at"]
+        self._resumed_next = state["next"]  # applied when training starts (which recomputes it otherwise)
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:

@@ -66,7 +66,7 @@ def test_every_algorithm_trains_saves_and_plays_through_the_cli(tmp_path, algo):
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     saves = complete_saves(run_dir)  # the newest two complete saves are kept; the last is the end of training
     assert len(saves) == 2 and saves[-1].name == f"step-{cfg['timesteps_total']:09d}"
-    expected = {"model.zip", "state.yaml", "best_model.zip"}
+    expected = {"model.zip", "state.yaml", "best_model.zip", "resume.pkl"}
     expected |= {"replay_buffer.pkl"} if ALGOS[algo].off_policy else set()
     expected |= {"vecnormalize.pkl"} if cfg["hyperparams"].get("normalize_reward") else set()
     assert {p.name for p in saves[-1].iterdir()} == expected
@@ -180,6 +180,12 @@ def test_bad_option_exits_nonzero_with_one_line(tmp_path, capsys, argv, needle):
         ("timesteps: -1", "timesteps: must be an integer >= 0"),
         ("eval_freq: 0", "eval_freq: must be an integer >= 1"),
         ("policy_kwargs: {activation_fn: swish}", "activation_fn: must be one of"),
+        ("gamma: 1.5", "gamma: the discount must be a number in (0, 1], got 1.5"),
+        ("gamma: 0", "gamma: the discount must be a number in (0, 1], got 0"),
+        # the shipped maskable_ppo config runs 4 envs: a rollout is 16 x 4 = 64 steps
+        ("n_steps: 16\nbatch_size: 1000", "batch_size: 1000 is larger than a rollout (n_steps 16 x n_envs 4 = 64"),
+        ("policy_kwargs: {net_arch: big}", "policy_kwargs.net_arch: must be a list of layer widths"),
+        ("policy_kwargs: {net_arch: {pi: [64], v: [64]}}", "policy_kwargs.net_arch: must be a list of layer widths"),
     ],
 )
 def test_invalid_config_file_exits_nonzero_with_one_line(tmp_path, capsys, text, needle):
@@ -290,7 +296,7 @@ def test_sigkill_then_resume_continues_from_the_newest_complete_save(tmp_path):
     assert steps == sorted(set(steps)) and steps[-1] <= total
 
 
-def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
+def test_sigterm_saves_at_a_rollout_boundary_exits_143_and_prints_the_resume_command(tmp_path):
     import signal
 
     cfg = tiny_config(tmp_path, "dqn", buffer_size=50_000)
@@ -302,10 +308,12 @@ def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
         _, err = proc.communicate(timeout=300)
     finally:
         proc.kill()
-    assert proc.returncode == 0 and "interrupted at" in err and "Traceback" not in err
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err and "done in" not in err
+    assert "SIGTERM: interrupted, not finished" in err
+    assert f"python train.py --resume {run_dir} --timesteps 1000000" in err
     cfg_after = yaml.safe_load((run_dir / "config.yaml").read_text())
     stopped = cfg_after["timesteps_total"]
-    # the interrupt wrote a complete save of the very step it stopped at, and model.zip of the same step
+    # the interrupt wrote a complete save of the step it stopped at, and model.zip of the same step
     save_dir, state = latest_save(run_dir)
     assert state["num_timesteps"] == stopped and save_dir.name == f"step-{stopped:09d}"
     assert load_agent(run_dir / "model.zip").model.num_timesteps == stopped
@@ -313,6 +321,52 @@ def test_sigterm_saves_like_ctrl_c_and_the_run_resumes(tmp_path):
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["timesteps_total"] == stopped + 100
     steps = logged_steps(run_dir)
     assert steps == sorted(set(steps))
+
+
+def test_a_sigkilled_run_resumed_ends_bit_identical_to_the_uninterrupted_run(tmp_path):
+    import os
+    import signal
+
+    # MaskablePPO, 2 batched envs, 16-step rollouts (32 steps an update), constant learning rate: the killed run's
+    # total (1M) and the compared total give the same updates up to the save
+    cfg = tiny_config(tmp_path, "maskable_ppo", n_envs=2, n_steps=16, batch_size=32, n_epochs=1, eval_freq=128)
+    total = "512"
+    assert run(tmp_path, "--timesteps", total, "--name", "a", "--config", str(cfg), "--seed", "3") == 0
+    argv = ["--timesteps", "1000000", "--save-every", "64", "--config", str(cfg), "--name", "b", "--seed", "3"]
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *argv, "--out", str(tmp_path / "runs"), "--no-progress-bar"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    run_b = tmp_path / "runs" / "b"
+    try:
+        wait_for_saves(proc, run_b, 1)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-rollout, mid-evaluation or mid-save: whatever is on disk survives
+    finally:
+        proc.kill()
+        proc.wait()
+    assert latest_save(run_b)[1]["num_timesteps"] < int(total)
+    assert run(tmp_path, "--resume", str(run_b), "--timesteps", total) == 0
+
+    run_a = tmp_path / "runs" / "a"
+    for member in ("policy.pth", "policy.optimizer.pth"):
+        a, b = (saved_zip_member(r / "model.zip", member) for r in (run_a, run_b))
+        flat_a, flat_b = (torch.cat([t.flatten().double() for t in tensors(x)]) for x in (a, b))
+        assert torch.equal(flat_a, flat_b), member
+    wall_clock = ["time/fps", "time/time_elapsed", "wall_s"]
+    for log in ("progress.csv", "eval.csv"):
+        a, b = (pd.read_csv(r / log).drop(columns=wall_clock, errors="ignore") for r in (run_a, run_b))
+        pd.testing.assert_frame_equal(a, b[a.columns])
+
+
+def tensors(x) -> list[torch.Tensor]:
+    """Every tensor in a (nested) state dict, in a fixed order."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, dict):
+        return [t for k in sorted(x, key=str) for t in tensors(x[k])]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in tensors(v)]
+    return [torch.tensor(float(x))] if isinstance(x, (int, float)) else []
 
 
 def test_timesteps_is_the_total_and_on_policy_runs_stop_exactly_there(tmp_path, capsys):
