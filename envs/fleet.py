@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import fleet_kernels as fk
-from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView
+from envs.carbon_migration import CI_SCALE_G_PER_KWH, RESET_OPTIONS, PolicyView
 from loaders.carbon import carbon_table
 from loaders.philly import fleet_jobs, load_philly, philly_window
 from sim import layout as core
@@ -212,7 +213,11 @@ class CarbonFleetEnv(gym.Env):
         reward: dict | None = None,
         period: tuple[str, str] | None = None,
         gpu_scaling: bool = False,
+        invalid_action: str = "ignore",
     ):
+        if invalid_action not in ("ignore", "raise"):
+            raise ConfigError(f"invalid_action={invalid_action!r}; expected 'ignore' or 'raise'")
+        self.invalid_action = invalid_action
         self.scenario = scenario if isinstance(scenario, FleetScenario) else load_fleet_scenario(scenario)
         if reward is not None:  # reward weights replaced for this environment (e.g. a training config's)
             rw = reward_with_overrides(self.scenario.reward, reward, "CarbonFleetEnv(reward=...)")
@@ -285,6 +290,7 @@ class CarbonFleetEnv(gym.Env):
     # ------------------------------------------------------------------ episode set-up
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        start = self._start_hour_option(options)  # checked before the generator is touched
         super().reset(seed=seed)
         rng = self.np_random
         sc, R, J = self.scenario, self.R, self.J
@@ -294,11 +300,8 @@ class CarbonFleetEnv(gym.Env):
         else:
             jobs = fleet_jobs(sc, job_seed)
         self.jobs = jobs
-        start = None if options is None else options.get("start_hour")
         if start is None:
             start = int(rng.integers(0, self.world.n_start_hours))
-        if not 0 <= int(start) < self.world.n_start_hours:
-            raise ConfigError(f"options['start_hour']={start}: expected an int in [0, {self.world.n_start_hours})")
         self.start_hour = int(start)
         carbon = self.world.carbon
         self.ci = np.ascontiguousarray(carbon.intensity_g_per_kwh[:, start : start + self.n_hours])[None]
@@ -478,9 +481,90 @@ class CarbonFleetEnv(gym.Env):
 
     def step(self, action):
         """One decision step with the ``K`` slots' choices (see the class docstring)."""
-        a = np.asarray(action, dtype=np.int64)
-        width = 3 if (self.C and a.size == 3 * self.K) else 2
-        return self._advance(a.reshape(self.K, width), True)
+        if self._ended is not None:
+            raise gym.error.ResetNeeded(f"CarbonFleetEnv.step() called {self._ended}; call reset() first")
+        a = self._check_action(action)
+        if self.invalid_action == "raise":
+            self._raise_masked(a)
+        return self._advance(a, True)
+
+    def _check_action(self, action) -> np.ndarray:
+        """``action`` as a (K, w) int64 array per slot: [target, level] (w = 2), with ``gpu_scaling`` also
+        [target, level, GPU count] (w = 3); ValueError naming the first bad slot."""
+        K, R, L, C = self.K, self.R, self.L, self.C
+        widths = (3, 2) if C else (2,)
+        if type(action) is np.ndarray and action.ndim == 1 and action.dtype.kind in "iu":  # fast path
+            w = action.size // K
+            if w in widths and action.size == w * K:
+                a = action.reshape(K, w)
+                if a.min() >= 0 and a[:, 0].max() <= R and a[:, 1].max() < L and (w == 2 or a[:, 2].max() < C):
+                    return a.astype(np.int64, copy=False)
+        expected = f"expected {2 * K} integers, [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per slot"
+        if C:
+            expected += f", or {3 * K} with a GPU count 0..{C - 1} ({C - 1} = all) third"
+        try:
+            a = np.asarray(action)
+        except Exception:
+            raise ValueError(f"action {action!r} is not array-like; {expected}") from None
+        w = next((w for w in widths if a.shape in ((w * K,), (K, w))), None)
+        if w is None:
+            raise ValueError(f"action of shape {a.shape}; {expected} (shape ({2 * K},))")
+        if not np.issubdtype(a.dtype, np.integer):
+            whole = np.issubdtype(a.dtype, np.floating) and np.isfinite(a) & (np.mod(a, 1) == 0)
+            if not np.all(whole):
+                s = int(np.flatnonzero(~np.broadcast_to(whole, a.shape).reshape(-1))[0]) // w
+                pair = a.reshape(K, w)[s].tolist()
+                raise ValueError(f"slot {s}: action {pair} (dtype {a.dtype}) is not integer-valued; {expected}")
+        a = a.reshape(K, w).astype(np.int64)
+        bad = (a[:, 0] < 0) | (a[:, 0] > R) | (a[:, 1] < 0) | (a[:, 1] >= L)
+        if w == 3:
+            bad |= (a[:, 2] < 0) | (a[:, 2] >= C)
+        if bad.any():
+            s = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"slot {s}: action {a[s].tolist()} out of range; {expected}")
+        return a
+
+    def _raise_masked(self, a: np.ndarray) -> None:
+        """``invalid_action="raise"``: a masked in-range choice of a slot holding a job raises, naming the slot and
+        what was valid (padding slots are ignored, as in the default mode)."""
+        R1, L = self.R + 1, self.L
+        m = self._mask.reshape(self.K, R1 + L + self.C)
+        slots = np.arange(self.K)
+        masked = ~m[slots, a[:, 0]] | ~m[slots, R1 + a[:, 1]]
+        if a.shape[1] == 3:
+            masked |= ~m[slots, R1 + L + a[:, 2]]
+        bad = np.flatnonzero(masked & (self._slots >= 0))
+        if bad.size:
+            s = int(bad[0])
+            targets, levels = np.flatnonzero(m[s, :R1]).tolist(), np.flatnonzero(m[s, R1 : R1 + L]).tolist()
+            valid = f"valid targets {targets}, levels {levels}"
+            if self.C:
+                valid += f", GPU counts {np.flatnonzero(m[s, R1 + L :]).tolist()}"
+            raise ValueError(f"slot {s}: action {a[s].tolist()} is masked now ({valid})")
+
+    def _start_hour_option(self, options) -> int | None:
+        """``options["start_hour"]`` checked (an integer hour index inside the split), or None when absent."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
+        unknown = [k for k in options if k not in RESET_OPTIONS]
+        if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
+            )
+        h, n = options.get("start_hour"), self.world.n_start_hours
+        if h is None:
+            return None
+        integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
+        if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
+            raise ValueError(
+                f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
+                f"carbon table (from {self.world.carbon.start_h} UTC), got {h!r}"
+            )
+        return int(h)
 
     def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False, gpus: np.ndarray | None = None):
         """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;

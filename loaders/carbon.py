@@ -55,6 +55,10 @@ EM_SIGNAL_COLUMNS = {
 # The 24 zones shipped in ../shared/data peak at 757 (direct, AU-NSW) and 817 (LCA, AU-NSW). 2,000 leaves
 # ~1.7x headroom over the dirtiest plant and rejects unit mistakes (kg/MWh x 1000, g/MWh) and overflow values.
 MAX_INTENSITY_G_PER_KWH = 2000.0
+# A series whose largest value is below this was almost surely written in kg/kWh (the g/kWh values / 1000 peak
+# below MAX_INTENSITY_G_PER_KWH / 1000 = 2): no grid stays under 2 g/kWh for a whole series; the cleanest of the
+# 24 zones shipped in ../shared/data (CA-ON direct, EIA-BPAT) peak at 139 and 114 gCO2eq/kWh.
+MIN_PEAK_G_PER_KWH = MAX_INTENSITY_G_PER_KWH / 1000
 EIA_TIME = "timestamp"
 EIA_CI = "avg_CI"
 EIA_FUELS = ("WND", "SUN", "WAT", "OIL", "NG", "COL", "NUC", "OTH")
@@ -344,6 +348,17 @@ def _zone_series(zone: str, paths: list[Path], signal: str, fill_gaps_h: int) ->
         i = neg[0]
         raise DataError(
             f"zone {zone!r}: {where(i)}, column '{column}': negative intensity {v[i]}; expected >= 0 gCO2eq/kWh"
+        )
+    files = ", ".join(str(p) for p in paths)
+    if not v.any():
+        raise DataError(
+            f"zone {zone!r}: {files}, column '{column}': all {v.size} hours are 0; expected the zone's gCO2eq/kWh "
+            "(leave a zone without data out of the folder)"
+        )
+    if v.max() < MIN_PEAK_G_PER_KWH:
+        raise DataError(
+            f"zone {zone!r}: {files}, column '{column}': the largest intensity is {v.max():g}, which looks like "
+            f"kg/kWh; expected gCO2eq/kWh (multiply by 1000; real grids peak at tens to hundreds of g/kWh)"
         )
     return t[0], v
 

@@ -55,6 +55,7 @@ def _build(scenario, split, data_dir, start, end, seed) -> World:
             models.append(gpu_model(r.gpu, scenario.job.workload))
         except ConfigError as e:
             raise ConfigError(f"{scenario.source}: regions[{i}].gpu / job.workload: {e}") from None
+    _check_caps(scenario, models)
     world = World(scenario, split, carbon, load_network(scenario.zones), tuple(models))
     if world.n_start_hours < 1:
         raise ConfigError(
@@ -62,6 +63,25 @@ def _build(scenario, split, data_dir, start, end, seed) -> World:
             f"({scenario.episode_hours} h)"
         )
     return world
+
+
+def _check_caps(scenario: Scenario, models: list) -> None:
+    """A power cap that the job's GPUs exceed even idle, in every region, can never be met: it is a typo or a unit
+    mistake (kW for W), not a scenario."""
+    job = scenario.job
+
+    def gpus_in(r) -> int:  # an elastic job runs on what the pool has
+        return min(job.gpus, r.gpus) if job.elastic else job.gpus
+
+    idle_w, r, m = min(((gpus_in(r) * m.idle_w, r, m) for r, m in zip(scenario.regions, models)), key=lambda x: x[0])
+    caps = [("job.power_cap_w", job.power_cap_w)] + [("job.cap_windows: cap_w", w.cap_w) for w in job.cap_windows]
+    for key, cap_w in caps:
+        if cap_w <= idle_w:
+            raise ConfigError(
+                f"{scenario.source}: {key}: {cap_w:g} W is at or below the idle draw of the job's GPUs in every "
+                f"region (least: {r.name}, {gpus_in(r)} x {m.idle_w:.1f} W {r.gpu} = {idle_w:.0f} W); the cap is on "
+                f"the job's GPUs, in W: give more than {idle_w:.0f}"
+            )
 
 
 def episode_starts(world: World, n: int, seed: int) -> np.ndarray:

@@ -328,6 +328,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
             w.get("cap_w", float, lo=0.0, lo_open=True),
         )
         w.done()
+    says_elastic = j.data.get("elastic") is True  # a job larger than every pool must say it runs on fewer
     mult = j.data.pop("phase_multipliers", None) or [1.0]
     if not isinstance(mult, list) or not all(isinstance(m, (int, float)) and m > 0 for m in mult):
         raise j.error("phase_multipliers", f"must be a list of positive numbers, got {mult!r}")
@@ -357,6 +358,14 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         )
     if job.scaling_curve and job.scaling_curve[-1][0] < job.gpus:
         raise j.error("scaling_curve", f"must reach job.gpus ({job.gpus}); last point is {job.scaling_curve[-1]}")
+    largest = max(regions, key=lambda r: r.gpus)
+    if job.gpus > largest.gpus and not says_elastic:
+        fix = "(with elastic: false it never starts)" if not job.elastic else "or write job.elastic: true to say"
+        raise j.error(
+            "gpus",
+            f"{job.gpus} GPUs exceeds every pool (largest: {largest.name}, {largest.gpus} GPUs); give <= "
+            + (f"{largest.gpus} {fix}" if not job.elastic else f"{largest.gpus}, {fix} it runs on the GPUs a pool has"),
+        )
 
     faults, forecast, reward, model, splits = _shared_sections(top)
     top.done()
@@ -753,9 +762,30 @@ def scenario_kind(name_or_path: str | Path) -> str:
     return _kind_of(path if path.suffix else SCENARIO_DIR / f"{name_or_path}.yaml")
 
 
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` whose timestamps fail as YAML errors naming the line (PyYAML raises a bare ValueError
+    for a date such as ``2023-13-01``, which matches its date pattern but is no date)."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node):
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as e:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date ({e}); expected YYYY-MM-DD", node.start_mark
+        ) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def _safe_load(text: str):
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
+
+
 def _kind_of(path: Path) -> str:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _safe_load(path.read_text())
     except (OSError, yaml.YAMLError):
         return "single"  # reported properly when loaded
     return data.get("kind", "single") if isinstance(data, dict) else "single"
@@ -787,7 +817,11 @@ def _read_yaml(name_or_path: str | Path) -> tuple[Any, str]:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read scenario file ({e.strerror})") from None
     try:
-        return yaml.safe_load(text), str(path)
+        return _safe_load(text), str(path)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {where}{e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
 

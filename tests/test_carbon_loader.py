@@ -239,7 +239,7 @@ def test_zone_not_found_names_folder_zones_their_files_and_skipped_files(tmp_pat
 
 def test_non_overlapping_zones_give_each_range(tmp_path):
     write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [1.0, 2.0])
-    write_em(tmp_path / "gb.csv", "GB", "2031-01-01 00:00:00", [1.0])
+    write_em(tmp_path / "gb.csv", "GB", "2031-01-01 00:00:00", [100.0])
     raises(
         ["do not overlap", "DE: 2030-01-01T00 to 2030-01-01T01", "GB: 2031-01-01T00 to 2031-01-01T00"],
         load_carbon,
@@ -477,3 +477,15 @@ def test_train_bad_data_dir_exits_2_with_one_line(tmp_path, case):
         if case == "missing"
         else ("kr.csv.gz: line " in lines[0] and ": truncated gzip stream" in lines[0])
     )
+
+
+def test_a_zone_in_kg_per_kwh_is_an_error_saying_so(tmp_path):
+    # DE's real 2022 range, 250-700 g/kWh, written in kg/kWh
+    path = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [0.25, 0.4, 0.7])
+    raises([f"zone 'DE': {path}", "largest intensity is 0.7, which looks like kg/kWh", "multiply by 1000"],
+           load_carbon, tmp_path, ["DE"])  # fmt: skip
+
+
+def test_a_zone_of_all_zeros_is_an_error(tmp_path):
+    path = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [0.0, 0.0, 0.0])
+    raises([f"zone 'DE': {path}", "all 3 hours are 0"], load_carbon, tmp_path, ["DE"])
