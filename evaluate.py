@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from evaluation import plots
 from evaluation.episodes import AGENT_PREFIX, COLUMNS, EnvSpec, PolicySpec, plan_episodes, run_task
+from evaluation.output import begin_output, publish
 from evaluation.report import (
     ORACLE,
     add_oracle_gap,
@@ -143,7 +144,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=10,
         help="with --sensitivity: episodes per policy and model term (default: 10, at most --episodes)",
     )
-    p.add_argument("--out", default=None, metavar="DIR", help="output folder (default results/<scenario>-<timestamp>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default results/<scenario>-<timestamp>); written complete or not at all",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     return p.parse_args(argv)
 
 
@@ -350,11 +357,21 @@ def run_all_ray(tasks, address: str | None, num_cpus: int | None, carbon_source:
 
 def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
+    from evaluation.distributed import exit_code, interrupts_unwind
+    from evaluation.output import discard_unpublished
+
     try:
-        return _main(argv, t0)
+        with interrupts_unwind():  # SIGTERM unwinds like Ctrl-C: Ray is shut down, a half-written --out removed
+            return _main(argv, t0)
     except BadInput as e:
         print(f"evaluate.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        what = "SIGTERM" if exit_code(e) == 143 else "interrupted (Ctrl-C)"
+        print(f"evaluate.py: {what}: stopped (--out holds complete results only)", file=sys.stderr)
+        return exit_code(e)
+    finally:
+        discard_unpublished()
 
 
 def _main(argv: list[str] | None, t0: float) -> int:
@@ -409,8 +426,12 @@ def _main(argv: list[str] | None, t0: float) -> int:
     if not specs:
         raise BadInput("nothing to evaluate: --policies none and no --agent")
 
-    out = Path(args.out or f"results/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    # ---- results go to a hidden sibling of --out, moved into place when complete (evaluation/output.py)
+    final = Path(args.out or f"results/{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        out = begin_output(final, args.overwrite)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
 
     # ---- the same episodes for every policy
     tasks = plan_episodes(world, env_spec, specs, args.episodes, args.seed, args.timeline_episode)
@@ -474,12 +495,13 @@ def _main(argv: list[str] | None, t0: float) -> int:
     if claims and not args.sensitivity:
         append_to_report(out / "report.md", caftm_claims_section(episodes, None, None))
 
-    # ---- the main comparison is done: say so before the optional extras
+    # ---- the main comparison is done: publish it, say so before the optional extras
+    publish(out, final.absolute())
     print_table(summary, title=f"{label} (mean ± 95% CI half-width, Student t)")
     if ORACLE not in set(episodes["policy"]):
         print("(no oracle run: gap to oracle not computed)")
     print(
-        f"wrote {out}/ in {time.perf_counter() - t0:.1f} s: report.md (open this), summary.csv, episodes.csv, "
+        f"wrote {final}/ in {time.perf_counter() - t0:.1f} s: report.md (open this), summary.csv, episodes.csv, "
         f"{len(figs)} PNGs",
         flush=True,
     )
@@ -487,6 +509,7 @@ def _main(argv: list[str] | None, t0: float) -> int:
         print("(sensitivity to the model terms and the CAFTM theta_CI sweep: add --sensitivity)")
         return 0
     t1 = time.perf_counter()
+    out = begin_output(final, copy=True)  # the extras go into a copy, published whole: a kill keeps the main result
     if args.sensitivity_episodes > 0:
         run_sensitivity(scenario, world, env_spec, specs, args, out)
     if claims:
@@ -494,7 +517,8 @@ def _main(argv: list[str] | None, t0: float) -> int:
 
         print("CAFTM theta_CI sweep", file=sys.stderr, flush=True)
         write_caftm_claims(out, episodes, tasks, label)
-    print(f"added the sensitivity sections to {out}/report.md in {time.perf_counter() - t1:.1f} s")
+    publish(out, final.absolute())
+    print(f"added the sensitivity sections to {final}/report.md in {time.perf_counter() - t1:.1f} s")
     return 0
 
 

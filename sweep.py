@@ -82,7 +82,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpus", type=int, default=None, help="CPUs of the local Ray (default: all of this machine)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default: 1)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the Optuna sampler (default: 0)")
-    p.add_argument("--out", default=None, metavar="DIR", help="default: sweeps/<scenario>-<algo>-<timestamp>")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="default: sweeps/<scenario>-<algo>-<timestamp>; written complete or not at all",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out")
     args = p.parse_args(argv)
     try:
         args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -222,42 +228,37 @@ def train_trial(config: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evaluation.distributed import exit_code, interrupts_unwind
+    from evaluation.output import discard_unpublished
+
     try:
-        return _main(argv)
+        with interrupts_unwind():  # SIGTERM unwinds like Ctrl-C: Ray is shut down, a half-written --out removed
+            return _main(argv)
     except BadInput as e:
         print(f"sweep.py: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        what = "SIGTERM" if exit_code(e) == 143 else "interrupted (Ctrl-C)"
+        print(f"sweep.py: {what}: stopped (--out holds complete results only)", file=sys.stderr)
+        return exit_code(e)
+    finally:
+        discard_unpublished()
 
 
 def _main(argv: list[str] | None) -> int:
+    """Options -> checked inputs -> Ray Tune -> one row per trial -> results, into a staged --out."""
+    from evaluation.output import begin_output, publish
+    from sim.errors import ConfigError
+
     args = parse_args(argv)
     t0 = time.perf_counter()
-    fixed, dists = read_space(args.space)
-    if args.config:
-        try:
-            base = yaml.safe_load(Path(args.config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise BadInput(f"--config {args.config}: {e}") from None
-        fixed = {**base, **fixed}
-    # fail before starting Ray: the algorithm, the scenario and the fixed keys must be what train.py accepts
-    from agents.build import load_hyperparams
-    from sim.errors import ConfigError
-    from sim.scenario import load_scenario
-
+    scenario, fixed, dists = read_inputs(args)
+    final = Path(args.out or f"sweeps/{scenario.name}-{args.algo}-{datetime.now():%Y%m%d-%H%M%S}").absolute()
     try:
-        scenario = load_scenario(args.scenario)
-    except (ConfigError, OSError) as e:
-        raise BadInput(f"--scenario {args.scenario}: {e}") from None
-    out = Path(args.out or f"sweeps/{scenario.name}-{args.algo}-{datetime.now():%Y%m%d-%H%M%S}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    check = out / "configs" / "fixed.yaml"
-    check.parent.mkdir(exist_ok=True)
-    check.write_text(yaml.safe_dump({**fixed, **{k: _example(*d) for k, d in dists.items()}}))
-    try:
-        load_hyperparams(args.algo, check)
+        out = begin_output(final, args.overwrite)  # moved to --out when complete (evaluation/output.py)
     except ConfigError as e:
-        raise BadInput(str(e).replace(str(check), args.space or args.config or "--space")) from None
-
+        raise BadInput(str(e)) from None
+    check_fixed(args, fixed, dists, out / "configs" / "fixed.yaml")  # fail before starting Ray
     setup = {
         "algo": args.algo,
         "scenario": str(Path(scenario.source).resolve()),
@@ -268,22 +269,69 @@ def _main(argv: list[str] | None) -> int:
         "dists": dists,
         "out": str(out),
     }
-    search = bool(dists)
-    (out / "sweep.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "command": "python sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-                "mode": "optuna search" if search else "seeds",
-                "trials": args.trials if search else len(args.seed_list),
-                **{k: v for k, v in setup.items() if k != "dists"},
-                "space": {k: {kind: spec} for k, (kind, spec) in dists.items()},
-                "objective": f"val_carbon_kg + {DEADLINE_WEIGHT_KG:g} * (1 - val_deadline_met_rate), minimised",
-                "created": datetime.now().isoformat(timespec="seconds"),
-            },
-            sort_keys=False,
-        )
-    )
+    write_sweep_yaml(out / "sweep.yaml", args, argv, setup, dists, final)
+    rows, failed = collect_rows(run_tune(args, setup, dists, out), dists, str(out), str(final))
+    for line in failed:
+        print(f"sweep.py: trial failed: {line}", file=sys.stderr)
+    if not rows:
+        publish(out, final)  # the failed trials' logs are the result
+        print(f"sweep.py: error: no trial finished (see {final}/tune)", file=sys.stderr)
+        return 1
+    best = write_results(out, rows, fixed)
+    publish(out, final)
+    report(args, rows, failed, final, bool(dists), t0)
+    return 0 if not math.isnan(best["objective"]) else 1
 
+
+def read_inputs(args: argparse.Namespace) -> tuple:
+    """The scenario, the fixed hyper-parameters (--config under --space's fixed values) and the distributions."""
+    from sim.errors import ConfigError
+    from sim.scenario import load_scenario
+
+    fixed, dists = read_space(args.space)
+    if args.config:
+        try:
+            base = yaml.safe_load(Path(args.config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise BadInput(f"--config {args.config}: {e}") from None
+        fixed = {**base, **fixed}
+    try:
+        scenario = load_scenario(args.scenario)
+    except (ConfigError, OSError) as e:
+        raise BadInput(f"--scenario {args.scenario}: {e}") from None
+    return scenario, fixed, dists
+
+
+def check_fixed(args: argparse.Namespace, fixed: dict, dists: dict, check: Path) -> None:
+    """The fixed keys, with an example value of each distribution, must be what train.py accepts."""
+    from agents.build import load_hyperparams
+    from sim.errors import ConfigError
+
+    check.parent.mkdir(exist_ok=True)
+    check.write_text(yaml.safe_dump({**fixed, **{k: _example(*d) for k, d in dists.items()}}))
+    try:
+        load_hyperparams(args.algo, check)
+    except ConfigError as e:
+        raise BadInput(str(e).replace(str(check), args.space or args.config or "--space")) from None
+
+
+def write_sweep_yaml(path: Path, args, argv, setup: dict, dists: dict, final: Path) -> None:
+    search = bool(dists)
+    what = {
+        "command": "python sweep.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "mode": "optuna search" if search else "seeds",
+        "trials": args.trials if search else len(args.seed_list),
+        **{k: v for k, v in setup.items() if k != "dists"},
+        "out": str(final),
+        "space": {k: {kind: spec} for k, (kind, spec) in dists.items()},
+        "objective": f"val_carbon_kg + {DEADLINE_WEIGHT_KG:g} * (1 - val_deadline_met_rate), minimised",
+        "created": datetime.now().isoformat(timespec="seconds"),
+    }
+    path.write_text(yaml.safe_dump(what, sort_keys=False))
+
+
+def run_tune(args: argparse.Namespace, setup: dict, dists: dict, out: Path):
+    """Every trial on Ray Tune (an Optuna search over ``dists``, else one trial per seed); the result grid."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no per-trial progress tables
     import optuna
     import ray
@@ -292,38 +340,31 @@ def _main(argv: list[str] | None) -> int:
     from evaluation.distributed import init_ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
     started = init_ray(args.address, args.cpus)
     try:
         trainable = tune.with_resources(train_trial, {"cpu": args.cpus_per_trial})
-        if search:
+        names = {"trial_name_creator": _trial_name, "trial_dirname_creator": _trial_name}
+        if dists:
             from ray.tune.search.optuna import OptunaSearch
 
             param_space = {"setup": setup, "hp": tune_space(dists)}
+            search = OptunaSearch(seed=args.search_seed)
             tune_config = tune.TuneConfig(
-                metric="objective",
-                mode="min",
-                search_alg=OptunaSearch(seed=args.search_seed),
-                num_samples=args.trials,
-                trial_name_creator=_trial_name,
-                trial_dirname_creator=_trial_name,
+                metric="objective", mode="min", search_alg=search, num_samples=args.trials, **names
             )
         else:
             param_space = {"setup": setup, "seed": tune.grid_search(args.seed_list)}
-            tune_config = tune.TuneConfig(
-                metric="objective", mode="min", trial_name_creator=_trial_name, trial_dirname_creator=_trial_name
-            )
-        tuner = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tune_config,
-            run_config=tune.RunConfig(name="tune", storage_path=str(out), verbose=0),
-        )
-        grid = tuner.fit()
+            tune_config = tune.TuneConfig(metric="objective", mode="min", **names)
+        run_config = tune.RunConfig(name="tune", storage_path=str(out), verbose=0)
+        return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config, run_config=run_config).fit()
     finally:
         if started:
             ray.shutdown()
 
+
+def collect_rows(grid, dists: dict, staged: str, final: str) -> tuple[list[dict], list[str]]:
+    """One row per finished trial, best first (run folders named where they will be: under --out), and one line
+    per failed trial."""
     rows, failed = [], []
     for result in grid:
         cfg = result.config or {}
@@ -340,22 +381,27 @@ def _main(argv: list[str] | None) -> int:
             }
         )
         row.update({k: m[k] for k in ("objective", "val_carbon_kg", "val_deadline_met_rate", "seeds", "wall_s")})
-        row["run_dirs"] = m["run_dirs"]
+        row["run_dirs"] = m["run_dirs"].replace(staged, final)
         row["_hp"] = hp
         rows.append(row)
-    for line in failed:
-        print(f"sweep.py: trial failed: {line}", file=sys.stderr)
-    if not rows:
-        print(f"sweep.py: error: no trial finished (see {out}/tune)", file=sys.stderr)
-        return 1
     rows.sort(key=lambda r: (r["objective"], str(r["trial"])))
-    best = rows[0]
+    return rows, failed
+
+
+def write_results(out: Path, rows: list[dict], fixed: dict) -> dict:
+    """``results.csv`` and ``best_config.yaml``; returns the best row."""
+    import pandas as pd
+
+    pd.DataFrame([{k: v for k, v in r.items() if k != "_hp"} for r in rows]).to_csv(out / "results.csv", index=False)
+    (out / "best_config.yaml").write_text(yaml.safe_dump({**fixed, **rows[0]["_hp"]}, sort_keys=False))
+    return rows[0]
+
+
+def report(args: argparse.Namespace, rows: list[dict], failed: list[str], out: Path, search: bool, t0: float) -> None:
     import pandas as pd
 
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "_hp"} for r in rows])
-    table.to_csv(out / "results.csv", index=False)
-    (out / "best_config.yaml").write_text(yaml.safe_dump({**fixed, **best["_hp"]}, sort_keys=False))
-
+    best = rows[0]
     shown = table.drop(columns=["run_dirs"])
     with pd.option_context("display.width", 120, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(shown.to_string(index=False))
@@ -374,7 +420,6 @@ def _main(argv: list[str] | None) -> int:
         f"wrote {out}/ (results.csv, best_config.yaml, sweep.yaml, runs/) in {time.perf_counter() - t0:.0f} s\n"
         f"train it: python train.py --algo {args.algo} --config {shlex.quote(str(out / 'best_config.yaml'))}{ts}"
     )
-    return 0 if not math.isnan(best["objective"]) else 1
 
 
 def _trial_name(trial) -> str:

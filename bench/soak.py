@@ -17,6 +17,11 @@ them). After every step it checks, independently of the simulator's own sums:
 - ``state_times``: the states' times add up to the elapsed time (to completion, if it completed);
 - ``observation``: the observation lies in ``observation_space``; ``nan``: no NaN/inf in obs, reward or metrics.
 
+Fleet scenarios (``kind: fleet``, CarbonFleet-v0) get random slot actions drawn among each slot's valid targets and
+levels (with probability 0.05 a slot's choice is any in-range pair: masked ones are ignored and counted) and these
+checks after every step: ``crash`` (any exception), ``observation`` / ``nan`` as above, ``capacity`` (GPUs in use
+in a region <= its pool), ``progress`` (every job's remaining mini-batches within [0, its total]).
+
 Prints one line per scenario (steps, episodes, violations per invariant) and exits 1 if any was violated.
 """
 
@@ -35,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from envs.carbon_migration import CarbonMigrationEnv  # noqa: E402
-from sim.scenario import scenario_names  # noqa: E402
+from sim.scenario import scenario_kind, scenario_names  # noqa: E402
 from sim.simulator import M  # noqa: E402
 from sim.states import State  # noqa: E402
 
@@ -118,6 +123,58 @@ def soak(scenario: str, steps: int, seed: int = 0) -> dict:
     return {"steps": steps, "episodes": episodes, "invalid_actions_ignored": invalid, "violations": bad}
 
 
+FLEET_INVARIANTS = ("crash", "observation", "nan", "capacity", "progress")
+
+
+def fleet_action(env, rng: np.random.Generator) -> np.ndarray:
+    """A valid target and level per slot (argmax of random scores where allowed), 5 % of slots any in-range pair."""
+    from envs.fleet import CarbonFleetEnv
+
+    assert isinstance(env, CarbonFleetEnv)
+    K, R1, L = env.K, env.R + 1, env.L
+    m = env.action_masks().reshape(K, -1)
+    scores = rng.random((K, R1 + L))
+    t = np.argmax(np.where(m[:, :R1], scores[:, :R1], -1.0), axis=1)
+    lev = np.argmax(np.where(m[:, R1 : R1 + L], scores[:, R1:], -1.0), axis=1)
+    wild = rng.random(K) < 0.05
+    t[wild] = rng.integers(R1, size=int(wild.sum()))
+    lev[wild] = rng.integers(L, size=int(wild.sum()))
+    return np.stack([t, lev], axis=1).reshape(-1)
+
+
+def soak_fleet(scenario: str, steps: int, seed: int = 0) -> dict:
+    """``steps`` random slot steps on a fleet scenario; steps, episodes, masked choices ignored, violations."""
+    from envs.fleet import CarbonFleetEnv
+
+    env = CarbonFleetEnv(scenario)
+    capacity = np.array([r.gpus for r in env.scenario.regions])
+    rng = np.random.default_rng(seed)
+    bad = dict.fromkeys(FLEET_INVARIANTS, 0)
+    episodes = invalid = 0
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        try:
+            obs, reward, terminated, truncated, info = env.step(fleet_action(env, rng))
+        except Exception:  # counted, then a fresh episode
+            bad["crash"] += 1
+            obs, _ = env.reset()
+            continue
+        if not env.observation_space.contains(obs):
+            bad["observation"] += 1
+        if not (np.isfinite(obs).all() and math.isfinite(reward)):
+            bad["nan"] += 1
+        if (env.gpus_in_use() > capacity).any():
+            bad["capacity"] += 1
+        left = env.remaining_minibatches()
+        if not ((left >= -1e-6) & (left <= env.jobs.minibatches + 1e-6)).all():
+            bad["progress"] += 1
+        if terminated or truncated:
+            episodes += 1
+            invalid += info["invalid_actions"]
+            obs, _ = env.reset()
+    return {"steps": steps, "episodes": episodes, "invalid_actions_ignored": invalid, "violations": bad}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scenario", action="append", help="shipped name or YAML path; repeatable (default: all shipped)")
@@ -127,16 +184,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
     total_bad = 0
-    for name in args.scenario or scenario_names():
+    for name in args.scenario or scenario_names() + scenario_names("fleet"):
         t0 = time.perf_counter()
-        r = soak(name, args.steps, args.seed)
+        fleet = scenario_kind(name) == "fleet"
+        r = (soak_fleet if fleet else soak)(name, args.steps, args.seed)
         n_bad = sum(r["violations"].values())
         total_bad += n_bad
         ep = r["episodes"]
+        episodes = (
+            f"{ep} episodes"
+            if fleet
+            else (f"{ep['masked'] + ep['unmasked']} episodes ({ep['masked']} masked, {ep['unmasked']} unmasked;")
+        )
         print(
-            f"{name}: {r['steps']} steps, {ep['masked'] + ep['unmasked']} episodes "
-            f"({ep['masked']} masked, {ep['unmasked']} unmasked; {r['invalid_actions_ignored']} masked actions "
-            f"ignored), violations {n_bad} {r['violations']}, {time.perf_counter() - t0:.0f} s",
+            f"{name}: {r['steps']} steps, {episodes} {r['invalid_actions_ignored']} masked "
+            f"{'slot choices' if fleet else 'actions'} ignored{'' if fleet else ')'}, violations {n_bad} "
+            f"{r['violations']}, {time.perf_counter() - t0:.0f} s",
             flush=True,
         )
     return 1 if total_bad else 0

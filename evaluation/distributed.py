@@ -10,7 +10,10 @@ each worker: on a cluster, pass ``--data-dir`` with a path that exists on every 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from sim.paths import REPO_ROOT
 
@@ -44,8 +47,37 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     kwargs: dict = dict(runtime_env=runtime_env, logging_level="ERROR", log_to_driver=False)
     if address is None:
         kwargs.update(num_cpus=num_cpus, include_dashboard=False)
+    if address is None:
+        _start_reaper()  # before ray.init: a kill during the start-up is covered too
+    ours = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM)
     ray.init(address=address, **kwargs)
+    if ours is _raise_terminated:  # ray.init installs its own (sys.exit(15)): keep the unwinding one
+        signal.signal(signal.SIGTERM, _raise_terminated)
     return True
+
+
+_REAPER: list = []  # the reaper of this process's embedded Ray (its stdin pipe closes when this process dies)
+
+
+def _start_reaper() -> None:
+    """evaluation/ray_reaper.py: kills this embedded Ray's processes once this process is gone (also SIGKILL)."""
+    import fcntl
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if _REAPER and _REAPER[0].poll() is None:
+        return
+    # the pipe's ends above 2: a program started with stdin closed would get fd 0 here, which later code may close
+    read_fd, write_fd = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3) for fd in os.pipe())
+    script = Path(__file__).with_name("ray_reaper.py")
+    reaper = subprocess.Popen(
+        [sys.executable, str(script), str(os.getpid())],
+        stdin=read_fd,
+        start_new_session=True,  # a Ctrl-C to the terminal's group must not stop it first
+    )
+    os.close(read_fd)
+    _REAPER[:] = [reaper, os.fdopen(write_fd, "wb")]  # the write end stays open as long as this process lives
 
 
 def ray_map(fn: Callable, items: Iterable, on_done: Callable[[], None] | None = None, num_cpus: float = 1) -> list:
@@ -83,3 +115,32 @@ def run_task_checked(item: tuple) -> dict:
             "pass --data-dir with a folder that exists at the same path on every node"
         )
     return run_task(task)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so ``finally`` blocks run (``ray.shutdown()``, removing a
+    half-written output folder) before the process ends."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextmanager
+def interrupts_unwind() -> Iterator[None]:
+    """Within the block SIGTERM raises :class:`Terminated` (SIGINT raises KeyboardInterrupt as always), so a
+    command stopped by a scheduler or ``kill`` shuts its embedded Ray down instead of leaving it running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> int:
+    """128 + the signal: 143 for SIGTERM, 130 for Ctrl-C."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
