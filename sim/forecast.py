@@ -1,8 +1,11 @@
 """Carbon-intensity forecasts that policies may see: never silently perfect.
 
 - ``perfect``: the realised trace (an oracle-style upper bound on forecast quality);
-- ``noisy``: the realised value times (1 + e), e ~ N(0, (error_std_per_hour * sqrt(lead_h))^2),
-  i.e. error growing with the horizon like a random walk;
+- ``noisy``: the realised value times (1 + e), with e of lead ``j`` hours (1..H) the sum of ``j`` independent
+  N(0, error_std_per_hour^2) steps: a random walk across the leads of one forecast, so its std is
+  ``error_std_per_hour * sqrt(j)`` and the errors of leads ``i < j`` are correlated (``sqrt(i / j)``), as real
+  forecast errors are (a forecast that is high at 3 h is high at 4 h too). Forecasts issued at different hours
+  draw independent walks. The magnitude is an assumption (data/derived/constants.csv);
 - ``persistence``: the current hour's value for every lead;
 - ``seasonal_naive``: the value 24 h before the forecast hour (persistence where no history exists).
 """
@@ -45,14 +48,16 @@ def forecast_tables(
 @njit(cache=True)
 def draw_forecast(fns, state, ci, first_hour, offset, src_ok, noise, std):  # pragma: no cover - compiled
     """``_forecast`` with ``noise`` (unless empty) filled by the generator at ``state`` first, as
-    ``rng.standard_normal(noise.shape)`` would (``sim.rng``)."""
+    ``np.cumsum(rng.standard_normal(noise.shape), axis=2)`` would (``sim.rng``): a random walk over leads."""
     if noise.shape[0] > 0:
         bg = bitgen(state, fns)
         R, n_hours, H = noise.shape
         for r in range(R):
             for h in range(n_hours):
+                walk = 0.0
                 for j in range(H):
-                    noise[r, h, j] = random_standard_normal(bg)
+                    walk += random_standard_normal(bg)  # a random walk across leads: errors correlated
+                    noise[r, h, j] = walk
     return _forecast(ci, first_hour, offset, src_ok, noise, std)
 
 
@@ -102,6 +107,7 @@ def _source_offsets(n_hours: int, H: int, kind: str) -> tuple[np.ndarray, bool]:
 
 @lru_cache(maxsize=32)
 def _lead_std(H: int, error_std_per_hour: float) -> np.ndarray:
-    std = error_std_per_hour * np.sqrt(1.0 + np.arange(H))
+    # the noise is a random walk across leads (draw_forecast), so a constant step gives std sigma * sqrt(lead h)
+    std = np.full(H, float(error_std_per_hour))
     std.setflags(write=False)
     return std

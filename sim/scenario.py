@@ -18,6 +18,11 @@ import yaml
 from sim.errors import ConfigError
 from sim.paths import SCENARIO_DIR  # shipped scenarios, found through importlib.resources
 
+# Defaults with a source (data/derived/constants.csv): AWS's 2023 global PUE, and an EBS gp3 volume's maximum
+# throughput, 1,000 MiB/s = 8.39 Gbit/s, for checkpoint writes and restores
+PUE_DEFAULT = 1.15
+STORAGE_GBPS_DEFAULT = 1000 * 2**20 * 8 / 1e9
+
 
 @dataclass(frozen=True)
 class RegionSpec:
@@ -27,7 +32,7 @@ class RegionSpec:
     zone: str
     gpu: str
     gpus: int
-    pue: float = 1.2
+    pue: float = PUE_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class JobSpec:
     noise_std: float = 0.0  # per-step lognormal noise on work per mini-batch
     phase_hours: float = 0.0  # 0 = no phases
     phase_multipliers: tuple[float, ...] = (1.0,)
-    storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s
+    storage_gbps: float = STORAGE_GBPS_DEFAULT  # checkpoint write / restore bandwidth, Gbit/s
     elastic: bool = True  # run on fewer GPUs than requested (else wait for all)
     # --- issue 14: checkpoint stall and scaling (see ModelSpec for the switches)
     snapshot_gb_per_s: float = 12.0  # GPU -> host copy (CheckFreq snapshot); assumed (PCIe 3.0 x16 peak 15.75 GB/s)
@@ -287,7 +292,7 @@ def _region_fields(top: _Fields, where: str, extra: dict | None = None) -> list[
             "zone": r.get("zone", str),
             "gpu": r.get("gpu", str),
             "gpus": r.get("gpus", int, lo=1),
-            "pue": r.get("pue", float, 1.2, lo=1.0, hi=3.0),
+            "pue": r.get("pue", float, PUE_DEFAULT, lo=1.0, hi=3.0),
         }
         fields.update({key: get(r) for key, get in (extra or {}).items()})
         r.done()
@@ -347,7 +352,7 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
         noise_std=j.get("noise_std", float, 0.0, lo=0.0, hi=1.0),
         phase_hours=j.get("phase_hours", float, 0.0, lo=0.0),
         phase_multipliers=tuple(float(m) for m in mult),
-        storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
+        storage_gbps=j.get("storage_gbps", float, STORAGE_GBPS_DEFAULT, lo=0.0, lo_open=True),
         elastic=j.get("elastic", bool, True),
         **_job_overheads(j),
     )
@@ -483,7 +488,7 @@ class FleetRegionSpec:
     zone: str
     gpu: str
     gpus: int  # pool capacity, GPUs (other tenants and shortages take some, as in single-job scenarios)
-    pue: float = 1.2
+    pue: float = PUE_DEFAULT
     power_cap_w: float = math.inf  # the fleet's power budget in this region (demand response), W
 
 
@@ -539,7 +544,7 @@ class FleetJobSource:
     home: str = "cluster"
     reference_gpu: str = "P100"
     checkpoint_interval_minibatches: int = 1000
-    storage_gbps: float = 10.0  # checkpoint write / restore bandwidth, Gbit/s (as JobSpec)
+    storage_gbps: float = STORAGE_GBPS_DEFAULT  # checkpoint write / restore bandwidth, Gbit/s (as JobSpec)
     snapshot_gb_per_s: float = 12.0  # GPU -> host copy of a checkpoint (as JobSpec)
     listed: tuple[ListedJob, ...] = ()  # list only
 
@@ -666,7 +671,7 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
         home=home,
         reference_gpu=j.get("reference_gpu", str, "P100"),
         checkpoint_interval_minibatches=j.get("checkpoint_interval_minibatches", int, 1000, lo=1),
-        storage_gbps=j.get("storage_gbps", float, 10.0, lo=0.0, lo_open=True),
+        storage_gbps=j.get("storage_gbps", float, STORAGE_GBPS_DEFAULT, lo=0.0, lo_open=True),
         snapshot_gb_per_s=j.get("snapshot_gb_per_s", float, 12.0, lo=0.0, lo_open=True),
     )
     if source == "philly":

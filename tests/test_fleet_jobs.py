@@ -37,7 +37,7 @@ def test_listed_jobs_keep_their_order_homes_and_sizes(jobs):
     assert jobs.trace_row.tolist() == [NO_TRACE_ROW] * 6
     assert jobs.checkpoint_gb[0] == pytest.approx(25.6e6 * 16 / 1e9)  # 0.4096 GB
     assert jobs.idle_w[0].tolist() == [30.5989448, 70.38, 70.38]  # idle_w of V100 / A40 resnet50 in the table
-    assert jobs.storage_gbps.tolist() == [10.0] * 6  # the default, as a single job's
+    assert jobs.storage_gbps.tolist() == [1000 * 2**20 * 8 / 1e9] * 6  # the default (EBS gp3 1,000 MiB/s)
 
 
 def test_first_job_work_deadline_and_energy_by_hand(jobs):
@@ -47,9 +47,9 @@ def test_first_job_work_deadline_and_energy_by_hand(jobs):
     assert jobs.clocks_mhz[0, 0].tolist() == [135.0, 765.0, 1380.0]
     # deadline = 2 x 11430 x t(1380) at home (KR, V100) = 2 x 11430 x 0.70293 s = 16069 s
     assert jobs.deadline_s[0] == pytest.approx(2 * 11430 * (T0 + T1 / 1380))
-    # facility kWh per mini-batch at 1380 MHz in KR: 1 GPU x (P + host) x t x PUE 1.3
+    # facility kWh per mini-batch at 1380 MHz in KR: 1 GPU x (P + host) x t x PUE 1.15
     p_w = P0 + P1 * 1380 + P3 * 1380**3  # 220.29 W
-    expected_kwh = (p_w + HOST_V100_W) * (T0 + T1 / 1380) * 1.3 / 3.6e6
+    expected_kwh = (p_w + HOST_V100_W) * (T0 + T1 / 1380) * 1.15 / 3.6e6
     assert jobs.energy_per_minibatch_kwh[0, 0, 2] == pytest.approx(expected_kwh, rel=1e-12)
 
 
