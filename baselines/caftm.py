@@ -1,16 +1,27 @@
 """CAFTM (Park, Kim, Kim, Han, Chun, IEEE CLOUD 2024): carbon-threshold migration + fault-tolerant DVFS.
 
-Units of the frequency controller (spec S3), chosen so that the paper's weights give comparable terms:
-``f`` in GHz, time per mini-batch in seconds (on the job's GPUs, work multiplier ``W``), power per GPU in
-kW; ``k_t`` in s*GHz, ``k_p`` in kW/GHz^3. The cost
+The frequency controller (spec S3) minimises, per mini-batch,
 
     J(f) = 0.05 * k_t * W / f  +  0.75 * (10 * k_p * W * f**3)  +  0.2 * (f_prev - f)**2
 
-is minimised over CAFTM's clock range (337-1522 MHz, the paper's bounds) intersected with the GPU's supported
-clocks and with ``f <= f_cap`` (``scipy.optimize.minimize(method="L-BFGS-B")``), where ``f_cap`` solves
-``n * (idle + 1000 * k_p * W * f_cap**3) = cap`` (the cap as a bound on f). The continuous optimum is mapped
-to the nearest supported clock level inside that range whose *profiled* job power ``n * P(level)`` does not
-exceed the cap, so the job never exceeds its cap, also on fewer GPUs.
+with ``t = k_t / f`` the time per mini-batch and ``P - idle = k_p * f**3`` the busy power per GPU, over CAFTM's
+clock range (337-1522 MHz, the paper's bounds) intersected with the GPU's supported clocks and with ``f <= f_cap``
+(``scipy.optimize.minimize(method="L-BFGS-B")``), ``f_cap`` solving ``n * (idle + k_p * W * f_cap**3) = cap``.
+The continuous optimum is mapped to the nearest supported clock level inside that range whose *profiled* job
+power ``n * P(level)`` does not exceed the cap, so the job never exceeds its cap, also on fewer GPUs.
+
+**Units.** ``J`` adds a time, a power and a squared clock, so the clock it picks is set by the units they are
+expressed in, not by the weights alone. The paper does not state them. The authors' public prototype,
+``datascience-labs/GreenAccounter`` (git ``e88bb8f``; the same group, with the paper's per-zone thresholds
+``VGGNet/carbon_config.csv``: US 250, KR 320 g/kWh), measures in: **W** (``VGGNet/gpu_utils.py`` line 59,
+``nvidia-smi --query-gpu=power.draw``, used as read: the "Convert to kW" comment on line 63 converts nothing),
+**MHz** (line 71-82 ``get_gpu_freq_info``: nvidia-smi clocks, MHz; it returns a placeholder 2475) and **s**
+(``time.time()``, lines 33 and 129), sampling power every 5 s (lines 31, 130: "5초마다", every 5 s). It has no
+frequency controller (``scipy.optimize.minimize`` is imported in ``VGGNet/__init__.py`` line 34 and never called),
+so the units of ``J`` are left open. :data:`UNIT_READINGS` lists the plausible readings; the default,
+:data:`PROTOTYPE_READING`, is the prototype's measured units (s, W, MHz) with the paper's sampling unit (per
+mini-batch: ``t`` is seconds per mini-batch, ``P`` the mean busy power over the profiled mini-batches).
+``report.md``'s CAFTM section runs every reading on the same episodes and says which term sets the clock.
 """
 
 from __future__ import annotations
@@ -36,6 +47,14 @@ from sim.errors import ConfigError
 from sim.states import State
 
 W_TIME, W_POWER, W_SMOOTH = 0.05, 0.75, 0.2
+# reading name -> (seconds per time unit, watts per power unit, MHz per clock unit) of the terms of J
+UNIT_READINGS: dict[str, tuple[float, float, float]] = {
+    "s_W_MHz": (1.0, 1.0, 1.0),  # the prototype's measured units (nvidia-smi W and MHz, time.time() s)
+    "s_kW_GHz": (1.0, 1000.0, 1000.0),  # this project's reading before issue 22
+    "ms_kW_GHz": (1e-3, 1000.0, 1000.0),
+    "s_W_GHz": (1.0, 1.0, 1000.0),
+}
+PROTOTYPE_READING = "s_W_MHz"
 # CAFTM's frequency bounds (Park et al. 2024, S3: f in [337, 1522] MHz); intersected with each GPU's clocks
 CAFTM_F_MIN_MHZ, CAFTM_F_MAX_MHZ = 337.0, 1522.0
 # theta_CI of the authors' prototype (g/kWh), by zone: KR 320 and US 250, as quoted in issue 11's review of
@@ -65,31 +84,52 @@ def zone_thetas(zones, train_quantile_g_per_kwh: np.ndarray) -> tuple[np.ndarray
     return theta, source
 
 
-def caftm_cost(f_ghz, k_t: float, k_p: float, work: float, f_prev_ghz: float):
-    """The CAFTM frequency cost ``J(f)`` (vectorised over ``f_ghz``)."""
-    f = np.asarray(f_ghz, dtype=float)
-    return W_TIME * k_t * work / f + W_POWER * (10.0 * k_p * work * f**3) + W_SMOOTH * (f_prev_ghz - f) ** 2
+def caftm_cost(f, k_t: float, k_p: float, work: float, f_prev: float):
+    """The CAFTM frequency cost ``J(f)`` (vectorised over ``f``), every argument in one reading's units
+    (clock ``f``, ``k_t`` in time x clock, ``k_p`` in power / clock^3)."""
+    f = np.asarray(f, dtype=float)
+    return W_TIME * k_t * work / f + W_POWER * (10.0 * k_p * work * f**3) + W_SMOOTH * (f_prev - f) ** 2
+
+
+def cost_terms(f, k_t: float, k_p: float, work: float, f_prev: float) -> tuple[float, float, float]:
+    """The three terms of ``J`` at ``f`` (time, power, smoothing), for reporting which one sets the clock."""
+    return (W_TIME * k_t * work / f, W_POWER * 10.0 * k_p * work * f**3, W_SMOOTH * (f_prev - f) ** 2)
 
 
 class FrequencyController:
-    """CAFTM's fault-tolerant frequency controller (spec S3).
+    """CAFTM's fault-tolerant frequency controller (spec S3) in one unit reading (:data:`UNIT_READINGS`).
 
-    Keeps the last ``window`` profiled samples ``(clock GHz, seconds per mini-batch normalised to W = 1 on
-    the full GPU request, busy kW per GPU)``, refits ``k_t`` (least squares of ``t = k_t / f``) and ``k_p``
-    (least squares of ``P - idle = k_p * f^3``), and picks the clock with :meth:`choose_clock_mhz`.
+    Keeps the last ``window`` profiled samples ``(clock, time per mini-batch normalised to W = 1 on the full
+    GPU request, busy power per GPU above idle)`` in the reading's units, refits ``k_t`` (least squares of
+    ``t = k_t / f``) and ``k_p`` (least squares of ``P - idle = k_p * f^3``), and picks the clock with
+    :meth:`choose_clock_mhz`. ``f_prev_mhz`` is the clock applied last (MHz, whatever the reading).
+
+    :param units: a key of :data:`UNIT_READINGS` (default: the prototype's s, W, MHz).
     """
 
-    def __init__(self, window: int = 10):
+    def __init__(self, window: int = 10, units: str = PROTOTYPE_READING):
+        if units not in UNIT_READINGS:
+            raise ConfigError(f"caftm: units={units!r}; one of {', '.join(UNIT_READINGS)}")
         self.window = window
+        self.units = units
+        self.time_s, self.power_w, self.clock_mhz = UNIT_READINGS[units]
         self.samples: list[tuple[float, float, float]] = []
         self.k_t = math.nan
         self.k_p = math.nan
-        self.f_prev_ghz = math.nan
+        self.f_prev_mhz = math.nan
 
     def add_sample(self, clock_mhz: float, t_mb_s: float, p_busy_w: float, idle_w: float) -> None:
-        self.samples.append((clock_mhz / 1000.0, t_mb_s, (p_busy_w - idle_w) / 1000.0))
+        self.samples.append((clock_mhz / self.clock_mhz, t_mb_s / self.time_s, (p_busy_w - idle_w) / self.power_w))
         del self.samples[: -self.window]
         self.refit()
+
+    def fit(self, clocks_mhz: np.ndarray, t_mb_s: np.ndarray, p_busy_w: np.ndarray, idle_w: float) -> None:
+        """``k_t``, ``k_p`` from a profile table (a scheduler's offline measurement), in the reading's units."""
+        f = np.asarray(clocks_mhz, dtype=float) / self.clock_mhz
+        t = np.asarray(t_mb_s, dtype=float) / self.time_s
+        p = (np.asarray(p_busy_w, dtype=float) - idle_w) / self.power_w
+        self.k_t = float(np.dot(1 / f, t) / np.dot(1 / f, 1 / f))
+        self.k_p = float(max(np.dot(f**3, p) / np.dot(f**3, f**3), 1e-30))
 
     def refit(self) -> None:
         if not self.samples:
@@ -98,7 +138,7 @@ class FrequencyController:
         x = 1.0 / f
         self.k_t = float(np.dot(x, t) / np.dot(x, x))
         x3 = f**3
-        self.k_p = float(max(np.dot(x3, p) / np.dot(x3, x3), 1e-9))
+        self.k_p = float(max(np.dot(x3, p) / np.dot(x3, x3), 1e-30))
 
     def choose_clock_mhz(
         self,
@@ -110,29 +150,31 @@ class FrequencyController:
         work: float,
         k_t: float | None = None,
         k_p: float | None = None,
-        f_prev_ghz: float | None = None,
+        f_prev_mhz: float | None = None,
     ) -> tuple[int, float]:
         """Minimise ``J`` and map to a clock level under the cap.
 
         :param clocks_mhz: the supported clock levels (ascending).
         :param p_gpu_w: profiled busy power per GPU at each level (for the final cap check).
         :param n_gpus: GPUs the job runs on; ``cap_w``: job power cap (inf if none); ``work``: multiplier W.
-        :returns: (level index, continuous optimum f* in GHz). The level lies in CAFTM's clock range
+        :param k_t: / ``k_p``: coefficients in the reading's units (default: the fitted ones).
+        :returns: (level index, continuous optimum f* in MHz). The level lies in CAFTM's clock range
             (:func:`caftm_levels`) unless no level there fits under the cap: then the highest level under the
             cap below the range (lowest level if none fits), because the cap is a hard rule.
         """
         k_t = self.k_t if k_t is None else k_t
         k_p = self.k_p if k_p is None else k_p
-        f_prev = self.f_prev_ghz if f_prev_ghz is None else f_prev_ghz
+        u = self.clock_mhz
+        f_prev = (self.f_prev_mhz if f_prev_mhz is None else f_prev_mhz) / u
         clocks_mhz = np.asarray(clocks_mhz, dtype=float)
         allowed = caftm_levels(clocks_mhz)
-        lo, hi = clocks_mhz[allowed[0]] / 1000.0, clocks_mhz[allowed[-1]] / 1000.0
+        lo, hi = clocks_mhz[allowed[0]] / u, clocks_mhz[allowed[-1]] / u
         if not math.isfinite(f_prev):
             f_prev = hi
         n = max(n_gpus, 1)
         if math.isfinite(cap_w):
-            head_kw = (cap_w / n - idle_w) / 1000.0
-            f_cap = (head_kw / (k_p * work)) ** (1.0 / 3.0) if head_kw > 0 else lo
+            head = (cap_w / n - idle_w) / self.power_w
+            f_cap = (head / (k_p * work)) ** (1.0 / 3.0) if head > 0 else lo
             hi = max(lo, min(hi, f_cap))
         x0 = np.array([min(max(f_prev, lo), hi)])
         res = minimize(
@@ -148,11 +190,11 @@ class FrequencyController:
                 ]
             ),
         )
-        f_star = float(np.clip(res.x[0], lo, hi))
+        f_star = float(np.clip(res.x[0], lo, hi)) * u
         under = n * np.asarray(p_gpu_w) <= cap_w + 1e-9
         ok = allowed[under[allowed]]
         if ok.size:
-            level = int(ok[np.argmin(np.abs(clocks_mhz[ok] / 1000.0 - f_star))])
+            level = int(ok[np.argmin(np.abs(clocks_mhz[ok] - f_star))])
         else:  # no level in CAFTM's range fits the cap
             below = np.flatnonzero(under)
             level = int(below[-1]) if below.size else 0
@@ -184,6 +226,7 @@ class CaftmPolicy(Policy):
     :param theta_ci: one migration threshold for every zone in g/kWh (None = the per-zone rule above).
     :param theta_p_w: job power cap (None = the scenario's cap, time-varying windows included).
     :param deadline_guard: this project's addition (see ``caftm_guarded``); off as published.
+    :param units: the reading of the cost's units (:data:`UNIT_READINGS`; default the prototype's s, W, MHz).
     """
 
     name = "caftm"
@@ -195,6 +238,7 @@ class CaftmPolicy(Policy):
         deadline_guard: bool = False,
         guard_fraction: float = 0.9,
         work_tol: float = 0.01,
+        units: str = PROTOTYPE_READING,
     ):
         if theta_ci is not None and theta_ci < 0:
             raise ConfigError(f"caftm: theta_ci={theta_ci} must be >= 0 g/kWh")
@@ -207,6 +251,9 @@ class CaftmPolicy(Policy):
         self.deadline_guard = deadline_guard
         self.guard_fraction = guard_fraction
         self.work_tol = work_tol
+        if units not in UNIT_READINGS:
+            raise ConfigError(f"caftm: units={units!r}; one of {', '.join(UNIT_READINGS)}")
+        self.units = units
 
     def reset(self, env: CarbonMigrationEnv, seed: int) -> None:
         zones = env.scenario.zones
@@ -215,7 +262,7 @@ class CaftmPolicy(Policy):
         else:
             self.theta_g_per_kwh = np.full(len(zones), float(self.theta_ci_arg))
             self.theta_source = ["argument"] * len(zones)
-        self.ctrl = FrequencyController()
+        self.ctrl = FrequencyController(units=self.units)
         self.prev: PolicyView | None = None
         self.prev_target = -1
         self.key = None
@@ -247,11 +294,7 @@ class CaftmPolicy(Policy):
         self.key = None  # coefficients changed: re-solve
 
     def _fit_from_table(self, view: PolicyView, r: int) -> None:
-        f = view.clocks_mhz[r] / 1000.0
-        t = view.t_mb_s[r]
-        p = (view.p_gpu_w[r] - view.idle_w[r]) / 1000.0
-        self.ctrl.k_t = float(np.dot(1 / f, t) / np.dot(1 / f, 1 / f))
-        self.ctrl.k_p = float(max(np.dot(f**3, p) / np.dot(f**3, f**3), 1e-9))
+        self.ctrl.fit(view.clocks_mhz[r], view.t_mb_s[r], view.p_gpu_w[r], view.idle_w[r])
 
     def act(self, obs, view: PolicyView) -> np.ndarray:
         self._profile(view)
@@ -259,7 +302,7 @@ class CaftmPolicy(Policy):
             self.n_running = view.n_gpus
             self.ctrl.refit()
             self.key = None
-        self.ctrl.f_prev_ghz = float(view.clocks_mhz[view.region, view.level]) / 1000.0  # the clock applied
+        self.ctrl.f_prev_mhz = float(view.clocks_mhz[view.region, view.level])  # the clock applied
         if view.state in TIMED:
             target = continue_target(view)
         else:

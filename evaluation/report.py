@@ -365,6 +365,38 @@ def caftm_claims_section(episodes: pd.DataFrame, sweep: pd.DataFrame | None, plo
     return lines
 
 
+def caftm_units_section(units: pd.DataFrame) -> list[str]:
+    """Markdown lines: ``caftm`` under each reading of its cost's units (``theta_sweep.run_unit_readings``)."""
+    from baselines.caftm import PROTOTYPE_READING
+
+    if units is None or not len(units):
+        return []
+    lines = [
+        "### CAFTM under each reading of its cost's units",
+        "",
+        "CAFTM's clock cost adds a time, a power and a squared clock, J(f) = 0.05 k_t W / f + 0.75 (10 k_p W f^3) + "
+        "0.2 (f_prev - f)^2, so the clock it picks is set by the units, not by the weights alone. The paper does not "
+        "state them; the authors' prototype (datascience-labs/GreenAccounter, VGGNet/gpu_utils.py) measures power "
+        "in W (nvidia-smi power.draw), clocks in MHz and time in s, and has no frequency controller. "
+        f"`caftm` uses `{PROTOTYPE_READING}` (the prototype's units) sampled per mini-batch. Which term sets the "
+        "clock: in s with W and MHz the smoothing term (0.2 x MHz^2) outweighs the others, so the clock stays near "
+        "the previous one (clipped by the cap); in s with kW and GHz the power term (7.5 k_p f^3 ~ 0.1-1) outweighs "
+        "the time term (0.05 t ~ 0.03), so the lowest clock in CAFTM's range wins; in ms the time term "
+        "(0.05 t ~ 30) wins, so the highest clock under the cap. Same episodes; mean over episodes.",
+        "",
+        "| units (time, power, clock) | mean clock running (MHz) | carbon (kg) | JCT (h) | late (h) | deadline met |",
+        "|:---|---:|---:|---:|---:|---:|",
+    ]
+    for u, g in units.groupby("units", sort=False):
+        mark = " (default)" if u == PROTOTYPE_READING else ""
+        lines.append(
+            f"| {u}{mark} | {g['clock_mhz'].mean():.0f} | {g['carbon_kg'].mean():.2f} | {g['jct_h'].mean():.1f} | "
+            f"{g['late_h'].mean():.2f} | {g['deadline_met'].astype(float).mean():.0%} |"
+        )
+    lines.append("")
+    return lines
+
+
 def _variants(sweep: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(sweep["variant"]))
 

@@ -136,8 +136,9 @@ def test_controller_picks_the_allowed_level_nearest_the_brute_force_optimum(k_t,
     idle = 40.0
     p = idle + 1000.0 * k_p * work * (clocks / 1000.0) ** 3  # profiled power consistent with the model
     cap = cap_frac * n * p[-1]
-    ctrl = FrequencyController()
-    level, f_opt = ctrl.choose_clock_mhz(clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_ghz=f_prev)
+    ctrl = FrequencyController(units="s_kW_GHz")  # k_t in s*GHz, k_p in kW/GHz^3, f_prev in GHz below
+    level, f_opt_mhz = ctrl.choose_clock_mhz(clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_mhz=1e3 * f_prev)
+    f_opt = f_opt_mhz / 1000.0
     under = np.flatnonzero(n * p <= cap)
     ok = np.intersect1d(under, caftm_range)
     if ok.size == 0:  # no level of CAFTM's range fits: the cap wins (highest level under it, else the lowest)
@@ -160,7 +161,7 @@ def test_controller_picks_the_allowed_level_nearest_the_brute_force_optimum(k_t,
 
 
 def test_controller_refits_from_last_ten_samples():
-    ctrl = FrequencyController()
+    ctrl = FrequencyController(units="s_kW_GHz")
     for i in range(15):  # first 5 samples follow k_t = 9, k_p = 0.9; the last 10 follow k_t = 1, k_p = 0.1
         kt, kp = (9.0, 0.9) if i < 5 else (1.0, 0.1)
         f = 0.5 + 0.1 * (i % 5)
@@ -254,8 +255,8 @@ def test_controller_output_stays_within_caftm_clock_bounds(k_t, k_p, work, f_pre
     idle = 30.0
     p = idle + 1000.0 * k_p * work * (clocks / 1000.0) ** 3
     cap = cap_frac * n * p[-1]
-    level, _ = FrequencyController().choose_clock_mhz(
-        clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_ghz=f_prev
+    level, _ = FrequencyController(units="s_kW_GHz").choose_clock_mhz(
+        clocks, p, idle, n, cap, work, k_t=k_t, k_p=k_p, f_prev_mhz=1e3 * f_prev
     )
     inside = (clocks >= 337.0) & (clocks <= 1522.0)  # CAFTM's bounds, MHz
     if np.any(inside & (n * p <= cap)):
@@ -271,7 +272,7 @@ def test_caftm_runs_within_its_clock_bounds_and_applies_its_own_clock_as_f_prev(
     running = h["state"] == State.TOLERANCE
     assert running.any() and np.all((h["clock_mhz"][running] >= 337.0) & (h["clock_mhz"][running] <= 1522.0))
     last = paper.unwrapped.view()
-    assert pol.ctrl.f_prev_ghz == last.clocks_mhz[last.region, last.level] / 1000.0
+    assert pol.ctrl.f_prev_mhz == last.clocks_mhz[last.region, last.level]
 
 
 def test_caftm_guarded_meets_deadlines_where_published_caftm_may_not(paper):
@@ -311,3 +312,29 @@ def test_caftm_resolves_its_clock_whenever_the_gpu_count_changes():
     m = run_episode(env, pol, seed=5, start_hour=start, keep_history=False)
     assert len(changes) >= 3, m["gpu_failures"]  # the episode did change the GPU count (failures, shortages)
     assert all(s in solved for s, _ in changes)
+
+
+def test_controller_units_are_the_prototypes_by_default_and_each_reading_rescales_the_fit():
+    # one profile: t = 0.7 s at 1000 MHz (k_t = 0.7 s*GHz = 700 s*MHz), busy power above idle 100 W at 1000 MHz
+    clocks = np.array([500.0, 1000.0, 1500.0])
+    t = 700.0 / clocks
+    p_busy = 40.0 + 100.0 * (clocks / 1000.0) ** 3
+    got = {}
+    for units, k_t, k_p in (
+        ("s_W_MHz", 700.0, 100.0 / 1000.0**3),
+        ("s_kW_GHz", 0.7, 0.1),
+        ("ms_kW_GHz", 700.0, 0.1),
+        ("s_W_GHz", 0.7, 100.0),
+    ):
+        ctrl = FrequencyController(units=units)
+        ctrl.fit(clocks, t, p_busy, 40.0)
+        assert ctrl.k_t == pytest.approx(k_t) and ctrl.k_p == pytest.approx(k_p)
+        got[units] = ctrl
+    assert FrequencyController().units == "s_W_MHz"
+    # in ms the time term (0.05 * 700 / f) outweighs the power term near f = 1 GHz (7.5 * 0.1 * f^3):
+    # dJ/df = -35 / f^2 + 2.25 f^2 = 0 at f = (35 / 2.25) ** 0.25 = 1.986 GHz -> the top of the range
+    level, _ = got["ms_kW_GHz"].choose_clock_mhz(clocks, p_busy, 40.0, 1, math.inf, 1.0, f_prev_mhz=1000.0)
+    assert clocks[level] == 1500.0
+    # in s the same cost: -0.035 / f^2 + 2.25 f^2 = 0 at f = 0.353 GHz -> the lowest clock in CAFTM's range
+    level, _ = got["s_kW_GHz"].choose_clock_mhz(clocks, p_busy, 40.0, 1, math.inf, 1.0, f_prev_mhz=1000.0)
+    assert clocks[level] == 500.0
