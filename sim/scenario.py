@@ -21,6 +21,10 @@ from sim.paths import SCENARIO_DIR  # shipped scenarios, found through importlib
 # Defaults with a source (data/derived/constants.csv): AWS's 2023 global PUE, and an EBS gp3 volume's maximum
 # throughput, 1,000 MiB/s = 8.39 Gbit/s, for checkpoint writes and restores
 PUE_DEFAULT = 1.15
+# An episode's length (episode_hours) is a safety limit, not a budget: at least this many times the deadline, so that
+# every policy finishes the whole job in every episode (spec V1; a job still unfinished there is charged for its
+# remaining work by baselines.runner.equal_work and flagged)
+SAFETY_LIMIT_X_DEADLINE = 2.0
 STORAGE_GBPS_DEFAULT = 1000 * 2**20 * 8 / 1e9
 
 
@@ -372,6 +376,13 @@ def parse_scenario(data: dict, where: str = "<scenario>") -> Scenario:
             + (f"{largest.gpus} {fix}" if not job.elastic else f"{largest.gpus}, {fix} it runs on the GPUs a pool has"),
         )
 
+    if job.deadline_hours is not None and episode_hours < SAFETY_LIMIT_X_DEADLINE * job.deadline_hours:
+        raise top.error(
+            "episode_hours",
+            f"{episode_hours:g} is the safety limit of an episode and must be >= {SAFETY_LIMIT_X_DEADLINE:g} x "
+            f"job.deadline_hours = {SAFETY_LIMIT_X_DEADLINE * job.deadline_hours:g}, so that every policy finishes "
+            "the same work (spec V1)",
+        )
     faults, forecast, reward, model, splits = _shared_sections(top)
     top.done()
     return Scenario(
