@@ -217,8 +217,9 @@ class CaftmPolicy(Policy):
     "Profiled" here: after a decision step the job spent entirely in Tolerance in one region at one clock
     and GPU count (consecutive views, no rollback), the policy records the observed mean time per mini-batch
     (elapsed step time / mini-batches gained, scaled to the full GPU request and divided by the step's
-    work multiplier W) and the observed power per GPU (``view.power_w / n_gpus``). Each such step is one of
-    the "last 10 profiled mini-batches" (the simulator is deterministic within a step, so a step's mean
+    measured work multiplier W, ``view.work`` of the next view) and the observed power per GPU
+    (``view.power_w / n_gpus``). Each such step is one of the "last 10 profiled mini-batches" (the simulator
+    is deterministic within a step, so a step's mean
     equals each mini-batch's value). Before any sample, ``k_t``/``k_p`` are fitted on the region's profile
     table (what a scheduler measures offline). Coefficients are refitted and the clock re-solved when the GPU
     count changes (S3), and re-solved when W changes by more than ``work_tol``, or the region or cap changes.
@@ -287,7 +288,7 @@ class CaftmPolicy(Policy):
         dt = view.t_s - p.t_s
         if gained <= 0 or dt <= 0:
             return
-        t_full = dt / gained * view.n_gpus / view.requested_gpus / p.work
+        t_full = dt / gained * view.n_gpus / view.requested_gpus / view.work  # view.work: the step just measured
         self.ctrl.add_sample(
             view.clocks_mhz[view.region, view.level], t_full, view.power_w / view.n_gpus, view.idle_w[view.region]
         )

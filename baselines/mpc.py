@@ -10,7 +10,7 @@ information it is allowed to see, plans the rest of the episode with the oracle'
   TRAINING split (a climatological forecast; no test data);
 - GPUs usable per region: the current count for the current step, then the mean count seen so far in the
   episode (a persisted momentary shortage would make the plan flip between regions step after step);
-- the work multiplier: the current step's, assumed to persist (no fault foresight);
+- the work multiplier: the one measured on the step just run, assumed to persist (no peeking, no fault foresight);
 - static scenario facts: clock table, PUE, WAN transfer times, checkpoint size, deadline and the job's
   power-cap schedule (a constant cap plus fixed daily windows, known in advance).
 

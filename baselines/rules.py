@@ -71,7 +71,8 @@ def energy_optimal_level(view: PolicyView, region: int, n_gpus: int) -> int:
 
 
 def hours_needed(view: PolicyView, region: int, level: int) -> float:
-    """Hours the remaining work takes in ``region`` at ``level`` on the GPUs usable there, at this step's work."""
+    """Hours the remaining work takes in ``region`` at ``level`` on the GPUs usable there, at the last measured work
+    rate (``view.work``)."""
     n = max(int(view.usable_gpus[region]), 1)
     return view.remaining_mb * view.t_mb_s[region, level] * view.work * view.requested_gpus / n / 3600.0
 

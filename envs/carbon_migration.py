@@ -64,7 +64,7 @@ class PolicyView:
     cap_w: float
     progress_mb: float
     total_mb: float
-    work: float  # work multiplier of this step (1 = profile)
+    work: float  # work multiplier measured on the step just run (1 = profile, and before the first step)
     deadline_s: float
     horizon_s: float
     step_s: float
@@ -135,7 +135,7 @@ class CarbonMigrationEnv(gym.Env):
     | J + 3                | clock level / (L - 1)                                    | 0   | 1   | -    |
     | J + 4                | job power / power cap (0 when uncapped)                  | 0   | 4   | -    |
     | J + 5                | GPUs held / GPUs requested                               | 0   | 1   | -    |
-    | J + 6                | work per mini-batch multiplier (phases, noise)           | 0   | 4   | -    |
+    | J + 6                | work multiplier of the step just run (1 before the first) | 0   | 4   | -    |
     | J + 7                | lost mini-batches so far / total                         | 0   | 1   | -    |
     | J + 8 .. J + 15      | one-hot scheduler state (QUEUED .. COMPLETED)            | 0   | 1   | -    |
 
@@ -309,7 +309,11 @@ class CarbonMigrationEnv(gym.Env):
         self._record(self.sim.k, force=True)
 
     def view(self) -> PolicyView:
-        """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/)."""
+        """What a non-clairvoyant policy may legitimately know now, in physical units (see baselines/).
+
+        No peeking (spec V2): the view holds measured past speed (``work``: the multiplier of the step just run),
+        forecasts, the current intensity, free GPUs and outages as they stand now, and announced faults; never
+        a draw of the step about to run (its work multiplier, faults or transfers)."""
         sim = self.sim
         h = min(int(sim.t_s // 3600.0), sim.n_hours - 1)
         R, F = self.R, self.F
@@ -341,7 +345,7 @@ class CarbonMigrationEnv(gym.Env):
             cap_w=sim.cap_w[h],
             progress_mb=sim.progress_mb,
             total_mb=self.total_mb,
-            work=sim.work[min(sim.k, sim.n_steps)],
+            work=float(sim.work[sim.k - 1]) if sim.k > 0 else 1.0,  # measured on the step just run (V2)
             deadline_s=sim.deadline_s,
             horizon_s=self.horizon_s,
             step_s=sim.step_s,

@@ -211,7 +211,7 @@ def _job_features(i, st, ep, P, buf, h):
     to_deadline = (dl - t) / horizon
     cap_w = ep.cap_w[i, h]
     power = fv[F_POWER_W] / cap_w if cap_w < math.inf else 0.0
-    work = ep.work[i, kk]
+    work = ep.work[i, kk - 1] if kk > 0 else 1.0  # measured on the step just run, not the coming one's draw (V2)
     lost = st.episode_acc[i, 0, M_LOST] / total
     o[job_at] = fv[F_PROGRESS_MB] / total
     o[job_at + 1] = to_deadline if to_deadline > -1.0 else -1.0
