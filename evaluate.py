@@ -312,6 +312,38 @@ def run_sensitivity(scenario, world, env_spec: EnvSpec, specs, args, out: Path) 
     base = tables.pop("")
     with open(out / "report.md", "a", encoding="utf-8") as f:
         f.write("\n" + sensitivity_markdown(base, tables, n, rows[""]))
+    run_checkpoint_sweep(scenario, world, env_spec, specs, args, out)
+
+
+def run_checkpoint_sweep(scenario, world, env_spec: EnvSpec, specs, args, out: Path) -> None:
+    """How savings scale with the model: the policies of ``CHECKPOINT_POLICIES`` (and any agent) on a few episodes
+    per model size; ``checkpoint_sweep.csv``, ``checkpoint_sweep.png`` and a section of ``report.md``."""
+    from evaluation import plots
+    from evaluation.sensitivity import (
+        CHECKPOINT_EPISODES,
+        CHECKPOINT_POLICIES,
+        checkpoint_markdown,
+        checkpoint_savings,
+        write_checkpoint_variants,
+    )
+
+    chosen = [s for s in specs if s.is_agent or s.source in CHECKPOINT_POLICIES]
+    if not any(s.source == "stay" for s in chosen):
+        return
+    n = min(args.sensitivity_episodes, args.episodes, CHECKPOINT_EPISODES)
+    paths = write_checkpoint_variants(scenario, out / "sensitivity")
+    print(f"checkpoint sweep: {len(paths)} sizes x {len(chosen)} policies x {n} episodes", file=sys.stderr)
+    rows = {}
+    for params, path in paths.items():
+        spec = dataclasses.replace(env_spec, scenario=str(path))
+        res = run_all(plan_episodes(world, spec, chosen, n, args.seed, -1), args.workers)
+        rows[params] = pd.DataFrame([r["row"] for r in res], columns=list(COLUMNS))
+    table = checkpoint_savings(rows)
+    table.to_csv(out / "checkpoint_sweep.csv", index=False)
+    bpp = scenario.job.bytes_per_param
+    plots.checkpoint_sweep(table, bpp, out / "checkpoint_sweep.png", title=f"{scenario.name}: savings by checkpoint")
+    with open(out / "report.md", "a", encoding="utf-8") as f:
+        f.write("\n" + checkpoint_markdown(table, bpp, "checkpoint_sweep.png"))
 
 
 def run_all_ray(tasks, address: str | None, num_cpus: int | None, carbon_source: str) -> list[dict]:

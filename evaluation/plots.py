@@ -210,3 +210,24 @@ def theta_sweep(sweep: pd.DataFrame, path, title: str = "") -> None:
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+
+
+def checkpoint_sweep(table: pd.DataFrame, bytes_per_param: float, path, title: str = "") -> None:
+    """Change in carbon against ``stay`` (%) per policy against the checkpoint size (log scale).
+
+    :param table: rows ``params, policy, change_vs_stay_pct`` (``evaluation.sensitivity.checkpoint_savings``).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), constrained_layout=True)
+    policies = list(dict.fromkeys(table["policy"]))
+    for i, (color, p) in enumerate(zip(_colors(len(policies)), policies)):
+        g = table[table["policy"] == p].sort_values("params")
+        ax.plot(g["params"] * bytes_per_param / 1e9, g["change_vs_stay_pct"], MARKERS[i] + "-", color=color, label=p)
+    ax.set_xscale("log")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("checkpoint (GB, log scale)")
+    ax.set_ylabel("carbon change against stay (%)")
+    ax.set_title(title or "Savings against the checkpoint size")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)

@@ -126,3 +126,85 @@ def sensitivity_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ how savings scale with the checkpoint
+
+# model sizes of the checkpoint sweep (parameters): BERT-base-like to Llama-2-70B-like; each checkpoint is
+# params x the scenario's bytes per parameter (16 for mixed-precision Adam, ZeRO Sec. 3.1; data/derived/constants.csv)
+CHECKPOINT_PARAMS = (0.1e9, 1e9, 7e9, 13e9, 70e9)
+CHECKPOINT_POLICIES = ("stay", "greedy", "mpc", "caftm", "oracle")
+CHECKPOINT_EPISODES = 3  # at most this many episodes per size: the sweep is kept cheap
+
+
+def write_checkpoint_variants(scenario: Scenario, folder: Path, params=CHECKPOINT_PARAMS) -> dict[float, Path]:
+    """One YAML per model size in ``folder`` (the evaluated scenario with ``job.params`` changed); params -> path.
+    Only the checkpoint changes: the job's speed, mini-batches and checkpoint interval stay those of the scenario."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for p in params:
+        data = dataclasses.replace(scenario, job=dataclasses.replace(scenario.job, params=float(p))).to_dict()
+        data["name"] = f"{scenario.name}-ckpt-{p / 1e9:g}B"
+        gb = p * scenario.job.bytes_per_param / 1e9
+        data["description"] = f"{scenario.description} Checkpoint sweep: {p / 1e9:g}B parameters, {gb:g} GB."
+        path = folder / f"{data['name']}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        out[float(p)] = path
+    return out
+
+
+def checkpoint_savings(rows: dict[float, pd.DataFrame]) -> pd.DataFrame:
+    """Per size and policy: mean change in carbon against ``stay`` on the same episodes (%, negative = less),
+    deadline-met rate and mean lateness. ``rows``: params -> that size's episodes.csv rows."""
+    out = []
+    for p, ep in rows.items():
+        base = ep[ep["policy"] == BASELINE_POLICY].set_index("episode")["carbon_kg"]
+        for policy, g in ep.groupby("policy", sort=False):
+            if policy == BASELINE_POLICY:
+                continue
+            x = g.set_index("episode")["carbon_kg"]
+            change = (100.0 * (x - base) / base).dropna()
+            out.append(
+                {
+                    "params": p,
+                    "policy": policy,
+                    "change_vs_stay_pct": float(change.mean()),
+                    "deadline_met_rate": float(g["deadline_met"].astype(float).mean()),
+                    "late_h_mean": float(g["late_h"].mean()) if "late_h" in g else float("nan"),
+                    "episodes": len(g),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def checkpoint_markdown(table: pd.DataFrame, bytes_per_param: float, plot_file: str | None) -> str:
+    """The report section of the checkpoint-size sweep."""
+    sizes = sorted(table["params"].unique())
+    policies = list(dict.fromkeys(table["policy"]))
+    n = int(table["episodes"].max()) if len(table) else 0
+    lines = [
+        "## Sensitivity to the checkpoint size",
+        "",
+        f"The same job and episodes ({n} per size) with the model size changed, so only the checkpoint grows "
+        f"({bytes_per_param:g} bytes per parameter: fp16 weights and gradients, fp32 master weights and two Adam "
+        "moments, ZeRO Sec. 3.1); the job's speed, mini-batches and checkpoint interval stay the scenario's, so the "
+        "periodic snapshot stall grows with it too. Change in carbon against `stay` on the same episode "
+        "(negative = less carbon), with the deadline-met rate in brackets.",
+        "",
+        "| parameters | checkpoint (GB) | " + " | ".join(policies) + " |",
+        "|---:|---:|" + "---:|" * len(policies),
+    ]
+    t = table.set_index(["params", "policy"])
+    for p in sizes:
+        cells = []
+        for pol in policies:
+            if (p, pol) in t.index:
+                r = t.loc[(p, pol)]
+                cells.append(f"{r['change_vs_stay_pct']:+.0f} % ({r['deadline_met_rate']:.0%})")
+            else:
+                cells.append("n/a")
+        lines.append(f"| {p / 1e9:g}B | {p * bytes_per_param / 1e9:,.0f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    if plot_file:
+        lines += [f"![Savings against stay by checkpoint size]({plot_file})", ""]
+    return "\n".join(lines)

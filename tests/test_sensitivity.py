@@ -51,3 +51,36 @@ def test_variant_files_switch_exactly_one_term(tmp_path):
     assert load_scenario(paths["shortages"]).faults.shortage_scale == 0.0
     assert load_scenario(paths["transfer_kwh_per_gb"]).transfer_kwh_per_gb == 0.06
     assert load_scenario(paths["restart_s"]).model.restart_s == 0.0
+
+
+def test_checkpoint_variants_change_only_the_model_size(tmp_path):
+    from evaluation.sensitivity import write_checkpoint_variants
+    from sim.scenario import load_scenario
+
+    base = load_scenario("paper")
+    paths = write_checkpoint_variants(base, tmp_path, params=(1e9, 70e9))
+    big = load_scenario(paths[70e9])
+    assert big.job.params == 70e9 and big.job.checkpoint_gb == 70e9 * 16 / 1e9  # 1,120 GB
+    assert big.job.minibatches == base.job.minibatches and big.regions == base.regions
+
+
+def test_checkpoint_savings_are_paired_changes_against_stay():
+    import pandas as pd
+
+    from evaluation.sensitivity import checkpoint_markdown, checkpoint_savings
+
+    ep = pd.DataFrame(
+        {
+            "policy": ["stay", "stay", "greedy", "greedy"],
+            "episode": [0, 1, 0, 1],
+            "carbon_kg": [10.0, 20.0, 5.0, 15.0],
+            "deadline_met": [True, True, True, False],
+            "late_h": [0.0, 0.0, 0.0, 2.0],
+        }
+    )
+    t = checkpoint_savings({1e9: ep})
+    # (5 - 10) / 10 = -50 %, (15 - 20) / 20 = -25 %: mean -37.5 %
+    assert t.loc[0, "change_vs_stay_pct"] == -37.5 and t.loc[0, "deadline_met_rate"] == 0.5
+    assert t.loc[0, "late_h_mean"] == 1.0
+    md = checkpoint_markdown(t, 16.0, None)
+    assert "| 1B | 16 | -38 % (50%) |" in md
