@@ -526,6 +526,10 @@ def _main(argv: list[str] | None, t0: float) -> int:
     claims = {"caftm", "stay"} <= set(episodes["policy"])  # the paper-claims section (+ theta sweep: --sensitivity)
     if claims and not args.sensitivity:
         append_to_report(out / "report.md", caftm_claims_section(episodes, None, None))
+    if claims:  # CAFTM under each reading of its cost's units, side by side (a few episodes)
+        from evaluation.theta_sweep import write_caftm_units
+
+        write_caftm_units(out, tasks)
 
     # ---- the main comparison is done: publish it, say so before the optional extras
     publish(out, final.absolute())

@@ -382,7 +382,7 @@ def caftm_units_section(units: pd.DataFrame) -> list[str]:
     if units is None or not len(units):
         return []
     lines = [
-        "### CAFTM under each reading of its cost's units",
+        "## CAFTM under each reading of its cost's units",
         "",
         "CAFTM's clock cost adds a time, a power and a squared clock, J(f) = 0.05 k_t W / f + 0.75 (10 k_p W f^3) + "
         "0.2 (f_prev - f)^2, so the clock it picks is set by the units, not by the weights alone. The paper does not "

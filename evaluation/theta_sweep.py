@@ -79,6 +79,17 @@ def write_caftm_claims(out, episodes: pd.DataFrame, tasks: list[EpisodeTask], la
     sweep.to_csv(out / "theta_sweep.csv", index=False)
     plots.theta_sweep(sweep, out / "caftm_theta.png", title=f"CAFTM against its threshold theta_CI\n({label})")
     append_to_report(out / "report.md", caftm_claims_section(episodes, sweep, "caftm_theta.png"))
-    units = run_unit_readings(list(first.values()))
+
+
+UNIT_EPISODES = 5  # episodes of the unit readings in the default report (the readings differ by whole hours)
+
+
+def write_caftm_units(out, tasks: list[EpisodeTask], n: int = UNIT_EPISODES) -> None:
+    """Run ``caftm`` under every unit reading on the first ``n`` episodes of ``tasks``; ``caftm_units.csv`` and
+    the section of ``report.md`` (``evaluation.report.caftm_units_section``)."""
+    first = {}
+    for t in tasks:
+        first.setdefault(t.episode, t)
+    units = run_unit_readings(list(first.values())[:n])
     units.to_csv(out / "caftm_units.csv", index=False)
     append_to_report(out / "report.md", caftm_units_section(units))
