@@ -148,7 +148,7 @@ def test_observation_features_match_the_documented_layout():
         assert obs[b + F + 4] == (1.0 if r == 0 else 0.0)  # job is home (KR)
     j = 4 + R * (F + 5)
     assert obs[j] == 0.0  # no progress
-    assert obs[j + 1] == pytest.approx(36.0 / 48.0)  # deadline 36 h of 48 h
+    assert obs[j + 1] == pytest.approx(36.0 / 72.0)  # deadline 36 h of a 72 h episode (the safety limit)
     assert obs[j + 8 + State.QUEUED] == 1.0 and obs[j + 8 :].sum() == 1.0
     hour = (np.datetime64("2021-01-01T00", "h") + np.timedelta64(100, "h")).astype(int) % 24
     assert obs[0] == pytest.approx(math.sin(2 * math.pi * hour / 24), abs=1e-6)
@@ -472,17 +472,17 @@ def test_step_after_truncation_raises_until_reset():
     env.reset(seed=0)
     wait = np.array([env.R, 0])
     steps = 0
-    while True:  # waiting forever: truncated after 48 h = 192 steps of 15 min, never terminated
+    while True:  # waiting forever: truncated after 72 h = 288 steps of 15 min, never terminated
         _, _, terminated, truncated, _ = env.step(wait)
         steps += 1
         if terminated or truncated:
             break
-    assert truncated and not terminated and steps == 48 * 4
+    assert truncated and not terminated and steps == 72 * 4
     t_end = env.sim.t_s
     for _ in range(2):  # no re-charged late penalty, no state change, no time passing
         with pytest.raises(gym.error.ResetNeeded, match=r"after the episode was truncated .* call reset\(\) first"):
             env.step(wait)
-    assert env.sim.t_s == t_end == 48 * 3600.0 and env.sim.state == State.WAITING
+    assert env.sim.t_s == t_end == 72 * 3600.0 and env.sim.state == State.WAITING
     env.reset(seed=0)
     env.step(wait)
     assert env.sim.t_s == 900.0
@@ -506,11 +506,11 @@ def test_step_after_completion_raises():
         ({"seed": 3}, ValueError, "unknown key 'seed'; valid keys: start_hour"),
         ("start_hour=3", TypeError, "reset(options=...) must be a dict such as {'start_hour': 0}, got 'start_hour=3'"),
         ([("start_hour", 3)], TypeError, "must be a dict"),
-        ({"start_hour": 2.7}, ValueError, "start_hour must be an integer hour index 0..13055"),
+        ({"start_hour": 2.7}, ValueError, "start_hour must be an integer hour index 0..13031"),
         ({"start_hour": "abc"}, ValueError, "got 'abc'"),
         ({"start_hour": True}, ValueError, "got True"),
         ({"start_hour": -1}, ValueError, "got -1"),
-        ({"start_hour": 13056}, ValueError, "got 13056"),  # train split: 2021-01-01 .. 2022-07-01 = 13104 h - 49 + 1
+        ({"start_hour": 13032}, ValueError, "got 13032"),  # train split 2021-01-01 .. 2022-07-01: 13104 h - 73 + 1
     ],
 )
 def test_bad_reset_options_are_refused_with_the_valid_form(options, error, message):
@@ -522,11 +522,11 @@ def test_bad_reset_options_are_refused_with_the_valid_form(options, error, messa
 
 def test_integral_start_hours_are_accepted():
     env = CarbonMigrationEnv("paper")
-    for h in (0, np.int64(5), 7.0, 13055):
+    for h in (0, np.int64(5), 7.0, 13031):
         env.reset(seed=0, options={"start_hour": h})
         assert env.start_hour == int(h) and type(env.start_hour) is int
     env.reset(seed=0, options={})  # no key: a random start, as with options=None
-    assert 0 <= env.start_hour <= 13055
+    assert 0 <= env.start_hour <= 13031
 
 
 @pytest.mark.parametrize(
