@@ -459,6 +459,11 @@ class CarbonFleetEnv(gym.Env):
             "ckpt_gb": ckpt,
             "throttle": np.zeros(J),
             "transfer_failure_prob": np.full(J, sc.faults.transfer_failure_prob),
+            # the fleet keeps the earlier fault timing (instant replacement, no reclaim notice, a periodic
+            # checkpoint durable when it starts) until it adopts the single job's (issue 22, spec V4)
+            "gpu_replace_s": np.zeros(J),
+            "reclaim_notice_s": np.zeros(J),
+            "durable_after_write": np.zeros(J),
         }
         self._P = np.ascontiguousarray(np.stack([vals[k] for k in PARAMS], axis=1))
         self._t_mb_s = np.ascontiguousarray(jobs.minibatch_s)

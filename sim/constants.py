@@ -55,6 +55,10 @@ def scenario_constants(sc) -> list[tuple[str, object]]:
             out.append((f"faults.{key}", getattr(f, key)))
     if f.outage_per_region_day > 0:
         out.append(("faults.outage_mean_hours", f.outage_mean_hours))
+    if f.gpu_failure_per_gpu_hour > 0:
+        out.append(("faults.gpu_replace_s", f.gpu_replace_s))
+    if f.shortage_scale > 0:
+        out.append(("faults.reclaim_notice_s", f.reclaim_notice_s))
     for key in ("shortage_region_correlation", "shortage_daily_amplitude"):
         if getattr(f, key) > 0:
             out.append((f"faults.{key}", getattr(f, key)))

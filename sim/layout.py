@@ -191,6 +191,9 @@ PARAMS = (
     "ckpt_gb",
     "throttle",
     "transfer_failure_prob",
+    "gpu_replace_s",
+    "reclaim_notice_s",
+    "durable_after_write",
 )
 
 P_STEP = PARAMS.index("step_s")
@@ -210,6 +213,9 @@ P_DEADLINE = PARAMS.index("deadline_s")
 P_CKPT_GB = PARAMS.index("ckpt_gb")
 P_THROTTLE = PARAMS.index("throttle")
 P_XFAIL = PARAMS.index("transfer_failure_prob")
+P_REPLACE = PARAMS.index("gpu_replace_s")
+P_NOTICE = PARAMS.index("reclaim_notice_s")
+P_DURABLE_AFTER_WRITE = PARAMS.index("durable_after_write")
 
 # ---------------------------------------------------------------- scheduler states and events as ints
 

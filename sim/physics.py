@@ -82,10 +82,13 @@ from sim.layout import (
     P_CKPT_GB,
     P_CKPT_INT,
     P_DEADLINE,
+    P_DURABLE_AFTER_WRITE,
     P_ELASTIC,
     P_GROUP,
     P_IO,
+    P_NOTICE,
     P_NSTEPS,
+    P_REPLACE,
     P_REQ,
     P_RESTORE,
     P_STALL,
@@ -247,13 +250,35 @@ def suspend(fv, iv, tab):
 @njit(cache=True, inline="always")
 def fault(fv, iv, acc, slot, pool, tab):
     """A fault counted in metric column ``slot`` (GPU failure, outage, preemption): roll back to the last durable
-    checkpoint, then recover on what is usable (one GPU fewer after a GPU failure without a spare) or wait."""
+    checkpoint, then recover on what is usable (one GPU fewer after a GPU failure without a spare) or wait.
+
+    Faults as clouds deliver them (spec V4, when ``durable_after_write``; the fleet keeps the earlier timing):
+
+    - a periodic checkpoint (every ``ckpt_interval_mb``) is durable only once its write (``io_s``) has ended:
+      the training time since its boundary, (progress - boundary) x the profiled time per mini-batch at the
+      current clock and GPU count, must be >= ``io_s``, else the previous one is the last durable checkpoint;
+    - a spot reclaim (``M_PRE``) comes with the provider's notice (``reclaim_notice_s``): a rule, not an
+      action, makes the job checkpoint on notice; when the write fits in the notice (``io_s <= notice``) it ends
+      at the reclaim, holding the progress of ``io_s`` earlier, so only the last ``io_s`` of training is lost;
+    - after a GPU failure with a spare GPU in the pool, the job restarts on all its GPUs once the replacement is
+      provisioned: its recovery lasts ``gpu_replace_s`` + restore (without a spare it restarts at once on one
+      GPU fewer, as before).
+    """
     P, allowed = tab.params, tab.allowed
     acc[slot] += 1
     interval = P[P_CKPT_INT]
     progress = fv[F_PROGRESS_MB]
     durable = math.floor(progress / interval) * interval
     ck = fv[F_CKPT_MB]
+    if P[P_DURABLE_AFTER_WRITE] != 0.0 and iv[I_N_GPUS] > 0:
+        n_run = iv[I_N_GPUS]
+        per_mb_s = tab.t_mb_s[iv[I_REGION], iv[I_LEVEL]] / tab.speed[n_run] + P[P_STALL]
+        while durable > ck and (progress - durable) * per_mb_s < P[P_IO]:
+            durable -= interval  # that checkpoint's write had not ended: the one before is the last durable
+        if slot == M_PRE and P[P_IO] <= P[P_NOTICE]:
+            on_notice = progress - P[P_IO] / per_mb_s  # checkpoint taken io_s before the reclaim, ending at it
+            if on_notice > durable:
+                durable = on_notice
     if ck >= durable:
         durable = ck
     lost = progress - durable
@@ -267,9 +292,12 @@ def fault(fv, iv, acc, slot, pool, tab):
         go(iv, RECOVERING, allowed)
     region, t, k = iv[I_REGION], fv[F_T_S], iv[I_K]
     free_now = free_gpus(pool, region, t, k, P)
+    wait_s = 0.0
     if slot == M_GPUF:
         spare = free_now - iv[I_N_GPUS]
         n = iv[I_N_GPUS] - (0 if spare > 0 else 1)
+        if spare > 0:
+            wait_s = P[P_REPLACE]  # the spare is provisioned in place of the failed GPU before the restart
         u = job_usable(iv, free_now, P)
         if u < n:
             n = u
@@ -280,7 +308,7 @@ def fault(fv, iv, acc, slot, pool, tab):
         iv[I_N_GPUS] = 0
         go(iv, WAITING, allowed)
     else:
-        fv[F_PHASE_END_S] = t + P[P_RESTORE]
+        fv[F_PHASE_END_S] = t + wait_s + P[P_RESTORE]
 
 
 @njit(cache=True, inline="always")

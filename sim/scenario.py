@@ -92,6 +92,10 @@ class FaultSpec:
     shortage_region_correlation: float = 0.0  # share of the latent availability common to all regions (assumed)
     shortage_daily_amplitude: float = 0.0  # latent shift (std units) toward shortage at the peak hour (assumed)
     shortage_peak_hour_utc: float = 14.0  # UTC hour of the deepest daily shortage
+    # faults as clouds deliver them (spec V4; data/derived/constants.csv): a failed GPU's replacement is
+    # provisioned before the job restarts on it; a spot reclaim comes with the provider's notice (AWS: 2 min)
+    gpu_replace_s: float = 300.0
+    reclaim_notice_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -421,6 +425,8 @@ def _shared_sections(top: _Fields) -> tuple[FaultSpec, ForecastSpec, RewardSpec,
         shortage_region_correlation=fl.get("shortage_region_correlation", float, 0.0, lo=0.0, hi=1.0),
         shortage_daily_amplitude=fl.get("shortage_daily_amplitude", float, 0.0, lo=0.0, hi=3.0),
         shortage_peak_hour_utc=fl.get("shortage_peak_hour_utc", float, 14.0, lo=0.0, hi=24.0),
+        gpu_replace_s=fl.get("gpu_replace_s", float, 300.0, lo=0.0),
+        reclaim_notice_s=fl.get("reclaim_notice_s", float, 120.0, lo=0.0),
     )
     fl.done()
     fc = top.sub("forecast")

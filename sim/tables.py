@@ -71,6 +71,9 @@ class StaticTables:
             "ckpt_gb": sim.ckpt_gb,
             "throttle": float(sim.throttle),
             "transfer_failure_prob": sim.faults.transfer_failure_prob,
+            "gpu_replace_s": sim.faults.gpu_replace_s,
+            "reclaim_notice_s": sim.faults.reclaim_notice_s,
+            "durable_after_write": 1.0,
         }
         self.params = ro([values[k] for k in PARAMS])
         for name, value in values.items():  # each scalar also by name (units in the names)
