@@ -59,9 +59,13 @@ def test_writes_tables_report_and_plots(run1):
     for png in ("carbon.png", "energy_vs_jct.png", "timeline_oracle.png"):
         assert f"({png})" in report
     # the sensitivity section: headline + one row per model term + the embodied row; the variants are on disk
-    section = report.split("## Sensitivity to the model terms", 1)[1]
+    section = report.split("## Sensitivity to the model terms", 1)[1].split("\n## ", 1)[0]
     assert sum(ln.startswith("| ") for ln in section.splitlines()) == 1 + 1 + 6 + 1
-    assert len(list((run1 / "sensitivity").glob("*.yaml"))) == 6
+    assert len(list((run1 / "sensitivity").glob("*-off.yaml"))) == 6
+    # the checkpoint-size sweep: one scenario per model size, stay vs the oracle in this run
+    assert len(list((run1 / "sensitivity").glob("*-ckpt-*.yaml"))) == 5
+    ckpt = report.split("## Sensitivity to the checkpoint size", 1)[1]
+    assert "| 70B | 1,120 |" in ckpt and (run1 / "checkpoint_sweep.png").is_file()
     ep = pd.read_csv(run1 / "episodes.csv")
     assert {"host_kwh", "checkpoint_stall_s", "embodied_kg"} <= set(ep.columns)
     assert (ep["host_kwh"] <= ep["it_energy_kwh"]).all() and (ep["embodied_kg"] > 0).all()

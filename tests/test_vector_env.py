@@ -57,7 +57,7 @@ def test_env_i_follows_the_single_env_with_seed_plus_i(scenario, n):
     done = [False] * N
     resets = 0
     gpu_failures = 0
-    for _ in range(450 if scenario != "llm" else 700):  # > 2 episodes of 192 steps (llm: 672)
+    for _ in range(450 if scenario != "llm" else 1130):  # > 2 paper episodes of random play (llm: 1,120-step limit)
         actions = valid_actions(venv.action_masks(), venv.R + 1, rng)
         obs, rew, term, trunc, infos = venv.step(actions)
         gpu_failures += infos["step_metrics"]["gpu_failures"].sum()
