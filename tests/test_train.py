@@ -293,7 +293,7 @@ def test_sigkill_then_resume_continues_from_the_newest_complete_save(tmp_path):
     # evaluations after the save were dropped and redone: each step once, every 100 steps up to the total
     assert pd.read_csv(run_dir / "eval.csv")["timesteps"].tolist() == list(range(100, total + 1, 100))
     steps = logged_steps(run_dir)
-    assert steps == sorted(set(steps)) and steps[-1] <= total
+    assert steps == sorted(set(steps)) and all(s <= total for s in steps)  # maybe none: 72-h episodes
 
 
 def test_sigterm_saves_at_a_rollout_boundary_exits_143_and_prints_the_resume_command(tmp_path):
