@@ -34,6 +34,7 @@ import pandas as pd
 
 from baselines.fleet_policies import FLEET_POLICIES, FleetPolicy, episode_bound, run_fleet_episode
 from envs.fleet import CarbonFleetEnv
+from evaluation.output import begin_output, check_output, publish
 from evaluation.report import ci95_half_width
 from sim.errors import ConfigError
 from sim.scenario import FleetScenario, load_fleet_scenario
@@ -204,12 +205,16 @@ def evaluate_fleet(
     backend: str = "processes",
     address: str | None = None,
     command: str = "",
+    overwrite: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame, Path, float]:
-    """Run the policies and agents; write the tables, report and plots. Returns (episodes, summary, out dir,
-    wall s). ``slacks``: deadline slack factors to sweep (``slack.csv``); the summary is at the scenario's own
-    factor when it is among them, else at the first."""
+    """Run the policies and agents; write the tables, report and plots into a hidden sibling of ``out`` that
+    becomes ``out`` when complete (``evaluation.output``; an existing non-empty ``out`` only with ``overwrite``).
+    Returns (episodes, summary, out dir, wall s). ``slacks``: deadline slack factors to sweep (``slack.csv``); the
+    summary is at the scenario's own factor when it is among them, else at the first."""
     t0 = time.perf_counter()
     sc = load_fleet_scenario(scenario)
+    final = Path(out or f"results/{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    check_output(final.absolute(), overwrite)  # refuse before the episodes run, not after
     factors = list(slacks) if slacks else [sc.jobs.slack_factor]
     main_factor = sc.jobs.slack_factor if sc.jobs.slack_factor in factors else factors[0]
     tasks = [
@@ -227,8 +232,7 @@ def evaluate_fleet(
     all_ep = pd.DataFrame(rows)[list(EPISODE_COLUMNS) + ["bound_kg", "bound_gap_pct"]]
     ep = all_ep[all_ep["slack_factor"] == main_factor].reset_index(drop=True)
     summary = summarize_fleet(ep)
-    out = Path(out or f"results/{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = begin_output(final, overwrite)
     all_ep.to_csv(out / "episodes.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     where = f"{period[0]} to {period[1]}" if period else f"{split} split"
@@ -240,7 +244,8 @@ def evaluate_fleet(
         table.to_csv(out / "slack.csv", index=False)
         slack_plot(table, out / "slack.png", f"{sc.name}, {where}, {episodes} episodes per slack factor")
     write_fleet_report(out / "report.md", summary, ep, sc, where, episodes, results[0]["carbon_source"], command)
-    return all_ep, summary, out, time.perf_counter() - t0
+    publish(out, final.absolute())
+    return all_ep, summary, final, time.perf_counter() - t0
 
 
 def summarize_fleet(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -411,7 +416,7 @@ def fleet_main(args, t0: float, newest_run, period: tuple[str, str] | None = Non
     ep, summary, out, wall_s = evaluate_fleet(
         args.scenario, policies, agents, args.episodes, args.split, args.seed, args.out, args.timeline_episode,
         args.data_dir, period, slacks, workers, args.backend, args.address,
-        "python evaluate.py " + shlex.join(sys.argv[1:]),
+        "python evaluate.py " + shlex.join(sys.argv[1:]), args.overwrite,
     )  # fmt: skip
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(fleet_table(summary).to_string(index=False))

@@ -85,6 +85,18 @@ def test_a_held_out_period_and_a_slack_sweep_write_slack_csv(tmp_path, capsys):
     assert "2021-03-01 to 2021-04-01" in report and "## What the bound relaxes" in report
 
 
+def test_a_fleet_evaluation_refuses_a_non_empty_out_and_leaves_it_as_it_was(tmp_path, capsys):
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "report.md").write_text("previous result")
+    argv = ["--scenario", "fleet_small", "--episodes", "1", "--policies", "stay", "--agent", "none", "--out", str(out)]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "exists and is not empty" in err and "--overwrite" in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval"]  # no staged sibling left behind
+    assert [p.name for p in out.iterdir()] == ["report.md"] and (out / "report.md").read_text() == "previous result"
+
+
 def test_a_slack_factor_below_one_is_a_one_line_error(capsys):
     assert evaluate.main(["--scenario", "fleet_small", "--slack", "0.5,2", "--agent", "none"]) == 2
     err = capsys.readouterr().err
