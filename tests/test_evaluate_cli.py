@@ -78,6 +78,7 @@ def summary_with_long_name() -> pd.DataFrame:
                 "jct_h_mean": 24.5,
                 "jct_h_ci95": 0.3,
                 "deadline_met_rate": 1.0,
+                "late_h_mean": 0.0,
                 "migrations_mean": 2.5,
                 "transfer_h_mean": 0.1,
                 "transfer_gb_mean": 4.4,

@@ -117,8 +117,11 @@ def test_dagger_labels_the_agents_own_states_with_the_oracles_action(env):
 
 
 def test_deadline_shield_runs_at_the_top_clock_under_the_cap_when_time_is_short(env):
-    env.reset(seed=0)
-    view = env.view()
+    for seed in range(50):  # an episode that starts with all the job's GPUs free at home: there the cap binds
+        env.reset(seed=seed)
+        view = env.view()
+        if view.usable_gpus[view.region] >= view.requested_gpus:
+            break
     r, n = view.region, view.requested_gpus
     # hours the whole job needs at level 0 on all usable GPUs, by hand from the view's tables
     usable = max(int(view.usable_gpus[r]), 1)

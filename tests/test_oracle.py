@@ -26,7 +26,7 @@ def hand_env(ci_a, ci_b, deadline_h=40.0, minibatches=20_000):
         dict(
             name="t",
             step_minutes=15,
-            episode_hours=48,
+            episode_hours=max(48, 2 * deadline_h),  # the safety limit: 2 x the deadline (spec V1)
             clock_levels=3,
             regions=[
                 dict(name="A", zone="A", gpu="TESTGPU", gpus=4, pue=1.5),
