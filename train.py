@@ -308,9 +308,21 @@ def resume_run(args: argparse.Namespace) -> Run:
             f"give a total above {done}"
         )
     return Run(
-        run_dir, cfg, cfg["algo"], cfg["seed"], cfg["n_envs"], cfg["vec"], hp, scenario, cfg["data_dir"],
-        timesteps, save_every, None if redo_imitation else save_dir, saved[1] if saved else {}, redo_imitation,
-    )  # fmt: skip
+        run_dir,
+        cfg,
+        cfg["algo"],
+        cfg["seed"],
+        cfg["n_envs"],
+        cfg["vec"],
+        hp,
+        scenario,
+        cfg["data_dir"],
+        timesteps,
+        save_every,
+        None if redo_imitation else save_dir,
+        saved[1] if saved else {},
+        redo_imitation,
+    )
 
 
 def new_run(args: argparse.Namespace) -> Run:
@@ -522,14 +534,25 @@ def run_training(run: Run, args: argparse.Namespace, signals: StopSignals) -> Pa
     # ---- callbacks: validation-split selection of best_model.zip, exact resumable saves, stop at the total
     t0, wall_before = time.time(), float((run.saved_state or run.cfg).get("wall_s", 0.0))
     validation = ValidationCallback(
-        eval_env, run.algo, run.run_dir, eval_freq=run.hp["eval_freq"], n_episodes=run.hp["eval_episodes"],
-        seed=run.seed, best=best_so_far(run.run_dir / "eval.csv"), verbose=1,
+        eval_env,
+        run.algo,
+        run.run_dir,
+        eval_freq=run.hp["eval_freq"],
+        n_episodes=run.hp["eval_episodes"],
+        seed=run.seed,
+        best=best_so_far(run.run_dir / "eval.csv"),
+        verbose=1,
         shield_fraction=run.hp.get("deadline_shield"),
-    )  # fmt: skip
+    )
     saver = PeriodicSave(
-        run.run_dir, run.save_every, venv, spec.off_policy, stop=signals.stop, stateful={"validation": validation},
+        run.run_dir,
+        run.save_every,
+        venv,
+        spec.off_policy,
+        stop=signals.stop,
+        stateful={"validation": validation},
         state=lambda: {"wall_s": round(wall_before + time.time() - t0, 1)},
-    )  # fmt: skip
+    )
     model.set_logger(make_logger(run.run_dir, args.tensorboard, append=run.resuming))
     resume_state = load_resume_state(run.save_dir) if run.resuming else None
     if resume_state is not None:  # last: loading the model reseeded the generators

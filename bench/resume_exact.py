@@ -40,8 +40,23 @@ WALL_CLOCK = ("time/fps", "time/time_elapsed", "wall_s")
 
 
 def train_cmd(out: Path, name: str, cfg: Path, timesteps: int, seed: int) -> list[str]:
-    return [sys.executable, "train.py", "--out", str(out), "--name", name, "--config", str(cfg), "--no-progress-bar",
-            "--timesteps", str(timesteps), "--seed", str(seed), "--save-every", "256"]  # fmt: skip
+    return [
+        sys.executable,
+        "train.py",
+        "--out",
+        str(out),
+        "--name",
+        name,
+        "--config",
+        str(cfg),
+        "--no-progress-bar",
+        "--timesteps",
+        str(timesteps),
+        "--seed",
+        str(seed),
+        "--save-every",
+        "256",
+    ]
 
 
 def saves(run_dir: Path) -> list[Path]:
@@ -97,10 +112,17 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         cfg = tmp / "cfg.yaml"
         cfg.write_text(yaml.safe_dump(CONFIG))
-        subprocess.run(train_cmd(tmp, "a", cfg, args.timesteps, args.seed), cwd=REPO, env=env, check=True,
-                       capture_output=True)  # fmt: skip
-        proc = subprocess.Popen(train_cmd(tmp, "b", cfg, args.timesteps, args.seed), cwd=REPO, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.run(
+            train_cmd(tmp, "a", cfg, args.timesteps, args.seed), cwd=REPO, env=env, check=True, capture_output=True
+        )
+        proc = subprocess.Popen(
+            train_cmd(tmp, "b", cfg, args.timesteps, args.seed),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while len(saves(tmp / "b")) < args.kill_after_saves and proc.poll() is None:
             time.sleep(0.02)
         time.sleep(args.delay_s)

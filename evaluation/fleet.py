@@ -161,9 +161,16 @@ def run_fleet_task(task: FleetTask) -> dict:
         same_work = m["jobs_completed"] == m["jobs"] and math.isfinite(bound_kg)
         gap = 100.0 * (m["carbon_kg"] - bound_kg) / bound_kg if same_work else math.nan
         rows.append(
-            {"policy": name, "episode": task.episode, "seed": s, "slack_factor": task.scenario.jobs.slack_factor,
-             **m, "bound_kg": bound_kg, "bound_gap_pct": gap}
-        )  # fmt: skip
+            {
+                "policy": name,
+                "episode": task.episode,
+                "seed": s,
+                "slack_factor": task.scenario.jobs.slack_factor,
+                **m,
+                "bound_kg": bound_kg,
+                "bound_gap_pct": gap,
+            }
+        )
     return {"rows": rows, "gpus": gpus, "carbon_source": env.world.carbon.source}
 
 
@@ -219,13 +226,19 @@ def evaluate_fleet(
     main_factor = sc.jobs.slack_factor if sc.jobs.slack_factor in factors else factors[0]
     tasks = [
         FleetTask(
-            dataclasses.replace(sc, jobs=dataclasses.replace(sc.jobs, slack_factor=float(f))), split, data_dir,
-            period, tuple(policies), tuple(str(a) for a in agents), e, seed * 1000 + e,
+            dataclasses.replace(sc, jobs=dataclasses.replace(sc.jobs, slack_factor=float(f))),
+            split,
+            data_dir,
+            period,
+            tuple(policies),
+            tuple(str(a) for a in agents),
+            e,
+            seed * 1000 + e,
             e == timeline_episode and f == main_factor,
         )
         for f in factors
         for e in range(episodes)
-    ]  # fmt: skip
+    ]
     results = run_fleet_tasks(tasks, workers, backend, address)
     rows = [r for res in results for r in res["rows"]]
     gpus = next((res["gpus"] for res in results if res["gpus"]), {})
@@ -414,10 +427,23 @@ def fleet_main(args, t0: float, newest_run, period: tuple[str, str] | None = Non
             agents = [str(run)]
     workers = args.workers or (None if args.backend == "ray" else 1)
     ep, summary, out, wall_s = evaluate_fleet(
-        args.scenario, policies, agents, args.episodes, args.split, args.seed, args.out, args.timeline_episode,
-        args.data_dir, period, slacks, workers, args.backend, args.address,
-        "python evaluate.py " + shlex.join(sys.argv[1:]), args.overwrite,
-    )  # fmt: skip
+        args.scenario,
+        policies,
+        agents,
+        args.episodes,
+        args.split,
+        args.seed,
+        args.out,
+        args.timeline_episode,
+        args.data_dir,
+        period,
+        slacks,
+        workers,
+        args.backend,
+        args.address,
+        "python evaluate.py " + shlex.join(sys.argv[1:]),
+        args.overwrite,
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(fleet_table(summary).to_string(index=False))
     print(f"bound_kg_mean: {ep.groupby(['slack_factor', 'episode'])['bound_kg'].first().mean():.3f}")

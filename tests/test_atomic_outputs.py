@@ -43,8 +43,10 @@ def test_an_existing_non_empty_out_is_refused_without_overwrite(tmp_path, capsys
     (out / "report.md").write_text("a previous result")
     assert evaluate.main(SMALL + ["--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"evaluate.py: error: --out {out.absolute()}: exists and is not empty; give another --out, or " \
-        "--overwrite to replace it"  # fmt: skip
+    assert (
+        err == f"evaluate.py: error: --out {out.absolute()}: exists and is not empty; give another --out, or "
+        "--overwrite to replace it"
+    )
     with pytest.raises(ConfigError, match="is not a folder"), staged_output(out / "report.md"):
         pass
 

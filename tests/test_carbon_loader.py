@@ -482,8 +482,12 @@ def test_train_bad_data_dir_exits_2_with_one_line(tmp_path, case):
 def test_a_zone_in_kg_per_kwh_is_an_error_saying_so(tmp_path):
     # DE's real 2022 range, 250-700 g/kWh, written in kg/kWh
     path = write_em(tmp_path / "de.csv", "DE", "2030-01-01 00:00:00", [0.25, 0.4, 0.7])
-    raises([f"zone 'DE': {path}", "largest intensity is 0.7, which looks like kg/kWh", "multiply by 1000"],
-           load_carbon, tmp_path, ["DE"])  # fmt: skip
+    raises(
+        [f"zone 'DE': {path}", "largest intensity is 0.7, which looks like kg/kWh", "multiply by 1000"],
+        load_carbon,
+        tmp_path,
+        ["DE"],
+    )
 
 
 def test_a_zone_of_all_zeros_is_an_error(tmp_path):

@@ -64,8 +64,22 @@ def test_an_unknown_fleet_policy_is_a_one_line_error(capsys):
 
 def test_a_held_out_period_and_a_slack_sweep_write_slack_csv(tmp_path, capsys):
     out = tmp_path / "eval"
-    argv = ["--scenario", "fleet_small", "--episodes", "2", "--policies", "stay,packing", "--agent", "none",
-            "--period", "2021-03-01:2021-04-01", "--slack", "1.0,3.0", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--scenario",
+        "fleet_small",
+        "--episodes",
+        "2",
+        "--policies",
+        "stay,packing",
+        "--agent",
+        "none",
+        "--period",
+        "2021-03-01:2021-04-01",
+        "--slack",
+        "1.0,3.0",
+        "--out",
+        str(out),
+    ]
     assert evaluate.main(argv) == 0
     ep = pd.read_csv(out / "episodes.csv")
     assert sorted(ep["slack_factor"].unique()) == [1.0, 3.0] and len(ep) == 2 * 2 * 2

@@ -34,8 +34,10 @@ def test_ctrl_c_during_evaluation_is_one_line_exit_130_and_leaves_out_alone(tmp_
     monkeypatch.setattr(evaluate, "run_all", interrupted)
     out = tmp_path / "out"
     assert evaluate.main(SMALL + ["--out", str(out)]) == 130
-    assert capsys.readouterr().err.strip() == "evaluate.py: interrupted (Ctrl-C): stopped (--out holds complete " \
-        "results only)"  # fmt: skip
+    assert (
+        capsys.readouterr().err.strip() == "evaluate.py: interrupted (Ctrl-C): stopped (--out holds complete "
+        "results only)"
+    )
     assert os.listdir(tmp_path) == []  # neither --out nor its hidden staging folder
 
 

@@ -45,8 +45,11 @@ def test_a_month_13_date_names_file_line_and_the_right_form(tmp_path):
 
 def test_a_job_larger_than_every_pool_must_say_it_runs_elastically(tmp_path):
     # paper's pools hold 10 V100s each
-    with pytest.raises(ConfigError, match=r"job.gpus: 64 GPUs exceeds every pool \(largest: KR, 10 GPUs\); give <= 10, "
-                       r"or write job.elastic: true"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"job.gpus: 64 GPUs exceeds every pool \(largest: KR, 10 GPUs\); give <= 10, "
+        r"or write job.elastic: true",
+    ):
         load_scenario(write_paper(tmp_path, gpus=64))
     with pytest.raises(ConfigError, match=r"give <= 10 \(with elastic: false it never starts\)"):
         load_scenario(write_paper(tmp_path, gpus=64, elastic=False))
@@ -67,8 +70,11 @@ def test_train_cli_reports_a_bad_cap_in_one_line_without_traceback(tmp_path):
     path = write_paper(tmp_path, power_cap_w=50)
     proc = subprocess.run(
         [sys.executable, "train.py", "--scenario", str(path), "--out", str(tmp_path / "runs"), "--timesteps", "64"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "job.power_cap_w: 50 W" in proc.stderr
 

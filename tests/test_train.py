@@ -335,8 +335,11 @@ def test_a_sigkilled_run_resumed_ends_bit_identical_to_the_uninterrupted_run(tmp
     argv = ["--timesteps", "1000000", "--save-every", "64", "--config", str(cfg), "--name", "b", "--seed", "3"]
     proc = subprocess.Popen(
         [sys.executable, "train.py", *argv, "--out", str(tmp_path / "runs"), "--no-progress-bar"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     run_b = tmp_path / "runs" / "b"
     try:
         wait_for_saves(proc, run_b, 1)
