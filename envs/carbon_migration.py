@@ -358,28 +358,7 @@ class CarbonMigrationEnv(gym.Env):
     # ------------------------------------------------------------------ helpers
 
     def _start_hour_option(self, options) -> int | None:
-        """``options["start_hour"]`` checked (an integer hour index inside the split), or None when absent."""
-        if options is None:
-            return None
-        if not isinstance(options, dict):
-            raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
-        unknown = [k for k in options if k not in RESET_OPTIONS]
-        if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
-            )
-        if "start_hour" not in options:
-            return None
-        h, n = options["start_hour"], self.world.n_start_hours
-        integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
-        if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
-            raise ValueError(
-                f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
-                f"carbon table (from {self.world.carbon.start_h} UTC), got {h!r}"
-            )
-        return int(h)
+        return start_hour_option(options, self.world)
 
     def _continue_target(self) -> int:
         sim = self.sim
@@ -491,6 +470,35 @@ class CarbonMigrationEnv(gym.Env):
 
 
 RESET_OPTIONS = ("start_hour",)
+
+
+def start_hour_option(options: Any, world: Any) -> int | None:
+    """``options["start_hour"]`` of ``reset(options=...)`` checked (an integer hour index inside ``world``'s split),
+    or None when absent; any other key is refused with the closest valid one. ``world``: a ``World`` or the
+    fleet's ``FleetWorld`` (both have ``n_start_hours`` and ``carbon``). Shared by both envs."""
+    if options is None:
+        return None
+    if not isinstance(options, dict):
+        raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
+    unknown = [k for k in options if k not in RESET_OPTIONS]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
+        )
+    if "start_hour" not in options:
+        return None
+    h, n = options["start_hour"], world.n_start_hours
+    integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
+    if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
+        raise ValueError(
+            f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
+            f"carbon table (from {world.carbon.start_h} UTC), got {h!r}"
+        )
+    return int(h)
+
+
 _NOT_RESET = "before reset()"
 _AFTER_COMPLETION = "after the episode terminated (job completed)"
 _AFTER_TRUNCATION = "after the episode was truncated (episode_hours reached)"

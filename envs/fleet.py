@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from dataclasses import dataclass
 
@@ -12,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import fleet_kernels as fk
-from envs.carbon_migration import CI_SCALE_G_PER_KWH, RESET_OPTIONS, PolicyView
+from envs.carbon_migration import CI_SCALE_G_PER_KWH, PolicyView, start_hour_option
 from loaders.carbon import carbon_table
 from loaders.philly import fleet_jobs, load_philly, philly_window
 from sim import layout as core
@@ -548,28 +547,7 @@ class CarbonFleetEnv(gym.Env):
             raise ValueError(f"slot {s}: action {a[s].tolist()} is masked now ({valid})")
 
     def _start_hour_option(self, options) -> int | None:
-        """``options["start_hour"]`` checked (an integer hour index inside the split), or None when absent."""
-        if options is None:
-            return None
-        if not isinstance(options, dict):
-            raise TypeError(f"reset(options=...) must be a dict such as {{'start_hour': 0}}, got {options!r}")
-        unknown = [k for k in options if k not in RESET_OPTIONS]
-        if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), RESET_OPTIONS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"reset(options=...): unknown key {unknown[0]!r}{hint}; valid keys: {', '.join(RESET_OPTIONS)}"
-            )
-        h, n = options.get("start_hour"), self.world.n_start_hours
-        if h is None:
-            return None
-        integral = isinstance(h, (int, np.integer)) or (isinstance(h, (float, np.floating)) and float(h).is_integer())
-        if isinstance(h, (bool, np.bool_)) or not integral or not 0 <= h < n:
-            raise ValueError(
-                f"reset(options=...): start_hour must be an integer hour index 0..{n - 1} into the split's "
-                f"carbon table (from {self.world.carbon.start_h} UTC), got {h!r}"
-            )
-        return int(h)
+        return start_hour_option(options, self.world)
 
     def step_jobs(self, targets: np.ndarray, levels: np.ndarray, fifo: bool = False, gpus: np.ndarray | None = None):
         """One decision step with a decision for every job (``targets`` (J,): region or ``sim.rules.WAIT``;
