@@ -42,3 +42,9 @@ def test_dev_extra_has_the_notebook_and_docs_tools():
     block = re.search(r"^dev = \[(.*?)\]$", (REPO_ROOT / "pyproject.toml").read_text(), re.S | re.M).group(1)
     names = {re.split(r"[<>=\[]", d, maxsplit=1)[0] for d in re.findall(r'"([^"]+)"', block)}
     assert {"nbconvert", "jupyterlab", "mkdocs", "mkdocs-material", "mkdocstrings"} <= names
+
+
+def test_the_site_home_page_is_the_readme_with_links_relative_to_docs():
+    readme = (REPO_ROOT / "README.md").read_text()
+    index = (REPO_ROOT / "docs" / "index.md").read_text()
+    assert index.split("\n", 1)[1] == readme.replace("](docs/", "](")
