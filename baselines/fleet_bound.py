@@ -144,11 +144,10 @@ def fleet_lower_bound(
     """
     periods = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
+    window_jobs = jobs
     if arrival_gate:
-        gated = np.ceil(jobs.arrival_s / step_s - _EPS) * step_s
-        overlap = window_overlap_s(dataclasses.replace(jobs, arrival_s=gated), periods, step_s) / step_s
-    else:
-        overlap = window_overlap_s(jobs, periods, step_s) / step_s
+        window_jobs = dataclasses.replace(jobs, arrival_s=np.ceil(jobs.arrival_s / step_s - _EPS) * step_s)
+    overlap = window_overlap_s(window_jobs, periods, step_s) / step_s
     cell = (
         (overlap[:, None, :, None] > 0)
         & useful_levels(jobs)[:, :, None, :]
