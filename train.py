@@ -3,7 +3,7 @@
     python train.py                                  # the default agent on `paper`: imitation of the oracle (minutes)
     python train.py --algo dqn --timesteps 200000 --n-envs 8
     python train.py --resume runs/dqn-paper-s0-20250101-120000 --timesteps 300000   # to 300k in total
-    python train.py --scenario fleet                 # MaskablePPO on CarbonFleet-v0 (agents/fleet_train.py)
+    python train.py --scenario fleet                 # the fleet agent: per-job, imitation (agents/fleet_train.py)
 
 Reads top to bottom: options -> config -> environments -> model -> callbacks -> learn -> save. A run directory
 ``runs/<label>-<scenario>-s<seed>-<timestamp>/`` (``runs/<--name>`` if given; the label, e.g. ``imitation``, names
@@ -615,11 +615,19 @@ def report_interrupt(e: Interrupted) -> int:
     return code
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def is_fleet_run(args: argparse.Namespace) -> bool:
+    """A fleet scenario, or ``--resume`` of a fleet run (its config.yaml says ``env_id: CarbonFleet-v0``)."""
     from sim.scenario import scenario_kind
 
-    if scenario_kind(args.scenario) == "fleet":  # issue 10: CarbonFleet-v0 (agents/fleet_train.py)
+    if args.resume:
+        cfg = Path(args.resume) / "config.yaml"
+        return cfg.is_file() and (yaml.safe_load(cfg.read_text()) or {}).get("env_id") == "CarbonFleet-v0"
+    return scenario_kind(args.scenario) == "fleet"
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if is_fleet_run(args):  # issue 25: the per-job fleet agent on CarbonFleet-v0 (agents/fleet_train.py)
         from agents.fleet_train import train_fleet
 
         try:
@@ -627,7 +635,13 @@ def main(argv=None) -> int:
         except (ConfigError, DataError, FileNotFoundError) as e:
             print(f"train.py: error: {e}", file=sys.stderr)
             return 2
-        print(f"compare it with every fleet policy on the test split:\n  python evaluate.py --scenario {args.scenario}")
+        except Interrupted as e:
+            return report_interrupt(e)
+        scenario = yaml.safe_load((run_dir / "config.yaml").read_text())["scenario"]["name"]
+        print(
+            "compare it with every fleet policy on the test split:\n"
+            f"  python evaluate.py --scenario {scenario} --agent {run_dir}"
+        )
         return 0
     try:
         run_dir = train(args)

@@ -72,11 +72,13 @@ BOUND_RELAXES = (
 
 
 class AgentFleetPolicy(FleetPolicy):
-    """A trained MaskablePPO agent on CarbonFleet-v0's slot action (``train.py --scenario fleet``)."""
-
-    uses_slots = True
+    """A trained fleet agent (``train.py --scenario fleet``): the per-job agent of ``agents/fleet_agent.py``
+    (``action: per_job`` in its ``config.yaml``; played through ``step_jobs`` behind the deadline shield, its row
+    named ``<learned_by>:<run name>``, e.g. ``imitation:fleet-s0-...``), or an earlier slot agent
+    (``CarbonFleetEnv.step``, ``agent:<run name>``)."""
 
     def __init__(self, run_dir: str | Path):
+        import yaml
         from sb3_contrib import MaskablePPO
 
         run = Path(run_dir)
@@ -84,7 +86,16 @@ class AgentFleetPolicy(FleetPolicy):
         if not path.is_file():
             raise ConfigError(f"--agent {run_dir}: no best_model.zip or model.zip (train with train.py)")
         self.model = MaskablePPO.load(str(path), device="cpu")
-        self.name = f"agent:{run.name}"
+        cfg_path = run / "config.yaml"
+        cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+        self.uses_slots = cfg.get("action") != "per_job"
+        if self.uses_slots:
+            self.name = f"agent:{run.name}"
+        else:
+            from agents.fleet_agent import FleetAgentPolicy
+
+            self.name = f"{cfg.get('learned_by', 'agent')}:{run.name}"
+            self.per_job = FleetAgentPolicy(self.model, self.name)
 
     def act_slots(self, env: CarbonFleetEnv, obs: np.ndarray) -> np.ndarray:
         action, _ = self.model.predict(obs, action_masks=env.action_masks(), deterministic=True)
@@ -92,6 +103,8 @@ class AgentFleetPolicy(FleetPolicy):
 
 
 def run_agent_episode(env: CarbonFleetEnv, policy: AgentFleetPolicy, seed: int, log_gpus: bool = False) -> dict:
+    if not policy.uses_slots:
+        return run_fleet_episode(env, policy.per_job, seed, log_gpus)
     obs, _ = env.reset(seed=seed)
     done = truncated = False
     info: dict = {}

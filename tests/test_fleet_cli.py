@@ -19,6 +19,7 @@ def test_train_then_evaluate_a_fleet_agent_with_every_fleet_policy(tmp_path, cap
     (run,) = runs.iterdir()
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["env_id"] == "CarbonFleet-v0" and cfg["scenario"]["name"] == "fleet_small" and cfg["train_s"] > 0
+    assert cfg["action"] == "per_job" and cfg["learned_by"] in ("imitation", "imitation+ppo")
     out = tmp_path / "eval"
     argv = ["--scenario", "fleet_small", "--episodes", "2", "--runs", str(runs), "--out", str(out)]
     assert evaluate.main(argv) == 0
@@ -36,7 +37,7 @@ def test_train_then_evaluate_a_fleet_agent_with_every_fleet_policy(tmp_path, cap
         "packing",
         "oracle",
     ]
-    assert policies[9] == f"agent:{run.name}" and len(ep) == 2 * 10
+    assert policies[9] == f"{cfg['learned_by']}:{run.name}" and len(ep) == 2 * 10
     assert (ep["jobs"] == 6).all() and ep.groupby("episode")["bound_kg"].nunique().eq(1).all()
     # the gap is the carbon over that episode's bound, recomputed here, where the policy did every job (else empty)
     same = ep["jobs_completed"] == ep["jobs"]
@@ -52,7 +53,10 @@ def test_train_then_evaluate_a_fleet_agent_with_every_fleet_policy(tmp_path, cap
 
 def write_config(tmp_path):
     path = tmp_path / "tiny.yaml"
-    path.write_text("n_steps: 64\nbatch_size: 32\nn_epochs: 1\npolicy_kwargs: {net_arch: [16], activation_fn: tanh}\n")
+    path.write_text(
+        "n_steps: 64\nbatch_size: 32\nn_epochs: 1\npolicy_kwargs: {net_arch: [16], activation_fn: tanh}\n"
+        "imitation: {demo_episodes: 1, dagger_rounds: 0, epochs: 1}\neval_episodes: 1\n"
+    )
     return path
 
 
@@ -117,11 +121,10 @@ def test_a_slack_factor_below_one_is_a_one_line_error(capsys):
     assert "--slack '0.5,2': expected comma-separated numbers >= 1" in err and err.count("\n") == 1
 
 
-def test_the_single_job_imitation_is_refused_on_the_fleet(tmp_path, capsys):
-    # the default single-job config imitates its oracle; the fleet drops that, and refuses it when asked for
+def test_a_bad_fleet_imitation_setting_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "imitate.yaml"
-    config.write_text("imitation: {demo_episodes: 2}\n")
+    config.write_text("imitation: {demo_episodes: 2, rounds: 3}\n")
     argv = ["--scenario", "fleet_small", "--timesteps", "64", "--out", str(tmp_path / "runs"), "--config", str(config)]
     assert train.main(argv) == 2
     err = capsys.readouterr().err
-    assert f"{config}: imitation: not supported on CarbonFleet-v0" in err and not (tmp_path / "runs").exists()
+    assert f"{config}: imitation.rounds: unknown imitation setting" in err and not (tmp_path / "runs").exists()

@@ -1,0 +1,269 @@
+"""The learned fleet agent's action design: one shared per-job policy applied to every open job each step.
+
+Why per-job actions (issue 25): the earlier slot agent (``CarbonFleetEnv.step``) re-ranked its ``K`` slots by
+urgency every step, so what a slot learnt to do concerned another job at the next step (MaskablePPO 141 kg at
+30 % deadlines against packing's 67 kg). Here a decision always belongs to the job it is about: every decision
+step, each open job outside a timed phase (checkpoint, transfer, restore) gets its own observation
+(:func:`job_observations`: its state, work and deadline, and every region as it sees it: carbon per mini-batch
+now and forecast, GPUs it could get, time to finish there) and one network with shared weights picks its
+``[target, clock level]`` (``target`` ``R`` = wait). The decisions of all jobs go to
+``CarbonFleetEnv.step_jobs`` behind :func:`baselines.fleet_policies.fleet_deadline_shield`, as the fleet
+baselines do. A job in a timed phase keeps its course. Shared weights make the policy independent of the number
+of jobs, and every job-step is a training sample (about 7k per training episode).
+
+- :func:`job_observations`: features, masks and which jobs decide now, for all jobs at once (NumPy).
+- :class:`FleetAgentPolicy`: a trained network as a fleet policy (``evaluate.py --scenario fleet``).
+- :class:`FleetJobEnv`: the same decisions as a Gymnasium env for Stable-Baselines3 (one gym step = one job's
+  decision; the fleet steps once every open job has decided), for RL fine-tuning with MaskablePPO. It can be
+  pickled: its state is the episode's seed and the decisions so far, replayed on unpickling (the compiled fleet
+  holds raw generator addresses that do not survive a process), which makes a resumed training run exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from baselines.fleet_policies import FleetPolicy, fleet_deadline_shield, overhead_s
+from envs.fleet import CarbonFleetEnv
+from sim.layout import I_LEVEL
+from sim.rules import TIMED_STATES, WAIT
+from sim.states import N_STATES
+
+_S_PER_H = 3600.0
+_S_PER_DAY = 86400.0
+_TIMED = np.array(TIMED_STATES)
+_COMPLETED = 7
+OBS_CLIP = 5.0
+
+
+def n_job_features(n_regions: int, n_levels: int) -> int:
+    """Length of one job's observation (see :func:`job_observations`)."""
+    return N_STATES + n_regions + 9 + 9 * n_regions + 2 * n_levels + 4
+
+
+def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every job's observation ``(J, F)`` float32, action mask ``(J, R + 1 + L)`` bool (targets: regions then
+    wait; then levels) and ``decide`` ``(J,)`` bool: open (arrived, not completed) and not in a timed phase.
+
+    Only what a scheduler knows now: intensity now and the forecast (never the future), the pools' free GPUs now,
+    each job's state, work left and deadline. Per job: state one-hot (8), region holding it (R), holds GPUs, GPUs
+    held / requested, requested / 16, work left / total, time to the deadline (days), time to finish at the top
+    clock in the fastest region (days), their ratio, slack (days, after a restart's overhead), clock level; per
+    region (R each): carbon per mini-batch now, next hour's and the forecast's mean, each over the job's cheapest
+    now (carbon per mini-batch at the top clock); intensity now and forecast mean (g/kWh / 1000); GPUs it could
+    get there / requested; up; time to finish there / time to the deadline; spare GPUs / pool; per level (L each):
+    energy and time per mini-batch over the top clock's, in its cheapest region now; global: time / horizon,
+    hour of day (sin, cos), open jobs / J. Features are clipped to [-5, 5].
+    """
+    jobs, R, L, J = env.jobs, env.R, env.L, env.J
+    t = env.t_s
+    st, reg, held = env.job_state(), env.job_region(), env.job_gpus()
+    up = env.region_up()
+    free, inuse = env.free_now(), env.gpus_in_use()
+    spare = np.maximum(free - inuse, 0)
+    here = reg[:, None] == np.arange(R)[None]
+    gpus = jobs.gpus.astype(float)
+    usable = np.minimum(spare[None] + np.where(here, held[:, None], 0), gpus[:, None]) * up[None]  # (J, R)
+    open_ = env.open_jobs()
+    timed = np.isin(st, _TIMED)
+    decide = open_ & ~timed
+    remaining = env.remaining_minibatches()
+    left_s = jobs.deadline_s - t
+    mb_top = jobs.minibatch_s[:, :, L - 1]  # (J, R) s per mini-batch on the full request
+    fin_s = remaining[:, None] * mb_top * gpus[:, None] / np.maximum(usable, 1.0)
+    fin_s = np.where(usable > 0, fin_s, np.inf)
+    need_s = remaining * mb_top.min(axis=1)
+    over = overhead_s(env)
+    h = min(int(t // _S_PER_H), env.n_hours - 1)
+    ci, fc = env.ci[0, :, h], env.forecast[:, h, :]
+    e_top = jobs.energy_per_minibatch_kwh[:, :, L - 1]  # (J, R)
+    now = ci[None] * e_top
+    best = np.maximum(now.min(axis=1, keepdims=True), 1e-12)
+    rb = np.argmin(now, axis=1)
+    e_l = jobs.energy_per_minibatch_kwh[np.arange(J), rb]  # (J, L)
+    t_l = jobs.minibatch_s[np.arange(J), rb]
+    hod = (env.start_utc.astype(int) + t / _S_PER_H) % 24
+    cols = [
+        np.eye(N_STATES)[st],
+        here.astype(float),
+        (held > 0)[:, None],
+        (held / gpus)[:, None],
+        (gpus / 16.0)[:, None],
+        (remaining / jobs.minibatches)[:, None],
+        (left_s / _S_PER_DAY)[:, None],
+        (need_s / _S_PER_DAY)[:, None],
+        np.clip(need_s / np.maximum(left_s, 1.0), 0.0, OBS_CLIP)[:, None],
+        ((left_s - need_s - over) / _S_PER_DAY)[:, None],
+        (env._i[0, :, I_LEVEL] / max(L - 1, 1))[:, None],
+        now / best,
+        fc[None, :, 0] * e_top / best,
+        fc[None].mean(axis=2) * e_top / best,
+        np.broadcast_to(ci / 1000.0, (J, R)),
+        np.broadcast_to(fc.mean(axis=1) / 1000.0, (J, R)),
+        usable / gpus[:, None],
+        np.broadcast_to(up.astype(float), (J, R)),
+        np.where(np.isfinite(fin_s), fin_s / np.maximum(left_s, 1.0)[:, None], OBS_CLIP),
+        np.broadcast_to(spare / np.maximum(env.pool, 1), (J, R)),
+        e_l / e_l[:, L - 1 : L],
+        t_l / t_l[:, L - 1 : L],
+        np.broadcast_to(
+            [t / env.horizon_s, math.sin(2 * math.pi * hod / 24), math.cos(2 * math.pi * hod / 24), 0.0], (J, 4)
+        ),
+    ]
+    obs = np.concatenate(cols, axis=1)
+    obs[:, -1] = open_.sum() / J
+    obs = np.clip(obs, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+    mask = np.zeros((J, R + 1 + L), dtype=bool)
+    mask[:, :R] = up[None] & ((usable > 0) | (here & (held[:, None] > 0)))
+    mask[:, R] = True
+    mask[:, R + 1 :] = True
+    return obs, mask, decide
+
+
+def to_actions(targets: np.ndarray, levels: np.ndarray, R: int) -> np.ndarray:
+    """Fleet decisions (``WAIT`` = -1) as the network's ``[target, level]`` rows (wait = ``R``)."""
+    return np.stack([np.where(targets == WAIT, R, targets), levels], axis=1).astype(np.int64)
+
+
+def from_actions(actions: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(actions, dtype=np.int64).reshape(-1, 2)
+    return np.where(a[:, 0] == R, WAIT, a[:, 0]), a[:, 1]
+
+
+class FleetAgentPolicy(FleetPolicy):
+    """A per-job network (a MaskablePPO policy) as a fleet policy: every deciding job's masked arg-max action,
+    behind :func:`fleet_deadline_shield`; jobs in a timed phase keep their last decision."""
+
+    def __init__(self, model, name: str = "agent"):
+        self.model = model
+        self.name = name
+
+    def reset(self, env: CarbonFleetEnv, seed: int) -> None:
+        self.targets = env.jobs.home.astype(np.int64).copy()
+        self.levels = np.full(env.J, env.L - 1, dtype=np.int64)
+
+    def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
+        obs, mask, decide = job_observations(env)
+        idx = np.flatnonzero(decide)
+        if idx.size:
+            a, _ = self.model.predict(obs[idx], action_masks=mask[idx], deterministic=True)
+            self.targets[idx], self.levels[idx] = from_actions(a, env.R)
+        return fleet_deadline_shield(env, self.targets, self.levels)
+
+
+class FleetJobEnv(gym.Env):
+    """One open job's decision per gym step (see the module docstring): the observation is the job's
+    (:func:`job_observations`), the action ``MultiDiscrete([R + 1, L])``, ``action_masks()`` the job's. Once every
+    deciding job of the decision step has its action, the fleet steps (behind the deadline shield); the fleet's
+    reward of that step (the scenario's reward, ``CarbonFleetEnv``) is the reward of that last decision, 0 for the
+    others. Each ``reset()`` draws a new episode (job set, start hour, pools) from this env's own generator,
+    seeded by ``reset(seed=...)``: envs seeded differently draw different job sets."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, scenario, split: str = "train", data_dir: str | None = None, reward: dict | None = None):
+        self._args = (scenario, split, data_dir, reward)
+        self.fleet = CarbonFleetEnv(scenario, split, data_dir, reward=reward)
+        R, L = self.fleet.R, self.fleet.L
+        F = n_job_features(R, L)
+        self.observation_space = spaces.Box(-OBS_CLIP, OBS_CLIP, (F,), np.float32)
+        self.action_space = spaces.MultiDiscrete([R + 1, L])
+        self._rng = np.random.default_rng()
+        self.episode_seed: int | None = None
+        self._log: list[tuple[np.ndarray, np.ndarray]] = []  # the fleet decisions of the episode so far
+        self._pending: list[np.ndarray] = []  # actions given in the current decision step
+
+    def reset(self, *, seed: int | None = None, options=None):
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._start(int(self._rng.integers(0, 2**31 - 1)))
+        while not self._queue.size:  # an episode with no decision to make (every job in a timed phase): the next
+            self._start(int(self._rng.integers(0, 2**31 - 1)))
+        return self._obs[self._queue[0]].copy(), {}
+
+    def _start(self, episode_seed: int) -> None:
+        self.episode_seed = episode_seed
+        self.fleet.reset(seed=episode_seed)
+        self.targets = self.fleet.jobs.home.astype(np.int64).copy()
+        self.levels = np.full(self.fleet.J, self.fleet.L - 1, dtype=np.int64)
+        self._log, self._pending = [], []
+        self._reward, self._ended = 0.0, (False, False)
+        self._info: dict = {}
+        self._observe()
+
+    def _observe(self) -> None:
+        """The next decision step with a deciding job (fleet steps with none pass with the jobs' courses)."""
+        while True:
+            self._obs, self._mask, decide = job_observations(self.fleet)
+            self._queue = np.flatnonzero(decide)
+            if self._queue.size or any(self._ended):
+                return
+            self._fleet_step()
+
+    def _fleet_step(self) -> None:
+        t, lv = fleet_deadline_shield(self.fleet, self.targets, self.levels)
+        self._log.append((t.astype(np.int16), lv.astype(np.int8)))
+        _, r, done, trunc, info = self.fleet.step_jobs(t, lv)
+        self._reward += r
+        self._ended = (done, trunc)
+        self._info = info
+
+    def action_masks(self) -> np.ndarray:
+        return self._mask[self._queue[len(self._pending)]].copy()
+
+    def step(self, action):
+        j = int(self._queue[len(self._pending)])
+        a = np.asarray(action, dtype=np.int64).reshape(2)
+        self._pending.append(a)
+        R = self.fleet.R
+        if self._mask[j, a[0]]:  # a masked choice is ignored: the job keeps its course
+            self.targets[j] = WAIT if a[0] == R else a[0]
+        self.levels[j] = a[1]
+        if len(self._pending) < self._queue.size:
+            return self._obs[self._queue[len(self._pending)]].copy(), 0.0, False, False, {}
+        self._pending = []
+        self._fleet_step()
+        reward = self._reward
+        self._reward = 0.0
+        if not any(self._ended):
+            self._observe()
+        done, trunc = self._ended
+        info = {"fleet_episode": self._info["fleet_episode"]} if done or trunc else {}
+        if done or trunc:  # SB3 resets on done; the last observation is any job's (it is not bootstrapped on)
+            return np.zeros(self.observation_space.shape, np.float32), reward, done, trunc, info
+        return self._obs[self._queue[0]].copy(), reward, False, False, info
+
+    # exact pickling: rebuild and replay (module docstring)
+    def __getstate__(self) -> dict:
+        return {
+            "args": self._args,
+            "rng": self._rng.bit_generator.state,
+            "episode_seed": self.episode_seed,
+            "log": list(self._log),
+            "pending": [p.copy() for p in self._pending],
+            "targets": getattr(self, "targets", None),
+            "levels": getattr(self, "levels", None),
+            "reward": getattr(self, "_reward", 0.0),
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(*state["args"])
+        self._rng.bit_generator.state = state["rng"]
+        if state["episode_seed"] is None:
+            return
+        self.episode_seed = state["episode_seed"]
+        self.fleet.reset(seed=self.episode_seed)
+        self._reward, self._ended, self._info = 0.0, (False, False), {}
+        for t, lv in state["log"]:
+            _, _, done, trunc, self._info = self.fleet.step_jobs(t.astype(np.int64), lv.astype(np.int64))
+            self._ended = (done, trunc)
+        self._log = list(state["log"])
+        self._obs, self._mask, decide = job_observations(self.fleet)
+        self._queue = np.flatnonzero(decide)
+        self.targets, self.levels = state["targets"].copy(), state["levels"].copy()
+        self._pending = [p.copy() for p in state["pending"]]
+        self._reward = state["reward"]
