@@ -134,6 +134,10 @@ class FleetBatch:
                 env._arrival,
                 env._fastest_mb_s,
                 env._fail_rate,
+                env.cap_w,
+                np.zeros((N, R)),
+                np.zeros((N, R)),
+                np.zeros(R),
             )
         )
 

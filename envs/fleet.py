@@ -124,7 +124,9 @@ class CarbonFleetEnv(gym.Env):
     level. Queued jobs wait for GPUs; a pool is shared by all jobs in service order (jobs holding GPUs first,
     then by least slack), so no job ever holds more GPUs than its region has free; other tenants' load and
     shortages shrink the pools (the scenario's spot process), GPU failures, outages and failed transfers roll
-    jobs back to their last checkpoint. Physics per job as in ``CarbonMigration-v0`` (``sim/fleet_core.py``).
+    jobs back to their last checkpoint. A region's power cap (``power_cap_w``, provisioned from the pool:
+    ``docs/fleet.md``) is shared in the same service order: with ``cap_enforcement: throttle`` a job runs at the
+    highest clock level its share fits (``sim/fleet_core.py``). Physics per job as in ``CarbonMigration-v0``.
 
     ## Slot selection
 
@@ -163,7 +165,7 @@ class CarbonFleetEnv(gym.Env):
     | | forecast, mean over the forecast horizon | g/kWh / 1000 |
     | | GPUs free and not held by the fleet | / pool capacity |
     | | health (1 up, 0 outage) | - |
-    | | fleet power / regional power cap | 0 when uncapped |
+    | | fleet IT power (GPU boards + hosts) / regional power cap | 0 when uncapped |
     | slot s (x K) | present (1 job, 0 padding) | - |
     | | running / waiting or queued / in a timed phase | one-hot |
     | | region holding the job or its checkpoint | one-hot (R) |
@@ -261,6 +263,9 @@ class CarbonFleetEnv(gym.Env):
         self._used = np.zeros((1, R), dtype=np.int64)
         self._rest = np.zeros((1, R), dtype=np.int64)
         self._peak = np.zeros(R, dtype=np.int64)
+        self._pw_used = np.zeros((1, R))
+        self._pw_rest = np.zeros((1, R))
+        self._pw_peak = np.zeros(R)
         self._targets = np.zeros((1, self.J), dtype=np.int64)
         self._levels = np.zeros((1, self.J), dtype=np.int64)
         self._slots = np.full(K, -1, dtype=np.int64)
@@ -373,6 +378,10 @@ class CarbonFleetEnv(gym.Env):
                 self._arrival,
                 self._fastest_mb_s,
                 self._fail_rate,
+                self.cap_w,
+                self._pw_used,
+                self._pw_rest,
+                self._pw_peak,
             )
         )
         self._view = tuple(
@@ -456,7 +465,8 @@ class CarbonFleetEnv(gym.Env):
             "xfer_kwh": ckpt * sc.transfer_kwh_per_gb,
             "deadline_s": jobs.deadline_s,
             "ckpt_gb": ckpt,
-            "throttle": np.zeros(J),
+            # regional caps (sim.fleet_core): with cap_enforcement: throttle a job's clock drops to fit its budget
+            "throttle": np.full(J, 1.0 if sc.cap_enforcement == "throttle" else 0.0),
             "transfer_failure_prob": np.full(J, sc.faults.transfer_failure_prob),
             # the fleet keeps the earlier fault timing (instant replacement, no reclaim notice, a periodic
             # checkpoint durable when it starts) until it adopts the single job's (issue 22, spec V4)

@@ -501,9 +501,9 @@ def fill_info(st, out, fblk, iblk):
 def refresh(engine, view, out, fleet, blocks):
     """After a reset or a step: the fleet's totals by region, the next slots, mask and observation, and the info
     values into ``blocks = (fblk, iblk)``. Returns the jobs completed."""
-    st = StateRows(*engine[0])
+    st, T = StateRows(*engine[0]), FleetTables(*engine[1])
     o = FleetOut(*out)
-    fleet_totals(st, o.power, o.in_use)
+    fleet_totals(st, T, o.power, o.in_use)
     n_done = observe(engine, fleet, view, out)
     fill_info(st, o, blocks[0], blocks[1])
     return n_done
@@ -527,7 +527,7 @@ def step_fleet(a, slot_actions, fifo, engine, fleet, view, out, blocks):
     errors = advance_fleet(envs, targets, levels, engine[:4], fleet)
     if errors:
         return errors
-    fleet_totals(st, o.power, o.in_use)
+    fleet_totals(st, T, o.power, o.in_use)
     book_step(st, T.params, v, o)
     row = o.iscal[I_N_LOG]
     if row < o.gpu_log.shape[0]:  # (n_steps rows: the episode ends at the horizon; no bounds checks here)

@@ -70,6 +70,8 @@ def scenario_constants(sc) -> list[tuple[str, object]]:
         j = sc.jobs
         out += [("job.storage_gbps", j.storage_gbps), ("job.snapshot_gb_per_s", j.snapshot_gb_per_s)]
         out += [("job.bytes_per_param", w.bytes_per_param) for w in j.workloads]
+        if sc.power_provisioning_factor is not None:
+            out.append(("power_provisioning_factor", sc.power_provisioning_factor))
         return out
     j = sc.job
     out += [

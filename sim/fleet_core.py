@@ -25,8 +25,18 @@ layout and bundles ``sim.layout``'s, the initial state ``sim.layout.fresh_state`
   (``-log(1 - u) / rate`` GPU-hours, the exponential law of ``Simulator._draw_failure_gpu_h``) instead of
   parking for a draw in Python: the fleet has no scalar twin to match bit for bit, and a park in the middle
   of the job loop would have to save ``used``.
-- **No per-job power cap and no work noise**: a fleet's power budget is per region (``book_regional_cap``
-  compares the fleet's power there with the cap), and trace jobs have no phase or noise model.
+- **Regional power caps, shared in service order** (``cap_w`` (R,), W of IT power: GPU boards + hosts, before
+  PUE; ``inf``: none). As a facility's power capping does it (Meta's Dynamo, ISCA 2016, throttles the lowest
+  priority first; Google's Thunderbolt, OSDI 2020), each job's budget in region ``r`` is the cap minus the most
+  power the jobs served before it drew there at any time in this step (``pw_used``, as ``used`` for GPUs) and
+  minus the lowest-clock power of the jobs served after it that hold GPUs there at the step's start (``pw_rest``,
+  as ``rest``: a job never takes the power a later-served job needs to keep its GPUs at the lowest clock): with
+  ``throttle`` set (``cap_enforcement: throttle``) a running job runs at the highest clock level at or below its
+  chosen one whose power (GPUs x board W + GPUs x host busy W) fits its budget, re-chosen every piece
+  (``sim.rules.level_under_cap``), the lowest level if none fits; what the fleet still draws over a cap (even the
+  lowest level does not fit, GPUs held idle while restoring) is booked by ``book_regional_cap``. The budget
+  itself never moves a job, releases GPUs or blocks a start: a pool that cannot power its GPUs runs them slower.
+  No work noise: trace jobs have no phase or noise model.
 """
 
 from __future__ import annotations
@@ -59,7 +69,11 @@ from sim.layout import (
     P_STEP,
     P_TOTAL,
     PEND_NONE,
+    RECOVERING,
     S_PER_H,
+    SCALING,
+    SUSPEND,
+    TOLERANCE,
     CoreState,
     EpisodeRows,
     Generators,
@@ -103,6 +117,10 @@ class FleetRows(NamedTuple):
     arrival_s: np.ndarray  # (J,) s each job's arrival
     fastest_mb_s: np.ndarray  # (J,) s per mini-batch at the top clock in the fastest region
     fail_per_gpu_h: float  # GPU failures per GPU-hour
+    cap_w: np.ndarray  # (R,) W regional power cap on IT power (inf: none)
+    pw_used: np.ndarray  # (n, R) scratch: W peaks of the jobs served so far
+    pw_rest: np.ndarray  # (n, R) scratch: W at the lowest clock of the jobs not served yet that hold GPUs there
+    pw_peak: np.ndarray  # (R,) scratch: this job's W peak per region in the step
 
 
 @njit(cache=True, inline="always")
@@ -177,12 +195,13 @@ def _hold(peak, iv):
 
 
 @njit(cache=True, inline="always")
-def _job_pool(i, j, st, ep, fleet, kk):
+def _job_pool(i, j, st, T, ep, fleet, kk):
     """Job ``j``'s view of environment ``i``'s pools (``fleet.avail[i]``, column ``kk``): free minus the peaks of
     the jobs served before it (a); it keeps what it holds within that, and grows only into GPUs no later job holds
     (b = a - their holdings). Clears ``fleet.peak``."""
     own_r, own_n = st.i[i, j, I_REGION], st.i[i, j, I_N_GPUS]
     fleet.rest[i, own_r] -= own_n
+    fleet.pw_rest[i, own_r] -= own_n * (T.p_gpu_w[j, own_r, 0] + T.host_busy_w[own_r])
     fr = fleet.avail[i]
     for r in range(fr.shape[0]):
         a = ep.free[i, r, kk] - fleet.used[i, r]
@@ -191,19 +210,27 @@ def _job_pool(i, j, st, ep, fleet, kk):
             b = own_n if own_n < a else a
         fr[r, kk] = b if b > 0 else 0
         fleet.peak[r] = 0
+        fleet.pw_peak[r] = 0.0
 
 
 @njit(cache=True, inline="always")
 def _run_fleet_job(i, fv, iv, acc, t_end, ci_i, pool, tab, gens, fleet):
-    """The event loop of ``sim.core`` for one job of the fleet (its own tables; no cap, no work noise); a GPU
-    failure draws the next failure time here (inverse transform) instead of parking."""
+    """The event loop of ``sim.core`` for one job of the fleet (its own tables; no work noise), each piece under
+    the job's share of its region's power cap (the cap minus the peaks of the jobs served before it, minus its
+    hosts' busy power: the GPU budget ``piece`` throttles to); records its IT power peak per region in
+    ``fleet.pw_peak``. A GPU failure draws the next failure time here (inverse transform) instead of parking."""
     t_stop = t_end - EPS_S
     t = fv[F_T_S]
     s = iv[I_STATE]
     while t < t_stop and s != COMPLETED:
         h = int(t // S_PER_H)
-        dt, event, rates = piece(fv, iv, t, t_end, h, 1.0, math.inf, tab, pool)
-        t = book_piece(fv, iv, acc, t, dt, h, rates, ci_i, math.inf, tab)
+        r = iv[I_REGION]
+        budget_w = fleet.cap_w[r] - fleet.pw_used[i, r] - fleet.pw_rest[i, r] - iv[I_N_GPUS] * tab.host_busy_w[r]
+        dt, event, rates = piece(fv, iv, t, t_end, h, 1.0, budget_w, tab, pool)
+        it_w = rates[0] + rates[2]  # board + host W in region r over this piece
+        if it_w > fleet.pw_peak[r]:
+            fleet.pw_peak[r] = it_w
+        t = book_piece(fv, iv, acc, t, dt, h, rates, ci_i, budget_w, tab)
         if event != EV_NONE:
             handle(fv, iv, acc, event, pool, tab, gens.fns, gens.states[i])
             if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
@@ -232,8 +259,12 @@ def advance_fleet(envs, targets, levels, engine, fleet):
         for r in range(R):
             fl.used[i, r] = 0
             fl.rest[i, r] = 0
-        for j in range(fl.order.shape[1]):  # GPUs held at the step's start, by region
-            fl.rest[i, iv_all[i, j, I_REGION]] += iv_all[i, j, I_N_GPUS]
+            fl.pw_used[i, r] = 0.0
+            fl.pw_rest[i, r] = 0.0
+        for j in range(fl.order.shape[1]):  # GPUs held at the step's start, by region, and their lowest-clock W
+            r, n = iv_all[i, j, I_REGION], iv_all[i, j, I_N_GPUS]
+            fl.rest[i, r] += n
+            fl.pw_rest[i, r] += n * (T.p_gpu_w[j, r, 0] + T.host_busy_w[r])
         for q in range(fl.order.shape[1]):
             j = fl.order[i, q]
             fv, iv, acc = f[i, j], iv_all[i, j], st.step_acc[i, j]
@@ -242,7 +273,7 @@ def advance_fleet(envs, targets, levels, engine, fleet):
             acc[:] = 0.0
             n_steps = int(Pj[P_NSTEPS])
             kk = iv[I_K] if iv[I_K] < n_steps else n_steps
-            _job_pool(i, j, st, ep, fl, kk)
+            _job_pool(i, j, st, T, ep, fl, kk)
             t_end = fv[F_T_S] + Pj[P_STEP]
             if Pj[P_HORIZON] < t_end:
                 t_end = Pj[P_HORIZON]
@@ -265,6 +296,7 @@ def advance_fleet(envs, targets, levels, engine, fleet):
             errors += end_step(fv, iv, acc, st.episode_acc[i, j])  # the step is over: book it, as sim.core does
             for r in range(R):
                 fl.used[i, r] += fl.peak[r]
+                fl.pw_used[i, r] += fl.pw_peak[r]
     return errors
 
 
@@ -272,17 +304,25 @@ def advance_fleet(envs, targets, levels, engine, fleet):
 
 
 @njit(cache=True, _nrt=False)
-def fleet_totals(st, power, in_use):
-    """``power`` (R,) := environment 0's fleet power by region (``np.bincount`` order: jobs by index, from 0.0);
-    ``in_use`` (R,) := the GPUs it holds there. ``st``: ``StateRows``."""
+def fleet_totals(st, T, power, in_use):
+    """``power`` (R,) := environment 0's fleet IT power by region at the step's end (GPU boards + hosts, before
+    PUE: what a regional cap limits; jobs by index, from 0.0); ``in_use`` (R,) := the GPUs it holds there.
+    ``st``: ``StateRows``, ``T``: ``FleetTables``."""
     f, iv_all = st.f, st.i
     for r in range(power.shape[0]):
         power[r] = 0.0
         in_use[r] = 0
     for j in range(f.shape[1]):
         r = iv_all[0, j, I_REGION]
-        power[r] += f[0, j, F_POWER_W]
-        in_use[r] += iv_all[0, j, I_N_GPUS]
+        n = iv_all[0, j, I_N_GPUS]
+        s = iv_all[0, j, I_STATE]
+        host_w = 0.0
+        if s == TOLERANCE:
+            host_w = n * T.host_busy_w[r]
+        elif s == SUSPEND or s == SCALING or s == RECOVERING:
+            host_w = n * T.host_idle_w[r]
+        power[r] += f[0, j, F_POWER_W] + host_w
+        in_use[r] += n
 
 
 @njit(cache=True, inline="always")

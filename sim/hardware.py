@@ -19,6 +19,11 @@ nodes) and 150 kgCO2eq per GPU (its "lower bound" estimate), amortised over a 6-
 ``150e3 / (6 * 8760 * 0.85) = 3.36 g`` per GPU-hour and ``2500e3 / 44676 = 55.96 g`` per server-hour (the study
 rounds them to 0.003 and 0.056 kg). One figure for every GPU type (the study's A100 nodes; no per-type life-cycle
 assessment is public).
+
+Provisioned power (regional power caps of a fleet, issue 25): a server's theoretical peak per GPU is the GPU's
+board power limit (TDP, NVIDIA datasheets: Tesla V100 SXM2 300 W, A40 300 W, A100 SXM4 400 W) plus the host's
+full-load power per GPU above; an operator provisions a fraction of that aggregate peak (over-subscription, Fan,
+Weber & Barroso, ISCA 2007; the fraction is a scenario constant, ``power_provisioning_factor``).
 """
 
 from __future__ import annotations
@@ -68,6 +73,22 @@ class HostServer:
     def embodied_g_per_gpu_h(self) -> float:
         """Embodied carbon of one GPU and its share of the server, per hour held (gCO2eq)."""
         return EMBODIED_G_PER_GPU_H + EMBODIED_G_PER_SERVER_H / self.gpus_per_server
+
+
+# W, board power limit (TDP) per GPU (NVIDIA datasheets; data/derived/constants.csv gpu.tdp_w.*)
+GPU_TDP_W = {"V100": 300.0, "A40": 300.0, "A100": 400.0}
+
+
+def peak_w_per_gpu(gpu: str) -> float:
+    """Theoretical peak power of one GPU and its share of the host server at full load (W): TDP + host busy W per
+    GPU; what a provisioning factor multiplies (Fan et al. 2007's aggregate theoretical peak)."""
+    if gpu not in GPU_TDP_W:
+        raise ConfigError(
+            f"no TDP for GPU {gpu!r} (known: {', '.join(GPU_TDP_W)}); add it to sim/hardware.py GPU_TDP_W with its "
+            "datasheet, or give the region an explicit power_cap_w"
+        )
+    server = host_server(gpu)
+    return GPU_TDP_W[gpu] + server.busy_w / server.gpus_per_server
 
 
 SERVERS = {

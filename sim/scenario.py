@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from sim.errors import ConfigError
+from sim.hardware import peak_w_per_gpu
 from sim.paths import SCENARIO_DIR  # shipped scenarios, found through importlib.resources
 
 # Defaults with a source (data/derived/constants.csv): AWS's 2023 global PUE, and an EBS gp3 volume's maximum
@@ -506,7 +507,9 @@ class FleetRegionSpec:
     gpu: str
     gpus: int  # pool capacity, GPUs (other tenants and shortages take some, as in single-job scenarios)
     pue: float = PUE_DEFAULT
-    power_cap_w: float = math.inf  # the fleet's power budget in this region (demand response), W
+    # the fleet's power budget in this region, W of IT power (GPU boards + hosts, before PUE); with the scenario's
+    # power_provisioning_factor and no explicit value: gpus x (TDP + host busy W per GPU) x factor
+    power_cap_w: float = math.inf
 
 
 @dataclass(frozen=True)
@@ -588,6 +591,8 @@ class FleetScenario:
     data_dir: str | None = None
     source: str = ""
     kind: str = "fleet"
+    # fraction of the pools' theoretical peak power provisioned as each region's cap (None: no derived caps)
+    power_provisioning_factor: float | None = None
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -645,8 +650,18 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
     step_minutes = top.get("step_minutes", float, 15.0, lo=1.0, hi=24 * 60)
     horizon_hours = top.get("horizon_hours", float, 168.0, lo=step_minutes / 60.0)
     clock_levels, signal, cap_enforcement, transfer_kwh_per_gb, data_dir = _model_fields(top)
-    cap = {"power_cap_w": lambda r: r.get("power_cap_w", float, math.inf, lo=0.0, lo_open=True)}
-    regions = [FleetRegionSpec(**fields) for fields in _region_fields(top, where, cap)]
+    cap = {"power_cap_w": lambda r: r.get("power_cap_w", float, math.nan, lo=0.0, lo_open=True)}
+    provisioning = top.get("power_provisioning_factor", float, math.nan, lo=0.0, hi=1.0, lo_open=True)
+    regions = []
+    for i, spec in enumerate(_region_fields(top, where, cap)):
+        if math.isnan(spec["power_cap_w"]):  # no explicit cap: provisioned from the pool, or none
+            spec["power_cap_w"] = math.inf
+            if not math.isnan(provisioning):
+                try:
+                    spec["power_cap_w"] = spec["gpus"] * peak_w_per_gpu(spec["gpu"]) * provisioning
+                except ConfigError as e:
+                    raise top.error(f"regions[{i}].gpu", str(e)) from None
+        regions.append(FleetRegionSpec(**spec))
     names = [r.name for r in regions]
     largest = max(regions, key=lambda r: r.gpus)
 
@@ -757,6 +772,7 @@ def parse_fleet_scenario(data: dict, where: str = "<scenario>") -> FleetScenario
         transfer_kwh_per_gb=transfer_kwh_per_gb,
         data_dir=data_dir,
         source=where,
+        power_provisioning_factor=None if math.isnan(provisioning) else provisioning,
     )
 
 
