@@ -28,10 +28,11 @@ from sim.network_data import load_network
 from sim.reward import REWARD_TERMS, weights
 from sim.rng import rng_handles
 from sim.rules import continue_target, is_timed
-from sim.scenario import FleetScenario, load_fleet_scenario, reward_with_overrides
+from sim.scenario import SAFETY_LIMIT_X_DEADLINE, FleetScenario, load_fleet_scenario, reward_with_overrides
 from sim.states import ALLOWED, State
 
 _S_PER_H = 3600.0
+_J_PER_KWH = 3.6e6
 _M = {name: i for i, name in enumerate(METRICS)}
 _QUEUED, _COMPLETED = int(State.QUEUED), 7
 N_REGION_FEATURES = 6
@@ -80,14 +81,17 @@ def fleet_world(
     if key not in _WORLDS:
         start, end = scenario.splits[split] if period is None else period
         carbon = carbon_table(scenario.zones, str(start), str(end), scenario.signal, data_dir=key[2])
-        n_steps = int(math.ceil(scenario.horizon_s / scenario.step_s - 1e-9))
-        n_hours = int(math.ceil(scenario.horizon_s / _S_PER_H)) + 1
+        # an episode's arrays (carbon, pools, outages) cover its safety limit, not only the horizon: episodes start
+        # early enough in the split that the limit ends within it
+        limit_s = scenario.safety_limit_s
+        n_steps = int(math.ceil(limit_s / scenario.step_s - 1e-9))
+        n_hours = int(math.ceil(limit_s / _S_PER_H)) + 1
         world = FleetWorld(scenario, split, carbon, load_network(scenario.zones), n_steps, n_hours)
         if world.n_start_hours < 1:
             raise ConfigError(
                 f"{scenario.source}: {'split ' + repr(split) if period is None else 'period'} [{start}, {end}) is "
-                "shorter than one episode "
-                f"({scenario.horizon_hours} h)"
+                f"shorter than one episode's safety limit ({limit_s / _S_PER_H:g} h = "
+                f"{SAFETY_LIMIT_X_DEADLINE:g} x horizon_hours {scenario.horizon_hours:g})"
             )
         _WORLDS[key] = world
     return _WORLDS[key]
@@ -192,7 +196,11 @@ class CarbonFleetEnv(gym.Env):
 
     ## Episode End
 
-    Terminated when every job completed; truncated at the horizon (``horizon_hours``).
+    Terminated when every job completed; truncated at the safety limit, ``SAFETY_LIMIT_X_DEADLINE`` (2) x
+    ``horizon_hours`` (every deadline is at most the horizon, so the limit is at least twice every deadline, as the
+    single job's ``episode_hours``). Arrivals and deadlines lie within the horizon; the episode's carbon, pools and
+    outages cover the limit (episodes start at least a limit before the split's end). A job unfinished at the limit
+    is charged its remaining work in :meth:`episode_metrics` (``work_charged_rate``).
 
     ## Info
 
@@ -234,11 +242,13 @@ class CarbonFleetEnv(gym.Env):
         self.R, self.L, self.K = len(sc.regions), sc.clock_levels, n_slots
         self.J = sc.jobs.n_jobs if sc.jobs.source == "philly" else len(sc.jobs.listed)
         self.n_steps, self.n_hours = self.world.n_steps, self.world.n_hours
-        self.step_s, self.horizon_s = sc.step_s, sc.horizon_s
+        # horizon_s: arrivals before it, deadlines at most it, the observation's time scale; limit_s: the safety
+        # limit where the episode is truncated (n_steps steps), twice the horizon (sim.scenario.safety_limit_s)
+        self.step_s, self.horizon_s, self.limit_s = sc.step_s, sc.horizon_s, sc.safety_limit_s
         self._step_s, self._horizon_s = float(sc.step_s), float(sc.horizon_s)  # as the compiled step takes them
         self.pool = np.array([r.gpus for r in sc.regions], dtype=np.int64)
         self._draw = EpisodeDraw(
-            sc.faults, self.pool.tolist(), self.step_s, self.horizon_s, self.n_steps, self.n_hours, self.world.carbon
+            sc.faults, self.pool.tolist(), self.step_s, self.limit_s, self.n_steps, self.n_hours, self.world.carbon
         )
         self.cap_w = np.array([r.power_cap_w for r in sc.regions], dtype=float)
         R, L, K = self.R, self.L, self.K
@@ -451,7 +461,7 @@ class CarbonFleetEnv(gym.Env):
         stall = ckpt / jobs.snapshot_gb_per_s if md.checkpoint_stall else np.zeros(J)
         vals = {
             "step_s": np.full(J, self.step_s),
-            "horizon_s": np.full(J, self.horizon_s),
+            "horizon_s": np.full(J, self.limit_s),  # the engine's end of time: the safety limit
             "n_steps": np.full(J, float(self.n_steps)),
             "n_hours": np.full(J, float(self.n_hours)),
             "total_mb": jobs.minibatches.astype(float),
@@ -588,7 +598,7 @@ class CarbonFleetEnv(gym.Env):
         if done:
             self._ended = "after the episode terminated (every job completed)"
         elif truncated:
-            self._ended = "after the episode was truncated (horizon reached)"
+            self._ended = "after the episode was truncated (safety limit reached)"
         info = self._info(fblk, iblk)
         if done or truncated:
             info["fleet_episode"] = self.episode_metrics()
@@ -694,19 +704,33 @@ class CarbonFleetEnv(gym.Env):
         n_log = int(self._iscal[fk.I_N_LOG])
         held = self._gpu_log[:n_log].sum() * self.step_s if n_log else 0.0
         cap_gpu_s = float(self.free[0, :, : max(n_log, 1)].sum()) * self.step_s
-        # hours past the deadlines: booked while a job runs late, plus, for a job unfinished at the horizon, its
-        # remaining mini-batches at the top clock at home (as the single job's late_h)
+        # Equal work (spec V1, as baselines.runner.equal_work): a job unfinished at the safety limit is charged, and
+        # counted in work_charged_rate, its remaining mini-batches as if run right after the limit in its home
+        # region on its whole request at the top clock: energy = time x GPUs x (board W + host busy W per GPU) x
+        # PUE, carbon at the home region's mean intensity over the episode's period; it is late by the hours past
+        # its deadline booked while it ran plus that run time
         left_mb = np.where(done, 0.0, self.remaining_minibatches())
-        home_top_s = jobs.minibatch_s[np.arange(self.J), jobs.home, self.L - 1]
-        late_h = ea[:, _M["lateness_h"]].sum() + float(np.sum(left_mb * home_top_s)) / _S_PER_H
+        j_all, home, top = np.arange(self.J), jobs.home, self.L - 1
+        run_s = left_mb * jobs.minibatch_s[j_all, home, top]
+        it_kwh = run_s * jobs.gpus * (jobs.gpu_power_w[j_all, home, top] + jobs.host_power_w[home]) / _J_PER_KWH
+        fac_kwh = it_kwh * jobs.pue[home]
+        charged_g = fac_kwh * self.ci[0].mean(axis=1)[home]
+        late_h = ea[:, _M["lateness_h"]].sum() + float(np.sum(run_s)) / _S_PER_H
+        carbon_g = ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]
         return {
-            "carbon_kg": float((ea[:, _M["operational_carbon_g"]] + ea[:, _M["transfer_carbon_g"]]).sum() / 1000.0),
-            "energy_kwh": float((ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]).sum()),
+            "carbon_kg": float((carbon_g.sum() + charged_g.sum()) / 1000.0),
+            "energy_kwh": float(
+                (ea[:, _M["facility_energy_kwh"]] + ea[:, _M["transfer_energy_kwh"]]).sum() + fac_kwh.sum()
+            ),
             "jobs": self.J,
             "jobs_completed": int(done.sum()),
+            "completed_rate": float(done.mean()),
+            "work_charged_rate": float((~done).mean()),
             "deadline_met_rate": float(met.mean()),
             "late_h": float(late_h),
-            "jct_h_mean": float(np.mean(c_at[done] - jobs.arrival_s[done]) / _S_PER_H) if done.any() else math.nan,
+            "charged_carbon_kg": float(charged_g.sum() / 1000.0),
+            # a charged job completes after the limit plus its charged run (as the single job's jct_h)
+            "jct_h_mean": float(np.mean(np.where(done, c_at, self.t_s + run_s) - jobs.arrival_s) / _S_PER_H),
             "queue_h_mean": float(queued_s.mean() / _S_PER_H),
             "migrations": int(ea[:, _M["migrations"]].sum()),
             "gpu_util": float(held / cap_gpu_s) if cap_gpu_s > 0 else 0.0,

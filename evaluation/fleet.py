@@ -48,6 +48,8 @@ EPISODE_COLUMNS = (
     "energy_kwh",
     "jobs",
     "jobs_completed",
+    "completed_rate",
+    "work_charged_rate",
     "deadline_met_rate",
     "late_h",
     "jct_h_mean",
@@ -345,6 +347,7 @@ def fleet_table(summary: pd.DataFrame) -> pd.DataFrame:
             "deadline_met_pct": (100 * summary["deadline_met_rate_mean"]).round(1),
             "late_h": summary["late_h_mean"].round(2),
             "jobs_completed": summary["jobs_completed_mean"].round(1),
+            "work_charged_pct": (100 * summary["work_charged_rate_mean"]).round(1),
             "gap_to_bound_pct": summary["bound_gap_pct_mean"].round(1),
             "gap_worst_pct": summary["bound_gap_pct_max"].round(1),
             "migrations": summary["migrations_mean"].round(0),
@@ -364,7 +367,10 @@ def write_fleet_report(path, summary, episodes, sc, where, n_episodes, carbon_so
         f"Carbon data: {carbon_source}. Deadlines: `{sc.jobs.deadline}` rule, slack factor "
         f"{sc.jobs.slack_factor:g} (sim/fleet_jobs.py). Means over episodes; `gap_to_bound_pct` is carbon over the "
         "episode's LP bound, averaged over the episodes where the policy completed every job (the same work as the "
-        "bound); `gap_worst_pct` is the worst such episode.",
+        "bound); `gap_worst_pct` is the worst such episode. Equal work: an episode runs past the horizon until "
+        "every job completed or the safety limit (2 x the horizon); a job unfinished there is charged its remaining "
+        "work (top clock, home region, the region's mean intensity; `work_charged_pct` of the jobs), included in "
+        "`carbon_kg` and `late_h`, so every row accounts for the same jobs.",
         "",
         "| " + " | ".join(t.columns) + " |",
         "|" + "---|" * len(t.columns),

@@ -610,6 +610,14 @@ class FleetScenario:
     def horizon_s(self) -> float:
         return self.horizon_hours * 3600.0
 
+    @property
+    def safety_limit_s(self) -> float:
+        """Where a fleet episode stops at the latest (spec V1, as the single job's ``episode_hours``): every deadline
+        is at most the horizon (``sim.fleet_jobs``), so ``SAFETY_LIMIT_X_DEADLINE`` x the horizon is at least that
+        many times every job's deadline; an episode runs past the horizon until every job completed or this limit,
+        where a job still unfinished is charged its remaining work (``CarbonFleetEnv.episode_metrics``)."""
+        return SAFETY_LIMIT_X_DEADLINE * self.horizon_s
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (YAML-serialisable), the inverse of parse_fleet_scenario."""
         out = _plain(self)

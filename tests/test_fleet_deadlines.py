@@ -72,11 +72,11 @@ class _Never(FleetPolicy):
         return np.full(env.J, WAIT), np.zeros(env.J, dtype=np.int64)
 
 
-def test_late_h_of_jobs_never_run_is_the_horizon_past_each_deadline_plus_their_work_at_home():
+def test_late_h_of_jobs_never_run_is_the_safety_limit_past_each_deadline_plus_their_work_at_home():
     env = small_env("alone", 2.0)
     m = run_fleet_episode(env, _Never(), 0)
     jobs = env.jobs
     work_h = jobs.minibatches * jobs.minibatch_s[np.arange(jobs.n_jobs), jobs.home, -1] / 3600
-    expected = np.sum(24.0 - jobs.deadline_s / 3600 + work_h)
-    assert m["jobs_completed"] == 0 and m["deadline_met_rate"] == 0.0
+    expected = np.sum(48.0 - jobs.deadline_s / 3600 + work_h)  # the safety limit: 2 x the 24 h horizon
+    assert m["jobs_completed"] == 0 and m["deadline_met_rate"] == 0.0 and m["work_charged_rate"] == 1.0
     assert m["late_h"] == pytest.approx(expected, rel=1e-9)
