@@ -128,9 +128,11 @@ class CarbonFleetEnv(gym.Env):
     level. Queued jobs wait for GPUs; a pool is shared by all jobs in service order (jobs holding GPUs first,
     then by least slack), so no job ever holds more GPUs than its region has free; other tenants' load and
     shortages shrink the pools (the scenario's spot process), GPU failures, outages and failed transfers roll
-    jobs back to their last checkpoint. A region's power cap (``power_cap_w``, provisioned from the pool:
-    ``docs/fleet.md``) is shared in the same service order: with ``cap_enforcement: throttle`` a job runs at the
-    highest clock level its share fits (``sim/fleet_core.py``). Physics per job as in ``CarbonMigration-v0``.
+    jobs back to their last durable checkpoint, with the single job's cloud timing (a spare GPU's provisioning
+    time, a spot reclaim's notice, a checkpoint durable once written; ``sim.physics.fault``). A region's power
+    cap (``power_cap_w``, provisioned from the pool: ``docs/fleet.md``) is shared in the same service order: with
+    ``cap_enforcement: throttle`` a job runs at the highest clock level its share fits (``sim/fleet_core.py``).
+    Physics per job as in ``CarbonMigration-v0``.
 
     ## Slot selection
 
@@ -478,11 +480,12 @@ class CarbonFleetEnv(gym.Env):
             # regional caps (sim.fleet_core): with cap_enforcement: throttle a job's clock drops to fit its budget
             "throttle": np.full(J, 1.0 if sc.cap_enforcement == "throttle" else 0.0),
             "transfer_failure_prob": np.full(J, sc.faults.transfer_failure_prob),
-            # the fleet keeps the earlier fault timing (instant replacement, no reclaim notice, a periodic
-            # checkpoint durable when it starts) until it adopts the single job's (issue 22, spec V4)
-            "gpu_replace_s": np.zeros(J),
-            "reclaim_notice_s": np.zeros(J),
-            "durable_after_write": np.zeros(J),
+            # faults as clouds deliver them, as the single job (spec V4, sim.physics.fault): a failed GPU's spare
+            # is provisioned before the restart, a spot reclaim comes with the provider's notice, a periodic
+            # checkpoint is durable once its write has ended
+            "gpu_replace_s": np.full(J, sc.faults.gpu_replace_s),
+            "reclaim_notice_s": np.full(J, sc.faults.reclaim_notice_s),
+            "durable_after_write": np.ones(J),
         }
         self._P = np.ascontiguousarray(np.stack([vals[k] for k in PARAMS], axis=1))
         self._t_mb_s = np.ascontiguousarray(jobs.minibatch_s)
