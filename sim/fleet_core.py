@@ -236,7 +236,8 @@ def _run_fleet_job(i, fv, iv, acc, t_end, ci_i, pool, tab, gens, fleet):
             if iv[I_PEND] != PEND_NONE:  # a GPU failed: draw the next failure time here, then the fault
                 iv[I_PEND] = PEND_NONE
                 u = random(gens.fns, gens.states[i])
-                fv[F_FAIL_LEFT_GPU_H] = -math.log(1.0 - u) / fleet.fail_per_gpu_h
+                lam = fleet.fail_per_gpu_h  # 0: a failure placed by hand in a fleet without failures
+                fv[F_FAIL_LEFT_GPU_H] = -math.log(1.0 - u) / lam if lam > 0.0 else math.inf
                 fault(fv, iv, acc, M_GPUF, pool, tab)
             _hold(fleet.peak, iv)
             s = iv[I_STATE]
