@@ -192,7 +192,9 @@ class CarbonFleetEnv(gym.Env):
 
     The single job's reward table (``sim/reward.py``), summed over the jobs, with the scenario's ``reward`` weights
     in the same order and meaning: progress (``progress_per_job`` x each job's fraction done this step, summed)
-    minus carbon (kg, operational and transfer), facility energy (kWh), lateness (hours past each job's deadline),
+    minus carbon (kg, operational and transfer), facility energy (kWh), lateness (hours past each job's deadline;
+    at the safety limit also the hours each unfinished job's remaining work takes at home at the top clock, as the
+    single job's),
     regional cap excess (kJ over each region's cap), migrations (count) and embodied carbon (kg).
     ``info["reward_terms"]`` gives each weighted term as added to the reward.
 
@@ -410,6 +412,7 @@ class CarbonFleetEnv(gym.Env):
                 self.L,
                 self.C,
                 self._w,
+                np.ascontiguousarray(jobs.minibatch_s[np.arange(J), jobs.home, self.L - 1]),
             )
         )
         self._out_t = tuple(self._out)

@@ -93,6 +93,7 @@ class FleetView(NamedTuple):
     n_levels: int  # clock levels
     n_gpu_choices: int  # C GPU-count choices per slot (0: no GPU-count component)
     weights: np.ndarray  # (len(REWARD_WEIGHTS),) reward weights, order sim.reward.REWARD_WEIGHTS
+    home_top_mb_s: np.ndarray  # (J,) s per mini-batch at home at the top clock (the lateness of unfinished work)
 
 
 class FleetOut(NamedTuple):
@@ -453,6 +454,11 @@ def book_step(st, P, view, out):
     reward terms and reward (``sim.reward``: the single job's table, summed over the fleet's jobs)."""
     acc = st.step_acc[0]
     step_s, scal = view.step_s, out.scal
+    late_h = _col_sum(acc, M_LATE)
+    if st.i[0, 0, I_K] >= view.n_steps:  # truncated at the safety limit: as the single job (envs.kernels._reward),
+        for j in range(acc.shape[0]):  # the hours the work left would still take at home at full speed are late
+            if st.i[0, j, I_STATE] != COMPLETED:
+                late_h += (P[j, P_TOTAL] - st.f[0, j, F_PROGRESS_MB]) * view.home_top_mb_s[j] / 3600.0
     n_over = book_regional_cap(out.power, view.cap_w, out.excess, step_s)
     scal[S_CAP_VIOLATION_S] += step_s * float(n_over)
     excess_j = array_sum(out.excess) * step_s
@@ -461,7 +467,7 @@ def book_step(st, P, view, out):
         (_progress_fraction(acc, P), 1.0),
         ((_col_sum(acc, M_OPC) + _col_sum(acc, M_TXC)) / 1000.0, 1.0),
         (_col_sum(acc, M_FAC) + _col_sum(acc, M_TXE), 1.0),
-        (_col_sum(acc, M_LATE), 1.0),
+        (late_h, 1.0),
         (excess_j, 1000.0),
         (_col_sum(acc, M_MIG), 1.0),
         (_col_sum(acc, M_EMB), 1000.0),

@@ -9,7 +9,7 @@ enters the reward (progress positive, costs negative), in the order ``REWARD_TER
 | progress | progress_per_job | fraction of the job done (mini-batches done - lost) / total; the fleet sums its jobs' |
 | carbon | carbon_per_kg | operational + transfer carbon, kg |
 | energy | energy_per_kwh | facility + transfer energy, kWh |
-| lateness | lateness_per_hour | hours past the deadline (single job: with the work left at truncation) |
+| lateness | lateness_per_hour | hours past the deadline; at truncation also the work left, at home at the top clock |
 | cap_violation | cap_violation_per_kj | energy over the power cap, kJ (fleet: over each region's cap) |
 | migration | migration_per_count | migrations started |
 | embodied | embodied_per_kg | embodied carbon of the GPU-hours used, kg |

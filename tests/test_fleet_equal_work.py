@@ -45,9 +45,11 @@ def test_a_job_unfinished_at_the_safety_limit_is_charged_its_remaining_work_at_h
     env.reset(seed=3)
     wait = np.full(2, WAIT)
     steps = 0
+    lateness_term = 0.0
     truncated = done = False
     while not (done or truncated):  # every job waits (holds nothing, draws nothing) until the limit
         _, _, done, truncated, info = env.step_jobs(wait, np.zeros(2, dtype=np.int64))
+        lateness_term += info["reward_terms"]["lateness"]
         steps += 1
     assert truncated and not done and steps == 192 and env.t_s == 48 * 3600.0
     j, home, top = env.jobs, np.array([1, 0]), env.L - 1  # DE is region 1, KR region 0
@@ -66,3 +68,6 @@ def test_a_job_unfinished_at_the_safety_limit_is_charged_its_remaining_work_at_h
     assert m["energy_kwh"] == pytest.approx(total_kwh, rel=1e-12)
     assert m["late_h"] == pytest.approx(late_h, rel=1e-9)
     assert m["deadline_met_rate"] == 0.0
+    # the reward's lateness (sim/reward.py) counts the same hours, the work left included at the limit, as the
+    # single job's reward does
+    assert lateness_term == pytest.approx(-env.scenario.reward.lateness_per_hour * late_h, rel=1e-9)
