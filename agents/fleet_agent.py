@@ -42,7 +42,17 @@ OBS_CLIP = 5.0
 
 def n_job_features(n_regions: int, n_levels: int) -> int:
     """Length of one job's observation (see :func:`job_observations`)."""
-    return N_STATES + n_regions + 9 + 9 * n_regions + 2 * n_levels + 4
+    return N_STATES + n_regions + 9 + 13 * n_regions + 2 * n_levels + 4
+
+
+def past_intensity(env: CarbonFleetEnv, h: int) -> np.ndarray:
+    """(R, 24) g/kWh of the last 24 hours up to this one (measured, not forecast): the episode's own hours, before
+    its start the carbon table's hours before the episode's start hour (the same trace)."""
+    ci = env.world.carbon.intensity_g_per_kwh
+    a = env.start_hour + h
+    lo = max(a - 23, 0)
+    out = ci[:, lo : a + 1]
+    return np.concatenate([np.repeat(out[:, :1], 24 - out.shape[1], axis=1), out], axis=1) if out.shape[1] < 24 else out
 
 
 def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,7 +65,10 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
     clock in the fastest region (days), their ratio, slack (days, after a restart's overhead), clock level; per
     region (R each): carbon per mini-batch now, next hour's and the forecast's mean, each over the job's cheapest
     now (carbon per mini-batch at the top clock); intensity now and forecast mean (g/kWh / 1000); GPUs it could
-    get there / requested; up; time to finish there / time to the deadline; spare GPUs / pool; per level (L each):
+    get there / requested; up; time to finish there / time to the deadline; spare GPUs / pool; the forecast's
+    least carbon per mini-batch (over the job's cheapest now); the last 24 hours' mean and least intensity
+    (g/kWh / 1000, measured: the diurnal pattern a forecast of 6 h does not show) and where the intensity now lies
+    between their least and most (0..1); per level (L each):
     energy and time per mini-batch over the top clock's, in its cheapest region now; global: time / horizon,
     hour of day (sin, cos), open jobs / J. Features are clipped to [-5, 5].
     """
@@ -80,6 +93,7 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
     over = overhead_s(env)
     h = min(int(t // _S_PER_H), env.n_hours - 1)
     ci, fc = env.ci[0, :, h], env.forecast[:, h, :]
+    past = past_intensity(env, h)
     e_top = jobs.energy_per_minibatch_kwh[:, :, L - 1]  # (J, R)
     now = ci[None] * e_top
     best = np.maximum(now.min(axis=1, keepdims=True), 1e-12)
@@ -108,6 +122,10 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
         np.broadcast_to(up.astype(float), (J, R)),
         np.where(np.isfinite(fin_s), fin_s / np.maximum(left_s, 1.0)[:, None], OBS_CLIP),
         np.broadcast_to(spare / np.maximum(env.pool, 1), (J, R)),
+        fc[None].min(axis=2) * e_top / best,
+        np.broadcast_to(past.mean(axis=1) / 1000.0, (J, R)),
+        np.broadcast_to(past.min(axis=1) / 1000.0, (J, R)),
+        np.broadcast_to((ci - past.min(axis=1)) / np.maximum(np.ptp(past, axis=1), 1.0), (J, R)),
         e_l / e_l[:, L - 1 : L],
         t_l / t_l[:, L - 1 : L],
         np.broadcast_to(

@@ -94,8 +94,17 @@ class AgentFleetPolicy(FleetPolicy):
         if self.uses_slots:
             self.name = f"agent:{run.name}"
         else:
-            from agents.fleet_agent import FleetAgentPolicy
+            from agents.fleet_agent import FleetAgentPolicy, n_job_features
 
+            where = cfg["scenario"]["path"]
+            sc = load_fleet_scenario(where if Path(where).exists() else cfg["scenario"]["name"])
+            want = (n_job_features(len(sc.regions), sc.clock_levels),)
+            got = getattr(self.model.observation_space, "shape", None)
+            if got != want:
+                raise ConfigError(
+                    f"--agent {run_dir}: the model observes {got} features per job, this version's per-job "
+                    f"observation has {want} (agents/fleet_agent.py changed since it was trained: train it again)"
+                )
             self.name = f"{cfg.get('learned_by', 'agent')}:{run.name}"
             self.per_job = FleetAgentPolicy(self.model, self.name)
 
