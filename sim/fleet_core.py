@@ -33,9 +33,10 @@ layout and bundles ``sim.layout``'s, the initial state ``sim.layout.fresh_state`
   as ``rest``: a job never takes the power a later-served job needs to keep its GPUs at the lowest clock): with
   ``throttle`` set (``cap_enforcement: throttle``) a running job runs at the highest clock level at or below its
   chosen one whose power (GPUs x board W + GPUs x host busy W) fits its budget, re-chosen every piece
-  (``sim.rules.level_under_cap``), the lowest level if none fits; what the fleet still draws over a cap (even the
-  lowest level does not fit, GPUs held idle while restoring) is booked by ``book_regional_cap``. The budget
-  itself never moves a job, releases GPUs or blocks a start: a pool that cannot power its GPUs runs them slower.
+  (``sim.rules.level_under_cap``), the lowest level if none fits. A job starts (or grows) on no more GPUs than
+  the power left can run at its lowest clock (``_job_pool``): the rest of the pool stays dark, and a job finding
+  none waits. What the fleet still draws over a cap (the holders do not fit even at the lowest clock) is booked by
+  ``book_regional_cap``. The cap never takes GPUs a job holds.
   No work noise: trace jobs have no phase or noise model.
 """
 
@@ -67,6 +68,7 @@ from sim.layout import (
     P_HORIZON,
     P_NSTEPS,
     P_STEP,
+    P_THROTTLE,
     P_TOTAL,
     PEND_NONE,
     RECOVERING,
@@ -198,7 +200,10 @@ def _hold(peak, iv):
 def _job_pool(i, j, st, T, ep, fleet, kk):
     """Job ``j``'s view of environment ``i``'s pools (``fleet.avail[i]``, column ``kk``): free minus the peaks of
     the jobs served before it (a); it keeps what it holds within that, and grows only into GPUs no later job holds
-    (b = a - their holdings). Clears ``fleet.peak``."""
+    (b = a - their holdings). Under a power cap it sees no more GPUs than the region's power left (the cap minus
+    the peaks of the jobs served before it and the lowest-clock power of the later holders) can run at its lowest
+    clock, never fewer than it holds there (a facility keeps a job queued rather than start what it cannot power).
+    Clears ``fleet.peak``."""
     own_r, own_n = st.i[i, j, I_REGION], st.i[i, j, I_N_GPUS]
     fleet.rest[i, own_r] -= own_n
     fleet.pw_rest[i, own_r] -= own_n * (T.p_gpu_w[j, own_r, 0] + T.host_busy_w[own_r])
@@ -208,6 +213,14 @@ def _job_pool(i, j, st, T, ep, fleet, kk):
         b = a - fleet.rest[i, r]
         if r == own_r and b < own_n:
             b = own_n if own_n < a else a
+        room_w = fleet.cap_w[r] - fleet.pw_used[i, r] - fleet.pw_rest[i, r]  # inf: no cap
+        per_gpu_w = T.p_gpu_w[j, r, 0] + T.host_busy_w[r]
+        if T.params[j, P_THROTTLE] != 0.0 and room_w < b * per_gpu_w:  # cap_enforcement: throttle
+            g = int(room_w // per_gpu_w) if room_w > 0.0 else 0
+            if r == own_r and g < own_n:
+                g = own_n  # what it holds stays (its excess is booked), never preempted for power
+            if g < b:
+                b = g
         fr[r, kk] = b if b > 0 else 0
         fleet.peak[r] = 0
         fleet.pw_peak[r] = 0.0
