@@ -1,22 +1,31 @@
 """A lower bound on a fleet's operational carbon, and an executable schedule derived from it (``oracle``).
 
 The bound is the linear-programming relaxation of scheduling every job over the time-expanded network of
-regions x hours, solved by SciPy's HiGHS. Variable ``x[j, r, h, l]`` is the share of job ``j``'s
-mini-batches done in region ``r`` during hour ``h`` at clock level ``l``:
+regions x periods (the fleet table uses the 15-minute decision step), solved by SciPy's HiGHS. Variable
+``x[j, r, k, l]`` is the share of job ``j``'s mini-batches done in region ``r`` during period ``k`` at clock
+level ``l``:
 
-    minimise   sum x * E[j, r, l] * CI[r, h] / 1000                       (kg; E = whole-job facility kWh)
-    subject to sum_{r,h,l} x[j, ...] = 1                                   every job completes
-               sum_{r,l} x * T[j, r, l] <= overlap_h[j, h]                 a job runs at most its window's
-                                                                           share of each hour (T = job hours)
-               sum_{j,l} x * T[j, r, l] * gpus[j] <= capacity[r, h]        the pool's GPU-hours
-               x >= 0, and x = 0 outside [arrival, deadline)
+    minimise   sum x * E[j, r, l] * CI[r, k] / 1000                       (kg; E = whole-job facility kWh)
+    subject to sum_{r,k,l} x[j, ...] = 1                                   every job completes
+               sum_{r,l} x * T[j, r, l] <= overlap[j, k]                   a job runs at most its window's
+                                                                           share of each period (T = job time)
+               sum_{j,l} x * T[j, r, l] * gpus[j] <= capacity[r, k]        the pool's GPU-time in the period
+               x >= 0, and x = 0 outside the job's window
 
-Why it is a lower bound for any schedule that completes every job by its deadline: every such schedule gives
-a feasible ``x`` (with linear scaling, a job on fewer GPUs uses the same GPU-hours and energy per mini-batch,
-only spread over more time); the objective counts only busy power (GPU + host, x PUE) at the chosen clock,
-never idle, checkpoint, transfer or restart energy, which are >= 0. Clock levels that are both slower and
-costlier than another level are dropped (never useful). The capacity passed in must be an upper bound on the
-GPUs free to the fleet in each hour (e.g. the hourly maximum of the free-GPU series).
+Why it is a lower bound for any schedule the simulator can run that completes every job by its deadline: every
+such schedule gives a feasible ``x``:
+
+- with linear scaling a job on ``n`` of its ``g`` GPUs does ``n / g`` of its full rate at the same energy per
+  mini-batch, so its mini-batches in a period cost ``x * T * g`` GPU-seconds there, at most the GPUs it holds
+  (never more than the pool's free GPUs, ``sim/fleet_core.py``) times the time the pool is up in the period;
+- a job runs only between the first decision step that starts at or after its arrival (the simulator's
+  arrival gate, ``arrival_gate=True``) and its deadline, and at most one region at a time;
+- the objective counts only busy power (GPU + host, x PUE) at the chosen clock, at the hour's intensity the
+  simulator books; idle, checkpoint-stall, restore, transfer and rollback energy are >= 0 and left out.
+
+Clock levels that are both slower and costlier than another level are dropped (never useful). The capacity
+passed in must be an upper bound on the GPU-time free to the fleet in each period, in GPUs x the period (e.g.
+the free GPUs of each decision step x the share of the step the region is up, :func:`step_capacity`).
 """
 
 from __future__ import annotations
@@ -106,6 +115,24 @@ def hourly_capacity(free_gpus: np.ndarray, step_s: float, hours: int) -> np.ndar
         )
     n = int(steps_per_h)
     return free[:, : hours * n].reshape(free.shape[0], hours, n).max(axis=2)
+
+
+def step_capacity(
+    free_gpus: np.ndarray, outage_start_s: np.ndarray, outage_end_s: np.ndarray, n_outages: np.ndarray, step_s: float
+) -> np.ndarray:
+    """(R, S) GPUs free in each decision step (``free_gpus`` (R, >= S)) times the share of the step the region is
+    up (outages ``[start, end)`` per region, ``n_outages`` (R,) of them): the most GPU-time the fleet can hold
+    there, in GPUs x the step, as the bound needs (a pool is empty during an outage)."""
+    free = np.asarray(free_gpus, dtype=float)
+    R, S = free.shape[0], free.shape[1]
+    lo = np.arange(S) * step_s
+    down = np.zeros((R, S))
+    for r in range(R):
+        for q in range(int(n_outages[r])):
+            down[r] += np.clip(
+                np.minimum(outage_end_s[r, q], lo + step_s) - np.maximum(outage_start_s[r, q], lo), 0, None
+            )
+    return free * np.clip(1.0 - down / step_s, 0.0, 1.0)
 
 
 def n_steps(jobs: FleetJobs, step_s: float) -> int:

@@ -62,14 +62,14 @@ EPISODE_COLUMNS = (
 METRICS = EPISODE_COLUMNS[4:] + ("bound_gap_pct",)
 # what the LP bound (baselines/fleet_bound.py) leaves out: report.md lists it next to the gap column
 BOUND_RELAXES = (
-    "a job may split an hour between regions and clock levels, in any fractions, with no checkpoint, transfer or "
-    "restart between them (no migration or pause costs time, energy or a rollback)",
-    "the pools' capacity is GPU-hours per hour (the hour's most free GPUs), not whole GPUs per 15-minute step; "
-    "a job's GPUs are released the instant it leaves a region (the simulator charges the whole step)",
+    "a job may split a decision step between regions and clock levels, in any fractions, with no checkpoint, "
+    "transfer or restart between them (no migration or pause costs time, energy or a rollback)",
+    "the pools' capacity is GPU-time per step (the step's free GPUs x the share of it the region is up), not whole "
+    "GPUs held for the step: two jobs may share a GPU within a step, and a job's GPUs count only while it trains, "
+    "not through the step it leaves a region in (the simulator counts the most GPUs a job held in the step)",
     "only busy energy counts (GPU + host at the chosen clock, x PUE): no idle power while restoring or writing "
     "checkpoints, no checkpoint stalls, no transfer energy",
     "perfect foresight of intensity and free GPUs, and no GPU failures, failed transfers or preemptions",
-    "a job may start at its arrival, not at the next decision step",
 )
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baselines.fleet_bound import evaluate_schedule, fleet_lower_bound, hourly_capacity, lp_schedule
+from baselines.fleet_bound import evaluate_schedule, fleet_lower_bound, hourly_capacity, lp_schedule, step_capacity
 from sim.fleet_jobs import FleetJobs
 from tests.fleet_helpers import MB, make_jobs
 
@@ -31,6 +31,24 @@ def test_pool_capacity_sends_the_second_job_to_the_dirty_region():
     ci = np.array([[100.0], [300.0]])
     assert fleet_lower_bound(jobs, ci, np.array([[1.0], [1.0]])).carbon_kg == pytest.approx(0.4)
     assert fleet_lower_bound(jobs, ci, np.array([[2.0], [1.0]])).carbon_kg == pytest.approx(0.2)
+
+
+def test_the_arrival_gate_starts_a_job_at_the_first_step_after_its_arrival():
+    # 15-minute steps, 1 kWh over 0.5 h of work (2 kWh per hour run), arrival 0.1 h, due 1 h; intensity per step
+    # 10, 100, 100, 200 g. From its arrival: 0.15 h at 10 + 0.35 h at 100 = (0.3 * 10 + 0.7 * 100) g = 73 g;
+    # gated (starts at 0.25 h): 0.5 h at 100 = 100 g
+    jobs = make_jobs([0.1], [1.0], [1], [[[0.5]]], [[[1.0]]], 1)
+    ci, cap = np.array([[10.0, 100.0, 100.0, 200.0]]), np.ones((1, 4))
+    assert fleet_lower_bound(jobs, ci, cap, step_s=900).carbon_kg == pytest.approx(0.073)
+    assert fleet_lower_bound(jobs, ci, cap, step_s=900, arrival_gate=True).carbon_kg == pytest.approx(0.100)
+
+
+def test_step_capacity_is_the_free_gpus_times_the_share_of_the_step_the_region_is_up():
+    # 4 GPUs free, an outage [450, 1350) s: steps [0, 900) and [900, 1800) are half up, the third fully
+    free = np.array([[4, 4, 4], [2, 2, 2]])
+    starts, ends = np.array([[450.0], [0.0]]), np.array([[1350.0], [0.0]])
+    cap = step_capacity(free, starts, ends, np.array([1, 0]), 900.0)
+    np.testing.assert_allclose(cap, [[2.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
 
 
 def test_a_tight_window_mixes_a_slow_cheap_and_a_fast_costly_clock():

@@ -15,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import envs  # noqa: F401  (registers the environments)
-from baselines.fleet_bound import fleet_lower_bound, hourly_capacity, n_hours
-from baselines.fleet_policies import FLEET_POLICIES, make_fleet_policy, run_fleet_episode
+from baselines.fleet_policies import FLEET_POLICIES, episode_bound, make_fleet_policy, run_fleet_episode
 from envs.fleet import CarbonFleetEnv
 from loaders.philly import PHILLY_RELPATH
 from sim.errors import ConfigError
@@ -240,10 +239,7 @@ def test_no_policy_that_meets_its_deadlines_beats_the_lp_bound_on_the_fleet_test
         m = run_fleet_episode(env, make_fleet_policy(name), seed)
         jobs = env.jobs
         on_time = np.flatnonzero(env.completed_at_s() <= jobs.deadline_s + 1e-6)
-        H = n_hours(jobs)
-        steps = int(H * 3600 / env.step_s)
-        cap = hourly_capacity(env.free[0, :, :steps], env.step_s, H)
-        bound = fleet_lower_bound(select_jobs(jobs, on_time), env.ci[0, :, :H], cap)
+        bound = episode_bound(env, schedule=False, jobs=select_jobs(jobs, on_time))
         assert bound.status == "optimal"
         assert m["carbon_kg"] >= bound.carbon_kg - 1e-9, name
         assert on_time.size > 0 or name == "random", name
