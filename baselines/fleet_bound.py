@@ -23,6 +23,17 @@ such schedule gives a feasible ``x``:
 - the objective counts only busy power (GPU + host, x PUE) at the chosen clock, at the hour's intensity the
   simulator books; idle, checkpoint-stall, restore, transfer and rollback energy are >= 0 and left out.
 
+Regional power caps (``power_cap_w`` (R,) W of IT power, GPU boards + hosts before PUE, as
+``sim/fleet_core.py`` compares them; ``inf``: none). The engine throttles a job to the highest level whose power
+fits its budget (the cap minus the power of the jobs served before it and the lowest-clock power of those after
+it), and runs it at level 0 when none fits, so only level 0 may exceed a cap. Hence, at every instant, if any job
+in a region runs above level 0 the region's power is within its cap, so the power of the jobs above level 0 is
+always at most the cap, and so is its average over a period:
+
+               sum_{j, l >= 1} x * T[j, r, l] * gpus[j] * (P_gpu[j, r, l] + P_host[r]) / period <= cap[r]
+
+and a level >= 1 whose power on a single GPU exceeds the cap is never run (its cells are dropped).
+
 Clock levels that are both slower and costlier than another level are dropped (never useful). The capacity
 passed in must be an upper bound on the GPU-time free to the fleet in each period, in GPUs x the period (e.g.
 the free GPUs of each decision step x the share of the step the region is up, :func:`step_capacity`).
@@ -160,6 +171,7 @@ def fleet_lower_bound(
     capacity_gpus: np.ndarray,
     step_s: float = _S_PER_H,
     arrival_gate: bool = False,
+    power_cap_w: np.ndarray | None = None,
 ) -> FleetBound:
     """Solve the LP relaxation (module docstring) with HiGHS, over periods of ``step_s`` seconds (an hour by
     default; the decision step for the tighter bound the fleet table reports).
@@ -168,6 +180,7 @@ def fleet_lower_bound(
     :param capacity_gpus: (R, S) GPUs of each pool free to the fleet in each period (an upper bound).
     :param arrival_gate: a job's window starts at the first period that starts at or after its arrival (the
         simulator's arrival gate: a job takes part from the first decision step at or after it arrives).
+    :param power_cap_w: (R,) each region's power cap, W of GPU + host power before PUE (``inf``: none).
     """
     periods = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
@@ -175,11 +188,14 @@ def fleet_lower_bound(
     if arrival_gate:
         window_jobs = dataclasses.replace(jobs, arrival_s=np.ceil(jobs.arrival_s / step_s - _EPS) * step_s)
     overlap = window_overlap_s(window_jobs, periods, step_s) / step_s
-    cell = (
-        (overlap[:, None, :, None] > 0)
-        & useful_levels(jobs)[:, :, None, :]
-        & (np.asarray(capacity_gpus)[None, :, :, None] > 0)
-    )
+    levels = useful_levels(jobs)
+    cap_w = np.full(R, np.inf) if power_cap_w is None else np.asarray(power_cap_w, dtype=float)
+    if np.shape(cap_w) != (R,) or np.any(cap_w <= 0):
+        raise ValueError(f"power_cap_w: expected ({R},) values > 0 (inf: no cap), got {cap_w!r}")
+    gpu_w = jobs.gpu_power_w + jobs.host_power_w[None, :, None]  # (J, R, L) W per busy GPU, before PUE
+    capped_level = np.arange(L)[None, None, :] >= 1
+    levels = levels & ~(capped_level & (gpu_w > cap_w[None, :, None]))  # throttled even alone on one GPU
+    cell = (overlap[:, None, :, None] > 0) & levels[:, :, None, :] & (np.asarray(capacity_gpus)[None, :, :, None] > 0)
     j, r, h, lv = np.nonzero(cell)
     n = j.size
     job_p = jobs.work_s[j, r, lv] / step_s  # periods on the full request for the whole job
@@ -198,6 +214,12 @@ def fleet_lower_bound(
     b_ub = np.concatenate(
         [overlap.ravel()[time_rows], np.asarray(capacity_gpus, dtype=float).ravel()[cap_rows]],
     )
+    pw = np.flatnonzero((lv >= 1) & np.isfinite(cap_w[r]))  # the cells a power cap limits
+    if pw.size:
+        pw_rows, pw_row = np.unique(r[pw] * periods + h[pw], return_inverse=True)
+        watts = job_p[pw] * jobs.gpus[j[pw]] * gpu_w[j[pw], r[pw], lv[pw]]  # average W over the period
+        a_ub = sp.vstack([a_ub, sp.csr_array((watts, (pw_row, pw)), shape=(pw_rows.size, n))], format="csr")
+        b_ub = np.concatenate([b_ub, cap_w[pw_rows // periods]])
     t0 = time.perf_counter()
     res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
     solve_s = time.perf_counter() - t0
@@ -208,7 +230,7 @@ def fleet_lower_bound(
     if res.status != 0:
         raise RuntimeError(f"HiGHS did not solve the fleet LP: {res.message}")
     share[j, r, h, lv] = np.clip(res.x, 0.0, None)
-    cap_duals = -np.asarray(res.ineqlin.marginals)[time_rows.size :]
+    cap_duals = -np.asarray(res.ineqlin.marginals)[time_rows.size : time_rows.size + cap_rows.size]
     price.ravel()[cap_rows] = np.clip(cap_duals, 0.0, None) * (_S_PER_H / step_s)  # kg per GPU-hour
     return FleetBound(float(res.fun), "optimal", share, n, solve_s, price)
 

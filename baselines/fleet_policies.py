@@ -31,6 +31,7 @@ from baselines.fleet_bound import (
     hourly_capacity,
     lp_schedule,
     n_hours,
+    n_steps,
     step_capacity,
 )
 from baselines.fleet_oracle import cell_schedule
@@ -277,10 +278,11 @@ def episode_bound(env: CarbonFleetEnv, schedule: bool = True, jobs=None):
     step the region is up) over ``jobs`` (default: all the episode's jobs) and, if ``schedule``, the executable
     schedule rounded from the hourly LP (``lp_schedule``)."""
     jobs = env.jobs if jobs is None else jobs
-    steps, per_h = env.n_steps, int(round(_S_PER_H / env.step_s))
+    # every deadline is within the jobs' horizon (the episode may run on past it to its safety limit)
+    steps, per_h = n_steps(jobs, env.step_s), int(round(_S_PER_H / env.step_s))
     ci = np.repeat(env.ci[0], per_h, axis=1)[:, :steps]
     cap = step_capacity(env.free[0, :, :steps], env._o_start[0], env._o_end[0], env._n_out[0], env.step_s)
-    bound: FleetBound = fleet_lower_bound(jobs, ci, cap, step_s=env.step_s, arrival_gate=True)
+    bound: FleetBound = fleet_lower_bound(jobs, ci, cap, step_s=env.step_s, arrival_gate=True, power_cap_w=env.cap_w)
     if not schedule:
         return bound
     hourly = hourly_bound(env)
@@ -295,7 +297,8 @@ def hourly_bound(env: CarbonFleetEnv) -> FleetBound:
     jobs = env.jobs
     H = n_hours(jobs)
     steps = int(round(H * _S_PER_H / env.step_s))
-    return fleet_lower_bound(jobs, env.ci[0, :, :H], hourly_capacity(env.free[0, :, :steps], env.step_s, H))
+    cap = hourly_capacity(env.free[0, :, :steps], env.step_s, H)
+    return fleet_lower_bound(jobs, env.ci[0, :, :H], cap, power_cap_w=env.cap_w)
 
 
 FLEET_POLICIES = {

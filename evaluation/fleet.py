@@ -70,6 +70,8 @@ BOUND_RELAXES = (
     "only busy energy counts (GPU + host at the chosen clock, x PUE): no idle power while restoring or writing "
     "checkpoints, no checkpoint stalls, no transfer energy",
     "perfect foresight of intensity and free GPUs, and no GPU failures, failed transfers or preemptions",
+    "a regional power cap limits the power of the jobs above the lowest clock averaged over a step (the engine "
+    "throttles at every instant, in service order); the lowest clock may exceed it, as in the engine",
 )
 
 

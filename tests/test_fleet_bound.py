@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -49,6 +50,24 @@ def test_step_capacity_is_the_free_gpus_times_the_share_of_the_step_the_region_i
     starts, ends = np.array([[450.0], [0.0]]), np.array([[1350.0], [0.0]])
     cap = step_capacity(free, starts, ends, np.array([1, 0]), 900.0)
     np.testing.assert_allclose(cap, [[2.0, 2.0, 4.0], [2.0, 2.0, 2.0]])
+
+
+def test_a_regional_power_cap_limits_the_power_above_level_0():
+    # three 1-GPU jobs due in 2 h, intensity 100 then 1000 g/kWh; level 1: 1 h at 100 W (0.1 kWh), level 0: 2 h
+    # at 40 W (0.08 kWh). Uncapped each runs at level 1 in hour 0: 3 x 10 g. A 250 W cap holds the level-1 power
+    # in hour 0 to 3 a x 100 W <= 250 W (a = each job's share there, a <= 5/6); the time left in hour 0 takes
+    # level 0 (a + 2 b <= 1: b = 1/12) and the rest level 0 in hour 1 (d = 1/12, cheaper than level 1 there):
+    # 10 a + 8 b + 80 d = 15.667 g per job. Level 0 may exceed the cap (the engine runs a job there when no
+    # level fits)
+    jobs = make_jobs([0, 0, 0], [2, 2, 2], [1, 1, 1], [[[2.0, 1.0]]] * 3, [[[0.08, 0.1]]] * 3, 2)
+    jobs = dataclasses.replace(jobs, gpu_power_w=np.broadcast_to([40.0, 100.0], (3, 1, 2)))
+    ci, cap = np.array([[100.0, 1000.0]]), np.full((1, 2), 3.0)
+    assert fleet_lower_bound(jobs, ci, cap).carbon_kg == pytest.approx(0.030)
+    assert fleet_lower_bound(jobs, ci, cap, power_cap_w=np.array([np.inf])).carbon_kg == pytest.approx(0.030)
+    assert fleet_lower_bound(jobs, ci, cap, power_cap_w=np.array([250.0])).carbon_kg == pytest.approx(0.047)
+    # a cap below one GPU's level-1 power: level 1 never runs (throttled even alone), level 0 over both hours,
+    # half in each: 3 x (0.04 x 100 + 0.04 x 1000) g = 132 g
+    assert fleet_lower_bound(jobs, ci, cap, power_cap_w=np.array([90.0])).carbon_kg == pytest.approx(0.132)
 
 
 def test_a_tight_window_mixes_a_slow_cheap_and_a_fast_costly_clock():
