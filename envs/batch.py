@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.kernels import CI_SCALE_G_PER_KWH, InfoBlocks, RowBuffers, begin_observations, observe_rows, step_rows
+from envs.kernels import CI_SCALE_G_PER_KWH, InfoBlocks, RowBuffers, begin_rows, observe_rows, step_rows
 from sim.core import Batch
 from sim.forecast import forecast_tables
 from sim.reward import REWARD_WEIGHTS
@@ -82,7 +82,7 @@ class EnvRows:
     def begin(self, rows: list[int], starts: list[int | None], rngs: list[np.random.Generator]) -> None:
         """Rows ``rows`` start episodes at hour indices ``starts`` (None: drawn uniformly over the world's start
         hours) with ``rngs``, in the model's order (start hour, the episode's tables ``sim.episode``, the forecast),
-        and get their first observations and masks: three compiled calls for all of them."""
+        and get their first observations and masks: one compiled call for all of them (``envs.kernels.begin_rows``)."""
         for i, start in zip(rows, starts):
             if start is not None:
                 self.sims[i].check_start(start)  # all checked before any draw
@@ -91,10 +91,13 @@ class EnvRows:
             b.set_rng(i, rng)
         idx = np.array(rows, dtype=np.int64)
         at = np.array([-1 if s is None else s for s in starts], dtype=np.int64)
-        b.begin(idx, at, self.draw, self.n_start_hours)
-        gens = b.engine()[3]
-        begin_observations(idx, at, gens, self._forecast, self.draw.ci_g_per_kwh, self.start_h, self._plain)
-        self.observe(idx, False)
+        draw, n_start = self.draw.tables, self.n_start_hours
+        o_start, o_end, observed = begin_rows(
+            idx, at, n_start, draw, b.fresh, b.engine(), self._forecast, self.start_h, self._plain
+        )
+        b.began(o_start, o_end)
+        if not observed:  # the outage arrays grew: observe with the new ones
+            self.observe(idx, False)
         for i, start, rng in zip(rows, at.tolist(), rngs):
             self.sims[i].began(start, rng)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from sim.core import AHEAD, advance
+from sim.core import AHEAD, advance, begin_episodes
 from sim.forecast import draw_forecast
 from sim.layout import (
     COMPLETED,
@@ -315,6 +315,21 @@ def fill_ci_template(template, ci, start, fc, region_block):
             for j in range(F):
                 x = fc[r, h, j] / CI_SCALE_G_PER_KWH
                 template[h, b + 1 + j] = np.float32(x if x < 5.0 else 5.0)
+
+
+@njit(cache=True)
+def begin_rows(rows, starts, n_start, draw, fresh, engine, forecast, start_h, buffers):
+    """Rows ``rows`` start episodes at hour indices ``starts`` (-1: drawn) in one compiled call:
+    ``sim.core.begin_episodes`` (``n_start``, ``draw``, ``fresh`` as it takes them), ``begin_observations``
+    (``forecast``, ``start_h``; the carbon table is ``draw``'s) and their first observations and masks
+    (``observe_rows``). Returns ``begin_episodes``' outage arrays and whether the rows were observed: not when the
+    outage arrays grew (rare; ``engine`` holds the old ones), then the caller observes after adopting them."""
+    o_start, o_end = begin_episodes(rows, starts, n_start, draw, engine, fresh)
+    begin_observations(rows, starts, engine[3], forecast, draw[3], start_h, buffers)
+    grown = o_start.shape[2] != EpisodeRows(*engine[2]).outage_start_s.shape[2]
+    if not grown:
+        observe_rows(rows, False, engine, buffers)
+    return o_start, o_end, not grown
 
 
 @njit(cache=True)

@@ -358,8 +358,17 @@ class Batch:
         """Rows ``rows`` begin episodes at hour indices ``starts`` of the carbon table (every job Queued at home),
         drawn by ``draw`` (``sim.episode``) with each row's generator (``set_rng``), in one compiled call. A start
         of -1 is drawn first, uniform over ``n_start_hours`` (``rng.integers``), and written into ``starts``."""
+        self.began(*begin_episodes(rows, starts, n_start_hours, draw.tables, self.engine(), self.fresh))
+
+    @property
+    def fresh(self) -> tuple[np.ndarray, np.ndarray]:
+        """A fresh episode's state row ``(f0, i0)`` (``begin_episodes``' ``fresh``)."""
+        return self.f0, self.i0
+
+    def began(self, o_start: np.ndarray, o_end: np.ndarray) -> None:
+        """Episodes began in compiled code (``begin_episodes``, alone or inside a caller's kernel) that returned the
+        outage arrays: new, larger ones when an episode drew more outages than they held."""
         ep = self.episodes
-        o_start, o_end = begin_episodes(rows, starts, n_start_hours, draw.tables, self.engine(), (self.f0, self.i0))
         if o_start is not ep.outage_start_s:
             ep.outage_start_s, ep.outage_end_s = o_start, o_end
             self._engine = None

@@ -17,6 +17,7 @@ calls at about a third of their cost (a reset is drawn every ~190 steps of every
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -144,9 +145,10 @@ class EpisodeDraw:
         """UTC hour of day of the carbon table's hour index ``start``."""
         return (int(self.params[_H0]) + start) % 24
 
-    @property
+    @cached_property
     def availability(self) -> tuple:
-        """``draw_availability``'s tables (``AvailabilityTables`` as a plain tuple)."""
+        """``draw_availability``'s tables (``AvailabilityTables`` as a plain tuple; built once: the arrays are
+        read-only)."""
         return tuple(
             AvailabilityTables(
                 self.params,
@@ -159,9 +161,9 @@ class EpisodeDraw:
             )
         )
 
-    @property
+    @cached_property
     def tables(self) -> tuple:
-        """``draw_rows``' tables (``DrawTables`` as a plain tuple)."""
+        """``draw_rows``' tables (``DrawTables`` as a plain tuple, built once)."""
         return tuple(DrawTables(self.availability, self.cap_w, self.phase_work, self.ci_g_per_kwh))
 
 

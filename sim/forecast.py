@@ -70,14 +70,14 @@ def _forecast(ci, first_hour, offset, src_ok, noise, std):  # pragma: no cover -
     n_hours, H = offset.shape
     noisy = noise.shape[0] > 0
     out = np.empty((R, n_hours, H))
-    for h in range(n_hours):
-        for j in range(H):
-            src = first_hour + offset[h, j]
-            if not src_ok and src < 0:
-                src = first_hour + h
-            if src > total - 1:
-                src = total - 1
-            for r in range(R):
+    for r in range(R):  # in the arrays' order: each element on its own, so any order gives the same bits
+        for h in range(n_hours):
+            for j in range(H):
+                src = first_hour + offset[h, j]
+                if not src_ok and src < 0:
+                    src = first_hour + h
+                if src > total - 1:
+                    src = total - 1
                 v = ci[r, src]
                 if noisy:
                     v = v * (1.0 + noise[r, h, j] * std[j])
