@@ -34,6 +34,12 @@ always at most the cap, and so is its average over a period:
 
 and a level >= 1 whose power on a single GPU exceeds the cap is never run (its cells are dropped).
 
+Sub-linear scaling (``speed_floor`` (J,), for a job whose speed on ``n`` of its ``g`` GPUs is ``speed[n]`` of its
+full speed, ``min_n n / (g x speed[n])`` <= 1): on ``n`` GPUs a mini-batch takes ``t / speed[n]`` (never less than
+``t``: the time rows stand) on ``n`` GPUs, so its GPU-time, energy and power-time are their full-request values x
+``n / (g x speed[n])``, at least x the floor. The bound scales the objective, the capacity and the power rows by it
+(1 with linear scaling).
+
 Clock levels that are both slower and costlier than another level are dropped (never useful). The capacity
 passed in must be an upper bound on the GPU-time free to the fleet in each period, in GPUs x the period (e.g.
 the free GPUs of each decision step x the share of the step the region is up, :func:`step_capacity`).
@@ -172,6 +178,7 @@ def fleet_lower_bound(
     step_s: float = _S_PER_H,
     arrival_gate: bool = False,
     power_cap_w: np.ndarray | None = None,
+    speed_floor: np.ndarray | None = None,
 ) -> FleetBound:
     """Solve the LP relaxation (module docstring) with HiGHS, over periods of ``step_s`` seconds (an hour by
     default; the decision step for the tighter bound the fleet table reports).
@@ -181,6 +188,8 @@ def fleet_lower_bound(
     :param arrival_gate: a job's window starts at the first period that starts at or after its arrival (the
         simulator's arrival gate: a job takes part from the first decision step at or after it arrives).
     :param power_cap_w: (R,) each region's power cap, W of GPU + host power before PUE (``inf``: none).
+    :param speed_floor: (J,) each job's least ``n / (gpus x speed[n])`` over the GPU counts it may run on (None: 1,
+        linear scaling).
     """
     periods = _check_tables(jobs, intensity_g_per_kwh, capacity_gpus, step_s)
     J, R, L = jobs.n_jobs, jobs.n_regions, jobs.n_levels
@@ -199,7 +208,11 @@ def fleet_lower_bound(
     j, r, h, lv = np.nonzero(cell)
     n = j.size
     job_p = jobs.work_s[j, r, lv] / step_s  # periods on the full request for the whole job
-    cost = jobs.energy_kwh[j, r, lv] * np.asarray(intensity_g_per_kwh)[r, h] / 1000.0
+    floor = np.ones(J) if speed_floor is None else np.asarray(speed_floor, dtype=float)
+    if floor.shape != (J,) or np.any(floor <= 0) or np.any(floor > 1 + 1e-12):
+        raise ValueError(f"speed_floor: expected ({J},) values in (0, 1], got {floor!r}")
+    cost = jobs.energy_kwh[j, r, lv] * floor[j] * np.asarray(intensity_g_per_kwh)[r, h] / 1000.0
+    gpu_p = job_p * jobs.gpus[j] * floor[j]  # GPU-periods of the whole job, at least
 
     a_eq = sp.csr_array((np.ones(n), (j, np.arange(n))), shape=(J, n))
     time_rows, time_row = np.unique(j * periods + h, return_inverse=True)
@@ -207,7 +220,7 @@ def fleet_lower_bound(
     a_ub = sp.vstack(
         [
             sp.csr_array((job_p, (time_row, np.arange(n))), shape=(time_rows.size, n)),
-            sp.csr_array((job_p * jobs.gpus[j], (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
+            sp.csr_array((gpu_p, (cap_row, np.arange(n))), shape=(cap_rows.size, n)),
         ],
         format="csr",
     )
@@ -217,7 +230,7 @@ def fleet_lower_bound(
     pw = np.flatnonzero((lv >= 1) & np.isfinite(cap_w[r]))  # the cells a power cap limits
     if pw.size:
         pw_rows, pw_row = np.unique(r[pw] * periods + h[pw], return_inverse=True)
-        watts = job_p[pw] * jobs.gpus[j[pw]] * gpu_w[j[pw], r[pw], lv[pw]]  # average W over the period
+        watts = gpu_p[pw] * gpu_w[j[pw], r[pw], lv[pw]]  # average W over the period
         a_ub = sp.vstack([a_ub, sp.csr_array((watts, (pw_row, pw)), shape=(pw_rows.size, n))], format="csr")
         b_ub = np.concatenate([b_ub, cap_w[pw_rows // periods]])
     t0 = time.perf_counter()

@@ -39,6 +39,7 @@ from baselines.fleet_packing import WAIT as PACK_WAIT
 from baselines.fleet_packing import carbon_aware_packing
 from envs.fleet import CarbonFleetEnv, fleet_world
 from sim.errors import ConfigError
+from sim.fleet_jobs import select_jobs
 from sim.rules import TIMED_STATES, WAIT
 from sim.tables import PARAMS
 
@@ -272,23 +273,38 @@ def fleet_deadline_shield(
     return targets, levels
 
 
-def episode_bound(env: CarbonFleetEnv, schedule: bool = True, jobs=None):
+def episode_bound(env: CarbonFleetEnv, schedule: bool = True, only: np.ndarray | None = None):
     """The fleet LP bound of the environment's current episode at its decision step (``baselines/fleet_bound.py``:
     the jobs' arrival-gated windows, the hour's intensity in each step, each step's free GPUs x the share of the
-    step the region is up) over ``jobs`` (default: all the episode's jobs) and, if ``schedule``, the executable
-    schedule rounded from the hourly LP (``lp_schedule``)."""
-    jobs = env.jobs if jobs is None else jobs
+    step the region is up, the regions' power caps, the scaling curve's energy floor) over the jobs ``only``
+    (indices; default: every job) and, if ``schedule``, the executable schedule rounded from the hourly LP
+    (``lp_schedule``)."""
+    jobs = env.jobs
     # every deadline is within the jobs' horizon (the episode may run on past it to its safety limit)
     steps, per_h = n_steps(jobs, env.step_s), int(round(_S_PER_H / env.step_s))
     ci = np.repeat(env.ci[0], per_h, axis=1)[:, :steps]
     cap = step_capacity(env.free[0, :, :steps], env._o_start[0], env._o_end[0], env._n_out[0], env.step_s)
-    bound: FleetBound = fleet_lower_bound(jobs, ci, cap, step_s=env.step_s, arrival_gate=True, power_cap_w=env.cap_w)
+    floor = speed_floor(env._speed, env.jobs.gpus)
+    if only is not None:
+        jobs, floor = select_jobs(env.jobs, only), floor[np.asarray(only, dtype=np.int64)]
+    bound: FleetBound = fleet_lower_bound(
+        jobs, ci, cap, step_s=env.step_s, arrival_gate=True, power_cap_w=env.cap_w, speed_floor=floor
+    )
     if not schedule:
         return bound
     hourly = hourly_bound(env)
     free = np.where(env.outage_mask()[:, :steps], 0, env.free[0, :, :steps])
     sched = lp_schedule(jobs, hourly, np.repeat(env.ci[0, :, : n_hours(jobs)], per_h, axis=1), free, env.step_s)
     return bound, sched
+
+
+def speed_floor(speed: np.ndarray, gpus: np.ndarray) -> np.ndarray:
+    """(J,) each job's least GPU-time per mini-batch relative to its full request, ``min_n n / (gpus x speed[n])``
+    over n = 1..gpus (``speed`` (J, G + 1): the engine's scaling table): the bound's energy floor."""
+    gpus = np.asarray(gpus, dtype=np.int64)
+    n = np.arange(1, speed.shape[1], dtype=float)
+    ratio = n[None, :] / (gpus[:, None] * np.maximum(speed[:, 1:], 1e-300))
+    return np.where(n[None, :] <= gpus[:, None], ratio, np.inf).min(axis=1)
 
 
 def hourly_bound(env: CarbonFleetEnv) -> FleetBound:
@@ -298,7 +314,8 @@ def hourly_bound(env: CarbonFleetEnv) -> FleetBound:
     H = n_hours(jobs)
     steps = int(round(H * _S_PER_H / env.step_s))
     cap = hourly_capacity(env.free[0, :, :steps], env.step_s, H)
-    return fleet_lower_bound(jobs, env.ci[0, :, :H], cap, power_cap_w=env.cap_w)
+    floor = speed_floor(env._speed, jobs.gpus)
+    return fleet_lower_bound(jobs, env.ci[0, :, :H], cap, power_cap_w=env.cap_w, speed_floor=floor)
 
 
 FLEET_POLICIES = {

@@ -70,6 +70,15 @@ def test_a_regional_power_cap_limits_the_power_above_level_0():
     assert fleet_lower_bound(jobs, ci, cap, power_cap_w=np.array([90.0])).carbon_kg == pytest.approx(0.132)
 
 
+def test_the_speed_floor_scales_a_jobs_gpu_time_and_energy():
+    # a 2-GPU job of 1 h and 1 kWh on its full request, 1 GPU free for the hour: 2 GPU-hours do not fit; with
+    # GPU-time and energy per mini-batch x 0.5 at best (floor 0.5), 1 GPU-hour does, at 0.5 kWh x 100 g/kWh
+    jobs = make_jobs([0], [1], [2], [[[1.0]]], [[[1.0]]], 1)
+    ci, cap = np.full((1, 1), 100.0), np.ones((1, 1))
+    assert fleet_lower_bound(jobs, ci, cap).status == "infeasible"
+    assert fleet_lower_bound(jobs, ci, cap, speed_floor=np.array([0.5])).carbon_kg == pytest.approx(0.05)
+
+
 def test_a_tight_window_mixes_a_slow_cheap_and_a_fast_costly_clock():
     # level 0: 2 h, 1 kWh; level 1: 1 h, 1.5 kWh; window 1.5 h at 100 g/kWh.
     # a + b = 1 and 2a + b <= 1.5 -> a = b = 1/2: 1.25 kWh -> 0.125 kg

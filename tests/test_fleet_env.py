@@ -19,7 +19,6 @@ from baselines.fleet_policies import FLEET_POLICIES, episode_bound, make_fleet_p
 from envs.fleet import CarbonFleetEnv
 from loaders.philly import PHILLY_RELPATH
 from sim.errors import ConfigError
-from sim.fleet_jobs import select_jobs
 from sim.paths import raw_data_dir
 from sim.scenario import SCENARIO_DIR, parse_fleet_scenario
 from sim.simulator import METRICS
@@ -239,7 +238,7 @@ def test_no_policy_that_meets_its_deadlines_beats_the_lp_bound_on_the_fleet_test
         m = run_fleet_episode(env, make_fleet_policy(name), seed)
         jobs = env.jobs
         on_time = np.flatnonzero(env.completed_at_s() <= jobs.deadline_s + 1e-6)
-        bound = episode_bound(env, schedule=False, jobs=select_jobs(jobs, on_time))
+        bound = episode_bound(env, schedule=False, only=on_time)
         assert bound.status == "optimal"
         assert m["carbon_kg"] >= bound.carbon_kg - 1e-9, name
         assert on_time.size > 0 or name == "random", name
