@@ -12,10 +12,10 @@ run late at the top clock wherever they were; played in the simulator it met 87-
 2. In each step the job may use a region where the free GPUs (none during an outage), minus what the jobs planned
    before it hold there then and in the next step, leave it at least one GPU: a job holds its GPUs through the
    step it leaves a region in (the pools count what a job held at any time in a step, and serve jobs holding
-   GPUs first), so that step is charged too. On fewer GPUs than it asks for it runs proportionally slower (the
-   simulator's linear elastic scaling) and the step is then closed to later jobs (the simulator lets a job take
-   every free GPU up to its request). Plans end ``margin_s`` before the deadline where the window allows (a
-   deadline shield's reserve: a job on its plan then does not trip the shield).
+   GPUs first), so that step is charged too. On fewer GPUs than it asks for it runs slower, on its scaling curve
+   (``speed``; linear without it) as in the simulator, and the step is then closed to later jobs (the simulator
+   lets a job take every free GPU up to its request). Plans end ``margin_s`` before the deadline where the window
+   allows (a deadline shield's reserve: a job on its plan then does not trip the shield).
 3. For each clock floor ``m = 0 .. L - 1``: each cell's level (>= m) and each step's region with the least rank
    per mini-batch, rank = carbon (intensity x facility energy per mini-batch) + the LP bound's shadow price of
    the pool's capacity x the GPU-hours of a mini-batch (``FleetBound.price_kg_per_gpu_h``: what the capacity is
@@ -68,6 +68,7 @@ def cell_schedule(
     order: np.ndarray | None = None,
     max_evictions: int = 2000,
     margin_s: np.ndarray | None = None,
+    speed: np.ndarray | None = None,
 ) -> CellPlan:
     """Plan every job (module docstring).
 
@@ -79,6 +80,9 @@ def cell_schedule(
         carbon when ranking cells (``FleetBound.price_kg_per_gpu_h`` per step); None: carbon alone.
     :param order: the order jobs are planned in (default: least window slack first).
     :param max_evictions: plans undone to make room for a job that found none, at most.
+    :param speed: (J, G + 1) each job's speed on n GPUs relative to its full request (the engine's scaling table,
+        ``envs.fleet.fleet_speed_table``); None: linear. On fewer GPUs a cell does ``speed[n]`` of the full rate at
+        ``n / (gpus x speed[n])`` of the full energy (and GPU-time) per mini-batch.
     :param margin_s: (J,) s before its deadline a job's plan should end by (a deadline shield's reserve: a job on
         its plan then never needs the shield); a job that cannot is planned up to its deadline.
     """
@@ -102,10 +106,14 @@ def cell_schedule(
         j = int(queue.pop(0))
         new = None
         for k1 in dict.fromkeys((int(early[j]), int(last[j]))):  # with the margin, else up to the deadline
-            new = new or _plan_job(jobs, j, ci, free, held, price, step_s, float(overhead_s[j]), int(first[j]), k1)
+            new = new or _plan_job(
+                jobs, j, ci, free, held, price, step_s, float(overhead_s[j]), int(first[j]), k1, speed
+            )
         if new is None and evictions < max_evictions:
             # no room left for it: plan it on the pools alone, then evict the jobs in its way and plan them again
-            new = _plan_job(jobs, j, ci, free, none, price, step_s, float(overhead_s[j]), int(first[j]), int(last[j]))
+            new = _plan_job(
+                jobs, j, ci, free, none, price, step_s, float(overhead_s[j]), int(first[j]), int(last[j]), speed
+            )
             if new is not None:
                 over = np.zeros((R, S), dtype=bool)
                 over[new[5], new[6]] = True
@@ -140,7 +148,7 @@ def cell_schedule(
     return CellPlan(region, level, mb, gpus, carbon_kg, unplanned)
 
 
-def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1):
+def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1, speed=None):
     """Job ``j``'s cheapest cells given ``held`` (module docstring, points 1-3). Returns (rank score, kg, steps,
     regions, levels, held rows, held cols, held GPUs, mini-batches per step) or None."""
     if k1 <= k0:
@@ -155,15 +163,20 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1):
     nxt = np.concatenate([left[:, k0 + 1 : k1 + 1], np.full((free.shape[0], max(k1 + 1 - S, 0)), np.inf)], axis=1)
     avail = np.minimum(np.minimum(left[:, k0:k1], nxt), g)  # (R, n)
     room = avail >= 1
-    share = avail / g  # linear scaling on fewer GPUs
+    if speed is None:
+        share = avail / g  # linear scaling on fewer GPUs
+        fac = np.ones_like(avail)
+    else:  # the scaling curve: faster than linear on fewer GPUs, at less energy and GPU-time per mini-batch
+        share = speed[j][np.clip(avail, 0, g).astype(np.int64)]
+        fac = np.where(share > 0, avail / g / np.maximum(share, 1e-300), 1.0)
     e_all = jobs.energy_per_minibatch_kwh[j]  # (R, L) kWh per mini-batch
     t_all = jobs.minibatch_s[j]  # (R, L) s per mini-batch on the full request
     cols = np.arange(k1 - k0)
     best = None
     for m in range(L):
         lvs = np.arange(m, L)
-        cost_l = ci[:, None, k0:k1] * e_all[:, lvs, None]  # (R, l, n) g per mini-batch
-        rank_l = cost_l + 1000.0 * price[:, None, k0:k1] * (t_all[:, lvs, None] * g / 3600.0)
+        cost_l = ci[:, None, k0:k1] * e_all[:, lvs, None] * fac[:, None, :]  # (R, l, n) g per mini-batch
+        rank_l = cost_l + 1000.0 * price[:, None, k0:k1] * (t_all[:, lvs, None] * g / 3600.0) * fac[:, None, :]
         li = np.argmin(rank_l, axis=1)  # (R, n) each cell's best level (index into lvs)
         rank = np.where(room, np.take_along_axis(rank_l, li[:, None, :], axis=1)[:, 0], np.inf)
         cost = np.take_along_axis(cost_l, li[:, None, :], axis=1)[:, 0]

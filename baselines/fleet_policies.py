@@ -171,7 +171,9 @@ class OracleFleetPolicy(FleetPolicy):
         price = np.repeat(self.bound.price_kg_per_gpu_h, per_h, axis=1)[:, :steps]
         # plans end a shield's reserve and a step before the deadline, so a job on its plan never trips the shield
         margin = shield_reserve_s(env) + env.step_s
-        self.plan = cell_schedule(env.jobs, ci, free, env.step_s, overhead_s(env), price, margin_s=margin)
+        self.plan = cell_schedule(
+            env.jobs, ci, free, env.step_s, overhead_s(env), price, margin_s=margin, speed=env._speed
+        )
         self.planned_left = self.plan.planned_left
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:

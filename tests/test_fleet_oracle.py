@@ -66,3 +66,16 @@ def test_plans_fit_the_pools_and_windows_do_all_the_work_and_never_beat_the_boun
         sub = select_jobs(jobs, np.flatnonzero(planned))
         bound = fleet_lower_bound(sub, ci_h, hourly_capacity(free, 900, H))
         assert bound.carbon_kg <= plan.carbon_kg + 1e-9
+
+
+def test_on_fewer_gpus_the_plan_follows_the_scaling_curve():
+    # a 2-GPU job of 0.5 h (two 15-minute steps on both GPUs) and 1 kWh; one GPU free per step, 100 g/kWh.
+    # Linear: 1 GPU runs at half speed: 4 steps, 1 kWh, 0.1 kg. With speed[1] = 0.75: 0.375 of the job per step
+    # (3 steps, the last partly) at (1 / 2) / 0.75 = 2/3 of the energy per mini-batch: 1 kWh x 2/3 at 100 g
+    jobs = make_jobs([0], [1.5], [2], [[[0.5]]], [[[1.0]]], 2)
+    ci, free = np.full((1, 8), 100.0), np.ones((1, 8))
+    linear = cell_schedule(jobs, ci, free, 900, np.zeros(1))
+    assert (linear.region[0] >= 0).sum() == 4 and linear.carbon_kg == pytest.approx(0.1)
+    curve = cell_schedule(jobs, ci, free, 900, np.zeros(1), speed=np.array([[0.0, 0.75, 1.0]]))
+    assert (curve.region[0] >= 0).sum() == 3 and curve.carbon_kg == pytest.approx(0.1 * 2 / 3)
+    np.testing.assert_allclose(curve.minibatches[0].sum(), MB)
