@@ -11,9 +11,19 @@ mask, reward).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from envs.kernels import CI_SCALE_G_PER_KWH, InfoBlocks, RowBuffers, begin_rows, observe_rows, step_rows
+from envs.kernels import (
+    CI_SCALE_G_PER_KWH,
+    InfoBlocks,
+    RowBuffers,
+    begin_rows,
+    observe_rows,
+    restart_and_step,
+    step_rows,
+)
 from sim.core import Batch
 from sim.forecast import forecast_tables
 from sim.reward import REWARD_WEIGHTS
@@ -111,6 +121,45 @@ class EnvRows:
         if b.logging:
             b.grow_logs()
         parked, errors = step_rows(idx, b.engine(), self._plain, info or self._no_info)
+        return self._stepped(idx, parked, errors, info)
+
+    def restart_and_step(
+        self, restart: np.ndarray, rng_of: Callable[[int], np.random.Generator], info: tuple = ()
+    ) -> tuple[list[int], bool]:
+        """The rows with ``restart[i]`` begin episodes at drawn start hours with their generators ``rng_of(i)``
+        (reward 0, not done), the others step as in ``step``: one compiled call
+        (:func:`envs.kernels.restart_and_step`) where a ``begin`` and a ``step`` were two, with their Python glue.
+        Returns the restarted rows and whether ``info`` was filled."""
+        b = self.batch
+        rows = np.flatnonzero(restart).tolist()
+        rngs = [rng_of(i) for i in rows]
+        for i, rng in zip(rows, rngs):
+            b.set_rng(i, rng)
+        if b.logging:
+            b.grow_logs()
+        o_start, o_end, _, starts, others, parked, errors = restart_and_step(
+            restart,
+            self.n_start_hours,
+            self.draw.tables,
+            b.fresh,
+            b.engine(),
+            self._forecast,
+            self.start_h,
+            self._plain,
+            info or self._no_info,
+        )
+        b.began(o_start, o_end)
+        for i, start, rng in zip(rows, starts.tolist(), rngs):
+            self.sims[i].began(start, rng)
+        if parked < 0:  # the outage arrays grew, so nothing was stepped: observe with the new ones, then step
+            self.observe(np.array(rows, dtype=np.int64), False)
+            self.rewards[rows], self.term[rows], self.trunc[rows] = 0.0, False, False
+            return rows, self.step(others, info)
+        return rows, self._stepped(others, parked, errors, info)
+
+    def _stepped(self, idx: np.ndarray, parked: int, errors: int, info: tuple) -> bool:
+        """After ``step_rows``: resume parked rows, raise on an illegal transition; whether ``info`` was filled."""
+        b = self.batch
         if parked:  # rare: a GPU-failure time to draw (or a log to grow); then observe as step_rows would have
             errors += b.finish(self.targets, self.levels)
         b.stamp += 1

@@ -368,3 +368,38 @@ def step_rows(envs, engine, rows, info):
         if info[3].shape[1] == st.f.shape[0]:
             info_columns(engine[0], buf.terms, buf.invalid, info)
     return parked, errors
+
+
+@njit(cache=True)
+def restart_and_step(restart, n_start, draw, fresh, engine, forecast, start_h, buffers, info):
+    """The vector environment's next-step autoreset in one compiled call: the rows with ``restart[i]`` begin new
+    episodes at drawn start hours (``begin_rows``, same arguments; their reward 0, neither terminated nor
+    truncated), then the others step (``step_rows``). Returns ``begin_rows``' outage arrays, the restarted rows,
+    their start hours, the stepped rows and ``step_rows``' ``(parked, errors)``; ``parked`` is -1 when nothing
+    was stepped because the outage arrays grew (rare; the caller adopts them, observes the restarted rows and
+    steps the others)."""
+    n_restart = 0
+    for i in range(restart.shape[0]):
+        n_restart += restart[i]
+    rows = np.empty(n_restart, dtype=np.int64)
+    others = np.empty(restart.shape[0] - n_restart, dtype=np.int64)
+    a = b = 0
+    for i in range(restart.shape[0]):
+        if restart[i]:
+            rows[a] = i
+            a += 1
+        else:
+            others[b] = i
+            b += 1
+    starts = np.full(n_restart, -1, dtype=np.int64)
+    o_start, o_end, observed = begin_rows(rows, starts, n_start, draw, fresh, engine, forecast, start_h, buffers)
+    if not observed:
+        return o_start, o_end, rows, starts, others, -1, 0
+    buf = RowBuffers(*buffers)
+    for e in range(n_restart):
+        i = rows[e]
+        buf.rewards[i] = 0.0
+        buf.term[i] = False
+        buf.trunc[i] = False
+    parked, errors = step_rows(others, engine, buffers, info)
+    return o_start, o_end, rows, starts, others, parked, errors

@@ -206,22 +206,22 @@ class CarbonMigrationVectorEnv(VectorEnv):
         targets, levels = self._check_actions(actions)  # the rows' action buffers, filled
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
-        idx = self._all_idx
-        if not same_step and self._autoreset.any():  # next-step mode: these finished last step
-            rows = np.flatnonzero(self._autoreset).tolist()
-            self._reset_rows(rows, [None] * len(rows), [None] * len(rows))
-            idx = np.flatnonzero(~self._autoreset)
+        restart = not same_step and self._autoreset.any()  # next-step mode: these finished last step
         if self.invalid_action == "raise":
+            idx = np.flatnonzero(~self._autoreset) if restart else self._all_idx
             bad = ~self._masks[idx, targets[idx]]
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
         blocks = self._info_blocks()  # filled by the same compiled call unless a row parked
-        filled = self.rows.step(idx, self.rows.info_blocks(*blocks))
-        # one compiled call: masked targets -> physics -> observations, masks, rewards, infos
-        if idx is not self._all_idx:
-            for i in np.flatnonzero(self._autoreset):
-                rew[i], term[i], trunc[i] = 0.0, False, False
-                self._reward_terms[i] = 0.0
+        # one compiled call: (restarts,) masked targets -> physics -> observations, masks, rewards, infos
+        if restart:
+            envs = self._envs
+            rows, filled = self.rows.restart_and_step(
+                self._autoreset, lambda i: envs[i].np_random, self.rows.info_blocks(*blocks)
+            )
+            self._fresh.update(rows)
+        else:
+            filled = self.rows.step(self._all_idx, self.rows.info_blocks(*blocks))
         finals: list[tuple[int, np.ndarray, dict]] = []
         if same_step:
             done = np.flatnonzero(term | trunc)
