@@ -17,7 +17,6 @@ import numpy as np
 
 from envs.kernels import (
     CI_SCALE_G_PER_KWH,
-    InfoBlocks,
     RowBuffers,
     begin_rows,
     observe_rows,
@@ -29,7 +28,15 @@ from sim.forecast import forecast_tables
 from sim.reward import REWARD_WEIGHTS
 from sim.simulator import Simulator
 
-__all__ = ["CI_SCALE_G_PER_KWH", "EnvRows"]
+__all__ = ["CI_SCALE_G_PER_KWH", "ActionOutOfRange", "EnvRows"]
+
+
+class ActionOutOfRange(ValueError):
+    """Row ``row``'s action is outside the action space (nothing was stepped); the caller words the message."""
+
+    def __init__(self, row: int):
+        super().__init__(f"row {row}: action out of range")
+        self.row = row
 
 
 class EnvRows:
@@ -82,12 +89,20 @@ class EnvRows:
         self.n_start_hours = env.world.n_start_hours
         self._forecast = forecast_tables(R, tab.n_hours, env.scenario.forecast)
         # step_rows' info blocks when no infos are wanted (no column per row: info_columns is skipped)
+        self._info_head = (tab.total_mb, tab.clocks_mhz, float(tab.deadline_s))  # InfoBlocks' constant fields
         self._no_info = self.info_blocks(np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), bool))
+        # step_rows' actions when they are already in the action buffers (the single environment's step)
+        self._n_levels, self._n_gpu_choices = L, env.G
+        self._no_actions = self.actions(np.zeros((0, 2), dtype=np.int64))
+
+    def actions(self, values: np.ndarray) -> tuple:
+        """:class:`envs.kernels.ActionInput` (plain) of the ``(n, 2)`` or ``(n, 3)`` int64 C-ordered ``values``
+        (checked and split into the action buffers by the step's compiled call)."""
+        return (values, self._n_levels, self._n_gpu_choices)
 
     def info_blocks(self, cols: np.ndarray, ints: np.ndarray, flags: np.ndarray) -> tuple:
         """:class:`envs.kernels.InfoBlocks` (plain) with the output blocks ``cols``, ``ints``, ``flags``."""
-        tab = self.batch.tables
-        return tuple(InfoBlocks(tab.total_mb, tab.clocks_mhz, float(tab.deadline_s), cols, ints, flags))
+        return self._info_head + (cols, ints, flags)
 
     def begin(self, rows: list[int], starts: list[int | None], rngs: list[np.random.Generator]) -> None:
         """Rows ``rows`` start episodes at hour indices ``starts`` (None: drawn uniformly over the world's start
@@ -111,23 +126,28 @@ class EnvRows:
         for i, start, rng in zip(rows, at.tolist(), rngs):
             self.sims[i].began(start, rng)
 
-    def step(self, idx: np.ndarray, info: tuple = ()) -> bool:
+    def step(self, idx: np.ndarray, info: tuple = (), actions: tuple = ()) -> bool:
         """Step the rows ``idx`` with ``self.targets`` / ``self.levels`` / ``self.gpus`` (action indices; ``gpus``
         -1: all requested GPUs; a masked target keeps
         the job's course and is counted in ``invalid``): rewards, flags, observations and masks are updated.
-        ``info``: ``info_blocks(...)`` for :func:`envs.kernels.info_columns` of every row in the same call;
-        returns whether they were filled."""
+        ``actions``: ``self.actions(values)`` to check and split into those buffers first, in the same call
+        (raises :class:`ActionOutOfRange` before anything changes). ``info``: ``info_blocks(...)`` for
+        :func:`envs.kernels.info_columns` of every row in the same call; returns whether they were filled."""
         b = self.batch
         if b.logging:
             b.grow_logs()
-        parked, errors = step_rows(idx, b.engine(), self._plain, info or self._no_info)
+        parked, errors, bad = step_rows(
+            idx, actions or self._no_actions, b.engine(), self._plain, info or self._no_info
+        )
+        if bad >= 0:
+            raise ActionOutOfRange(bad)
         return self._stepped(idx, parked, errors, info)
 
     def restart_and_step(
-        self, restart: np.ndarray, rng_of: Callable[[int], np.random.Generator], info: tuple = ()
+        self, restart: np.ndarray, rng_of: Callable[[int], np.random.Generator], info: tuple = (), actions: tuple = ()
     ) -> tuple[list[int], bool]:
         """The rows with ``restart[i]`` begin episodes at drawn start hours with their generators ``rng_of(i)``
-        (reward 0, not done), the others step as in ``step``: one compiled call
+        (reward 0, not done), the others step as in ``step`` (``actions``, ``info`` as there): one compiled call
         (:func:`envs.kernels.restart_and_step`) where a ``begin`` and a ``step`` were two, with their Python glue.
         Returns the restarted rows and whether ``info`` was filled."""
         b = self.batch
@@ -137,8 +157,9 @@ class EnvRows:
             b.set_rng(i, rng)
         if b.logging:
             b.grow_logs()
-        o_start, o_end, _, starts, others, parked, errors = restart_and_step(
+        o_start, o_end, _, starts, others, parked, errors, bad = restart_and_step(
             restart,
+            actions or self._no_actions,
             self.n_start_hours,
             self.draw.tables,
             b.fresh,
@@ -148,6 +169,8 @@ class EnvRows:
             self._plain,
             info or self._no_info,
         )
+        if bad >= 0:
+            raise ActionOutOfRange(bad)
         b.began(o_start, o_end)
         for i, start, rng in zip(rows, starts.tolist(), rngs):
             self.sims[i].began(start, rng)

@@ -100,7 +100,15 @@ class InfoBlocks(NamedTuple):
     flags: np.ndarray  # (2, N) bool out
 
 
-@njit(cache=True)
+class ActionInput(NamedTuple):
+    """The step's actions, checked and split into :class:`RowBuffers`' action columns by ``step_rows`` itself."""
+
+    values: np.ndarray  # (N, 2) or (N, 3) int64 [target, clock level(, GPU choice)]; (0, 2): already in the rows
+    n_levels: int  # clock levels L
+    n_gpu_choices: int  # GPU-count choices G
+
+
+@njit(cache=True, _nrt=False)
 def split_actions(actions, n_regions, n_levels, n_gpu_choices, buf):
     """``targets[i], levels[i] (, gpus[i]) := actions[i]`` for the (N, 2) or (N, 3) integer ``actions`` into the
     rows' buffers ``buf`` (:class:`RowBuffers`, plain); two columns: all GPUs. Returns the first row outside
@@ -353,13 +361,18 @@ def begin_observations(rows, starts, gens, forecast, ci_all, start_h, buffers):
 
 
 @njit(cache=True, _nrt=False)
-def step_rows(envs, engine, rows, info):
-    """One step of the rows ``envs`` in one compiled call: ``_prepare`` (masked targets), ``sim.core.advance`` and,
-    unless a row parked on a draw, ``observe_rows`` (rewards, flags, observations, masks) and, when ``info.cols``
-    has a column per row, ``info_columns`` of every row (saves the vector env a second call). Returns
-    ``advance``'s ``(parked, errors)``; when ``parked``, the caller resumes the parked rows, observes, and fills
-    the infos."""
+def step_rows(envs, actions, engine, rows, info):
+    """One step of the rows ``envs`` in one compiled call: ``split_actions`` (unless ``actions``, an
+    :class:`ActionInput`, holds no rows), ``_prepare`` (masked targets), ``sim.core.advance`` and, unless a row
+    parked on a draw, ``observe_rows`` (rewards, flags, observations, masks) and, when ``info.cols`` has a column
+    per row, ``info_columns`` of every row (saves the vector env a second call). Returns ``advance``'s
+    ``(parked, errors)`` and the first row whose action is out of range (then nothing else was done), or -1;
+    when ``parked``, the caller resumes the parked rows, observes, and fills the infos."""
     buf = RowBuffers(*rows)
+    if actions[0].shape[0] > 0:
+        bad = split_actions(actions[0], buf.xfer_h.shape[0], actions[1], actions[2], rows)
+        if bad >= 0:
+            return 0, 0, bad
     _prepare(envs, StateRows(*engine[0]), JobTables(*engine[1]).params, buf, buf.xfer_h.shape[0])
     parked, errors = advance(envs, buf.targets, buf.levels, engine)
     if parked == 0 and errors == 0:
@@ -367,17 +380,25 @@ def step_rows(envs, engine, rows, info):
         st = StateRows(*engine[0])
         if info[3].shape[1] == st.f.shape[0]:
             info_columns(engine[0], buf.terms, buf.invalid, info)
-    return parked, errors
+    return parked, errors, -1
 
 
 @njit(cache=True)
-def restart_and_step(restart, n_start, draw, fresh, engine, forecast, start_h, buffers, info):
-    """The vector environment's next-step autoreset in one compiled call: the rows with ``restart[i]`` begin new
-    episodes at drawn start hours (``begin_rows``, same arguments; their reward 0, neither terminated nor
-    truncated), then the others step (``step_rows``). Returns ``begin_rows``' outage arrays, the restarted rows,
-    their start hours, the stepped rows and ``step_rows``' ``(parked, errors)``; ``parked`` is -1 when nothing
-    was stepped because the outage arrays grew (rare; the caller adopts them, observes the restarted rows and
-    steps the others)."""
+def restart_and_step(restart, actions, n_start, draw, fresh, engine, forecast, start_h, buffers, info):
+    """The vector environment's next-step autoreset in one compiled call: ``actions`` checked and split (as in
+    ``step_rows``; out of range: nothing else is done), the rows with ``restart[i]`` begin new episodes at drawn
+    start hours (``begin_rows``, same arguments; their reward 0, neither terminated nor truncated), then the others
+    step (``step_rows``). Returns ``begin_rows``' outage arrays, the restarted rows, their start hours, the
+    stepped rows and ``step_rows``' ``(parked, errors, bad action row)``; ``parked`` is -1 when nothing was
+    stepped because the outage arrays grew (rare; the caller adopts them, observes the restarted rows and steps
+    the others)."""
+    buf = RowBuffers(*buffers)
+    none = np.empty(0, dtype=np.int64)
+    if actions[0].shape[0] > 0:
+        bad = split_actions(actions[0], buf.xfer_h.shape[0], actions[1], actions[2], buffers)
+        if bad >= 0:  # before any draw
+            ep = EpisodeRows(*engine[2])
+            return ep.outage_start_s, ep.outage_end_s, none, none, none, 0, 0, bad
     n_restart = 0
     for i in range(restart.shape[0]):
         n_restart += restart[i]
@@ -394,12 +415,12 @@ def restart_and_step(restart, n_start, draw, fresh, engine, forecast, start_h, b
     starts = np.full(n_restart, -1, dtype=np.int64)
     o_start, o_end, observed = begin_rows(rows, starts, n_start, draw, fresh, engine, forecast, start_h, buffers)
     if not observed:
-        return o_start, o_end, rows, starts, others, -1, 0
-    buf = RowBuffers(*buffers)
+        return o_start, o_end, rows, starts, others, -1, 0, -1
     for e in range(n_restart):
         i = rows[e]
         buf.rewards[i] = 0.0
         buf.term[i] = False
         buf.trunc[i] = False
-    parked, errors = step_rows(others, engine, buffers, info)
-    return o_start, o_end, rows, starts, others, parked, errors
+    split = (np.empty((0, 2), dtype=np.int64), actions[1], actions[2])  # the actions are in the buffers now
+    parked, errors, _ = step_rows(others, split, engine, buffers, info)
+    return o_start, o_end, rows, starts, others, parked, errors, -1

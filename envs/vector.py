@@ -27,7 +27,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices
 
-from envs.batch import EnvRows
+from envs.batch import ActionOutOfRange, EnvRows
 from envs.carbon_migration import (
     REWARD_TERMS,
     CarbonMigrationEnv,
@@ -203,25 +203,30 @@ class CarbonMigrationVectorEnv(VectorEnv):
     def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         if not self._was_reset:
             raise RuntimeError("call reset() before step()")
-        targets, levels = self._check_actions(actions)  # the rows' action buffers, filled
+        a = self._check_actions(actions)
         rew, term, trunc = self._rewards, self._terminations, self._truncations
         same_step = self.autoreset_mode == AutoresetMode.SAME_STEP
         restart = not same_step and self._autoreset.any()  # next-step mode: these finished last step
-        if self.invalid_action == "raise":
+        split = self.rows.actions(a)  # checked and split by the step's compiled call
+        if self.invalid_action == "raise":  # split first: the masks are checked before anything changes
+            self._split(a)
+            split = ()
+            targets, levels = self.rows.targets, self.rows.levels
             idx = np.flatnonzero(~self._autoreset) if restart else self._all_idx
             bad = ~self._masks[idx, targets[idx]]
             if bad.any():
                 self._raise_masked(int(idx[np.flatnonzero(bad)[0]]), targets, levels)
-        blocks = self._info_blocks()  # filled by the same compiled call unless a row parked
-        # one compiled call: (restarts,) masked targets -> physics -> observations, masks, rewards, infos
-        if restart:
-            envs = self._envs
-            rows, filled = self.rows.restart_and_step(
-                self._autoreset, lambda i: envs[i].np_random, self.rows.info_blocks(*blocks)
-            )
-            self._fresh.update(rows)
-        else:
-            filled = self.rows.step(self._all_idx, self.rows.info_blocks(*blocks))
+        info = self.rows.info_blocks(*self._info_blocks())  # filled by the same compiled call unless a row parked
+        # one compiled call: (restarts,) actions -> masked targets -> physics -> observations, masks, rewards, infos
+        try:
+            if restart:
+                envs = self._envs
+                rows, filled = self.rows.restart_and_step(self._autoreset, lambda i: envs[i].np_random, info, split)
+                self._fresh.update(rows)
+            else:
+                filled = self.rows.step(self._all_idx, info, split)
+        except ActionOutOfRange as e:
+            raise ValueError(f"env {e.row}: action {a[e.row].tolist()} out of range; {self._expected()}") from None
         finals: list[tuple[int, np.ndarray, dict]] = []
         if same_step:
             done = np.flatnonzero(term | trunc)
@@ -235,7 +240,7 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 filled = False
         else:
             np.logical_or(term, trunc, out=self._autoreset)
-        infos = self._infos(blocks if filled else None)
+        infos = self._infos(info[3:] if filled else None)
         self.last_finals = {i: (obs, info) for i, obs, info in finals}  # plain per-env form (SB3VecEnv)
         for i, obs, info in finals:
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, i)
@@ -260,14 +265,20 @@ class CarbonMigrationVectorEnv(VectorEnv):
             f"env {i}: action {[int(targets[i]), int(levels[i])]} is masked now (state {state}, valid targets {valid})"
         )
 
-    def _check_actions(self, actions) -> tuple[np.ndarray, np.ndarray]:
+    def _expected(self) -> str:
         R, L, N = self.R, self.L, self.num_envs
-        a = actions
-        expected = (
+        return (
             f"expected ({N}, 2) integers [target 0..{R} ({R} = wait), clock level 0..{L - 1}] per env, or ({N}, 3) "
             f"with a GPU choice 0..{self.G - 1}"
         )
-        if not (type(a) is np.ndarray and a.shape in ((N, 2), (N, 3)) and a.dtype.kind in "iu"):  # fast path
+
+    def _check_actions(self, actions) -> np.ndarray:
+        """``actions`` as an ``(N, 2)`` or ``(N, 3)`` C-ordered int64 array (the caller's when it is one; the
+        values' range is checked by the step's compiled call)."""
+        N = self.num_envs
+        a = actions
+        if not (type(a) is np.ndarray and a.shape in ((N, 2), (N, 3)) and a.dtype == np.int64):  # fast path
+            expected = self._expected()
             try:
                 a = np.asarray(actions)
             except Exception:
@@ -279,11 +290,13 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 if not ok:
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
             a = a.astype(np.int64)  # a copy: the caller's array is never changed
-        rs = self.rows
-        i = split_actions(a, R, L, self.G, rs._plain)  # into the rows' action buffers, checked
+        return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+    def _split(self, a: np.ndarray) -> None:
+        """``a``'s actions into the rows' action buffers, checked (``envs.kernels.split_actions``)."""
+        i = split_actions(a, self.R, self.L, self.G, self.rows._plain)
         if i >= 0:
-            raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {expected}")
-        return rs.targets, rs.levels
+            raise ValueError(f"env {i}: action {a[i].tolist()} out of range; {self._expected()}")
 
     def _info_blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Fresh ``(cols, ints, flags)`` blocks for :func:`envs.kernels.info_columns` (new every step: the infos
