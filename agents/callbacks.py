@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.checkpoint import atomic_save_model
+from agents.checkpoint import append_csv_row, atomic_save_model
 from agents.policy import AgentPolicy
 from baselines.runner import run_episode
 from envs.carbon_migration import CarbonMigrationEnv
@@ -128,13 +127,7 @@ class ValidationCallback(BaseCallback):
         if is_best:
             self.best = score
             atomic_save_model(self.model, self.run_dir / "best_model.zip")
-        path = self.run_dir / "eval.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=EVAL_COLUMNS)
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        append_csv_row(self.run_dir / "eval.csv", EVAL_COLUMNS, row)
         metrics = {f"eval/{k}": row[k] for k in ("mean_carbon_kg", "deadline_met_rate")}
         for k, v in metrics.items():  # progress.csv gets them at the next dump ...
             self.logger.record(k, v, exclude="tensorboard")

@@ -378,3 +378,13 @@ class StopAtTotal(BaseCallback):
         if self.num_timesteps < self.total or "n_rollout_steps" not in self.locals:
             return True
         return self.locals["n_steps"] + 1 >= self.locals["n_rollout_steps"]  # complete: train on it, then stop
+
+
+def append_csv_row(path: Path, columns: list[str], row: dict) -> None:
+    """Append ``row`` to the CSV at ``path``, writing the header first when the file is new."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        if new:
+            w.writeheader()
+        w.writerow(row)

@@ -115,7 +115,7 @@ def collect(env, model, episodes: int, seed: int, round_: int, beta: float, data
 def imitate(model, scenario, data_dir, hp: dict, seed: int, run_dir: Path, progress: bool) -> None:
     """Behaviour cloning on oracle demonstrations, then DAgger rounds (module docstring); ``imitation.csv``."""
     from agents.config import ImitationConfig
-    from agents.imitation import IMITATION_COLUMNS, agreement, bc_fit, imitation_loss
+    from agents.imitation import IMITATION_COLUMNS, fit_round
     from envs.fleet import CarbonFleetEnv
 
     cfg = ImitationConfig.from_dict(hp["imitation"])
@@ -130,18 +130,7 @@ def imitate(model, scenario, data_dir, hp: dict, seed: int, run_dir: Path, progr
         obs = np.concatenate([d[0] for d in data])
         actions = np.concatenate([d[1] for d in data])
         masks = np.concatenate([d[2] for d in data])
-        before = imitation_loss(model.policy, obs, actions, masks)
-        bc_fit(model.policy, obs, actions, masks, cfg.epochs, cfg.batch_size, cfg.learning_rate, seed * 1000 + round_)
-        row = {
-            "round": round_,
-            "episodes": n_eps,
-            "samples": len(obs),
-            "expert_share": round(share, 4),
-            "loss_before": round(before, 5),
-            "loss_after": round(imitation_loss(model.policy, obs, actions, masks), 5),
-            "agreement": round(agreement(model.policy, obs, actions, masks), 4),
-            "wall_s": round(time.time() - t0, 1),
-        }
+        row, _ = fit_round(model.policy, (obs, actions, masks), cfg, seed, round_, n_eps, share, t0)
         rows.append(row)
         what = "oracle demonstrations" if round_ == 0 else f"DAgger, beta {beta:.2f}"
         print(
@@ -188,7 +177,7 @@ class FleetValidation(BaseCallback):
         return True
 
     def evaluate(self) -> tuple[float, float]:
-        from agents.checkpoint import atomic_save_model
+        from agents.checkpoint import append_csv_row, atomic_save_model
         from agents.fleet_agent import FleetAgentPolicy
         from baselines.fleet_policies import run_fleet_episode
 
@@ -208,13 +197,7 @@ class FleetValidation(BaseCallback):
             "jobs_completed_mean": float(np.mean([m["jobs_completed"] for m in ms])),
             "best": better,
         }
-        path = self.run_dir / "eval.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=EVAL_COLUMNS)
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        append_csv_row(self.run_dir / "eval.csv", EVAL_COLUMNS, row)
         print(
             f"[validation] {row['timesteps']} steps: {carbon:.2f} kg, deadlines met {100 * met:.1f} %"
             f"{' (best)' if better else ''}",

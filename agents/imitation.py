@@ -178,6 +178,25 @@ def bc_fit(
     return losses
 
 
+def fit_round(policy, data: tuple, cfg, seed: int, round_: int, n_eps: int, share: float, t0: float):
+    """Fit ``policy`` on one imitation round's aggregated ``(obs, actions, masks)``; returns the round's
+    ``imitation.csv`` row (loss before / after, agreement with the labels, wall time) and the fit's losses."""
+    obs, actions, masks = data
+    before = imitation_loss(policy, obs, actions, masks)
+    losses = bc_fit(policy, obs, actions, masks, cfg.epochs, cfg.batch_size, cfg.learning_rate, seed * 1000 + round_)
+    row = {
+        "round": round_,
+        "episodes": n_eps,
+        "samples": len(obs),
+        "expert_share": round(share, 4),
+        "loss_before": round(before, 5),
+        "loss_after": round(imitation_loss(policy, obs, actions, masks), 5),
+        "agreement": round(agreement(policy, obs, actions, masks), 4),
+        "wall_s": round(time.time() - t0, 1),
+    }
+    return row, losses
+
+
 def pretrain(
     model,
     env: CarbonMigrationEnv,
@@ -210,20 +229,7 @@ def pretrain(
         bar.set_description(f"imitation round {round_ + 1}/{n_rounds} (fitting {len(data)} samples)")
         bar.refresh()
         obs, actions, masks = data.arrays()
-        before = imitation_loss(model.policy, obs, actions, masks)
-        losses = bc_fit(
-            model.policy, obs, actions, masks, cfg.epochs, cfg.batch_size, cfg.learning_rate, seed * 1000 + round_
-        )
-        row = {
-            "round": round_,
-            "episodes": n_eps,
-            "samples": len(data),
-            "expert_share": round(share, 4),
-            "loss_before": round(before, 5),
-            "loss_after": round(imitation_loss(model.policy, obs, actions, masks), 5),
-            "agreement": round(agreement(model.policy, obs, actions, masks), 4),
-            "wall_s": round(time.time() - t0, 1),
-        }
+        row, losses = fit_round(model.policy, (obs, actions, masks), cfg, seed, round_, n_eps, share, t0)
         rows.append(row)
         if verbose:
             bar.write(
