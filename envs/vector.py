@@ -289,7 +289,10 @@ class CarbonMigrationVectorEnv(VectorEnv):
                 ok = np.issubdtype(a.dtype, np.floating) and np.all(np.mod(a, 1) == 0)
                 if not ok:
                     raise ValueError(f"actions (dtype {a.dtype}) are not integer-valued; {expected}")
-            a = a.astype(np.int64)  # a copy: the caller's array is never changed
+            b = a.astype(np.int64)  # a copy: the caller's array is never changed
+            if not np.array_equal(b, a):  # uint64 above 2^63 or huge floats would wrap
+                raise ValueError(f"actions hold values outside int64 ({a.min()} .. {a.max()}); {expected}")
+            a = b
         return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
     def _split(self, a: np.ndarray) -> None:

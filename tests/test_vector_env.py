@@ -117,6 +117,10 @@ def test_bad_batched_actions_raise_naming_the_env():
         venv.step(np.zeros((N, 4), dtype=int))  # (N, 3) carries a GPU choice
     with pytest.raises(ValueError, match="integer"):
         venv.step(np.full((N, 2), 0.5))
+    huge = np.zeros((N, 3), dtype=np.uint64)
+    huge[1, 2] = np.iinfo(np.uint64).max  # would wrap to -1 (all GPUs) as int64
+    with pytest.raises(ValueError, match="outside int64"):
+        venv.step(huge)
     with pytest.raises(ConfigError, match="num_envs"):
         CarbonMigrationVectorEnv(0)
 
