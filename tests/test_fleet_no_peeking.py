@@ -4,13 +4,12 @@ after the decision give identical observations, masks and job views at the decis
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from envs.fleet import CarbonFleetEnv
 from sim import layout as core
+from tests.test_no_peeking import _views_equal
 
 K = 6  # the decision step compared
 
@@ -30,13 +29,7 @@ def _same_at_decision(e1, e2, o1, o2) -> None:
     np.testing.assert_array_equal(o1, o2)
     np.testing.assert_array_equal(e1.action_masks(), e2.action_masks())
     for j in np.flatnonzero(e1.open_jobs()):
-        a, b = e1.job_view(int(j)), e2.job_view(int(j))
-        for f in dataclasses.fields(a):
-            x, y = getattr(a, f.name), getattr(b, f.name)
-            if isinstance(x, np.ndarray):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-            else:
-                assert x == y or (x != x and y != y), f.name
+        _views_equal(e1.job_view(int(j)), e2.job_view(int(j)))
 
 
 def _run(e1, e2):
