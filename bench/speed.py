@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, float | str]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", default="paper", help="shipped scenario name or YAML path (default: paper)")
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per throughput figure")
-    parser.add_argument("--train-steps", type=int, default=32768, help="timesteps per training-speed figure (4 alternating rounds)")
+    parser.add_argument("--train-steps", type=int, default=32768, help="timesteps per training-speed figure, 4 rounds")
     args = parser.parse_args(argv)
 
     def show(name: str, value: float | str) -> None:
