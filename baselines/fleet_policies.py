@@ -157,8 +157,8 @@ class PackingPolicy(FleetPolicy):
 class OracleFleetPolicy(FleetPolicy):
     """Perfect foresight of intensity and free GPUs: the plan of ``baselines.fleet_oracle.cell_schedule`` (every
     job in whole steps, the cheapest cells its window, the pools and the power caps allow, improved by
-    ``improve_moves`` rip-up-and-re-plan moves), played step by step: a job on its plan holds the GPUs planned for
-    it (``gpus``: the engine would otherwise grow it into GPUs planned for other jobs) and is left alone by the
+    ``improve_moves_per_job`` x jobs rip-up-and-re-plan moves), played step by step: a job on its plan holds the
+    GPUs planned for it (``gpus``: the engine would grow it into GPUs planned for other jobs) and is left alone by the
     shield (its plan ends a shield's reserve before its deadline; on 2023 test seeds 0, 2, 4 the shield on every
     job gave 1.39x the bound, on the jobs off their plans 1.28x); a job behind its plan (a fault, a restore the
     plan did not foresee) catches up at once, and it and any job without a plan are guarded by
@@ -169,7 +169,7 @@ class OracleFleetPolicy(FleetPolicy):
     """
 
     name = "oracle"
-    improve_moves = 2000  # rip-up-and-re-plan moves (cell_schedule): 8-11 s an episode on a 2-core machine
+    improve_moves_per_job = 12  # rip-up-and-re-plan moves (cell_schedule): 160 jobs, 8-11 s an episode here
 
     def reset(self, env: CarbonFleetEnv, seed: int) -> None:
         t0 = time.perf_counter()
@@ -190,7 +190,7 @@ class OracleFleetPolicy(FleetPolicy):
             price,
             margin_s=margin,
             speed=env._speed,
-            improve_moves=self.improve_moves,
+            improve_moves=self.improve_moves_per_job * env.J,
             seed=seed,
             power_cap_w=env.cap_w,
         )

@@ -123,13 +123,15 @@ def test_every_job_the_shield_overrides_gets_gpus_where_it_sends_it(policy):
         done = truncated = False
         while not (done or truncated):
             t, lv = pol.act(env)
-            _, _, done, truncated, info = env.step_jobs(t, lv, pol.fifo)
+            _, _, done, truncated, info = env.step_jobs(t, lv, pol.fifo, pol.gpus)
             t0, t1 = checked[-1]
             sent = np.flatnonzero((t1 != t0) & (t1 >= 0))
             got = (info["job_gpus"][sent] > 0) | (info["job_state"][sent] == 7)  # (7: completed in the step)
             ok = (info["job_region"][sent] == t1[sent]) & got
             assert ok.all(), f"step {env.k}: jobs {sent[~ok].tolist()} sent by the shield got no GPU"
             n_sent += sent.size
-        assert n_sent > 0  # the deadlines are tight enough for the shield to act
+        # the deadlines are tight enough for the shield to act on packing; the oracle shields only jobs off their
+        # plans, and its plans meet these deadlines
+        assert n_sent > 0 or policy == "oracle"
     finally:
         fp.fleet_deadline_shield = orig
