@@ -135,3 +135,26 @@ def test_every_job_the_shield_overrides_gets_gpus_where_it_sends_it(policy):
         assert n_sent > 0 or policy == "oracle"
     finally:
         fp.fleet_deadline_shield = orig
+
+
+@pytest.mark.parametrize(("failure_prob", "moves_now"), [(0.0, False), (0.02, True)])
+def test_a_job_that_must_move_keeps_a_step_in_hand_for_a_failed_transfer(failure_prob, moves_now):
+    # job 0 fills KR (4 GPUs); job 1 (2 GPUs, home KR) arrives after and must move to an A40 region to run. Its
+    # deadline leaves 1.5 steps beyond its run there plus the reserve. Without transfer failures it can wait a step;
+    # with them, a failed transfer leaves it waiting out a step at KR (sim.physics.handle), so a move counts one
+    # more step: it cannot wait, and is sent now.
+    a = {"arrival_hours": 0.0, "gpus": 4, "duration_hours": 6.0, "workload": "resnet50", "home": "KR"}
+    b = {"arrival_hours": 0.25, "gpus": 2, "duration_hours": 1.0, "workload": "resnet50", "home": "KR"}
+    d = copy.deepcopy(SMALL)
+    d["jobs"]["list"] = [a, b]
+    d["faults"] = {"transfer_failure_prob": failure_prob}
+    env = CarbonFleetEnv(parse_fleet_scenario(d, "t.yaml"), "test", n_slots=2)
+    env.reset(seed=0, options={"start_hour": 0})
+    env.step_jobs(np.zeros(2, dtype=np.int64), np.full(2, env.L - 1))
+    assert env.job_gpus().tolist() == [4, 0]  # KR is full
+    reserve = shield_reserve_s(env)[1]
+    deadlines = env.jobs.deadline_s.copy()
+    deadlines[1] = env.t_s + min(_run_s(env, 1, DE), _run_s(env, 1, CA)) + reserve + 1.5 * env.step_s
+    _set_deadlines(env, deadlines)
+    targets, _ = fleet_deadline_shield(env, np.array([KR, WAIT]), np.full(2, env.L - 1))
+    assert (targets[1] in (DE, CA)) == moves_now and (targets[1] == WAIT) != moves_now
