@@ -158,3 +158,23 @@ def test_a_job_that_must_move_keeps_a_step_in_hand_for_a_failed_transfer(failure
     _set_deadlines(env, deadlines)
     targets, _ = fleet_deadline_shield(env, np.array([KR, WAIT]), np.full(2, env.L - 1))
     assert (targets[1] in (DE, CA)) == moves_now and (targets[1] == WAIT) != moves_now
+
+
+class _AlwaysWait:
+    """A single-job rule that never runs its job (``act`` -> [wait, lowest clock])."""
+
+    def reset(self, env, seed):
+        pass
+
+    def act(self, obs, view):
+        return np.array([view.n_regions, 0])
+
+
+def test_the_per_job_rules_run_behind_the_shield():
+    # a per-job rule that never runs anything still finishes every job of the small fleet by its deadline: the
+    # shield starts each one when it can wait no longer
+    from baselines.fleet_policies import PerJobPolicy, run_fleet_episode
+
+    env = CarbonFleetEnv("fleet_small", "test")
+    m = run_fleet_episode(env, PerJobPolicy("waiter", _AlwaysWait), seed=1)
+    assert m["jobs_completed"] == env.J and m["deadline_met_rate"] == 1.0
