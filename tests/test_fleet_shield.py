@@ -178,3 +178,29 @@ def test_the_per_job_rules_run_behind_the_shield():
     env = CarbonFleetEnv("fleet_small", "test")
     m = run_fleet_episode(env, PerJobPolicy("waiter", _AlwaysWait), seed=1)
     assert m["jobs_completed"] == env.J and m["deadline_met_rate"] == 1.0
+
+
+def test_a_job_told_to_pause_does_not_count_on_getting_its_gpu_back():
+    # jobs 0 and 1 (1 GPU each, home CA-ON) fill CA-ON's 2 A40s, job 2 fills DE's 4. Job 0 is told to pause. Its
+    # deadline leaves it, after this step, its run restarted in CA-ON plus the reserve and a minute: if it got its
+    # GPU back next step, waiting would be safe; but once it pauses CA-ON's GPU is free for the jobs served after it,
+    # DE is full and KR's V100s are too slow: it must keep running.
+    job = {"arrival_hours": 0.0, "gpus": 1, "duration_hours": 4.0, "workload": "bert_squad", "home": "CA-ON"}
+    big = {"arrival_hours": 0.0, "gpus": 4, "duration_hours": 8.0, "workload": "resnet50", "home": "DE"}
+    env = _fleet([job, job, big])
+    home, top = np.array([CA, CA, DE]), np.full(3, env.L - 1)
+    env.step_jobs(home, top)
+    env.step_jobs(home, top)
+    assert env.job_gpus().tolist() == [1, 1, 4] and env.free_now()[[CA, DE]].tolist() == [2, 4]
+    reserve = shield_reserve_s(env)[0]
+    P = env._P[0]
+    restart = P[PARAMS.index("io_s")] + P[PARAMS.index("restore_s")]
+    left = env.remaining_minibatches()[0] * (env.jobs.minibatch_s[0, :, -1] + P[PARAMS.index("stall_per_mb_s")])
+    run_next = restart + env._xfer_s[0, CA] + left  # (R,) s from a restart next step, checkpoint in CA-ON
+    assert run_next[KR] > run_next[CA] + 60.0  # (precondition: KR is too slow)
+    deadlines = env.jobs.deadline_s.copy()
+    deadlines[0] = env.t_s + env.step_s + run_next[CA] + reserve + 60.0
+    deadlines[1:] = deadlines[0] + 3600.0, env.horizon_s  # more slack: served after job 0
+    _set_deadlines(env, deadlines)
+    targets, levels = fleet_deadline_shield(env, np.array([WAIT, CA, DE]), top)
+    assert targets.tolist() == [CA, CA, DE] and levels.tolist() == [env.L - 1] * 3
