@@ -26,6 +26,8 @@ class ImitationConfig:
     :param learning_rate: Adam step size of the fits
     :param reserve_h: hours before the deadline the oracle teacher plans to finish (its own default is 1 h; more
         leaves the imitating agent room for its mistakes)
+    :param gpu_weight: the fleet agent's loss weight of a job's decision is its GPUs to this power (0: equal
+        weights; 1: in proportion to the GPUs, so to the carbon a decision moves)
     """
 
     demo_episodes: int = 40
@@ -36,6 +38,7 @@ class ImitationConfig:
     batch_size: int = 256
     learning_rate: float = 1.0e-3
     reserve_h: float = 1.0
+    gpu_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "imitation") -> ImitationConfig:
@@ -60,6 +63,10 @@ class ImitationConfig:
             if isinstance(default, int):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise AgentConfigError(f"{source}.{key}: must be an integer >= 0, got {value!r}")
+            elif key == "gpu_weight":
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) <= 2:
+                    raise AgentConfigError(f"{source}.{key}: must be a number in [0, 2], got {value!r}")
+                value = float(value)
             elif key == "reserve_h":
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < 24:
                     raise AgentConfigError(f"{source}.{key}: must be a number of hours in [0, 24), got {value!r}")

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from baselines.fleet_policies import FleetPolicy, fleet_deadline_shield, overhead_s
+from baselines.fleet_policies import FleetPolicy, fleet_deadline_shield, overhead_s, shield_reserve_s
 from envs.fleet import CarbonFleetEnv
 from sim.layout import I_LEVEL
 from sim.rules import TIMED_STATES, WAIT
@@ -42,7 +42,7 @@ OBS_CLIP = 5.0
 
 def n_job_features(n_regions: int, n_levels: int) -> int:
     """Length of one job's observation (see :func:`job_observations`)."""
-    return N_STATES + n_regions + 9 + 13 * n_regions + 2 * n_levels + 4
+    return N_STATES + n_regions + 9 + 16 * n_regions + 2 * n_levels + 5
 
 
 def past_intensity(env: CarbonFleetEnv, h: int) -> np.ndarray:
@@ -55,6 +55,45 @@ def past_intensity(env: CarbonFleetEnv, h: int) -> np.ndarray:
     return np.concatenate([np.repeat(out[:, :1], 24 - out.shape[1], axis=1), out], axis=1) if out.shape[1] < 24 else out
 
 
+def slack_column(n_regions: int) -> int:
+    """The column of :func:`job_observations` holding a job's slack (days)."""
+    return N_STATES + n_regions + 7
+
+
+def predicted_intensity(env: CarbonFleetEnv, h: int) -> np.ndarray:
+    """(R, hours left + 1) g/kWh the agent expects from hour ``h`` on, knowing only now and the past: hour ``h``
+    as measured, the next ``F`` hours as forecast at ``h``, every later hour as the same hour of the last measured
+    day (persistence of the diurnal cycle, the usual naive day-ahead forecast; e.g. Maji et al., *CarbonCast*,
+    BuildSys 2022, compare against it)."""
+    fc = env.forecast[:, h, :]
+    past = past_intensity(env, h)  # [:, 23] is hour h
+    n = env.n_hours - h
+    k = np.arange(1, n)
+    pred = past[:, (k - 1) % 24]
+    F = min(fc.shape[1], n - 1)
+    pred[:, :F] = fc[:, :F]
+    return np.concatenate([env.ci[0, :, h : h + 1], pred], axis=1)
+
+
+def _window_cuts(env: CarbonFleetEnv, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per job, the predicted carbon per mini-batch (top clock) of every hour from ``h`` to its deadline's hour,
+    sorted: ``(J, K)`` over the cheapest region of each hour and ``(J, R, K)`` per region (``inf`` past the
+    deadline). Cached per hour on the env (it changes only when the hour or the episode does)."""
+    cache = getattr(env, "_agent_cuts", None)
+    if cache is not None and cache[0] is env.forecast and cache[1] == h:
+        return cache[2], cache[3]
+    pred = predicted_intensity(env, h)  # (R, K)
+    jobs, L = env.jobs, env.L
+    e_top = jobs.energy_per_minibatch_kwh[:, :, L - 1]  # (J, R)
+    cost = e_top[:, :, None] * pred[None]  # (J, R, K)
+    end_h = np.floor((jobs.deadline_s - shield_reserve_s(env)) / _S_PER_H).astype(np.int64) - h  # last hour index
+    past_deadline = np.arange(pred.shape[1])[None] > end_h[:, None]  # (J, K)
+    per_region = np.sort(np.where(past_deadline[:, None], np.inf, cost), axis=2)
+    cheapest = np.sort(np.where(past_deadline, np.inf, cost.min(axis=1)), axis=1)
+    env._agent_cuts = (env.forecast, h, cheapest, per_region)
+    return cheapest, per_region
+
+
 def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every job's observation ``(J, F)`` float32, action mask ``(J, R + 1 + L)`` bool (targets: regions then
     wait; then levels) and ``decide`` ``(J,)`` bool: open (arrived, not completed) and not in a timed phase.
@@ -65,12 +104,17 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
     clock in the fastest region (days), their ratio, slack (days, after a restart's overhead), clock level; per
     region (R each): carbon per mini-batch now, next hour's and the forecast's mean, each over the job's cheapest
     now (carbon per mini-batch at the top clock); intensity now and forecast mean (g/kWh / 1000); GPUs it could
-    get there / requested; up; time to finish there / time to the deadline; spare GPUs / pool; the forecast's
+    get there / requested (no more than the power left under the region's cap starts); up; time to finish there
+    / time to the deadline; spare GPUs / pool; power left under the cap / the cap (1 uncapped); the forecast's
     least carbon per mini-batch (over the job's cheapest now); the last 24 hours' mean and least intensity
     (g/kWh / 1000, measured: the diurnal pattern a forecast of 6 h does not show) and where the intensity now lies
-    between their least and most (0..1); per level (L each):
+    between their least and most (0..1); carbon per mini-batch now over the job's predicted cut-off (the
+    carbon of the n-th cheapest hour left before its deadline, n its hours of work at the top clock, hours
+    predicted by :func:`predicted_intensity`: below 1, now is among the hours it should run in), over the hours'
+    cheapest regions and in that region alone; per level (L each):
     energy and time per mini-batch over the top clock's, in its cheapest region now; global: time / horizon,
-    hour of day (sin, cos), open jobs / J. Features are clipped to [-5, 5].
+    hour of day (sin, cos), open jobs / J, its hours of work / hours left (predicted window). Features are
+    clipped to [-5, 5].
     """
     jobs, R, L, J = env.jobs, env.R, env.L, env.J
     t = env.t_s
@@ -80,7 +124,13 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
     spare = np.maximum(free - inuse, 0)
     here = reg[:, None] == np.arange(R)[None]
     gpus = jobs.gpus.astype(float)
-    usable = np.minimum(spare[None] + np.where(here, held[:, None], 0), gpus[:, None]) * up[None]  # (J, R)
+    # under a regional power cap a region starts no more GPUs than its power left runs at the lowest clock
+    # (sim/fleet_core.py _job_pool); the power now is the fleet's at the last step's end
+    room_w = env.cap_w - env._power
+    low_w = jobs.gpu_power_w[:, :, 0] + jobs.host_power_w[None, :]  # (J, R) W per GPU at the lowest clock
+    powered = np.where(np.isfinite(room_w)[None], np.floor(np.maximum(room_w, 0.0)[None] / low_w), np.inf)
+    usable = np.minimum(np.minimum(spare[None], powered) + np.where(here, held[:, None], 0), gpus[:, None])
+    usable = usable * up[None]  # (J, R)
     open_ = env.open_jobs()
     timed = np.isin(st, _TIMED)
     decide = open_ & ~timed
@@ -101,6 +151,12 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
     e_l = jobs.energy_per_minibatch_kwh[np.arange(J), rb]  # (J, L)
     t_l = jobs.minibatch_s[np.arange(J), rb]
     hod = (env.start_utc.astype(int) + t / _S_PER_H) % 24
+    cheapest, per_region = _window_cuts(env, h)
+    K = cheapest.shape[1]
+    n_cut = np.clip(np.ceil(need_s / _S_PER_H).astype(np.int64), 1, K) - 1  # the n-th cheapest hour
+    cut = cheapest[np.arange(J), n_cut]  # (J,) inf: no hour left before the deadline
+    cut_r = per_region[np.arange(J), :, n_cut]  # (J, R)
+    n_window = np.isfinite(cheapest).sum(axis=1)
     cols = [
         np.eye(N_STATES)[st],
         here.astype(float),
@@ -122,18 +178,24 @@ def job_observations(env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray, np.nd
         np.broadcast_to(up.astype(float), (J, R)),
         np.where(np.isfinite(fin_s), fin_s / np.maximum(left_s, 1.0)[:, None], OBS_CLIP),
         np.broadcast_to(spare / np.maximum(env.pool, 1), (J, R)),
+        np.broadcast_to(
+            np.where(np.isfinite(room_w), room_w / np.where(np.isfinite(env.cap_w), env.cap_w, 1.0), 1.0), (J, R)
+        ),
         fc[None].min(axis=2) * e_top / best,
         np.broadcast_to(past.mean(axis=1) / 1000.0, (J, R)),
         np.broadcast_to(past.min(axis=1) / 1000.0, (J, R)),
         np.broadcast_to((ci - past.min(axis=1)) / np.maximum(np.ptp(past, axis=1), 1.0), (J, R)),
         e_l / e_l[:, L - 1 : L],
+        np.where(np.isfinite(cut), 1.0, 0.0)[:, None] * now / np.where(np.isfinite(cut), cut, 1.0)[:, None],
+        np.where(np.isfinite(cut_r), now / np.where(np.isfinite(cut_r), cut_r, 1.0), 0.0),
         t_l / t_l[:, L - 1 : L],
         np.broadcast_to(
             [t / env.horizon_s, math.sin(2 * math.pi * hod / 24), math.cos(2 * math.pi * hod / 24), 0.0], (J, 4)
         ),
+        (need_s / _S_PER_H / np.maximum(n_window, 1))[:, None],
     ]
     obs = np.concatenate(cols, axis=1)
-    obs[:, -1] = open_.sum() / J
+    obs[:, -2] = open_.sum() / J
     obs = np.clip(obs, -OBS_CLIP, OBS_CLIP).astype(np.float32)
     mask = np.zeros((J, R + 1 + L), dtype=bool)
     mask[:, :R] = up[None] & ((usable > 0) | (here & (held[:, None] > 0)))
@@ -152,6 +214,70 @@ def from_actions(actions: np.ndarray, R: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(a[:, 0] == R, WAIT, a[:, 0]), a[:, 1]
 
 
+class Claims:
+    """The GPUs and power each region has left now for jobs that do not hold GPUs there, claimed one deciding job
+    at a time, least slack first (the order the pools serve waiting jobs in): a job choosing a region the jobs
+    before it have filled (no GPU, or no power under the cap for one at the lowest clock) would wait there
+    queued while the shield counts it as served (measured: jobs stuck for hours behind a spent power cap and
+    late), so it decides again with that region masked. Only what is known now."""
+
+    def __init__(self, env: CarbonFleetEnv, obs: np.ndarray, decide: np.ndarray):
+        jobs = env.jobs
+        self.R, self.L = env.R, env.L
+        self.spare = np.maximum(env.free_now() - env.gpus_in_use(), 0).astype(float)
+        self.spare[~env.region_up()] = 0.0
+        self.room_w = env.cap_w - env._power  # inf: uncapped
+        self.host_w = jobs.host_power_w
+        self.gpu_w = jobs.gpu_power_w  # (J, R, L)
+        self.gpus = jobs.gpus
+        held, region = env.job_gpus(), env.job_region()
+        self.home = np.where(held > 0, region, -1)  # where a job holds GPUs (-1: nowhere)
+        idx = np.flatnonzero(decide)
+        slack = obs[idx, slack_column(self.R)]
+        self.order = idx[np.argsort(slack, kind="stable")]  # least slack first
+
+    def open_regions(self, j: int) -> np.ndarray:
+        """(R,) bool: regions where job ``j`` would get at least one GPU and the power to run it."""
+        low = self.gpu_w[j, :, 0] + self.host_w
+        ok = (self.spare >= 1) & (self.room_w >= low)
+        if self.home[j] >= 0:
+            ok[self.home[j]] = True
+        return ok
+
+    def claim(self, j: int, target: int, level: int) -> None:
+        if target < 0 or target >= self.R or target == self.home[j]:
+            return
+        per_w = self.gpu_w[j, target, level] + self.host_w[target]
+        n = min(float(self.gpus[j]), self.spare[target])
+        if np.isfinite(self.room_w[target]):
+            n = min(n, max(self.room_w[target], 0.0) // per_w)
+        self.spare[target] -= n
+        self.room_w[target] -= n * per_w
+
+
+def claim_actions(model, env: CarbonFleetEnv, obs: np.ndarray, mask: np.ndarray, decide: np.ndarray):
+    """The network's ``[target, level]`` for every deciding job (indices, actions), GPUs and power claimed least
+    slack first (:class:`Claims`): a job whose choice is taken by the jobs before it decides again without it."""
+    claims = Claims(env, obs, decide)
+    order = claims.order
+    if not order.size:
+        return order, np.zeros((0, 2), dtype=np.int64)
+    R = env.R
+    a, _ = model.predict(obs[order], action_masks=mask[order], deterministic=True)
+    a = np.asarray(a, dtype=np.int64).reshape(-1, 2)
+    for i, j in enumerate(order):
+        t = int(a[i, 0])
+        if t < R:
+            ok = claims.open_regions(j)
+            if not ok[t]:
+                m = mask[j].copy()
+                m[:R] &= ok
+                a[i] = np.asarray(model.predict(obs[j : j + 1], action_masks=m[None], deterministic=True)[0])
+                t = int(a[i, 0])
+        claims.claim(j, t, int(a[i, 1]))
+    return order, a
+
+
 class FleetAgentPolicy(FleetPolicy):
     """A per-job network (a MaskablePPO policy) as a fleet policy: every deciding job's masked arg-max action,
     behind :func:`fleet_deadline_shield`; jobs in a timed phase keep their last decision."""
@@ -166,9 +292,8 @@ class FleetAgentPolicy(FleetPolicy):
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
         obs, mask, decide = job_observations(env)
-        idx = np.flatnonzero(decide)
+        idx, a = claim_actions(self.model, env, obs, mask, decide)
         if idx.size:
-            a, _ = self.model.predict(obs[idx], action_masks=mask[idx], deterministic=True)
             self.targets[idx], self.levels[idx] = from_actions(a, env.R)
         return fleet_deadline_shield(env, self.targets, self.levels)
 
@@ -217,7 +342,8 @@ class FleetJobEnv(gym.Env):
         """The next decision step with a deciding job (fleet steps with none pass with the jobs' courses)."""
         while True:
             self._obs, self._mask, decide = job_observations(self.fleet)
-            self._queue = np.flatnonzero(decide)
+            self._claims = Claims(self.fleet, self._obs, decide)
+            self._queue = self._claims.order
             if self._queue.size or any(self._ended):
                 return
             self._fleet_step()
@@ -231,16 +357,20 @@ class FleetJobEnv(gym.Env):
         self._info = info
 
     def action_masks(self) -> np.ndarray:
-        return self._mask[self._queue[len(self._pending)]].copy()
+        j = self._queue[len(self._pending)]
+        m = self._mask[j].copy()
+        m[: self.fleet.R] &= self._claims.open_regions(j)  # what the jobs before it left
+        return m
 
     def step(self, action):
         j = int(self._queue[len(self._pending)])
         a = np.asarray(action, dtype=np.int64).reshape(2)
-        self._pending.append(a)
         R = self.fleet.R
-        if self._mask[j, a[0]]:  # a masked choice is ignored: the job keeps its course
+        if self.action_masks()[a[0]]:  # a masked choice is ignored: the job keeps its course
             self.targets[j] = WAIT if a[0] == R else a[0]
         self.levels[j] = a[1]
+        self._claims.claim(j, int(self.targets[j]), int(self.levels[j]))
+        self._pending.append(a)
         if len(self._pending) < self._queue.size:
             return self._obs[self._queue[len(self._pending)]].copy(), 0.0, False, False, {}
         self._pending = []
@@ -281,7 +411,10 @@ class FleetJobEnv(gym.Env):
             self._ended = (done, trunc)
         self._log = list(state["log"])
         self._obs, self._mask, decide = job_observations(self.fleet)
-        self._queue = np.flatnonzero(decide)
+        self._claims = Claims(self.fleet, self._obs, decide)
+        self._queue = self._claims.order
         self.targets, self.levels = state["targets"].copy(), state["levels"].copy()
         self._pending = [p.copy() for p in state["pending"]]
+        for j in self._queue[: len(self._pending)]:  # the claims of the decisions already given
+            self._claims.claim(int(j), int(self.targets[j]), int(self.levels[j]))
         self._reward = state["reward"]

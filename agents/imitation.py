@@ -149,9 +149,18 @@ def agreement(policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray) -
 
 
 def bc_fit(
-    policy, obs: np.ndarray, actions: np.ndarray, masks: np.ndarray, epochs: int, batch_size: int, lr: float, seed: int
+    policy,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    masks: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    weights: np.ndarray | None = None,
 ) -> list[float]:
-    """Fit ``policy`` (a MaskableActorCriticPolicy) to the labels by Adam on the masked negative log-likelihood.
+    """Fit ``policy`` (a MaskableActorCriticPolicy) to the labels by Adam on the masked negative log-likelihood,
+    each sample's term times ``weights`` (mean 1; None: all 1).
 
     :returns: mean training loss per epoch (nats per step)
     """
@@ -160,6 +169,7 @@ def bc_fit(
     gen = torch.Generator().manual_seed(int(seed))
     o, a = torch.as_tensor(obs), torch.as_tensor(actions)
     n = len(o)
+    w = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32) / np.mean(weights))
     policy.set_training_mode(True)
     losses = []
     for _ in range(epochs):
@@ -168,7 +178,7 @@ def bc_fit(
         for start in range(0, n, batch_size):
             idx = order[start : start + batch_size]
             _, log_prob, _ = policy.evaluate_actions(o[idx], a[idx], action_masks=masks[idx.numpy()])
-            loss = -log_prob.mean()
+            loss = -log_prob.mean() if w is None else -(log_prob * w[idx]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -179,11 +189,13 @@ def bc_fit(
 
 
 def fit_round(policy, data: tuple, cfg, seed: int, round_: int, n_eps: int, share: float, t0: float):
-    """Fit ``policy`` on one imitation round's aggregated ``(obs, actions, masks)``; returns the round's
+    """Fit ``policy`` on one imitation round's aggregated ``(obs, actions, masks[, weights])``; returns the round's
     ``imitation.csv`` row (loss before / after, agreement with the labels, wall time) and the fit's losses."""
-    obs, actions, masks = data
+    obs, actions, masks = data[:3]
+    weights = data[3] if len(data) > 3 else None  # per-sample loss weights (the fleet's: GPUs ** gpu_weight)
     before = imitation_loss(policy, obs, actions, masks)
-    losses = bc_fit(policy, obs, actions, masks, cfg.epochs, cfg.batch_size, cfg.learning_rate, seed * 1000 + round_)
+    lr, seed_ = cfg.learning_rate, seed * 1000 + round_
+    losses = bc_fit(policy, obs, actions, masks, cfg.epochs, cfg.batch_size, lr, seed_, weights)
     row = {
         "round": round_,
         "episodes": n_eps,

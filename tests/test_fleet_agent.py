@@ -137,3 +137,67 @@ def test_a_resumed_run_ends_as_the_run_left_alone(tmp_path):
     assert (alone / "eval.csv").read_text() == (cut / "eval.csv").read_text()
     cfg_cut = yaml.safe_load((cut / "config.yaml").read_text())
     assert cfg_cut["timesteps_total"] == 256 and cfg_cut["learned_by"] in ("imitation", "imitation+ppo")
+
+
+def _world_scaled_from(env, hour: int, factor: float):
+    """``env``'s own copy of its carbon table with every hour from the episode's ``hour`` on scaled."""
+    from dataclasses import replace
+
+    ci = env.world.carbon.intensity_g_per_kwh.copy()
+    ci[:, env.start_hour + hour :] *= factor
+    env.world = replace(env.world, carbon=replace(env.world.carbon, intensity_g_per_kwh=ci))
+    env.ci[0, :, hour:] *= factor
+
+
+@pytest.mark.parametrize("hours_ahead", [1, 30])
+def test_job_observations_see_later_hours_only_through_the_forecast(hours_ahead):
+    envs = [CarbonFleetEnv("fleet_small", "test") for _ in range(3)]
+    for e in envs:
+        e.reset(seed=4, options={"start_hour": 500})
+        for _ in range(6):
+            e.step_jobs(e.jobs.home, np.full(e.J, e.L - 1))
+    now_h = int(envs[0].t_s // 3600)
+    _world_scaled_from(envs[1], now_h + hours_ahead, 3.0)  # the true future changes (the forecast was drawn before)
+    _world_scaled_from(envs[2], now_h, 3.0)  # the hour now changes: the agent must see that
+    (o1, m1, d1), (o2, m2, d2), (o3, _, _) = (job_observations(e) for e in envs)
+    assert d1.any()
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(m1, m2)
+    np.testing.assert_array_equal(d1, d2)
+    assert not np.array_equal(o1[d1], o3[d1])
+
+
+def test_the_next_planned_level_labels_a_wait_by_the_clock_it_runs_at_next():
+    from agents.fleet_train import next_planned_level
+
+    plan = np.array([[-1, 2, -1, -1, 3, -1], [-1, -1, -1, -1, -1, -1], [1, -1, 0, 0, -1, -1]])
+    want = np.array([[2, 2, 3, 3, 3, 4], [4, 4, 4, 4, 4, 4], [1, 0, 0, 0, 4, 4]])
+    np.testing.assert_array_equal(next_planned_level(plan, 5), want)
+
+
+def test_jobs_do_not_all_claim_the_same_last_gpus():
+    from agents.fleet_agent import claim_actions, slack_column
+
+    env = CarbonFleetEnv("fleet", "validation")
+    env.reset(seed=1)
+    R, L = env.R, env.L
+    # the lowest-index region it may use, else wait
+    first_open = _Stub(lambda o, m: np.array([int(np.argmax(m[:R])) if m[:R].any() else R, L - 1]))
+    crowded = False
+    for _ in range(60):
+        obs, mask, decide = job_observations(env)
+        order, a = claim_actions(first_open, env, obs, mask, decide)
+        slack = obs[order, slack_column(R)]
+        assert np.all(np.diff(slack) >= 0)  # least slack first
+        alone = np.where(mask[order, :R].any(axis=1), np.argmax(mask[order, :R], axis=1), R)
+        crowded |= bool((a[:, 0] != alone).any())  # a job's choice was taken by the jobs before it
+        held, region = env.job_gpus(), env.job_region()
+        spare = np.where(env.region_up(), np.maximum(env.free_now() - env.gpus_in_use(), 0), 0)
+        for r in range(R):
+            new = [j for j, t in zip(order, a[:, 0]) if t == r and not (held[j] > 0 and region[j] == r)]
+            before = np.cumsum(env.jobs.gpus[new]) - env.jobs.gpus[new]  # GPUs claimed there before each
+            assert np.all(before < spare[r])  # each job sent there had a GPU left when it claimed
+        targets, levels = env.jobs.home.copy(), np.full(env.J, L - 1)
+        targets[order] = np.where(a[:, 0] == R, WAIT, a[:, 0])
+        env.step_jobs(*fleet_deadline_shield(env, targets, levels))
+    assert crowded
