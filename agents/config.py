@@ -28,6 +28,8 @@ class ImitationConfig:
         leaves the imitating agent room for its mistakes)
     :param gpu_weight: the fleet agent's loss weight of a job's decision is its GPUs to this power (0: equal
         weights; 1: in proportion to the GPUs, so to the carbon a decision moves)
+    :param oracle_moves_per_job: the fleet oracle teacher's rip-up-and-re-plan moves per job
+        (``OracleFleetPolicy.improve_moves_per_job``; fewer plan faster, a little less well)
     """
 
     demo_episodes: int = 40
@@ -39,6 +41,7 @@ class ImitationConfig:
     learning_rate: float = 1.0e-3
     reserve_h: float = 1.0
     gpu_weight: float = 0.0
+    oracle_moves_per_job: int = 12
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "imitation") -> ImitationConfig:

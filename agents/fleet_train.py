@@ -85,10 +85,15 @@ def next_planned_level(level: np.ndarray, n_levels: int) -> np.ndarray:
     return out
 
 
-def collect(env, model, episodes: int, seed: int, round_: int, beta: float, data: list) -> float:
+def collect(
+    env, model, episodes: int, seed: int, round_: int, beta: float, data: list, oracle_moves: int | None = None
+) -> float:
     """Run ``episodes`` episodes of ``env`` (a ``CarbonFleetEnv`` on the training split), each job's decision the
-    oracle's with probability ``beta`` (1: the oracle alone), else the agent's; append (obs, oracle labels, masks)
-    of every deciding job and step to ``data``. Returns the share of executed decisions that were the oracle's."""
+    oracle's with probability ``beta`` (1: the oracle alone, played as ``OracleFleetPolicy`` plays: its GPU counts,
+    its own shield), else the agent's (:func:`agents.fleet_agent.claim_actions`, behind the deadline shield);
+    append (obs, oracle labels, masks, GPUs) of every deciding job and step to ``data``. ``oracle_moves``: the
+    oracle's rip-up moves per job (None: its default). Returns the share of executed decisions that were the
+    oracle's."""
     from agents.fleet_agent import claim_actions, from_actions, job_observations, to_actions
     from agents.imitation import episode_seed
     from baselines.fleet_policies import OracleFleetPolicy, fleet_deadline_shield
@@ -100,37 +105,43 @@ def collect(env, model, episodes: int, seed: int, round_: int, beta: float, data
         s = episode_seed(seed, round_, i)
         env.reset(seed=s)
         oracle = OracleFleetPolicy()
+        if oracle_moves is not None:
+            oracle.improve_moves_per_job = int(oracle_moves)
         oracle.reset(env, s)
         run_level = next_planned_level(oracle.plan.level, env.L)
         targets = env.jobs.home.astype(np.int64).copy()
         levels = np.full(env.J, env.L - 1, dtype=np.int64)
+        gpus = np.zeros(env.J, dtype=np.int64)
+        agent = np.zeros(env.J, dtype=bool)  # the jobs whose last executed decision was the agent's
         done = False
         while not done:
             obs, mask, decide = job_observations(env)
             idx = np.flatnonzero(decide)
+            ot, ol = oracle.act(env)
             if idx.size:
-                ot, ol = oracle.act(env)
                 k = min(env.k, run_level.shape[1] - 1)
-                ol = run_level[:, k]  # the clock of its plan now or, waiting, at its next planned step
-                label = to_actions(ot[idx], ol[idx], R)
+                # the label's clock: its plan's now or, waiting, at its next planned step
+                label = to_actions(ot[idx], run_level[idx, k], R)
                 m = mask[idx]
                 off = ~m[np.arange(idx.size), label[:, 0]]
                 label[off, 0] = R  # the oracle queueing where no GPU is free now: wait (what the mask allows)
                 data.append((obs[idx], label, m, env.jobs.gpus[idx].astype(np.float32)))
-                act = label
+                targets[idx], levels[idx], gpus[idx] = ot[idx], ol[idx], oracle.gpus[idx]
+                agent[idx] = False
                 if beta < 1.0:
                     order, a_ord = claim_actions(model, env, obs, mask, decide)
                     a = np.empty_like(a_ord)
                     a[np.searchsorted(idx, order)] = a_ord  # back to job order
                     coin = rng.random(idx.size) < beta
-                    act = np.where(coin[:, None], label, a)
+                    mine = idx[~coin]
+                    targets[mine], levels[mine] = from_actions(a[~coin], R)
+                    gpus[mine], agent[mine] = 0, True
                     expert += int(coin.sum())
                 else:
                     expert += idx.size
                 total += idx.size
-                targets[idx], levels[idx] = from_actions(act, R)
-            t, lv = fleet_deadline_shield(env, targets, levels)
-            _, _, d, tr, _ = env.step_jobs(t, lv)
+            t, lv = fleet_deadline_shield(env, targets, levels, only=agent)
+            _, _, d, tr, _ = env.step_jobs(t, lv, gpus=gpus)
             done = d or tr
     return expert / max(total, 1)
 
@@ -149,7 +160,7 @@ def imitate(model, scenario, data_dir, hp: dict, seed: int, run_dir: Path, progr
     for round_ in range(cfg.dagger_rounds + 1):
         beta = 1.0 if round_ == 0 else cfg.beta * 0.5 ** (round_ - 1)
         n_eps = cfg.demo_episodes if round_ == 0 else cfg.dagger_episodes
-        share = collect(env, model, n_eps, seed, round_, beta, data)
+        share = collect(env, model, n_eps, seed, round_, beta, data, cfg.oracle_moves_per_job)
         obs = np.concatenate([d[0] for d in data])
         actions = np.concatenate([d[1] for d in data])
         masks = np.concatenate([d[2] for d in data])
