@@ -73,6 +73,8 @@ class FleetBound:
     # (R, H) kg per GPU-hour: the LP's shadow price of each pool's capacity in each hour (the dual of its row; 0
     # where the pool is not full), what one more GPU-hour there would save; zeros if infeasible
     price_kg_per_gpu_h: np.ndarray | None = None
+    # (R, H) kg per Wh: the shadow price of each region's power cap in each period (0 where it does not bind)
+    price_kg_per_wh: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -234,18 +236,24 @@ def fleet_lower_bound(
         a_ub = sp.vstack([a_ub, sp.csr_array((watts, (pw_row, pw)), shape=(pw_rows.size, n))], format="csr")
         b_ub = np.concatenate([b_ub, cap_w[pw_rows // periods]])
     t0 = time.perf_counter()
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
-    solve_s = time.perf_counter() - t0
     share = np.zeros((J, R, periods, L))
     price = np.zeros((R, periods))
-    if res.status == 2 or (n == 0 and J > 0):
-        return FleetBound(np.inf, "infeasible", share, n, solve_s, price)
+    if n == 0 and J > 0:  # no cell can run any job (HiGHS refuses an empty LP)
+        return FleetBound(np.inf, "infeasible", share, n, 0.0, price, np.zeros((R, periods)))
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=np.ones(J), bounds=(0, None), method="highs")
+    solve_s = time.perf_counter() - t0
+    if res.status == 2:
+        return FleetBound(np.inf, "infeasible", share, n, solve_s, price, np.zeros((R, periods)))
     if res.status != 0:
         raise RuntimeError(f"HiGHS did not solve the fleet LP: {res.message}")
     share[j, r, h, lv] = np.clip(res.x, 0.0, None)
     cap_duals = -np.asarray(res.ineqlin.marginals)[time_rows.size : time_rows.size + cap_rows.size]
     price.ravel()[cap_rows] = np.clip(cap_duals, 0.0, None) * (_S_PER_H / step_s)  # kg per GPU-hour
-    return FleetBound(float(res.fun), "optimal", share, n, solve_s, price)
+    price_w = np.zeros((R, periods))
+    if pw.size:  # the power rows: W averaged over the period, so kg per W x period -> kg per Wh
+        pw_duals = -np.asarray(res.ineqlin.marginals)[time_rows.size + cap_rows.size :]
+        price_w.ravel()[pw_rows] = np.clip(pw_duals, 0.0, None) * (_S_PER_H / step_s)
+    return FleetBound(float(res.fun), "optimal", share, n, solve_s, price, price_w)
 
 
 def evaluate_schedule(

@@ -81,6 +81,7 @@ def cell_schedule(
     improve_set: int = 4,
     seed: int = 0,
     power_cap_w: np.ndarray | None = None,
+    price_kg_per_wh: np.ndarray | None = None,
 ) -> CellPlan:
     """Plan every job (module docstring).
 
@@ -109,6 +110,8 @@ def cell_schedule(
     R, S = free.shape
     J, L = jobs.n_jobs, jobs.n_levels
     price = np.zeros((R, S)) if price_kg_per_gpu_h is None else np.asarray(price_kg_per_gpu_h, dtype=float)
+    if price_kg_per_wh is not None:  # both prices ride in one array: GPU-hours, then Wh
+        price = np.stack([price, np.asarray(price_kg_per_wh, dtype=float)])
     held = np.zeros((R, S))  # GPUs the planned jobs hold (or release) per region and step
     cap_w = np.full(R, np.inf) if power_cap_w is None else np.asarray(power_cap_w, dtype=float)
     full_w = np.repeat(cap_w[:, None], S, axis=1)
@@ -236,9 +239,13 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1, speed=
     e_all = jobs.energy_per_minibatch_kwh[j]  # (R, L) kWh per mini-batch
     t_all = jobs.minibatch_s[j]  # (R, L) s per mini-batch on the full request
     cost = ci[:, None, k0:k1] * e_all[:, :, None] * fac[:, None, :]  # (R, L, n) g per mini-batch
-    rank = cost + 1000.0 * price[:, None, k0:k1] * (t_all[:, :, None] * g / 3600.0) * fac[:, None, :]
-    ok = room[:, None, :]
     it_w = jobs.gpu_power_w[j] + jobs.host_power_w[:, None]  # (R, L) W per busy GPU
+    gpu_h = t_all[:, :, None] * g / 3600.0 * fac[:, None, :]  # (R, L, n) GPU-hours per mini-batch
+    if price.ndim == 2:
+        rank = cost + 1000.0 * price[:, None, k0:k1] * gpu_h
+    else:  # and the power cap's price per Wh of the mini-batch
+        rank = cost + 1000.0 * (price[0][:, None, k0:k1] + price[1][:, None, k0:k1] * it_w[:, :, None]) * gpu_h
+    ok = room[:, None, :]
     if pw_left is not None:  # the planned clock's power fits the cap's rest, and the lowest clock's the next step's
         pw_nxt = np.concatenate(
             [pw_left[:, k0 + 1 : k1 + 1], np.full((free.shape[0], max(k1 + 1 - S, 0)), np.inf)], axis=1
@@ -269,7 +276,7 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1, speed=
             hi = mid
         else:
             lo = mid
-        if hi - lo <= 1e-9 * hi:
+        if hi - lo <= 1e-4 * hi:  # near enough: the switch below settles the steps between lo and hi
             break
     # from the choices just below that price (short of the job), switch the steps whose choice changes at it, least
     # extra carbon per extra mini-batch first, until the job is covered (identical steps switch together at one
@@ -310,7 +317,7 @@ def _plan_job(jobs, j, ci, free, held, price, step_s, overhead_s, k0, k1, speed=
     nxt_region = np.full(take.size, -1)
     nxt_region[:-1] = np.where(take[1:] == nxt[:-1], rr[1:], -1)
     leaves = (nxt < S) & (nxt_region != rr)
-    leaves[-1] = False  # it completes in its last step and holds nothing after it
+    # (also after its last step: a job a little behind its plan completes early in the next one, holding its GPUs)
     # a job that runs on fewer GPUs than in the step before, in the same region, still holds the former count at
     # the step's start (the pools count its most GPUs in the step)
     stay = np.zeros(take.size, dtype=bool)

@@ -183,6 +183,7 @@ class OracleFleetPolicy(FleetPolicy):
         free = np.where(env.outage_mask()[:, :steps], 0, env.free[0, :, :steps])
         self.bound = hourly_bound(env)  # its shadow prices rank the cells (the hourly LP: fast)
         price = np.repeat(self.bound.price_kg_per_gpu_h, per_h, axis=1)[:, :steps]
+        price_w = np.repeat(self.bound.price_kg_per_wh, per_h, axis=1)[:, :steps]
         # plans end a shield's reserve and a step before the deadline, so a job on its plan never trips the shield
         margin = shield_reserve_s(env) + env.step_s
         self.plan = cell_schedule(
@@ -197,6 +198,7 @@ class OracleFleetPolicy(FleetPolicy):
             improve_moves=self.improve_moves_per_job * env.J,
             seed=seed,
             power_cap_w=env.cap_w,
+            price_kg_per_wh=price_w,
         )
         self.planned_left = self.plan.planned_left
         self.plan_s = time.perf_counter() - t0  # wall s of the hourly LP and the plan
@@ -208,7 +210,9 @@ class OracleFleetPolicy(FleetPolicy):
         targets, levels = np.where(r < 0, WAIT, r), np.where(lv < 0, env.L - 1, lv)
         # a job behind its plan (a fault, a pool short of what the plan foresaw) catches up at once, while its
         # deadline still has room: where it holds GPUs, else in the cleanest region with a free GPU, top clock
-        behind = env.open_jobs() & (env.remaining_minibatches() > self.planned_left[:, k] + _CATCH_UP_MB)
+        # (a job past its plan's last step and still open, if only by a rounding residue, counts as behind)
+        left = self.planned_left[:, k]
+        behind = env.open_jobs() & ((env.remaining_minibatches() > left + _CATCH_UP_MB) | (left <= 0))
         idle = np.flatnonzero(behind & (targets == WAIT))
         if idle.size:
             spare = np.where(env.region_up(), env.free_now() - env.gpus_in_use(), 0)

@@ -70,6 +70,23 @@ def test_a_regional_power_cap_limits_the_power_above_level_0():
     assert fleet_lower_bound(jobs, ci, cap, power_cap_w=np.array([90.0])).carbon_kg == pytest.approx(0.132)
 
 
+def test_the_power_caps_shadow_price_is_the_carbon_one_more_watt_saves():
+    # one 2-GPU job of 1 h and 1 kWh at level 1 (300 W a GPU; level 0 is slower and costlier: never used), due in
+    # 2 h at 100 then 200 g/kWh, a 400 W cap: at most 2/3 of the job in hour 0 (x 600 W <= 400 W), the rest in
+    # hour 1: 2/3 x 100 + 1/3 x 200 = 133.3 g. One more W moves 1/600 of the job from hour 1 to hour 0: 0.1 kg /
+    # 600 per W over the hour, so 1/6000 kg per Wh in hour 0; hour 1's cap does not bind (price 0)
+    jobs = make_jobs([0], [2], [2], [[[2.0, 1.0]]], [[[2.0, 1.0]]], 2)
+    jobs = dataclasses.replace(jobs, gpu_power_w=np.array([[[150.0, 300.0]]]))
+    b = fleet_lower_bound(jobs, np.array([[100.0, 200.0]]), np.full((1, 2), 2.0), power_cap_w=np.array([400.0]))
+    assert b.carbon_kg == pytest.approx(0.4 / 3)
+    np.testing.assert_allclose(b.price_kg_per_wh, [[1 / 6000, 0.0]], atol=1e-12)
+    # a cap below one GPU's level-1 power leaves no level to run: infeasible, not an error
+    assert (
+        fleet_lower_bound(jobs, np.array([[100.0, 200.0]]), np.full((1, 2), 2.0), power_cap_w=np.array([200.0])).status
+        == "infeasible"
+    )
+
+
 def test_the_speed_floor_scales_a_jobs_gpu_time_and_energy():
     # a 2-GPU job of 1 h and 1 kWh on its full request, 1 GPU free for the hour: 2 GPU-hours do not fit; with
     # GPU-time and energy per mini-batch x 0.5 at best (floor 0.5), 1 GPU-hour does, at 0.5 kWh x 100 g/kWh
