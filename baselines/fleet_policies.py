@@ -284,7 +284,10 @@ def fleet_deadline_shield(
     lowest clock, and the highest clock level that power fits; the time counts the scaling curve, checkpoint stalls
     and the restart, with the transfer from where the job's checkpoint is (or will be, after a move its decision
     starts). A move to another region counts one step more when transfers can fail (``transfer_failure_prob``): a
-    failed transfer leaves the job waiting out the step at its source (``sim.physics.handle``).
+    failed transfer leaves the job waiting out the step at its source (``sim.physics.handle``); when no region keeps
+    that step in hand, the soonest without it. A job holding no GPUs waits only with one more step in hand (the
+    pools can fill within a step: the agent's job in 2023 episode 3 found every A40 pool full one step after it
+    could still wait).
 
     Why (2023 test split, seeds 0-4, main at a2225ae): the shield counted free GPUs minus the fleet's as the job's
     own and timed runs at the top clock; the oracle's and packing's late jobs waited behind more urgent jobs for
@@ -356,14 +359,17 @@ def fleet_deadline_shield(
                 later_mb = jobs.minibatch_s[j, regions, top] / np.maximum(env._speed[j, later], 1e-12) + stall_s[j]
                 next_s = restart_s[j] + env._xfer_s[j, at] + np.where(regions == at, 0.0, failed_move_s)
                 next_s = np.where(later > 0, next_s + remaining[j] * later_mb, np.inf)
-                safe = left_s[j] - env.step_s >= float(next_s.min()) + reserve_s[j]
+                # a job holding no GPUs keeps one more step in hand: the pools can fill within a step
+                safe = left_s[j] - (2 if n == 0 else 1) * env.step_s >= float(next_s.min()) + reserve_s[j]
             if not safe and np.isfinite(top_s).any():
                 if n > 0 and top_s[own] + reserve_s[j] <= left_s[j]:
                     r = own  # no move needed
                 else:
                     ok = np.flatnonzero(top_s + reserve_s[j] <= left_s[j])
-                    pick = ok if ok.size else np.flatnonzero(top_s == top_s.min())
-                    r = int(pick[np.argmin(ci[pick])])
+                    if ok.size == 0:  # none keeps a failed transfer's step in hand: the soonest without it
+                        run_s = top_s - np.where(regions == own, 0.0, failed_move_s)
+                        ok = np.flatnonzero(run_s == run_s.min())
+                    r = int(ok[np.argmin(ci[ok])])
                 targets[j], levels[j] = r, L - 1
                 t = r
         elif timed[j]:

@@ -93,8 +93,9 @@ def test_the_shield_leaves_a_job_alone_that_can_afford_to_wait():
     job = {"arrival_hours": 0.0, "gpus": 2, "duration_hours": 1.0, "workload": "resnet50", "home": "CA-ON"}
     env = _fleet([job, job])
     reserve = shield_reserve_s(env)
-    # waiting a step still leaves half a step in hand
-    d = min(_run_s(env, 1, KR), _run_s(env, 1, DE)) + reserve[1] + 1.5 * env.step_s
+    # waiting a step still leaves a step and a half in hand (a job holding no GPUs keeps one more step: the pools can
+    # fill within a step)
+    d = min(_run_s(env, 1, KR), _run_s(env, 1, DE)) + reserve[1] + 2.5 * env.step_s
     _set_deadlines(env, np.array([d, d]))
     targets, _ = fleet_deadline_shield(env, np.full(2, WAIT), np.zeros(2, dtype=np.int64))
     assert targets.tolist() == [WAIT, WAIT]
@@ -140,9 +141,9 @@ def test_every_job_the_shield_overrides_gets_gpus_where_it_sends_it(policy):
 @pytest.mark.parametrize(("failure_prob", "moves_now"), [(0.0, False), (0.02, True)])
 def test_a_job_that_must_move_keeps_a_step_in_hand_for_a_failed_transfer(failure_prob, moves_now):
     # job 0 fills KR (4 GPUs); job 1 (2 GPUs, home KR) arrives after and must move to an A40 region to run. Its
-    # deadline leaves 1.5 steps beyond its run there plus the reserve. Without transfer failures it can wait a step;
-    # with them, a failed transfer leaves it waiting out a step at KR (sim.physics.handle), so a move counts one
-    # more step: it cannot wait, and is sent now.
+    # deadline leaves 2.5 steps beyond its run there plus the reserve. Without transfer failures it can wait a step
+    # (keeping two in hand, as a job holding no GPUs does); with them, a failed transfer leaves it waiting out a step
+    # at KR (sim.physics.handle), so a move counts one more step: it cannot wait, and is sent now.
     a = {"arrival_hours": 0.0, "gpus": 4, "duration_hours": 6.0, "workload": "resnet50", "home": "KR"}
     b = {"arrival_hours": 0.25, "gpus": 2, "duration_hours": 1.0, "workload": "resnet50", "home": "KR"}
     d = copy.deepcopy(SMALL)
@@ -154,7 +155,7 @@ def test_a_job_that_must_move_keeps_a_step_in_hand_for_a_failed_transfer(failure
     assert env.job_gpus().tolist() == [4, 0]  # KR is full
     reserve = shield_reserve_s(env)[1]
     deadlines = env.jobs.deadline_s.copy()
-    deadlines[1] = env.t_s + min(_run_s(env, 1, DE), _run_s(env, 1, CA)) + reserve + 1.5 * env.step_s
+    deadlines[1] = env.t_s + min(_run_s(env, 1, DE), _run_s(env, 1, CA)) + reserve + 2.5 * env.step_s
     _set_deadlines(env, deadlines)
     targets, _ = fleet_deadline_shield(env, np.array([KR, WAIT]), np.full(2, env.L - 1))
     assert (targets[1] in (DE, CA)) == moves_now and (targets[1] == WAIT) != moves_now
