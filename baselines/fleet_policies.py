@@ -229,8 +229,10 @@ class OracleFleetPolicy(FleetPolicy):
         # jobs behind it or without one
         guard = behind | self.plan.unplanned
         targets, levels = fleet_deadline_shield(env, targets, levels, only=guard)
-        # on its plan a job holds the GPUs planned (the engine would grow it into GPUs planned for other jobs)
-        on_plan = ~guard & (targets == r) & (r >= 0)
+        # in its planned region a job holds the GPUs planned (the engine would grow it into GPUs planned for other
+        # jobs), behind its plan or not (2023 seed 0: an 8-GPU job behind grew 7 -> 8 and held the 8th GPU a job
+        # planned there next needed, which missed its deadline)
+        on_plan = (targets == r) & (r >= 0)
         self.gpus = np.where(on_plan, self.plan.held_gpus[:, k], 0)
         return targets, levels
 
