@@ -201,6 +201,10 @@ class OracleFleetPolicy(FleetPolicy):
             price_kg_per_wh=price_w,
         )
         self.planned_left = self.plan.planned_left
+        # jobs whose window left no room for the shield's reserve after their plan: the shield guards them too
+        ran = self.plan.region >= 0
+        end_s = (steps - np.argmax(ran[:, ::-1], axis=1)) * env.step_s
+        self.tight = ran.any(axis=1) & (end_s > env.jobs.deadline_s - margin + 1e-6)
         self.plan_s = time.perf_counter() - t0  # wall s of the hourly LP and the plan
 
     def act(self, env: CarbonFleetEnv) -> tuple[np.ndarray, np.ndarray]:
@@ -227,7 +231,7 @@ class OracleFleetPolicy(FleetPolicy):
                     spare[rr] -= min(int(env.jobs.gpus[j]), int(spare[rr]))
         # a job on its plan keeps to it (the plan ends a shield's reserve before its deadline); the shield guards the
         # jobs behind it or without one
-        guard = behind | self.plan.unplanned
+        guard = behind | self.plan.unplanned | self.tight
         targets, levels = fleet_deadline_shield(env, targets, levels, only=guard)
         # in its planned region a job holds the GPUs planned (the engine would grow it into GPUs planned for other
         # jobs), behind its plan or not (2023 seed 0: an 8-GPU job behind grew 7 -> 8 and held the 8th GPU a job
