@@ -165,8 +165,8 @@ class OracleFleetPolicy(FleetPolicy):
     GPUs planned for it (``gpus``: the engine would grow it into GPUs planned for other jobs) and is left alone by the
     shield (its plan ends a shield's reserve before its deadline; on 2023 test seeds 0, 2, 4 the shield on every
     job gave 1.39x the bound, on the jobs off their plans 1.28x); a job behind its plan (a fault, a restore the
-    plan did not foresee) catches up at once, and it and any job without a plan are guarded by
-    :func:`fleet_deadline_shield`.
+    plan did not foresee) catches up at once, and it, any job without a plan and any job whose plan ends within the
+    shield's reserve of its deadline (a tight window) are guarded by :func:`fleet_deadline_shield`.
 
     After ``reset``: ``plan`` (:class:`baselines.fleet_oracle.CellPlan`; ``plan.carbon_kg`` is its busy-energy
     carbon without the simulator's overheads) and ``plan_s`` (wall s of the hourly LP and the plan).
