@@ -143,6 +143,35 @@ def test_sb3_adapter_resets_in_the_same_step_and_hides_metrics_from_monitor_key(
     assert venv.venv.envs[0].sim.k == 0  # already reset
 
 
+def test_sb3_infos_read_like_the_single_envs_and_keep_their_step_values():
+    """The adapter's per-env infos (made when read) equal ``info_of`` of the batched infos, key for key, including
+    the keys only finished envs have (``jct_h``; ``final_obs`` / ``final_info`` are left to SB3VecEnv, which puts
+    the finished episode's own info there), and keep their values after later steps."""
+    venv = CarbonMigrationVectorEnv(N, scenario="paper")  # next-step autoreset: a completing step's info has jct_h
+    _, infos = venv.reset(seed=5)
+    rng = np.random.default_rng(1)
+    kept, with_jct = [], 0
+    for _ in range(300):
+        # mostly run where the job is at the top clock (so jobs complete), sometimes a random valid move
+        act = np.stack([infos["region_index"], np.full(N, venv.L - 1)], axis=1)
+        move = rng.random(N) < 0.1
+        act[move] = valid_actions(venv.action_masks(), venv.R + 1, rng)[move]
+        _, _, term, trunc, infos = venv.step(act)
+        rows = venv.info_rows(infos)
+        for i, row in enumerate(rows):
+            expected = {k: v for k, v in venv.info_of(infos, i).items() if k not in ("final_obs", "final_info")}
+            assert dict(row) == expected and len(row) == len(expected) and set(row) == set(expected)
+            assert ("jct_h" in row) == bool(infos["_jct_h"][i]) and row.get("episode") is None
+            with_jct += "jct_h" in row
+        kept.append((rows[0], dict(rows[0])))
+    assert 0 < with_jct < 300 * N  # some envs completed a job within the steps, the others not
+    assert all(dict(row) == snapshot for row, snapshot in kept)
+    row = kept[-1][0]
+    row["terminal_observation"] = 1.0  # SB3 wrappers write into infos: it becomes a plain dict
+    del row["t_s"]
+    assert row["terminal_observation"] == 1.0 and "t_s" not in row and row.copy()["region"] == kept[-1][1]["region"]
+
+
 # A trivial task to see learning through the adapter: 4-hour episodes, no deadline, reward = -carbon only. Pausing
 # holds no GPUs and emits nothing, so the optimal return is exactly 0; any running step costs carbon.
 CARBON_ONLY = {"lateness_per_hour": 0.0, "cap_violation_per_kj": 0.0}
