@@ -60,6 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv=None) -> argparse.Namespace:
     from agents.build import ALGOS, TRAIN_DEFAULTS
+    from agents.fleet_train import fleet_hyperparameters
 
     p = _Parser(
         prog="train.py",
@@ -83,7 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="total environment steps of the run; with --resume the new total, counting the steps already done "
         "(the run continues from its saved step count up to this). "
         "Default: 'timesteps' in the algorithm's config: 0 for maskable_ppo (imitation only; N adds N PPO steps "
-        f"after it), 24000 PPO job decisions after imitation for a fleet scenario (agents/configs/fleet.yaml), "
+        f"after it), {fleet_hyperparameters(None)['timesteps']} PPO job decisions after imitation for a fleet "
+        "scenario (agents/configs/fleet.yaml), "
         f"{TRAIN_DEFAULTS['timesteps']} if the config has none; with --resume, the run's saved total",
     )
     p.add_argument(

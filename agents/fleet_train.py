@@ -117,8 +117,8 @@ def collect(
         while not done:
             obs, mask, decide = job_observations(env)
             idx = np.flatnonzero(decide)
-            ot, ol = oracle.act(env)
             if idx.size:
+                ot, ol = oracle.act(env)
                 k = min(env.k, run_level.shape[1] - 1)
                 # the label's clock: its plan's now or, waiting, at its next planned step
                 label = to_actions(ot[idx], run_level[idx, k], R)
